@@ -1,0 +1,57 @@
+// The one seam between the engine and storage (LevelDB's Env, narrowed to a block device).
+// The engine never calls the OS; a POSIX file device and simdisk's layers implement this.
+//
+// Durability contract every implementation honours:
+//  - Write() returns once the device has accepted the data; it is durable only if
+//    WriteOptions::fua was set, or once a later Flush() has returned.
+//  - Flush() makes every write that returned before the call durable.
+//  - Read() sees the newest accepted data, durable or not.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "engine/status.h"
+
+namespace crashsim {
+
+// Which qcow2 structure a device write serves. Carried with every write so that simdisk can
+// record it and spend its exhaustive crash-state budget on metadata ordering.
+enum class IoTag : uint8_t {
+  kUnknown = 0,
+  kHeader,          // cluster 0: header, extensions, backing file name
+  kL1Table,
+  kL2Table,
+  kRefcountTable,
+  kRefcountBlock,
+  kData,            // guest data written by the guest
+  kCowData,         // guest data copied on write (backing file, zeros, shared cluster)
+  kSnapshotTable,
+  kBitmap,
+};
+inline constexpr int kIoTagCount = 10;
+const char* IoTagName(IoTag tag);
+
+struct WriteOptions {
+  bool fua = false;  // durable when Write() returns
+  IoTag tag = IoTag::kUnknown;
+};
+
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+
+  // Reads exactly data.size() bytes at offset. Bytes past Size() read as an error.
+  virtual Status Read(uint64_t offset, std::span<uint8_t> data) = 0;
+  // Writes data at offset; a write past Size() grows the device.
+  virtual Status Write(uint64_t offset, std::span<const uint8_t> data, WriteOptions options) = 0;
+  virtual Status Flush() = 0;
+  virtual Result<uint64_t> Size() = 0;
+  // Sets the size: truncates, or extends with zeros.
+  virtual Status Resize(uint64_t size) = 0;
+  // A short human name for messages: the file path, or "simdisk".
+  virtual std::string Name() const = 0;
+};
+
+}  // namespace crashsim

@@ -36,6 +36,9 @@ const char* IoTagName(IoTag tag);
 struct WriteOptions {
   bool fua = false;  // durable when Write() returns
   IoTag tag = IoTag::kUnknown;
+  // The engine's commit-protocol step (engine/protocol.h: DurableStep), 0 when unknown. Kept
+  // as a plain byte so the seam does not depend on the engine.
+  uint8_t step = 0;
 };
 
 class BlockDevice {

@@ -1,0 +1,94 @@
+// The reference qcow2 engine: one open image. It reaches storage only through a BlockDevice
+// and follows the commit protocol in engine/protocol.h, so a crash (power loss or process kill)
+// at any device operation leaves an image that is either clean or marked dirty.
+//
+// Not thread-safe: one caller drives it, as a simulation does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/block_device.h"
+#include "engine/format/entries.h"
+#include "engine/format/header.h"
+#include "engine/options.h"
+#include "engine/status.h"
+
+namespace crashsim {
+
+// Something guest reads can fall through to: a qcow2 image or a raw backing file.
+class GuestReader {
+ public:
+  virtual ~GuestReader() = default;
+  virtual uint64_t virtual_size() const = 0;
+  // Reads guest bytes; bytes past virtual_size() read as zeros.
+  virtual Status Read(uint64_t offset, std::span<uint8_t> data) = 0;
+};
+
+// Counters of what the engine asked of the device; simdisk keeps the authoritative ones.
+struct EngineStats {
+  uint64_t device_writes = 0;
+  uint64_t device_write_bytes = 0;
+  uint64_t device_flushes = 0;
+  uint64_t clusters_allocated = 0;
+  uint64_t dirty_bit_sets = 0;
+};
+
+// Where a guest offset maps to (for info/map output and for tests).
+struct Mapping {
+  ClusterType type = ClusterType::kUnallocated;
+  uint64_t host_offset = 0;  // data offset for normal clusters; descriptor offset if compressed
+  bool from_backing = false;
+};
+
+class Image : public GuestReader {
+ public:
+  // Creates an image on `device` (which is truncated). With a backing file, `open_backing`
+  // opens it (for the size when options.size is 0, and to check it exists).
+  static Status Create(BlockDevice& device, const CreateOptions& options,
+                       const BackingOpener& open_backing = {});
+
+  // Opens an image. The device is borrowed and must outlive the Image.
+  static Result<std::unique_ptr<Image>> Open(BlockDevice& device, const OpenOptions& options);
+  // Opens an image and takes ownership of its device.
+  static Result<std::unique_ptr<Image>> Open(std::unique_ptr<BlockDevice> device,
+                                             const OpenOptions& options);
+
+  ~Image() override;  // no I/O: a destroyed, unclosed Image is a process kill
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+
+  uint64_t virtual_size() const override;
+  Status Read(uint64_t offset, std::span<uint8_t> data) override;
+  Status Write(uint64_t offset, std::span<const uint8_t> data);
+  // Zero flag on v3 (unmap: also free the clusters), deallocation on v2 without a backing file,
+  // explicit zeros otherwise and for partial clusters.
+  Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap = false);
+  // Frees whole clusters in the range; partial clusters are left as they are.
+  Status Discard(uint64_t offset, uint64_t length);
+  // Guest flush: every completed write becomes durable (ignored in cache=unsafe).
+  Status Flush();
+  // Clean close: writes every cache, flushes, clears the dirty bit. The Image is unusable after.
+  Status Close();
+
+  Result<Mapping> Map(uint64_t guest_offset);
+
+  const QcowHeader& header() const;
+  const Geometry& geometry() const;
+  bool read_only() const;
+  bool lazy_refcounts() const;
+  CacheMode cache_mode() const;
+  BlockDevice& device();
+  const EngineStats& stats() const;
+
+  struct State;  // the engine's in-memory state (engine/image_state.h)
+
+ private:
+  explicit Image(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace crashsim

@@ -1,0 +1,110 @@
+// The engine's in-memory state for one open image and the internal operations on it, shared by
+// image_open.cc (open, create, header, dirty bit, close), refcounts.cc (refcounts, allocation),
+// image_io.cc (guest reads and writes) and image_flush.cc (the flush protocol).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "engine/block_device.h"
+#include "engine/format/entries.h"
+#include "engine/format/header.h"
+#include "engine/image.h"
+#include "engine/metadata_cache.h"
+#include "engine/options.h"
+#include "engine/protocol.h"
+
+namespace crashsim {
+
+// One L2 entry: word 0, plus the subcluster bitmap (word 1) for extended L2.
+struct L2Entry {
+  uint64_t word = 0;
+  uint64_t bitmap = 0;
+  uint64_t host_offset() const { return word & kL2OffsetMask; }
+  bool copied() const { return word & kOflagCopied; }
+};
+
+struct Image::State {
+  State(BlockDevice& dev, QcowHeader hdr, OpenOptions opts);
+
+  BlockDevice& device;
+  std::unique_ptr<BlockDevice> owned_device;
+  QcowHeader header;
+  Geometry geometry;
+  OpenOptions options;
+  bool lazy = false;
+  bool closed = false;
+  bool bitmaps_invalidated = false;
+  std::unique_ptr<GuestReader> backing;
+  std::vector<uint64_t> l1;        // active L1 table, host byte order
+  std::vector<uint64_t> reftable;  // refcount table, host byte order
+  MetadataCache l2_cache;
+  MetadataCache refblock_cache;
+  EngineStats stats;
+
+  // Commit-protocol state (engine/protocol.h).
+  bool dirty_on_disk = false;         // the dirty bit as the disk has it
+  bool refcounts_unwritten = false;   // refcount blocks changed since their last write-back
+  bool l2_needs_data_barrier = false; // R2: data written since the last flush that L2s point to
+  // R3: reference drops whose L2/L1 change is not yet durable: cluster index -> count.
+  std::map<uint64_t, uint64_t> pending_decrements;
+  uint64_t free_cluster_index = 0;
+
+  // --- device access, tagged with the protocol step ---
+  Status DevWrite(uint64_t offset, std::span<const uint8_t> data, IoTag tag, DurableStep step);
+  Status DevFlush();
+  // Reads host bytes for guest data: bytes past the end of the file read as zeros (a sparse
+  // preallocated image), as QEMU's file driver does.
+  Status ReadHostData(uint64_t offset, std::span<uint8_t> data);
+
+  // --- header and dirty bit (image_open.cc) ---
+  Status WriteHeader(DurableStep step);
+  Status MarkDirty();              // L1
+  Status MarkClean();              // L3
+  Status InvalidateBitmaps();      // before the first write to an image with bitmaps
+  Status PrepareForWrite();        // checks read-only/closed, invalidates bitmaps
+  bool accurate_refcounts() const { return !(lazy && dirty_on_disk); }
+
+  // --- refcounts and allocation (refcounts.cc) ---
+  Result<uint64_t> GetRefcount(uint64_t cluster_index);
+  Status SetRefcount(uint64_t cluster_index, uint64_t value);
+  // Allocates `count` contiguous free clusters with refcount 1; returns the first host offset.
+  Result<uint64_t> AllocateClusters(uint64_t count);
+  // Queues a reference drop (R3); applied by ApplyPendingDecrements after the L2 write-back.
+  void QueueDecrement(uint64_t host_offset, uint64_t cluster_count = 1);
+  Status ApplyPendingDecrements();
+  // Releases the clusters an L2 entry holds (normal, zero-alloc, compressed span).
+  void ReleaseEntry(const L2Entry& entry);
+  Status EnsureRefblock(uint64_t cluster_index, bool* allocated);
+  Status GrowReftable(uint64_t min_entries);
+  Result<uint64_t> FindFreeClusters(uint64_t count);
+  Status PreallocateMetadata();
+  Status WriteRefcountBlocks();
+  uint64_t cluster_index(uint64_t host_offset) const { return host_offset >> header.cluster_bits; }
+
+  // --- flush protocol (image_flush.cc) ---
+  // Writes caches in protocol order; device_flush=false for cache=unsafe semantics.
+  Status FlushMetadata(bool flush_refcounts_even_if_lazy);
+  Status GuestFlush();
+
+  // --- mapping and guest I/O (image_io.cc) ---
+  Result<L2Entry> LookupEntry(uint64_t guest_offset);
+  Result<std::span<uint8_t>> L2TableForRead(uint64_t l1_index);
+  Result<uint64_t> L2TableForWrite(uint64_t l1_index);  // returns the table's host offset
+  L2Entry GetL2Entry(std::span<const uint8_t> table, uint64_t l2_index) const;
+  void SetL2Entry(std::span<uint8_t> table, uint64_t l2_index, const L2Entry& entry) const;
+  Status ReadCluster(uint64_t guest_offset, std::span<uint8_t> data);
+  Status ReadFromEntry(const L2Entry& entry, uint64_t guest_offset, std::span<uint8_t> data);
+  Status ReadBacking(uint64_t guest_offset, std::span<uint8_t> data);
+  Status ReadCompressed(const L2Entry& entry, std::vector<uint8_t>& cluster);
+  Status WriteCluster(uint64_t guest_offset, std::span<const uint8_t> data);
+  Status ZeroCluster(uint64_t guest_offset, bool unmap, bool discard);
+};
+
+// Reads a whole file as a raw guest disk (a raw backing file).
+std::unique_ptr<GuestReader> MakeRawReader(std::unique_ptr<BlockDevice> device);
+
+}  // namespace crashsim

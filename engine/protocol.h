@@ -1,0 +1,50 @@
+// The commit protocol, written once. Every device write the engine issues names the durable
+// step it belongs to, so a crash point reads as "after the refcount block write of cluster N".
+//
+// Ordering rules (each enforced in image_flush.cc / refcounts.cc, each a mutant in ci/mutants):
+//  R1  A refcount increase is on disk before any L1/L2 entry that uses the cluster
+//      (refcount blocks written, then a device flush, then the L2/L1 write).
+//  R2  Guest data (and copy-on-write data) is on disk before the L2 entry that points at it
+//      (a device flush between the data writes and the L2 write-back).
+//  R3  An L2/L1 change that drops a reference is on disk before the refcount decrease
+//      (decrements are queued, applied only after the L2 write-back and its flush), and a
+//      freed cluster is not reused before that: no stale L2 entry can see another's data.
+//  R4  A new refcount block is written and flushed before the refcount-table entry naming it;
+//      a new refcount table is written and flushed before the header points at it.
+//  Lazy refcounts (compat=1.1, lazy_refcounts=on):
+//  L1  Before the first allocation whose metadata could reach the disk, the dirty bit is
+//      written (8 bytes at offset 72) and flushed (kDirtyBitSet).
+//  L2  While the image is dirty, flushes skip refcount blocks (R1 and R3 do not apply).
+//  L3  A clean close writes every L2 table and refcount block, flushes, then rewrites the
+//      header without the dirty bit (kDirtyBitClear) and flushes.
+#pragma once
+
+#include <cstdint>
+
+namespace crashsim {
+
+enum class DurableStep : uint8_t {
+  kNone = 0,
+  kCreate,            // image creation (header, first refcount structures, L1)
+  kHeaderUpdate,      // rewrite of cluster 0 (autoclear bits, bitmaps marked inconsistent)
+  kDirtyBitSet,       // L1: the 8-byte incompatible_features write
+  kDirtyBitClear,     // L3: the header rewrite at a clean close
+  kRefblockWriteback, // R1/R3: a dirty refcount block from the cache
+  kRefblockAlloc,     // R4: a brand-new refcount block
+  kReftableEntry,     // R4: the reftable entry naming a new block
+  kReftableWrite,     // R4: a whole new (grown) refcount table
+  kReftableSwitch,    // R4: header bytes 48..59 pointing at the new table
+  kL2Alloc,           // a new (or copied) L2 table
+  kL1Entry,           // the L1 entry naming a new L2 table
+  kL1Write,           // a whole L1 table (creation)
+  kL2Writeback,       // R1/R2: a dirty L2 table from the cache
+  kGuestData,         // guest data at its host cluster
+  kCowHead,           // copy-on-write bytes before the guest data
+  kCowTail,           // copy-on-write bytes after the guest data
+  kPreallocate,       // preallocation=metadata extension of the file
+  kRepair,            // writes made by check -r
+};
+inline constexpr int kDurableStepCount = 19;
+const char* DurableStepName(DurableStep step);
+
+}  // namespace crashsim

@@ -1,0 +1,46 @@
+// Helpers shared by the engine's unit tests: a recording device and image fixtures.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/image.h"
+#include "engine/memory_device.h"
+#include "engine/protocol.h"
+
+namespace crashsim::testing {
+
+// A MemoryDevice that logs every write and flush, in order.
+class RecordingDevice : public MemoryDevice {
+ public:
+  struct Op {
+    enum Kind { kWrite, kFlush } kind;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    IoTag tag = IoTag::kUnknown;
+    DurableStep step = DurableStep::kNone;
+  };
+  Status Write(uint64_t offset, std::span<const uint8_t> data, WriteOptions options) override {
+    ops.push_back({Op::kWrite, offset, data.size(), options.tag,
+                   static_cast<DurableStep>(options.step)});
+    return MemoryDevice::Write(offset, data, options);
+  }
+  Status Flush() override {
+    ops.push_back({Op::kFlush});
+    return Status::Ok();
+  }
+  std::vector<Op> ops;
+};
+
+inline std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 9));
+  return v;
+}
+
+inline bool HaveQemuImg() { return std::system("qemu-img --version >/dev/null 2>&1") == 0; }
+
+}  // namespace crashsim::testing

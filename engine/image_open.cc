@@ -182,11 +182,36 @@ Status Image::State::MarkClean() {
 }
 
 Status Image::State::InvalidateBitmaps() {
-  // The engine does not track dirty bitmaps: clearing autoclear bit 0 marks every bitmap
-  // inconsistent, as the spec prescribes for writers that do not update them.
-  if (bitmaps_invalidated || !(header.autoclear_features & kAutoclearBitmaps)) return Status::Ok();
-  header.autoclear_features &= ~kAutoclearBitmaps;
-  RETURN_IF_ERROR(WriteHeader(DurableStep::kHeaderUpdate));
+  // The engine does not track dirty bitmaps, so before its first write it sets the in_use flag
+  // of every bitmap in the directory: the spec's mark for "may be inconsistent". The bitmaps and
+  // their clusters stay, refcounted, for a tool that knows how to rebuild them.
+  if (bitmaps_invalidated || !header.bitmaps || !(header.autoclear_features & kAutoclearBitmaps)) {
+    return Status::Ok();
+  }
+  const BitmapsExtension& ext = *header.bitmaps;
+  std::vector<uint8_t> dir(ext.bitmap_directory_size);
+  Status st = device.Read(ext.bitmap_directory_offset, dir);
+  if (!st.ok()) return st.WithContext("reading the bitmap directory");
+  constexpr uint32_t kBitmapInUse = 1;
+  size_t pos = 0;
+  for (uint32_t i = 0; i < ext.nb_bitmaps; ++i) {
+    if (dir.size() - pos < 24) {
+      return Status::Corruption(fmt::format("bitmap directory entry {} at {:#x} is truncated", i,
+                                            ext.bitmap_directory_offset + pos));
+    }
+    uint32_t flags = LoadBE32(&dir[pos + 12]);
+    uint64_t name_size = LoadBE16(&dir[pos + 18]);
+    uint64_t extra_size = LoadBE32(&dir[pos + 20]);
+    StoreBE32(&dir[pos + 12], flags | kBitmapInUse);
+    uint64_t entry_size = AlignUp(24 + extra_size + name_size, 8);
+    if (entry_size > dir.size() - pos) {
+      return Status::Corruption(fmt::format("bitmap directory entry {} runs past the directory",
+                                            i));
+    }
+    pos += entry_size;
+  }
+  RETURN_IF_ERROR(DevWrite(ext.bitmap_directory_offset, dir, IoTag::kBitmap,
+                           DurableStep::kHeaderUpdate));
   RETURN_IF_ERROR(DevFlush());
   bitmaps_invalidated = true;
   return Status::Ok();

@@ -1,0 +1,148 @@
+// `crashsim info [-f qcow2] [--output=human|json] IMG`: qemu-img info's fields and layout.
+// Like qemu-img's info (which opens with NO_IO and NO_BACKING), it decodes only the header:
+// the file is opened read-only, a dirty image is reported and never repaired, a corrupt-bit
+// image is shown, and the backing file need not exist.
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "engine/format/header.h"
+#include "engine/posix_device.h"
+#include "tools/common.h"
+
+namespace crashsim::tools {
+namespace {
+
+struct InfoArgs {
+  std::string format = "qcow2";
+  std::string output = "human";
+  std::string image;
+};
+
+struct ImageInfo {
+  QcowHeader header;
+  uint64_t actual_size = 0;  // allocated bytes on the host, as stat's st_blocks * 512
+  std::string full_backing_filename;
+};
+
+Result<ImageInfo> ReadInfo(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PosixDevice> device,
+                   PosixDevice::Open(path, PosixOpenOptions{.read_only = true}));
+  ASSIGN_OR_RETURN(uint64_t file_size, device->Size());
+  std::vector<uint8_t> cluster0(std::min<uint64_t>(file_size, uint64_t{1} << kMaxClusterBits));
+  RETURN_IF_ERROR(device->Read(0, cluster0));
+  ImageInfo info;
+  ASSIGN_OR_RETURN(info.header, DecodeHeader(cluster0, file_size));
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;
+  const std::string& backing = info.header.backing_file;
+  size_t slash = path.rfind('/');
+  info.full_backing_filename = backing.starts_with('/') || slash == std::string::npos
+                                   ? backing
+                                   : path.substr(0, slash + 1) + backing;
+  return info;
+}
+
+const char* Compat(const QcowHeader& h) { return h.version == 2 ? "0.10" : "1.1"; }
+const char* CompressionName(const QcowHeader& h) {
+  return h.compression_type == CompressionType::kZstd ? "zstd" : "zlib";
+}
+const char* Bool(bool b) { return b ? "true" : "false"; }
+
+std::string HumanInfo(const std::string& path, const ImageInfo& info) {
+  const QcowHeader& h = info.header;
+  std::string out = fmt::format(
+      "image: {}\nfile format: qcow2\nvirtual size: {} ({} bytes)\ndisk size: {}\n"
+      "cluster_size: {}\n",
+      path, SizeToStr(h.size), h.size, SizeToStr(info.actual_size), h.cluster_size());
+  if (h.dirty()) out += "cleanly shut down: no\n";
+  if (h.has_backing_file()) {
+    out += "backing file: " + h.backing_file;
+    if (info.full_backing_filename != h.backing_file) {
+      out += " (actual path: " + info.full_backing_filename + ")";
+    }
+    out += "\n";
+    if (h.backing_format) out += "backing file format: " + *h.backing_format + "\n";
+  }
+  if (h.nb_snapshots > 0) out += fmt::format("snapshots: {}\n", h.nb_snapshots);
+  out += fmt::format(
+      "Format specific information:\n    compat: {}\n    compression type: {}\n", Compat(h),
+      CompressionName(h));
+  if (h.version >= 3) out += fmt::format("    lazy refcounts: {}\n", Bool(h.lazy_refcounts()));
+  if (h.bitmaps) out += fmt::format("    bitmaps: {}\n", h.bitmaps->nb_bitmaps);
+  out += fmt::format("    refcount bits: {}\n", h.refcount_bits());
+  if (h.version >= 3) {
+    out += fmt::format("    corrupt: {}\n    extended l2: {}\n", Bool(h.corrupt()),
+                       Bool(h.extended_l2()));
+  }
+  return out;
+}
+
+std::string JsonInfo(const std::string& path, const ImageInfo& info) {
+  const QcowHeader& h = info.header;
+  std::vector<std::string> data = {
+      fmt::format("\"compat\": \"{}\"", Compat(h)),
+      fmt::format("\"compression-type\": \"{}\"", CompressionName(h)),
+  };
+  if (h.version >= 3) data.push_back(fmt::format("\"lazy-refcounts\": {}", Bool(h.lazy_refcounts())));
+  data.push_back(fmt::format("\"refcount-bits\": {}", h.refcount_bits()));
+  if (h.version >= 3) {
+    data.push_back(fmt::format("\"corrupt\": {}", Bool(h.corrupt())));
+    data.push_back(fmt::format("\"extended-l2\": {}", Bool(h.extended_l2())));
+  }
+  std::vector<std::string> top = {
+      fmt::format("\"virtual-size\": {}", h.size),
+      fmt::format("\"filename\": {}", JsonString(path)),
+      fmt::format("\"cluster-size\": {}", h.cluster_size()),
+      "\"format\": \"qcow2\"",
+      fmt::format("\"actual-size\": {}", info.actual_size),
+  };
+  if (h.has_backing_file()) {
+    top.push_back(fmt::format("\"backing-filename\": {}", JsonString(h.backing_file)));
+    top.push_back(
+        fmt::format("\"full-backing-filename\": {}", JsonString(info.full_backing_filename)));
+    if (h.backing_format) {
+      top.push_back(
+          fmt::format("\"backing-filename-format\": {}", JsonString(*h.backing_format)));
+    }
+  }
+  std::string specific = "{\n        \"type\": \"qcow2\",\n        \"data\": {\n";
+  for (size_t i = 0; i < data.size(); ++i) {
+    specific += "            " + data[i] + (i + 1 < data.size() ? ",\n" : "\n");
+  }
+  specific += "        }\n    }";
+  top.push_back("\"format-specific\": " + specific);
+  top.push_back(fmt::format("\"dirty-flag\": {}", Bool(h.dirty())));
+  std::string out = "{\n";
+  for (size_t i = 0; i < top.size(); ++i) {
+    out += "    " + top[i] + (i + 1 < top.size() ? ",\n" : "\n");
+  }
+  return out + "}\n";
+}
+
+int RunInfo(const InfoArgs& args) {
+  Status format_ok = CheckFormat(args.format, {"qcow2"});
+  if (!format_ok.ok()) return Fail(format_ok.message());
+  auto info = ReadInfo(args.image);
+  if (!info.ok()) return FailOpen(args.image, info.status());
+  fmt::print("{}", args.output == "json" ? JsonInfo(args.image, *info)
+                                         : HumanInfo(args.image, *info));
+  return 0;
+}
+
+}  // namespace
+
+void AddInfoCommand(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<InfoArgs>();
+  CLI::App* cmd = app.add_subcommand("info", "show an image's header (qemu-img info fields)");
+  AddFormatFlag(cmd, args->format);
+  cmd->add_option("--output", args->output, "human or json")
+      ->check(CLI::IsMember({"human", "json"}));
+  cmd->add_option("image", args->image, "image file")->required();
+  cmd->callback([args, &exit_code] { exit_code = RunInfo(*args); });
+}
+
+}  // namespace crashsim::tools

@@ -1,0 +1,296 @@
+// `crashsim io [-f qcow2] [-t CACHE] [-r] IMG -c CMD [-c CMD ...]`: qemu-io's command syntax
+// and output lines, driving the engine. Commands:
+//   write [-P pattern] [-z [-u]] [-q] OFF LEN   (default pattern 0xcd, as qemu-io)
+//   read [-P pattern] [-v] [-q] OFF LEN         (-P verifies; -v dumps hex)
+//   discard [-q] OFF LEN
+//   flush
+//   sigraise SIGNAL                              (kill the process mid-run, for crash demos)
+// OFF and LEN take qemu's size suffixes. The default cache mode is writethrough, as qemu-io's.
+// As in qemu-io, a failing command does not stop the others; the exit code is then 1. The
+// image is closed cleanly at the end unless a sigraise ended the process first.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tools/common.h"
+
+namespace crashsim::tools {
+namespace {
+
+// qemu's BDRV_REQUEST_MAX_BYTES: the largest buffered request.
+constexpr uint64_t kMaxRequestBytes = INT_MAX & ~uint64_t{511};
+constexpr uint8_t kDefaultWritePattern = 0xcd;
+
+struct IoArgs {
+  std::string format = "qcow2";
+  std::string cache = "writethrough";
+  bool read_only = false;
+  std::vector<std::string> commands;
+  std::string image;
+};
+
+// One tokenized command: its flags (with their values) and its positional arguments.
+struct ParsedCommand {
+  std::map<char, std::string> flags;
+  std::vector<std::string> args;
+  bool has(char flag) const { return flags.count(flag) != 0; }
+};
+
+// getopt-style parsing of `tokens` (after the command name). `spec` lists the flags, a ':'
+// after a letter meaning it takes a value ("P:zuq"). Flags stop at the first positional.
+Result<ParsedCommand> ParseFlags(const std::vector<std::string>& tokens, std::string_view spec) {
+  ParsedCommand parsed;
+  size_t i = 0;
+  for (; i < tokens.size() && tokens[i].size() > 1 && tokens[i][0] == '-'; ++i) {
+    const std::string& token = tokens[i];
+    for (size_t j = 1; j < token.size(); ++j) {
+      size_t pos = spec.find(token[j]);
+      if (pos == std::string_view::npos || token[j] == ':') {
+        return Status::InvalidArgument(fmt::format("invalid option -- '{}'", token[j]));
+      }
+      bool takes_value = pos + 1 < spec.size() && spec[pos + 1] == ':';
+      if (!takes_value) {
+        parsed.flags[token[j]] = "";
+        continue;
+      }
+      if (j + 1 < token.size()) {
+        parsed.flags[token[j]] = token.substr(j + 1);
+      } else if (i + 1 < tokens.size()) {
+        parsed.flags[token[j]] = tokens[++i];
+      } else {
+        return Status::InvalidArgument(fmt::format("option requires an argument -- '{}'",
+                                                   token[j]));
+      }
+      break;
+    }
+  }
+  parsed.args.assign(tokens.begin() + static_cast<std::ptrdiff_t>(i), tokens.end());
+  return parsed;
+}
+
+// qemu-io's parse_pattern(): a byte in C syntax (90, 0x5a, 0132).
+Result<uint8_t> ParsePattern(const std::string& text) {
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 0);
+  if (text.empty() || *end != '\0' || value < 0 || value > 255) {
+    return Status::InvalidArgument(text + " is not a valid pattern byte");
+  }
+  return static_cast<uint8_t>(value);
+}
+
+struct Range {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// qemu-io's hex dump: "00000000:  5a 5a ...  ZZ..".
+void DumpBuffer(const std::vector<uint8_t>& buf, uint64_t offset) {
+  for (size_t i = 0; i < buf.size(); i += 16) {
+    std::string line = fmt::format("{:08x}:  ", offset + i);
+    size_t n = std::min<size_t>(16, buf.size() - i);
+    for (size_t j = 0; j < n; ++j) line += fmt::format("{:02x} ", buf[i + j]);
+    line += ' ';
+    for (size_t j = 0; j < n; ++j) {
+      line += std::isalnum(buf[i + j]) ? static_cast<char>(buf[i + j]) : '.';
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+class IoSession {
+ public:
+  explicit IoSession(Image& image) : image_(image) {}
+
+  // Runs one command line; false when it failed (qemu-io then goes on, exit code 1).
+  bool Run(const std::string& line) {
+    std::istringstream in(line);
+    std::vector<std::string> tokens;
+    for (std::string t; in >> t;) tokens.push_back(t);
+    if (tokens.empty()) return true;
+    std::string name = tokens.front();
+    tokens.erase(tokens.begin());
+    if (name == "write") return Write(tokens);
+    if (name == "read") return Read(tokens);
+    if (name == "discard") return Discard(tokens);
+    if (name == "flush") return Flush(tokens);
+    if (name == "sigraise") return Sigraise(tokens);
+    return Error(fmt::format("command \"{}\" not found", name));
+  }
+
+ private:
+  static bool Error(const std::string& message) {
+    std::fflush(stdout);
+    fmt::print(stderr, "{}\n", message);
+    return false;
+  }
+
+  // Parses "OFF LEN" and checks the range lies inside the image.
+  Result<Range> ParseRange(const std::string& command, const ParsedCommand& parsed) {
+    if (parsed.args.size() != 2) {
+      return Status::InvalidArgument(fmt::format("{}: expected OFF LEN, got {} arguments",
+                                                 command, parsed.args.size()));
+    }
+    auto offset = ParseSize(parsed.args[0]);
+    if (!offset.ok()) return offset.status().WithContext(command + ": offset");
+    auto length = ParseSize(parsed.args[1]);
+    if (!length.ok()) return length.status().WithContext(command + ": length");
+    uint64_t size = image_.virtual_size();
+    if (*offset > size || *length > size - *offset) {
+      return Status::InvalidArgument(fmt::format(
+          "{}: request of {} bytes at offset {} exceeds the image size {}", command, *length,
+          *offset, size));
+    }
+    return Range{*offset, *length};
+  }
+
+  // qemu-io's result line, "wrote 4096/4096 bytes at offset 0", unless -q.
+  static void Report(const ParsedCommand& parsed, const char* verb, const Range& range) {
+    if (parsed.has('q')) return;
+    fmt::print("{} {}/{} bytes at offset {}\n", verb, range.length, range.length, range.offset);
+  }
+
+  // The -P flag's pattern byte, if given.
+  static Result<std::optional<uint8_t>> PatternFlag(const ParsedCommand& parsed) {
+    if (!parsed.has('P')) return std::optional<uint8_t>();
+    ASSIGN_OR_RETURN(uint8_t p, ParsePattern(parsed.flags.at('P')));
+    return std::optional<uint8_t>(p);
+  }
+
+  static Result<std::vector<uint8_t>> Buffer(const std::string& command, uint64_t length) {
+    if (length > kMaxRequestBytes) {
+      return Status::InvalidArgument(
+          fmt::format("{}: length cannot exceed {}", command, kMaxRequestBytes));
+    }
+    return std::vector<uint8_t>(length);
+  }
+
+  bool Write(const std::vector<std::string>& tokens) {
+    auto parsed = ParseFlags(tokens, "P:zuqc");
+    if (!parsed.ok()) return Error("write: " + parsed.status().message());
+    if (parsed->has('c')) return Error("write: compressed writes (-c) are not supported");
+    bool zero = parsed->has('z');
+    if (parsed->has('u') && !zero) return Error("write: -u requires -z to be specified");
+    if (parsed->has('P') && zero) return Error("write: -z and -P cannot be specified at the same time");
+    auto pattern = PatternFlag(*parsed);
+    if (!pattern.ok()) return Error(pattern.status().message());
+    auto range = ParseRange("write", *parsed);
+    if (!range.ok()) return Error(range.status().message());
+    Status st;
+    if (zero) {
+      st = image_.WriteZeroes(range->offset, range->length, parsed->has('u'));
+    } else {
+      auto buf = Buffer("write", range->length);
+      if (!buf.ok()) return Error(buf.status().message());
+      std::fill(buf->begin(), buf->end(), pattern->value_or(kDefaultWritePattern));
+      st = image_.Write(range->offset, *buf);
+    }
+    if (!st.ok()) return Error("write failed: " + st.ToString());
+    Report(*parsed, "wrote", *range);
+    return true;
+  }
+
+  bool Read(const std::vector<std::string>& tokens) {
+    auto parsed = ParseFlags(tokens, "P:vq");
+    if (!parsed.ok()) return Error("read: " + parsed.status().message());
+    auto pattern_flag = PatternFlag(*parsed);
+    if (!pattern_flag.ok()) return Error(pattern_flag.status().message());
+    std::optional<uint8_t> pattern = *pattern_flag;
+    auto range = ParseRange("read", *parsed);
+    if (!range.ok()) return Error(range.status().message());
+    auto buf = Buffer("read", range->length);
+    if (!buf.ok()) return Error(buf.status().message());
+    Status st = image_.Read(range->offset, *buf);
+    if (!st.ok()) return Error("read failed: " + st.ToString());
+    bool ok = true;
+    if (pattern) {
+      auto bad = std::find_if(buf->begin(), buf->end(), [&](uint8_t b) { return b != *pattern; });
+      if (bad != buf->end()) {
+        fmt::print("Pattern verification failed at offset {}, {} bytes\n", range->offset,
+                   range->length);
+        uint64_t at = range->offset + static_cast<uint64_t>(bad - buf->begin());
+        std::fflush(stdout);
+        fmt::print(stderr, "first mismatch at offset {}: expected {:#04x}, read {:#04x}\n", at,
+                   *pattern, *bad);
+        ok = false;
+      }
+    }
+    if (parsed->has('v')) DumpBuffer(*buf, range->offset);
+    Report(*parsed, "read", *range);
+    return ok;
+  }
+
+  bool Discard(const std::vector<std::string>& tokens) {
+    auto parsed = ParseFlags(tokens, "q");
+    if (!parsed.ok()) return Error("discard: " + parsed.status().message());
+    auto range = ParseRange("discard", *parsed);
+    if (!range.ok()) return Error(range.status().message());
+    Status st = image_.Discard(range->offset, range->length);
+    if (!st.ok()) return Error("discard failed: " + st.ToString());
+    Report(*parsed, "discard", *range);
+    return true;
+  }
+
+  bool Flush(const std::vector<std::string>& tokens) {
+    if (!tokens.empty()) return Error("flush: takes no arguments");
+    Status st = image_.Flush();
+    if (!st.ok()) return Error("flush failed: " + st.ToString());
+    return true;
+  }
+
+  static bool Sigraise(const std::vector<std::string>& tokens) {
+    char* end = nullptr;
+    long sig = tokens.size() == 1 ? std::strtol(tokens[0].c_str(), &end, 10) : 0;
+    if (tokens.size() != 1 || *end != '\0' || sig <= 0 || sig >= NSIG) {
+      return Error("sigraise: expected a signal number, e.g. sigraise 9");
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::raise(static_cast<int>(sig));
+    return true;
+  }
+
+  Image& image_;
+};
+
+int RunIo(const IoArgs& args) {
+  Status format_ok = CheckFormat(args.format, {"qcow2"});
+  if (!format_ok.ok()) return Fail(format_ok.message());
+  auto cache = ParseCacheMode(args.cache);
+  if (!cache.ok()) return Fail(cache.status().message());
+  auto image = OpenImageFile(args.image, {.read_only = args.read_only, .cache_mode = *cache});
+  if (!image.ok()) return FailOpen(args.image, image.status());
+  IoSession session(**image);
+  int exit_code = 0;
+  for (const std::string& command : args.commands) {
+    if (!session.Run(command)) exit_code = kExitFailure;
+  }
+  Status closed = (*image)->Close();
+  if (!closed.ok()) return Fail(args.image + ": close failed: " + closed.ToString());
+  return exit_code;
+}
+
+}  // namespace
+
+void AddIoCommand(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<IoArgs>();
+  CLI::App* cmd = app.add_subcommand("io", "run qemu-io style commands on an image");
+  AddFormatFlag(cmd, args->format);
+  cmd->add_option("-t,--cache", args->cache,
+                  "cache mode: writeback, writethrough (default), directsync, none, unsafe");
+  cmd->add_flag("-r,--read-only", args->read_only, "open the image read-only");
+  cmd->add_option("-c,--cmd", args->commands, "a command, e.g. 'write -P 0x5a 0 4k'; may repeat")
+      ->allow_extra_args(false);
+  cmd->add_option("image", args->image, "image file")->required();
+  cmd->callback([args, &exit_code] { exit_code = RunIo(*args); });
+}
+
+}  // namespace crashsim::tools

@@ -1,0 +1,59 @@
+// Helpers shared by the crashsim subcommands: the registry of subcommands, error printing,
+// opening an image file through PosixDevice and the engine, and qemu's number formatting.
+// Subcommands never throw and never catch: the engine reports errors as Status values and each
+// subcommand turns them into a message that names the file and an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/image.h"
+#include "engine/options.h"
+#include "engine/status.h"
+
+namespace crashsim::tools {
+
+// Each subcommand file defines one of these: it adds its CLI11 subcommand to `app`, with a
+// callback that stores the subcommand's exit code in `exit_code`.
+using AddCommandFn = void (*)(CLI::App& app, int& exit_code);
+void AddCreateCommand(CLI::App& app, int& exit_code);
+void AddInfoCommand(CLI::App& app, int& exit_code);
+void AddIoCommand(CLI::App& app, int& exit_code);
+void AddConvertCommand(CLI::App& app, int& exit_code);
+void AddDemoCommand(CLI::App& app, int& exit_code);
+
+inline constexpr int kExitFailure = 1;
+
+// Prints "crashsim: <message>" to stderr and returns kExitFailure.
+int Fail(std::string_view message);
+// "PATH: message", unless the message already starts with the path.
+std::string InFile(const std::string& path, const std::string& message);
+// Prints "crashsim: Could not open 'PATH': <why>" (without repeating the path if `why` already
+// starts with it) and returns kExitFailure.
+int FailOpen(const std::string& path, const Status& why);
+
+// Adds "-f FMT" (qemu-img's format flag) to `cmd`; only "qcow2" is accepted.
+void AddFormatFlag(CLI::App* cmd, std::string& format);
+// Checks a value given with -f/-O; returns an error naming the supported formats.
+Status CheckFormat(const std::string& format, std::initializer_list<std::string_view> allowed);
+
+struct ImageOpenParams {
+  bool read_only = true;
+  CacheMode cache_mode = CacheMode::kWriteback;
+  bool for_check = false;
+};
+// Opens `path` with PosixDevice (O_DIRECT for cache=none/directsync) and the engine, backing
+// files resolved next to the image. Errors name the file.
+Result<std::unique_ptr<Image>> OpenImageFile(const std::string& path,
+                                             const ImageOpenParams& params);
+
+// qemu's size_to_str(): "64 MiB", "196 KiB", "1.5 GiB", "0 B".
+std::string SizeToStr(uint64_t bytes);
+// Quotes a string for JSON output.
+std::string JsonString(std::string_view s);
+
+}  // namespace crashsim::tools

@@ -1,0 +1,50 @@
+// FaultPlan: I/O errors injected on chosen operations, to drive the engine's error paths. A rule
+// matches operations of one kind (read, write, flush, resize), optionally only writes with a
+// given IoTag, lets `skip` matching operations through, then fails the next `count` of them
+// (0: every one after) with EIO or ENOSPC.
+//
+// Durability of a failed operation: it did not happen. A failed write changed no byte, a failed
+// flush made nothing durable (the writes before it stay pending), a failed resize left the size.
+// The recording keeps the failed operation with its status so a trace can replay the fault.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "engine/block_device.h"
+#include "engine/status.h"
+#include "simdisk/recording.h"
+
+namespace crashsim::simdisk {
+
+struct FaultRule {
+  OpKind kind = OpKind::kWrite;
+  std::optional<IoTag> tag;  // writes only: match only this structure
+  uint64_t skip = 0;         // matching operations let through before the first failure
+  uint64_t count = 1;        // failures, then the rule is spent; 0 = fail forever
+  StatusCode code = StatusCode::kIoError;  // kIoError (EIO) or kNoSpace (ENOSPC)
+};
+
+class FaultPlan {
+ public:
+  FaultPlan() = default;
+  explicit FaultPlan(std::vector<FaultRule> rules);
+
+  // Fails the nth (0-based) operation of `kind` from now on.
+  static FaultPlan FailNth(OpKind kind, uint64_t n, StatusCode code = StatusCode::kIoError);
+
+  void Add(FaultRule rule);
+  // Called for every device operation in order; a non-ok Status means "fail it".
+  Status Check(OpKind kind, IoTag tag, uint64_t offset, uint64_t length);
+
+ private:
+  struct Armed {
+    FaultRule rule;
+    uint64_t seen = 0;
+    uint64_t failed = 0;
+  };
+  std::vector<Armed> rules_;
+};
+
+}  // namespace crashsim::simdisk

@@ -1,0 +1,129 @@
+#include "simdisk/materialise.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+#include "simdisk/hash.h"
+#include "simdisk/prng.h"
+#include "simdisk/write_cache.h"
+
+namespace crashsim::simdisk {
+
+namespace {
+
+void FillGarbage(std::span<uint8_t> out, uint64_t garbage_seed, uint64_t op, uint64_t unit) {
+  Xoshiro256 rng(DeriveSeed(DeriveSeed(garbage_seed, op), unit));
+  for (size_t i = 0; i < out.size(); i += 8) {
+    const uint64_t word = rng.Next();
+    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<uint8_t>(word >> (8 * b));
+  }
+}
+
+Status Invalid(const CrashState& state, std::string_view why) {
+  return Status::InvalidArgument(fmt::format("crash state {}: {}", state.ToText(), why));
+}
+
+// Calls fn(op, fate-or-null) for every medium-changing op the state applies, in issue order.
+template <typename Fn>
+void ForEachApplied(const Recording& recording, const CrashState& state, uint64_t barrier, Fn fn) {
+  auto fate = state.fates.begin();
+  for (uint64_t seq = barrier; seq < state.point; ++seq) {
+    const OpRecord& op = recording.ops()[seq];
+    if (!op.ChangesMedium()) continue;
+    const bool has_fate = fate != state.fates.end() && fate->op == seq;
+    fn(op, has_fate ? &*fate : nullptr);
+    if (has_fate) ++fate;
+  }
+}
+
+uint64_t BarrierOf(const Recording& recording, const CrashState& state) {
+  return state.kind == CrashKind::kProcessKill ? state.point : recording.BarrierBefore(state.point);
+}
+
+}  // namespace
+
+Status ValidateCrashState(const Recording& recording, const CrashState& state) {
+  if (state.point > recording.op_count()) {
+    return Invalid(state, fmt::format("crash point past the recording ({} ops)", recording.op_count()));
+  }
+  if (state.kind == CrashKind::kProcessKill && !state.fates.empty()) {
+    return Invalid(state, "a process kill loses no writes");
+  }
+  const uint64_t barrier = recording.BarrierBefore(state.point);
+  for (size_t i = 0; i < state.fates.size(); ++i) {
+    const WriteFate& fate = state.fates[i];
+    if (i > 0 && state.fates[i - 1].op >= fate.op) return Invalid(state, "fates out of order");
+    if (fate.op < barrier || fate.op >= state.point) {
+      return Invalid(state, fmt::format("op {} is not pending at point {}", fate.op, state.point));
+    }
+    const OpRecord& op = recording.ops()[fate.op];
+    if (!op.ChangesMedium() || op.IsDurableWrite()) {
+      return Invalid(state, fmt::format("op {} is not a pending write or resize", fate.op));
+    }
+    if (op.kind == OpKind::kResize && !fate.dropped()) return Invalid(state, "a resize cannot tear");
+    const uint64_t units = UnitsOf(op, recording.atomic_unit());
+    if (fate.kept.End() > units || fate.garbage.End() > units || fate.kept.Intersects(fate.garbage)) {
+      return Invalid(state, fmt::format("bad unit masks for op {} ({} units)", fate.op, units));
+    }
+    if (units > 0 && fate.kept.Count() == units) {
+      return Invalid(state, fmt::format("op {} keeps every unit: it is whole, not a fate", fate.op));
+    }
+  }
+  return Status::Ok();
+}
+
+void ApplyFate(Medium& medium, const OpRecord& op, const WriteFate& fate, uint64_t atomic_unit,
+               uint64_t garbage_seed) {
+  if (fate.dropped()) return;
+  INVARIANT(op.kind == OpKind::kWrite);
+  if (op.offset + op.length > medium.size()) medium.SetSize(op.offset + op.length);
+  const uint64_t first_unit = op.offset / atomic_unit;
+  const uint64_t units = UnitsOf(op, atomic_unit);
+  std::vector<uint8_t> garbage;
+  for (uint64_t u = 0; u < units; ++u) {
+    const bool kept = fate.kept.Test(u);
+    if (!kept && !fate.garbage.Test(u)) continue;
+    const uint64_t begin = std::max(op.offset, (first_unit + u) * atomic_unit);
+    const uint64_t end = std::min(op.offset + op.length, (first_unit + u + 1) * atomic_unit);
+    std::span<const uint8_t> bytes(op.data->data() + (begin - op.offset), end - begin);
+    if (!kept) {
+      garbage.resize(bytes.size());
+      FillGarbage(garbage, garbage_seed, op.seq, u);
+      bytes = garbage;
+    }
+    medium.WriteAt(begin, bytes);
+  }
+}
+
+Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const CrashState& state) {
+  RETURN_IF_ERROR(ValidateCrashState(recording, state));
+  const uint64_t barrier = BarrierOf(recording, state);
+  std::unique_ptr<Medium> medium = Medium::Overlay(recording.MediumAt(barrier));
+  ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* fate) {
+    if (fate == nullptr) {
+      ApplyWhole(*medium, op);
+    } else {
+      ApplyFate(*medium, op, *fate, recording.atomic_unit(), state.garbage_seed);
+    }
+  });
+  return medium;
+}
+
+uint64_t ContentKey(const Recording& recording, const CrashState& state) {
+  // Process kill and power loss share the key scheme, so a process kill at N and the power-loss
+  // state at N that kept everything get the same key.
+  const uint64_t barrier = recording.BarrierBefore(state.point);
+  uint64_t h = HashCombine(0xc4a5, barrier);
+  ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* fate) {
+    if (fate != nullptr && fate->dropped()) return;
+    h = HashCombine(h, op.seq);
+    if (fate == nullptr) return;
+    for (uint64_t w : fate->kept.words()) h = HashCombine(h, w);
+    h = HashCombine(h, 0x9a4ba9e);
+    for (uint64_t w : fate->garbage.words()) h = HashCombine(h, w);
+  });
+  if (state.HasGarbage()) h = HashCombine(h, state.garbage_seed);
+  return h;
+}
+
+}  // namespace crashsim::simdisk

@@ -1,0 +1,49 @@
+// Test helpers shared by simdisk's tests: small generated workloads run on a SimDisk, and a
+// naive reference model (a flat byte vector) that replays a recording under a crash state
+// independently of Medium's chunks and overlays.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <rapidcheck.h>
+
+#include "simdisk/crash_state.h"
+#include "simdisk/fates.h"
+#include "simdisk/recording.h"
+#include "simdisk/sim_disk.h"
+
+namespace crashsim::simdisk::testing {
+
+struct WorkOp {
+  enum Kind { kWrite, kFlush, kResize } kind = kWrite;
+  uint64_t offset = 0;  // write offset, or the new size
+  uint64_t length = 0;
+  bool fua = false;
+  IoTag tag = IoTag::kData;
+  uint8_t fill = 0;  // data byte pattern seed
+};
+
+// The bytes written by op: distinct per (op index, fill) so tests can tell writes apart.
+std::vector<uint8_t> PayloadFor(const WorkOp& op, size_t index);
+
+// Runs ops on a fresh SimDisk of device_size bytes, returning it.
+std::unique_ptr<SimDisk> RunWorkload(const std::vector<WorkOp>& ops, SimDiskOptions options,
+                                     uint64_t device_size);
+
+// Reads a whole medium.
+std::vector<uint8_t> ReadAll(const Medium& medium);
+
+// The bytes a crash state leaves, by naive replay (old-or-new tears only: garbage units are
+// left as old data and reported through `garbage_bytes` when non-null).
+std::vector<uint8_t> ReferenceImage(const Recording& recording, const CrashState& state,
+                                    std::vector<bool>* garbage_bytes = nullptr);
+
+// rapidcheck generator of workloads on a device of device_size bytes.
+rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, bool with_resize);
+
+// Any crash model (order, tear shape, tear content).
+CrashModel GenModel();
+
+}  // namespace crashsim::simdisk::testing

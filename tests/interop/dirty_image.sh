@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Dirty images (lazy refcounts, writer killed):
+#  1. left dirty by qemu-io (`write -P 0x5a 0 512`, `sigraise 9`): crashsim info reports
+#     dirty-flag true, crashsim reads the data read-only (io -r, convert), and the file is
+#     byte-for-byte unchanged afterwards;
+#  2. a read-write crashsim open of that image either repairs it (then qemu-img check is clean
+#     and the data intact) or refuses with exit 1 and leaves the file unchanged;
+#  3. left dirty by crashsim itself: QEMU sees the dirty bit, repairs it with check -r all, and
+#     reads the data crashsim wrote in writethrough mode;
+#  4. a crashsim writer without lazy refcounts killed mid-run leaves a clean image (check exit
+#     0, or 3 for leaks only).
+source "$(dirname "$0")/lib.sh"
+
+# killed_by_9 CMD...: the command must die of SIGKILL (exit 137 as the shell reports it).
+killed_by_9() { expect 137 "$@"; }
+sum() { md5sum "$1" | cut -d' ' -f1; }
+
+# 1. qemu-io leaves the image dirty.
+CASES=$((CASES + 1))
+img="$WORK/qemu-dirty.qcow2"
+run qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on "$img" 64M
+killed_by_9 qemu-io -c "write -P 0x5a 0 512" -c "sigraise 9" "$img"
+run qemu-img info --output=json "$img"
+grep -q '"dirty-flag": true' <<<"$OUT" || fail "setup: qemu-io did not leave $img dirty" "$OUT"
+before=$(sum "$img")
+if run "$CRASHSIM" info --output=json "$img"; then
+  grep -q '"dirty-flag": true' <<<"$OUT" || fail "crashsim info --output=json: not dirty" "$OUT"
+  grep -q '"lazy-refcounts": true' <<<"$OUT" || fail "crashsim info: lazy-refcounts not true" "$OUT"
+fi
+if run "$CRASHSIM" info "$img"; then
+  grep -q '^cleanly shut down: no$' <<<"$OUT" || fail "crashsim info: no 'cleanly shut down: no'" "$OUT"
+fi
+run "$CRASHSIM" io -r -c "read -P 0x5a 0 512" -c "read -P 0 512 65024" "$img"
+run "$CRASHSIM" convert -O raw "$img" "$WORK/got.raw"
+run qemu-img convert -O raw "$img" "$WORK/expected.raw"
+same_file "$WORK/got.raw" "$WORK/expected.raw" "crashsim reads the dirty image differently"
+[ "$(sum "$img")" = "$before" ] || fail "read-only crashsim commands modified $img"
+expect 2 qemu-img check "$img"  # still dirty, still inconsistent: nothing repaired it
+
+# 2. A read-write open of the dirty image: repair, or refuse without touching the file.
+CASES=$((CASES + 1))
+cp "$img" "$WORK/rw.qcow2"
+OUT=$("$CRASHSIM" io -c "write -P 0x6b 64k 4k" "$WORK/rw.qcow2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ]; then
+  echo "note: crashsim io repaired the dirty image on a read-write open"
+  run qemu-img check "$WORK/rw.qcow2"
+  run qemu-io -r -c "read -P 0x5a 0 512" -c "read -P 0x6b 64k 4k" "$WORK/rw.qcow2"
+elif [ $rc -eq 1 ]; then
+  echo "note: crashsim io refused the dirty image read-write: $OUT"
+  grep -q "rw.qcow2" <<<"$OUT" || fail "refusal does not name the file" "$OUT"
+  [ "$(sum "$WORK/rw.qcow2")" = "$before" ] || fail "refused read-write open still modified the file"
+else
+  fail "crashsim io on a dirty image exited $rc (expected 0 or 1)" "$OUT"
+fi
+
+# 3. crashsim leaves the image dirty; QEMU repairs it and reads the data.
+CASES=$((CASES + 1))
+img="$WORK/crashsim-dirty.qcow2"
+run "$CRASHSIM" create -q -o compat=1.1,lazy_refcounts=on "$img" 64M
+killed_by_9 "$CRASHSIM" io -c "write -P 0x5a 0 128k" -c "write -P 0xa5 1M 4k" -c "sigraise 9" "$img"
+run qemu-img info --output=json "$img"
+grep -q '"dirty-flag": true' <<<"$OUT" || fail "crashsim's killed lazy writer left $img clean" "$OUT"
+run qemu-io -r -c "read -P 0x5a 0 128k" -c "read -P 0xa5 1M 4k" "$img"
+OUT=$(qemu-img check "$img" 2>&1)
+rc=$?
+[ $rc -eq 0 ] || [ $rc -eq 2 ] || [ $rc -eq 3 ] || fail "qemu-img check on crashsim's dirty image exited $rc" "$OUT"
+run qemu-img check -r all "$img"
+run qemu-img check "$img"
+run qemu-io -r -c "read -P 0x5a 0 128k" -c "read -P 0xa5 1M 4k" "$img"
+
+# 4. Without lazy refcounts a killed crashsim writer leaves a clean image: leaks at most.
+for cache in writethrough writeback unsafe; do
+  CASES=$((CASES + 1))
+  img="$WORK/crashsim-killed-$cache.qcow2"
+  run "$CRASHSIM" create -q -o compat=1.1,lazy_refcounts=off "$img" 64M
+  killed_by_9 "$CRASHSIM" io -t $cache -c "write -P 0x5a 0 128k" -c "write -P 0xa5 3M 4k" \
+    -c "sigraise 9" "$img"
+  OUT=$(qemu-img check "$img" 2>&1)
+  rc=$?
+  [ $rc -eq 0 ] || [ $rc -eq 3 ] || fail "non-lazy $cache writer killed: qemu-img check exit $rc" "$OUT"
+  run "$CRASHSIM" info --output=json "$img"
+  grep -q '"dirty-flag": false' <<<"$OUT" || fail "non-lazy writer left the dirty bit set" "$OUT"
+  if [ $cache = writethrough ]; then
+    run qemu-io -r -c "read -P 0x5a 0 128k" -c "read -P 0xa5 3M 4k" "$img"
+  fi
+done
+finish

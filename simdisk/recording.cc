@@ -73,6 +73,13 @@ std::shared_ptr<const Medium> Recording::MediumAt(uint64_t point) const {
   return result;
 }
 
+Recording Recording::Fork() const {
+  Recording copy = *this;
+  copy.medium_cache_ = std::make_shared<std::map<uint64_t, std::shared_ptr<const Medium>>>();
+  (*copy.medium_cache_)[0] = initial_;
+  return copy;
+}
+
 std::vector<uint64_t> Recording::AckedBefore(uint64_t point) const {
   std::vector<uint64_t> acked;
   for (const GuestOp& g : guest_ops_) {

@@ -9,6 +9,9 @@
 // every earlier write durable; an honoured FUA write is durable on completion; everything else
 // since the last barrier is pending (write_cache.h). A failed operation (fault plan) changed
 // nothing on the device.
+//
+// Not thread-safe: MediumAt fills a cache shared by copies of a recording. Give each thread its
+// own copy made with a fresh cache (Recording::Fork) or serialise access.
 #pragma once
 
 #include <cstdint>
@@ -80,6 +83,9 @@ class Recording {
   std::shared_ptr<const Medium> MediumAt(uint64_t point) const;
   // Ids of guest operations acknowledged among ops [0, point).
   std::vector<uint64_t> AckedBefore(uint64_t point) const;
+
+  // A copy with its own MediumAt cache, for use on another thread.
+  Recording Fork() const;
 
   // A digest of every op (kinds, offsets, flags, tags, data hashes, guest ops).
   uint64_t Digest() const;

@@ -116,5 +116,39 @@ TEST_F(SimDiskTest, ACrashStateCanBeRunOnAgain) {
   EXPECT_EQ(*repair.Size(), uint64_t{1} << 16);
 }
 
+TEST_F(SimDiskTest, MaterialisingCostsTheDifferenceNotTheImage) {
+  SimDiskOptions options;
+  options.initial_size = uint64_t{1} << 30;
+  SimDisk disk(options);
+  ASSERT_TRUE(disk.Write(0, Bytes(1 << 20, 1), {}).ok());
+  ASSERT_TRUE(disk.Flush().ok());
+  ASSERT_TRUE(disk.Write(5000, Bytes(3000, 2), {}).ok());
+  auto recording = disk.SnapshotRecording();
+  auto kept = Materialise(*recording, {CrashKind::kPowerLoss, 3, {}, 0});
+  ASSERT_TRUE(kept.ok());
+  EXPECT_LE((*kept)->bytes_copied(), 3000 + 2 * Medium::kChunkSize);
+  EXPECT_LE((*kept)->own_chunk_count(), 2u);
+  EXPECT_EQ((*kept)->Digest(), disk.live().Digest());
+}
+
+TEST_F(SimDiskTest, InvalidCrashStatesAreRejected) {
+  SimDisk& disk = Disk();
+  ASSERT_TRUE(disk.Write(0, Bytes(1024, 1), {}).ok());             // op 0: 2 units
+  ASSERT_TRUE(disk.Write(2048, Bytes(512, 1), {.fua = true}).ok());  // op 1: durable
+  ASSERT_TRUE(disk.Flush().ok());                                   // op 2
+  ASSERT_TRUE(disk.Resize(1 << 15).ok());                           // op 3
+  auto recording = disk.SnapshotRecording();
+  for (const char* bad : {"power-loss@9", "power-loss@2 drop=1", "power-loss@4 drop=0",
+                          "power-loss@2 tear=0:4", "power-loss@2 tear=0:3", "power-loss@4 tear=3:1",
+                          "power-loss@1 drop=1"}) {
+    auto state = CrashState::Parse(bad);
+    ASSERT_TRUE(state.ok()) << bad;
+    EXPECT_EQ(ValidateCrashState(*recording, *state).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  for (const char* good : {"power-loss@2 tear=0:1", "power-loss@4 drop=3", "process-kill@4"}) {
+    EXPECT_TRUE(ValidateCrashState(*recording, *CrashState::Parse(good)).ok()) << good;
+  }
+}
+
 }  // namespace
 }  // namespace crashsim::simdisk

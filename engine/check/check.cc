@@ -1,0 +1,214 @@
+// Check and Repair: one pass of QEMU's qcow2_co_check_locked (open, snapshot table, refcounts,
+// mark clean), and qemu-img's double check after a repair that fixed something.
+#include "engine/check/check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "engine/check/check_context.h"
+#include "engine/check/device_io.h"
+#include "engine/check/refcount_check.h"
+#include "engine/check/snapshot_table.h"
+#include "engine/coding.h"
+
+namespace crashsim {
+namespace {
+
+using check::Context;
+
+// Offsets in the header are checked against the file by the walkers (QEMU reads zeros past
+// EOF and reports references there), not by the decoder, so it is handed an unbounded size.
+constexpr uint64_t kUnboundedFileSize = uint64_t{1} << 62;
+
+struct PassOutcome {
+  Status status;
+  bool not_qcow2 = false;
+  uint64_t image_end_offset = 0;
+  bool rebuild = false;
+  bool rebuilt = false;
+  bool marked_clean = false;
+};
+
+Status OpenHeader(Context& ctx, PassOutcome& out) {
+  RETURN_IF_ERROR(check::RefreshFileSize(ctx));
+  std::vector<uint8_t> cluster0(std::min<uint64_t>(ctx.file_size, uint64_t{1} << kMaxClusterBits));
+  RETURN_IF_ERROR(ctx.device.Read(0, cluster0));
+  if (cluster0.size() < 4 || LoadBE32(cluster0.data()) != kQcowMagic) out.not_qcow2 = true;
+  ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, kUnboundedFileSize, {.for_check = true}));
+  ctx.geo = Geometry{ctx.header.cluster_bits, ctx.header.refcount_order, ctx.header.extended_l2()};
+  return Status::Ok();
+}
+
+// Why an entry the repair would have to trust cannot be: the first such entry and everything
+// after it are dropped, because entries are variable-length and nothing after a bad one can be
+// located reliably.
+std::string UntrustedSnapshotReason(const Context& ctx, const SnapshotTable& table, size_t i) {
+  const SnapshotEntry& sn = table.entries[i];
+  if (std::find(table.extra_data_truncated.begin(), table.extra_data_truncated.end(), i) !=
+      table.extra_data_truncated.end()) {
+    return "too much extra metadata";
+  }
+  if (ctx.header.version >= 3 && sn.extra_data_size < kSnapshotExtraDataMinV3) {
+    return "entry is incomplete";
+  }
+  Status st = ValidateSnapshotL1(sn, static_cast<uint32_t>(i), ctx.cluster_size(), ctx.file_size);
+  return st.ok() ? "" : st.message();
+}
+
+// QEMU's qcow2_check_read_snapshot_table, with -r all dropping untrustworthy snapshots by
+// lowering nb_snapshots (a 4-byte write + flush: the dropped entries and their clusters become
+// leaks, which the refcount pass frees).
+Status CheckSnapshotTable(Context& ctx) {
+  const QcowHeader& h = ctx.header;
+  SnapshotTableOptions options{h.version, ctx.cluster_size(), h.size / 512 * 512, ctx.fix_errors()};
+  Result<SnapshotTable> table =
+      ReadSnapshotTable(ctx.device, ctx.file_size, h.snapshots_offset, h.nb_snapshots, options);
+  if (!table.ok()) {
+    ctx.CheckError(h.snapshots_offset, "snapshot table",
+                   "ERROR failed to read the snapshot table: " + table.status().message());
+    return table.status();
+  }
+  size_t keep = table->entries.size();
+  std::string why = table->overhanging_dropped ? "snapshot table is too big" : "";
+  if (ctx.fix_errors()) {
+    for (size_t i = 0; i < table->entries.size(); ++i) {
+      std::string reason = UntrustedSnapshotReason(ctx, *table, i);
+      if (!reason.empty()) {
+        keep = i;
+        why = reason;
+        break;
+      }
+    }
+  } else if (h.version >= 3) {
+    for (size_t i = 0; i < table->entries.size(); ++i) {
+      if (table->entries[i].extra_data_size < kSnapshotExtraDataMinV3) {
+        ctx.Corruption(FindingKind::kSnapshotTable, table->entries[i].entry_offset,
+                       "snapshot table", fmt::format("ERROR snapshot table entry {} is incomplete", i));
+      }
+    }
+  }
+  if (keep < h.nb_snapshots) {
+    RETURN_IF_ERROR(ctx.PrepareToWrite());
+    uint8_t count[4];
+    StoreBE32(count, static_cast<uint32_t>(keep));
+    RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, 60, count, IoTag::kHeader));
+    const uint64_t dropped_offset =
+        keep < table->entries.size() ? table->entries[keep].entry_offset : h.snapshots_offset;
+    ctx.Fixed(FindingKind::kSnapshotTable, dropped_offset, "snapshot table",
+              fmt::format("Repairing snapshot table: dropped snapshots {}..{} of {} ({})", keep,
+                          h.nb_snapshots - 1, h.nb_snapshots, why));
+    ctx.header.nb_snapshots = static_cast<uint32_t>(keep);
+    table->entries.resize(keep);
+  }
+  ctx.snapshots = std::move(table->entries);
+  ctx.snapshots_size = ctx.snapshots.empty()   ? 0
+                       : keep < h.nb_snapshots ? ctx.snapshots.back().entry_end - h.snapshots_offset
+                                               : table->table_size;
+  return Status::Ok();
+}
+
+// qcow2_mark_clean + qcow2_mark_consistent: the last write of a successful repair.
+Status MarkClean(Context& ctx, PassOutcome& out) {
+  const uint64_t bits = kIncompatDirty | kIncompatCorrupt;
+  if (ctx.header.version < 3 || !(ctx.header.incompatible_features & bits)) return Status::Ok();
+  uint8_t bytes[8];
+  StoreBE64(bytes, ctx.header.incompatible_features & ~bits);
+  RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, kIncompatibleFeaturesOffset, bytes,
+                                         IoTag::kHeader));
+  ctx.header.incompatible_features &= ~bits;
+  out.marked_clean = true;
+  return Status::Ok();
+}
+
+Status RunPassSteps(Context& ctx, PassOutcome& out) {
+  RETURN_IF_ERROR(OpenHeader(ctx, out));
+  const uint64_t cs = ctx.cluster_size();
+  ctx.bfi.total_clusters = DivRoundUp(ctx.header.size / 512 * 512, cs);
+  RETURN_IF_ERROR(CheckSnapshotTable(ctx));
+  check::RefcountOutcome refcounts;
+  Status st = check::CheckRefcounts(ctx, refcounts);
+  out.rebuild = refcounts.rebuild;
+  out.rebuilt = refcounts.rebuilt;
+  out.image_end_offset = refcounts.image_end_offset;
+  RETURN_IF_ERROR(st);
+  if (ctx.fix_leaks() && ctx.res.check_errors == 0 && ctx.res.corruptions == 0) {
+    RETURN_IF_ERROR(MarkClean(ctx, out));
+  }
+  return Status::Ok();
+}
+
+void CopyCounters(const Context& ctx, CheckReport& report) {
+  report.corruptions = ctx.res.corruptions;
+  report.leaks = ctx.res.leaks;
+  report.check_errors = ctx.res.check_errors;
+  report.total_clusters = ctx.bfi.total_clusters;
+  report.allocated_clusters = ctx.bfi.allocated_clusters;
+  report.fragmented_clusters = ctx.bfi.fragmented_clusters;
+  report.compressed_clusters = ctx.bfi.compressed_clusters;
+}
+
+}  // namespace
+
+const char* FindingKindName(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::kLeak: return "leak";
+    case FindingKind::kRefcountTooLow: return "refcount-too-low";
+    case FindingKind::kRefcountZero: return "refcount-zero";
+    case FindingKind::kOflagCopied: return "oflag-copied";
+    case FindingKind::kPastEndOfFile: return "past-end-of-file";
+    case FindingKind::kUnaligned: return "unaligned";
+    case FindingKind::kReservedBits: return "reserved-bits";
+    case FindingKind::kInvalidEntry: return "invalid-entry";
+    case FindingKind::kRefcountOverflow: return "refcount-overflow";
+    case FindingKind::kRefcountBlock: return "refcount-block";
+    case FindingKind::kOverlap: return "overlap";
+    case FindingKind::kSnapshotTable: return "snapshot-table";
+    case FindingKind::kBitmap: return "bitmap";
+    case FindingKind::kDroppedMapping: return "dropped-mapping";
+    case FindingKind::kRebuild: return "rebuild";
+    case FindingKind::kCheckError: return "check-error";
+  }
+  return "?";
+}
+
+CheckReport Check(BlockDevice& device, CheckOptions options) {
+  CheckReport report;
+  Context ctx(device, options.repair, report.findings);
+  PassOutcome out;
+  out.status = RunPassSteps(ctx, out);
+  report.status = out.status;
+  report.not_qcow2 = out.not_qcow2;
+  report.rebuild = out.rebuild;
+  report.rebuilt = out.rebuilt;
+  report.marked_clean = out.marked_clean;
+  CopyCounters(ctx, report);
+  report.corruptions_fixed = ctx.res.corruptions_fixed;
+  report.leaks_fixed = ctx.res.leaks_fixed;
+  report.image_end_offset = out.image_end_offset;
+  if (!out.status.ok() || options.repair == RepairMode::kNone ||
+      (report.corruptions_fixed == 0 && report.leaks_fixed == 0)) {
+    return report;
+  }
+  // "Double checking the fixed image now...": a read-only pass whose counts are the result.
+  std::vector<Finding> second_findings;
+  Context second(device, RepairMode::kNone, second_findings);
+  PassOutcome second_out;
+  second_out.status = RunPassSteps(second, second_out);
+  for (Finding& f : second_findings) {
+    f.pass = CheckPass::kDoubleCheck;
+    report.findings.push_back(std::move(f));
+  }
+  report.double_checked = true;
+  report.status = second_out.status;
+  CopyCounters(second, report);
+  report.image_end_offset = second_out.image_end_offset;
+  return report;
+}
+
+CheckReport Repair(BlockDevice& device, RepairMode mode) {
+  return Check(device, CheckOptions{.repair = mode});
+}
+
+}  // namespace crashsim

@@ -1,0 +1,312 @@
+#include "engine/check/refcount_check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "engine/check/bitmap_walker.h"
+#include "engine/check/device_io.h"
+#include "engine/check/l2_walker.h"
+#include "engine/check/metadata_map.h"
+#include "engine/check/rebuild.h"
+#include "engine/check/reference_counter.h"
+#include "engine/check/refcount_reader.h"
+#include "engine/coding.h"
+
+namespace crashsim::check {
+namespace {
+
+MetadataMap BuildMetadataMap(const Context& ctx, const RefcountReader& reader) {
+  const uint64_t cs = ctx.cluster_size();
+  const QcowHeader& h = ctx.header;
+  MetadataMap map;
+  map.Add(0, cs, "qcow2 header");
+  map.Add(h.l1_table_offset, uint64_t{h.l1_size} * 8, "active L1 table");
+  map.Add(h.refcount_table_offset, uint64_t{h.refcount_table_clusters} * cs, "refcount table");
+  for (uint64_t i = 0; i < reader.table_entries(); ++i) {
+    uint64_t offset = reader.table_entry(i) & kReftableOffsetMask;
+    if (offset) map.Add(offset, cs, "refcount block");
+  }
+  map.Add(h.snapshots_offset, ctx.snapshots_size, "snapshot table");
+  for (const SnapshotEntry& sn : ctx.snapshots) {
+    map.Add(sn.l1_table_offset, uint64_t{sn.l1_size} * 8, "snapshot L1 table");
+  }
+  return map;
+}
+
+// QEMU's check_refblocks: every refcount block must be aligned, inside the image and referenced
+// exactly once; anything else means the structure must be rebuilt.
+void CheckRefblocks(Context& ctx, ReferenceCounter& counter, const RefcountReader& reader,
+                    bool& rebuild) {
+  const uint64_t cs = ctx.cluster_size();
+  for (uint64_t i = 0; i < reader.table_entries(); ++i) {
+    const uint64_t raw = reader.table_entry(i);
+    const uint64_t offset = raw & kReftableOffsetMask;
+    const uint64_t entry_offset = ctx.header.refcount_table_offset + i * 8;
+    if (raw & kReftableReservedMask) {
+      ctx.Corruption(FindingKind::kReservedBits, entry_offset, "refcount table",
+                     fmt::format("ERROR refcount table entry {} has reserved bits set", i));
+      rebuild = true;
+      continue;
+    }
+    if (!IsAligned(offset, cs)) {
+      ctx.Corruption(FindingKind::kRefcountBlock, entry_offset, "refcount table",
+                     fmt::format("ERROR refcount block {} is not cluster aligned; refcount table "
+                                 "entry corrupted", i));
+      rebuild = true;
+      continue;
+    }
+    if (offset / cs >= counter.nb_clusters()) {
+      // QEMU grows the file under -r all; rebuilding covers the same ground without writing a
+      // block of zeros that nothing needs.
+      ctx.Corruption(FindingKind::kRefcountBlock, offset, fmt::format("refcount block {}", i),
+                     fmt::format("ERROR refcount block {} is outside image", i));
+      if (ctx.fix_errors()) rebuild = true;
+      continue;
+    }
+    if (offset == 0) continue;
+    counter.Add(ctx, offset, cs, Owner::kRefblock);
+    if (uint64_t refs = counter.Get(offset / cs); refs != 1) {
+      ctx.Corruption(FindingKind::kRefcountBlock, offset, fmt::format("refcount block {}", i),
+                     fmt::format("ERROR refcount block {} refcount={}", i, refs));
+      rebuild = true;
+    }
+  }
+}
+
+// QEMU's calculate_refcounts.
+Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const RefcountReader& reader,
+                          bool& rebuild) {
+  const uint64_t cs = ctx.cluster_size();
+  counter.Reset(DivRoundUp(ctx.file_size, cs), ctx.geo.refcount_max());
+  MetadataMap metadata = BuildMetadataMap(ctx, reader);
+  counter.Add(ctx, 0, cs, Owner::kHeader);
+  RETURN_IF_ERROR(WalkL1(ctx, counter, metadata,
+                         {ctx.header.l1_table_offset, ctx.header.l1_size, true, "active"}));
+  for (size_t i = 0; i < ctx.snapshots.size(); ++i) {
+    const SnapshotEntry& sn = ctx.snapshots[i];
+    const std::string name = fmt::format("snapshot {}", sn.id);
+    if (!IsAligned(sn.l1_table_offset, cs)) {
+      ctx.Corruption(FindingKind::kSnapshotTable, sn.entry_offset, name,
+                     fmt::format("ERROR snapshot {} ({}) l1_offset={:#x}: L1 table is not cluster "
+                                 "aligned; snapshot table entry corrupted",
+                                 sn.id, sn.name, sn.l1_table_offset));
+      continue;
+    }
+    if (sn.l1_size > kMaxL1Entries) {
+      ctx.Corruption(FindingKind::kSnapshotTable, sn.entry_offset, name,
+                     fmt::format("ERROR snapshot {} ({}) l1_size={:#x}: L1 table is too large; "
+                                 "snapshot table entry corrupted", sn.id, sn.name, sn.l1_size));
+      continue;
+    }
+    RETURN_IF_ERROR(WalkL1(ctx, counter, metadata,
+                           {sn.l1_table_offset, sn.l1_size, false, name}));
+  }
+  counter.Add(ctx, ctx.header.snapshots_offset, ctx.snapshots_size, Owner::kSnapshotTable);
+  counter.Add(ctx, ctx.header.refcount_table_offset,
+              uint64_t{ctx.header.refcount_table_clusters} * cs, Owner::kReftable);
+  RETURN_IF_ERROR(CountBitmapReferences(ctx, counter));
+  CheckRefblocks(ctx, counter, reader, rebuild);
+  return Status::Ok();
+}
+
+// QEMU's compare_refcounts. With `fix`, mismatches it may fix are written through `reader`.
+void CompareRefcounts(Context& ctx, const ReferenceCounter& counter, RefcountReader& reader,
+                      RepairMode fix, bool& rebuild, uint64_t& highest_cluster) {
+  highest_cluster = 0;
+  for (uint64_t i = 0; i < counter.nb_clusters(); ++i) {
+    Result<uint64_t> on_disk = reader.Get(ctx, i);
+    if (!on_disk.ok()) {
+      ctx.CheckError(i * ctx.cluster_size(), "refcount block",
+                     fmt::format("Can't get refcount for cluster {}: Input/output error", i));
+      continue;
+    }
+    const uint64_t refcount = *on_disk;
+    const uint64_t reference = counter.Get(i);
+    if (refcount > 0 || reference > 0) highest_cluster = i;
+    if (refcount == reference) continue;
+    int64_t* num_fixed = nullptr;
+    if (refcount == 0) {
+      rebuild = true;
+    } else if (refcount > reference && fix != RepairMode::kNone) {
+      num_fixed = &ctx.res.leaks_fixed;
+    } else if (refcount < reference && fix == RepairMode::kAll) {
+      num_fixed = &ctx.res.corruptions_fixed;
+    }
+    const bool low = refcount < reference;
+    const char* prefix = num_fixed ? "Repairing" : low ? "ERROR" : "Leaked";
+    std::string message =
+        fmt::format("{} cluster {} refcount={} reference={}", prefix, i, refcount, reference);
+    if (num_fixed && reader.Set(ctx, i, reference).ok()) {
+      (*num_fixed)++;
+      ctx.Note(low ? FindingKind::kRefcountTooLow : FindingKind::kLeak,
+               low ? FindingSeverity::kCorruption : FindingSeverity::kLeak, i * ctx.cluster_size(),
+               "refcount", std::move(message), /*repaired=*/true);
+      continue;
+    }
+    const FindingKind kind = refcount == 0 ? FindingKind::kRefcountZero
+                             : low         ? FindingKind::kRefcountTooLow
+                                           : FindingKind::kLeak;
+    if (low) {
+      ctx.Corruption(kind, i * ctx.cluster_size(), "refcount", std::move(message));
+    } else {
+      ctx.res.leaks++;
+      ctx.Note(kind, FindingSeverity::kLeak, i * ctx.cluster_size(), "refcount",
+               std::move(message));
+    }
+  }
+}
+
+// QEMU's check_oflag_copied over the active tables.
+Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap& metadata) {
+  bool repair = ctx.fix_errors() ||
+                (ctx.fix_leaks() && !ctx.res.check_errors && !ctx.res.corruptions && !ctx.res.leaks);
+  const uint64_t cs = ctx.cluster_size();
+  const Geometry& geo = ctx.geo;
+  std::vector<uint8_t> l2(cs);
+  bool wrote = false;
+  for (uint64_t i = 0; i < ctx.header.l1_size; ++i) {
+    const uint64_t l1_entry_offset = ctx.header.l1_table_offset + i * 8;
+    if (l1_entry_offset >= ctx.file_size) break;  // zeros from here on
+    uint8_t raw[8];
+    RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l1_entry_offset, raw));
+    const uint64_t l1_entry = LoadBE64(raw);
+    const uint64_t l2_offset = l1_entry & kL1OffsetMask;
+    if (!l2_offset) continue;
+    Result<uint64_t> refcount = reader.Get(ctx, l2_offset / cs);
+    if (!refcount.ok()) continue;  // already reported by the comparison
+    if ((*refcount == 1) != ((l1_entry & kOflagCopied) != 0)) {
+      std::string msg = fmt::format("{} OFLAG_COPIED L2 cluster: l1_index={} l1_entry={:x} "
+                                    "refcount={}", repair ? "Repairing" : "ERROR", i, l1_entry,
+                                    *refcount);
+      if (repair) {
+        RETURN_IF_ERROR(ctx.PrepareToWrite());
+        StoreBE64(raw, *refcount == 1 ? l1_entry | kOflagCopied : l1_entry & ~kOflagCopied);
+        RETURN_IF_ERROR(RepairWriteSync(ctx.device, l1_entry_offset, raw, IoTag::kL1Table));
+        ctx.Fixed(FindingKind::kOflagCopied, l1_entry_offset, "active L1 table", std::move(msg));
+      } else {
+        ctx.Corruption(FindingKind::kOflagCopied, l1_entry_offset, "active L1 table",
+                       std::move(msg));
+      }
+    }
+    RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, l2));
+    int64_t l2_dirty = 0;
+    const std::string l2_name = fmt::format("active L2 table at {:#x}", l2_offset);
+    for (uint64_t j = 0; j < geo.l2_entries(); ++j) {
+      uint8_t* p = &l2[j * geo.l2_entry_size()];
+      const uint64_t entry = LoadBE64(p);
+      ClusterType type = ClassifyL2Entry(entry, geo.extended_l2);
+      if (type != ClusterType::kNormal && type != ClusterType::kZeroAlloc) continue;
+      Result<uint64_t> data_refcount = reader.Get(ctx, (entry & kL2OffsetMask) / cs);
+      if (!data_refcount.ok()) continue;
+      if ((*data_refcount == 1) == ((entry & kOflagCopied) != 0)) continue;
+      std::string msg = fmt::format("{} OFLAG_COPIED data cluster: l2_entry={:x} refcount={}",
+                                    repair ? "Repairing" : "ERROR", entry, *data_refcount);
+      ctx.Corruption(FindingKind::kOflagCopied, l2_offset + j * geo.l2_entry_size(), l2_name,
+                     std::move(msg));
+      if (repair) {
+        StoreBE64(p, *data_refcount == 1 ? entry | kOflagCopied : entry & ~kOflagCopied);
+        l2_dirty++;
+      }
+    }
+    if (l2_dirty == 0) continue;
+    // QEMU's overlap check before the write: never write an "L2 table" over other metadata.
+    if (!IsAligned(l2_offset, cs) || metadata.Find(l2_offset, cs)) {
+      ctx.CheckError(l2_offset, l2_name, "ERROR: Could not write L2 table; metadata overlap "
+                                         "check failed: Input/output error");
+      return Status::IoError("metadata overlap check failed for L2 table");
+    }
+    RETURN_IF_ERROR(ctx.PrepareToWrite());
+    RETURN_IF_ERROR(RepairWrite(ctx.device, l2_offset, l2, IoTag::kL2Table));
+    wrote = true;
+    // These were counted as corruptions above; the write fixed them.
+    ctx.res.corruptions -= l2_dirty;
+    ctx.res.corruptions_fixed += l2_dirty;
+    for (size_t k = ctx.finding_count() - static_cast<size_t>(l2_dirty); k < ctx.finding_count(); ++k) {
+      ctx.finding(k).repaired = true;
+    }
+  }
+  if (wrote) RETURN_IF_ERROR(ctx.device.Flush());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckRefcounts(Context& ctx, RefcountOutcome& outcome) {
+  const uint64_t cs = ctx.cluster_size();
+  if (DivRoundUp(ctx.file_size, cs) > static_cast<uint64_t>(INT32_MAX)) {
+    ctx.CheckError(0, "image", "ERROR: the image has too many clusters to check");
+    return Status::NotSupported("File too large");
+  }
+  RefcountReader reader;
+  RETURN_IF_ERROR(reader.Load(ctx));
+  ReferenceCounter counter;
+  bool rebuild = false;
+  RETURN_IF_ERROR(CalculateRefcounts(ctx, counter, reader, rebuild));
+  const Counters pre_compare = ctx.res;
+  const size_t pre_compare_findings = ctx.finding_count();
+  uint64_t highest = 0;
+  CompareRefcounts(ctx, counter, reader, RepairMode::kNone, rebuild, highest);
+  outcome.rebuild = rebuild;
+  ctx.annotate_overlaps = false;
+
+  if (rebuild && ctx.fix_errors()) {
+    const Counters old = ctx.res;
+    ctx.Note(FindingKind::kRebuild, FindingSeverity::kInfo, ctx.header.refcount_table_offset,
+             "refcount table", "Rebuilding refcount structure", /*repaired=*/true);
+    for (size_t k = pre_compare_findings; k < ctx.finding_count(); ++k) ctx.finding(k).repaired = true;
+    Status st = RebuildRefcountStructure(ctx, counter);
+    if (!st.ok()) {
+      ctx.CheckError(ctx.header.refcount_table_offset, "refcount table",
+                     "ERROR rebuilding the refcount structure: " + st.message());
+      return st;
+    }
+    outcome.rebuilt = true;
+    ctx.res.corruptions = 0;
+    ctx.res.leaks = 0;
+    rebuild = false;
+    RETURN_IF_ERROR(reader.Load(ctx));
+    RETURN_IF_ERROR(CalculateRefcounts(ctx, counter, reader, rebuild));
+    // The old table and blocks are leaks now; free them. Leaks that survive were introduced by
+    // the rebuild itself and are reported as such.
+    const Counters saved = ctx.res;
+    ctx.res = Counters{};
+    CompareRefcounts(ctx, counter, reader, RepairMode::kLeaks, rebuild, highest);
+    RETURN_IF_ERROR(reader.Flush(ctx));
+    if (rebuild) {
+      ctx.Note(FindingKind::kRebuild, FindingSeverity::kInfo, ctx.header.refcount_table_offset,
+               "refcount table", "ERROR rebuilt refcount structure is still broken");
+    }
+    const int64_t fresh_leaks = ctx.res.leaks;
+    ctx.res = saved;
+    if (ctx.res.corruptions < old.corruptions) {
+      ctx.res.corruptions_fixed += old.corruptions - ctx.res.corruptions;
+    }
+    if (ctx.res.leaks < old.leaks) ctx.res.leaks_fixed += old.leaks - ctx.res.leaks;
+    ctx.res.leaks += fresh_leaks;
+  } else if (ctx.fix_leaks()) {
+    if (rebuild) {
+      ctx.CheckError(ctx.header.refcount_table_offset, "refcount table",
+                     "ERROR need to rebuild refcount structures");
+      return Status::IoError("need to rebuild refcount structures");
+    }
+    if (ctx.res.leaks || ctx.res.corruptions) {
+      // Compare again, fixing; the first comparison's lines are superseded by "Repairing" ones.
+      ctx.res = pre_compare;
+      ctx.DropFindingsFrom(pre_compare_findings);
+      CompareRefcounts(ctx, counter, reader, ctx.mode, rebuild, highest);
+      Status st = reader.Flush(ctx);
+      if (!st.ok()) {
+        ctx.CheckError(0, "refcount block", "ERROR writing refcount blocks: " + st.message());
+        return st;
+      }
+    }
+  }
+  MetadataMap metadata = BuildMetadataMap(ctx, reader);
+  RETURN_IF_ERROR(CheckOflagCopied(ctx, reader, metadata));
+  outcome.image_end_offset = (highest + 1) * cs;
+  return Status::Ok();
+}
+
+}  // namespace crashsim::check

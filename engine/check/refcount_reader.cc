@@ -1,0 +1,94 @@
+#include "engine/check/refcount_reader.h"
+
+#include <fmt/format.h>
+
+#include "engine/check/device_io.h"
+#include "engine/coding.h"
+
+namespace crashsim::check {
+namespace {
+
+// Enough for the sequential comparison and the scattered COPIED lookups of a large image,
+// small enough that a table naming thousands of blocks cannot grow memory past a few MiB.
+constexpr size_t kMaxCachedBlocks = 64;
+
+}  // namespace
+
+Status RefcountReader::Load(Context& ctx) {
+  cache_.clear();
+  const uint64_t bytes = uint64_t{ctx.header.refcount_table_clusters} * ctx.cluster_size();
+  std::vector<uint8_t> raw(bytes);
+  RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, ctx.header.refcount_table_offset, raw));
+  table_.resize(bytes / 8);
+  for (size_t i = 0; i < table_.size(); ++i) table_[i] = LoadBE64(&raw[i * 8]);
+  return Status::Ok();
+}
+
+Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t cluster,
+                                                        bool* absent) {
+  *absent = false;
+  const uint64_t index = cluster / ctx.geo.refcount_block_entries();
+  uint64_t offset = index < table_.size() ? table_[index] & kReftableOffsetMask : 0;
+  if (offset == 0) {
+    *absent = true;
+    return static_cast<Block*>(nullptr);
+  }
+  if (!IsAligned(offset, ctx.cluster_size())) {
+    return Status::IoError(fmt::format("Refblock offset {:#x} unaligned (reftable index: {:#x})",
+                                       offset, index));
+  }
+  auto it = cache_.find(offset);
+  if (it != cache_.end()) return &it->second;
+  if (cache_.size() >= kMaxCachedBlocks) {
+    auto victim = cache_.begin();
+    RETURN_IF_ERROR(WriteBack(ctx, victim->first, victim->second));
+    cache_.erase(victim);
+  }
+  Block block;
+  block.bytes.resize(ctx.cluster_size());
+  RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, offset, block.bytes));
+  return &cache_.emplace(offset, std::move(block)).first->second;
+}
+
+Result<uint64_t> RefcountReader::Get(Context& ctx, uint64_t cluster) {
+  bool absent = false;
+  ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
+  if (absent) return uint64_t{0};
+  return GetRefcountEntry(block->bytes, cluster % ctx.geo.refcount_block_entries(),
+                          ctx.geo.refcount_order);
+}
+
+Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {
+  bool absent = false;
+  ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
+  if (absent) {
+    return Status::Corruption(fmt::format("cluster {} has no refcount block", cluster));
+  }
+  RETURN_IF_ERROR(ctx.PrepareToWrite());
+  SetRefcountEntry(block->bytes, cluster % ctx.geo.refcount_block_entries(),
+                   ctx.geo.refcount_order, value);
+  block->dirty = true;
+  return Status::Ok();
+}
+
+Status RefcountReader::WriteBack(Context& ctx, uint64_t offset, Block& block) {
+  if (!block.dirty) return Status::Ok();
+  RETURN_IF_ERROR(RepairWrite(ctx.device, offset, block.bytes, IoTag::kRefcountBlock));
+  block.dirty = false;
+  return Status::Ok();
+}
+
+Status RefcountReader::Flush(Context& ctx) {
+  bool wrote = false;
+  for (auto& [offset, block] : cache_) {
+    wrote |= block.dirty;
+    RETURN_IF_ERROR(WriteBack(ctx, offset, block));
+  }
+  if (wrote) {
+    RETURN_IF_ERROR(ctx.device.Flush());
+    RETURN_IF_ERROR(RefreshFileSize(ctx));
+  }
+  return Status::Ok();
+}
+
+}  // namespace crashsim::check

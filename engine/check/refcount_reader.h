@@ -1,0 +1,43 @@
+// The on-disk refcounts as QEMU's qcow2_get_refcount sees them: the refcount table read once
+// (at most 8 MiB, QEMU's limit, checked by the header decoder), refcount blocks read on demand
+// through a small write-back cache. A missing table entry or one past the table means refcount
+// 0; an unaligned refcount block offset is an error ("Can't get refcount"). Set() changes an
+// entry in an existing block; Flush() writes the dirty blocks and flushes the device, which is
+// the only way a refcount change made by the repair becomes durable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "engine/check/check_context.h"
+
+namespace crashsim::check {
+
+class RefcountReader {
+ public:
+  // Reads the refcount table named by ctx.header (zero-filled past EOF, as QEMU reads it).
+  Status Load(Context& ctx);
+
+  uint64_t table_entries() const { return table_.size(); }
+  uint64_t table_entry(uint64_t index) const { return table_[index]; }
+
+  Result<uint64_t> Get(Context& ctx, uint64_t cluster);
+  // Sets the refcount of `cluster`, whose refcount block must exist.
+  Status Set(Context& ctx, uint64_t cluster, uint64_t value);
+  // Writes every dirty block back, then flushes the device.
+  Status Flush(Context& ctx);
+
+ private:
+  struct Block {
+    std::vector<uint8_t> bytes;
+    bool dirty = false;
+  };
+  Result<Block*> BlockFor(Context& ctx, uint64_t cluster, bool* absent);
+  Status WriteBack(Context& ctx, uint64_t offset, Block& block);
+
+  std::vector<uint64_t> table_;
+  std::map<uint64_t, Block> cache_;  // by refcount block offset
+};
+
+}  // namespace crashsim::check

@@ -1,0 +1,63 @@
+// qemu-img 7.2's output text and exit codes, from reports with known counters.
+#include <gtest/gtest.h>
+
+#include "engine/check/check.h"
+
+namespace crashsim {
+namespace {
+
+TEST(ReportFormatTest, JsonMatchesQemuKeyOrder) {
+  CheckReport r;
+  r.image_end_offset = 458752;
+  r.total_clusters = 1024;
+  r.corruptions = 4;
+  r.allocated_clusters = 2;
+  EXPECT_EQ(FormatCheckJson(r, "lazy.qcow2"),
+            "{\n    \"image-end-offset\": 458752,\n    \"total-clusters\": 1024,\n"
+            "    \"corruptions\": 4,\n    \"check-errors\": 0,\n"
+            "    \"allocated-clusters\": 2,\n    \"filename\": \"lazy.qcow2\",\n"
+            "    \"format\": \"qcow2\"\n}\n");
+  EXPECT_EQ(CheckExitCode(r), 2);
+}
+
+TEST(ReportFormatTest, HumanAfterRepair) {
+  CheckReport r;
+  r.leaks_fixed = 1;
+  r.double_checked = true;
+  r.total_clusters = 1024;
+  r.allocated_clusters = 2;
+  r.fragmented_clusters = 1;
+  r.compressed_clusters = 1;
+  r.image_end_offset = 524288;
+  EXPECT_EQ(FormatCheckHuman(r),
+            "The following inconsistencies were found and repaired:\n\n    1 leaked clusters\n"
+            "    0 corruptions\n\nDouble checking the fixed image now...\n"
+            "No errors were found on the image.\n"
+            "2/1024 = 0.20% allocated, 50.00% fragmented, 50.00% compressed clusters\n"
+            "Image end offset: 524288\n");
+  EXPECT_EQ(CheckExitCode(r), 0);
+}
+
+TEST(ReportFormatTest, ExitCodes) {
+  CheckReport leaks;
+  leaks.leaks = 3;
+  EXPECT_EQ(CheckExitCode(leaks), 3);
+  EXPECT_NE(FormatCheckHuman(leaks).find("\n3 leaked clusters were found on the image.\nThis "
+                                         "means waste of disk space, but no harm to data.\n"),
+            std::string::npos);
+  CheckReport failed;
+  failed.status = Status::IoError("need to rebuild refcount structures");
+  EXPECT_EQ(CheckExitCode(failed), 1);
+  EXPECT_EQ(FormatCheckHuman(failed), "");
+  EXPECT_EQ(FormatCheckJson(failed, "x"), "");
+  CheckReport raw;
+  raw.not_qcow2 = true;
+  raw.status = Status::Corruption("not a qcow2 image");
+  EXPECT_EQ(CheckExitCode(raw), 63);
+  CheckReport errors;
+  errors.check_errors = 1;
+  EXPECT_EQ(CheckExitCode(errors), 1);
+}
+
+}  // namespace
+}  // namespace crashsim

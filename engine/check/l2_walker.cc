@@ -20,7 +20,7 @@ class L2Walker {
   L2Walker(Context& ctx, ReferenceCounter& counter, const L1Walk& walk)
       : ctx_(ctx), counter_(counter), walk_(walk), geo_(ctx.geo) {}
 
-  // Returns false when the entry was dropped (nothing to count).
+  // Checks and counts one L2 table; writes it back (and flushes) if the repair changed it.
   Status Walk(uint64_t l2_offset, uint64_t l1_index);
 
  private:

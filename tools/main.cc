@@ -12,8 +12,8 @@ namespace {
 // The registry: every subcommand, in the order `crashsim --help` lists them.
 constexpr crashsim::tools::AddCommandFn kCommands[] = {
     crashsim::tools::AddCreateCommand,  crashsim::tools::AddInfoCommand,
-    crashsim::tools::AddIoCommand,      crashsim::tools::AddConvertCommand,
-    crashsim::tools::AddDemoCommand,
+    crashsim::tools::AddIoCommand,      crashsim::tools::AddCheckCommand,
+    crashsim::tools::AddConvertCommand, crashsim::tools::AddDemoCommand,
 };
 
 }  // namespace

@@ -44,6 +44,9 @@ struct Mapping {
   bool from_backing = false;
 };
 
+// Reads and validates the header of the image on `device` without opening it.
+Result<QcowHeader> ReadImageHeader(BlockDevice& device, bool for_check = false);
+
 class Image : public GuestReader {
  public:
   // Creates an image on `device` (which is truncated). With a backing file, `open_backing`

@@ -105,6 +105,12 @@ Result<std::unique_ptr<GuestReader>> OpenBacking(const QcowHeader& header,
 
 }  // namespace
 
+Result<QcowHeader> ReadImageHeader(BlockDevice& device, bool for_check) {
+  OpenOptions options;
+  options.for_check = for_check;
+  return ReadHeader(device, options);
+}
+
 std::unique_ptr<GuestReader> MakeRawReader(std::unique_ptr<BlockDevice> device) {
   auto size = device->Size();
   return std::make_unique<RawReader>(std::move(device), size.ok() ? *size : 0);

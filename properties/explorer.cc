@@ -1,0 +1,356 @@
+#include "properties/explorer.h"
+
+#include <fmt/format.h>
+
+#include "engine/check/check.h"
+#include "engine/image.h"
+#include "engine/memory_device.h"
+#include "simdisk/materialise.h"
+#include "simdisk/medium.h"
+#include "simdisk/sim_disk.h"
+
+namespace crashsim {
+namespace {
+
+bool IsMetadataTag(IoTag tag) { return tag != IoTag::kData && tag != IoTag::kCowData; }
+
+std::string FirstFindings(const CheckReport& report, size_t max_lines = 4) {
+  std::string out;
+  size_t n = 0;
+  for (const Finding& f : report.findings) {
+    if (f.severity == FindingSeverity::kInfo) continue;
+    if (n++ == max_lines) {
+      out += "; ...";
+      break;
+    }
+    out += (out.empty() ? "" : "; ") + f.message;
+  }
+  if (!report.status.ok()) out += (out.empty() ? "" : "; ") + report.status.ToString();
+  return out;
+}
+
+Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice& device,
+               const OpenOptions& open) {
+  switch (op.kind) {
+    case WorkloadOpKind::kWrite: {
+      std::vector<uint8_t> data(op.length);
+      FillPattern(op.pattern, op.offset, data);
+      return image->Write(op.offset, data);
+    }
+    case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
+    case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
+    case WorkloadOpKind::kFlush: return image->Flush();
+    case WorkloadOpKind::kReopen: {
+      RETURN_IF_ERROR(image->Close());
+      image.reset();
+      ASSIGN_OR_RETURN(image, Image::Open(device, open));
+      return Status::Ok();
+    }
+  }
+  return Status::InvalidArgument("unknown workload op");
+}
+
+}  // namespace
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kClean: return "clean";
+    case Outcome::kLeaksOnly: return "leaks only";
+    case Outcome::kDirtyRepaired: return "dirty, repaired";
+    case Outcome::kFailure: return "FAILURE";
+  }
+  return "?";
+}
+
+simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
+  switch (mode) {
+    case CacheMode::kWriteback: return simdisk::CacheMode::kWriteback;
+    case CacheMode::kWritethrough: return simdisk::CacheMode::kWritethrough;
+    case CacheMode::kDirectsync: return simdisk::CacheMode::kDirectsync;
+    case CacheMode::kNone: return simdisk::CacheMode::kNone;
+    case CacheMode::kUnsafe: return simdisk::CacheMode::kUnsafe;
+  }
+  return simdisk::CacheMode::kWriteback;
+}
+
+std::string ExploreReport::Summary() const {
+  std::string out = fmt::format(
+      "device ops {}, crash points {}, states possible {}, within bound {}, explored {}\n",
+      device_ops, enumeration.crash_points,
+      enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
+                                                   : std::to_string(enumeration.possible),
+      enumeration.within_bound == simdisk::kSaturated ? std::string("2^64+")
+                                                       : std::to_string(enumeration.within_bound),
+      explored);
+  for (int i = 0; i < kOutcomeCount; ++i) {
+    out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
+  }
+  out += fmt::format("  torn/lost metadata states {}, repair crash states {}\n",
+                     torn_metadata_states, repair_crash_states);
+  return out;
+}
+
+Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
+                                                   const ExploreOptions& options) {
+  std::unique_ptr<Explorer> e(new Explorer(workload, options));
+  RETURN_IF_ERROR(e->RecordRun());
+  return e;
+}
+
+Status Explorer::RecordRun() {
+  CreateOptions create = options_.image;
+  create.size = workload_.disk_size;
+  MemoryDevice base;
+  RETURN_IF_ERROR(Image::Create(base, create));
+  auto initial = std::make_shared<simdisk::Medium>();
+  initial->WriteAt(0, base.bytes());
+
+  simdisk::SimDiskOptions so;
+  so.cache_mode = SimdiskCacheMode(options_.cache_mode);
+  so.atomic_unit = options_.atomic_unit;
+  simdisk::SimDisk disk(so, initial);
+  OpenOptions open;
+  open.cache_mode = options_.cache_mode;
+  ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(disk, open));
+  for (size_t i = 0; i < workload_.ops.size(); ++i) {
+    disk.BeginGuestOp(i, workload_.ops[i].ToText());
+    Status st = Execute(image, workload_.ops[i], disk, open);
+    if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i,
+                                                    workload_.ops[i].ToText()));
+    disk.AckGuestOp();
+  }
+  // The clean close is part of the run: a crash during it is explored like any other.
+  disk.BeginGuestOp(workload_.ops.size(), "close");
+  RETURN_IF_ERROR(image->Close().WithContext("close"));
+  disk.AckGuestOp();
+  recording_ = disk.SnapshotRecording();
+
+  // The oracle sees the close as a flush: it makes everything before it durable.
+  Workload with_close = workload_;
+  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
+  std::vector<OpTiming> timings(with_close.ops.size());
+  for (const simdisk::GuestOp& g : recording_->guest_ops()) {
+    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
+  }
+  AssignDurability(with_close, options_.cache_mode,
+                   options_.crash == simdisk::CrashKind::kPowerLoss
+                       ? CrashKindForOracle::kPowerLoss
+                       : CrashKindForOracle::kProcessKill,
+                   timings);
+  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings),
+                                          std::vector<uint8_t>(workload_.disk_size, 0));
+  return Status::Ok();
+}
+
+simdisk::EnumerationOptions Explorer::EnumerationFor() const {
+  simdisk::EnumerationOptions e;
+  e.kind = options_.crash;
+  e.model = options_.model;
+  e.k = options_.k;
+  e.exhaustive_budget = options_.exhaustive_budget;
+  e.samples = options_.samples;
+  e.seed = options_.seed;
+  e.exhaustive_tags = options_.metadata_first ? simdisk::kMetadataTags : simdisk::kAllTags;
+  // A state's bytes are checked against the durability promised at its own crash point, so a
+  // state seen at an earlier point is not a duplicate.
+  e.dedupe = false;
+  return e;
+}
+
+std::string Explorer::CheckData(BlockDevice& device, uint64_t crash_point, const char* when) {
+  OpenOptions ro;
+  ro.read_only = true;
+  auto image = Image::Open(device, ro);
+  if (!image.ok()) {
+    return fmt::format("cannot open the image read-only {}: {}", when,
+                       image.status().ToString());
+  }
+  auto violation = oracle_->Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
+    return (*image)->Read(offset, data);
+  });
+  if (!violation.ok()) {
+    return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
+  }
+  if (*violation) return fmt::format("lost or illegal guest data {}: {}", when,
+                                     (*violation)->message);
+  return "";
+}
+
+std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
+  const uint64_t size = workload_.disk_size;
+  std::vector<uint8_t> before(size), after(size);
+  {
+    OpenOptions ro;
+    ro.read_only = true;
+    auto image = Image::Open(device, ro);
+    if (!image.ok()) return "cannot reopen after repair: " + image.status().ToString();
+    if (Status st = (*image)->Read(0, before); !st.ok()) return "read after repair: " + st.ToString();
+  }
+  // Two writes: one over the start of the disk (overwrites, COW) and one in the middle.
+  const uint64_t cs = options_.image.cluster_size;
+  WorkloadOp a{.kind = WorkloadOpKind::kWrite, .offset = 0,
+               .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01};
+  WorkloadOp b{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
+               .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02};
+  {
+    auto image = Image::Open(device, OpenOptions{});
+    if (!image.ok()) return "cannot open read-write after repair: " + image.status().ToString();
+    for (const WorkloadOp& op : {a, b}) {
+      std::vector<uint8_t> data(op.length);
+      FillPattern(op.pattern, op.offset, data);
+      if (Status st = (*image)->Write(op.offset, data); !st.ok()) {
+        return "write after repair failed: " + st.ToString();
+      }
+      std::copy(data.begin(), data.end(), before.begin() + static_cast<ptrdiff_t>(op.offset));
+    }
+    if (Status st = (*image)->Close(); !st.ok()) return "close after repair: " + st.ToString();
+  }
+  CheckReport report = Check(device);
+  if (!report.status.ok() || report.corruptions > 0 || report.check_errors > 0) {
+    return "writes after repair corrupted the image (a cluster used twice?): " +
+           FirstFindings(report);
+  }
+  OpenOptions ro;
+  ro.read_only = true;
+  auto image = Image::Open(device, ro);
+  if (!image.ok()) return "cannot reopen after writes: " + image.status().ToString();
+  if (Status st = (*image)->Read(0, after); !st.ok()) return "read after writes: " + st.ToString();
+  for (uint64_t i = 0; i < size; ++i) {
+    if (before[i] != after[i]) {
+      return fmt::format("after repair and two more writes, guest byte {:#x} reads {:#04x}, "
+                         "expected {:#04x}", i, after[i], before[i]);
+    }
+  }
+  return "";
+}
+
+std::string Explorer::CheckRepairCrashes(BlockDevice& device, uint64_t crash_point) {
+  // Record the repair itself on a simulated disk that starts from the crashed image.
+  auto start = std::make_shared<simdisk::Medium>();
+  {
+    auto size = device.Size();
+    std::vector<uint8_t> bytes(size.ok() ? *size : 0);
+    if (!device.Read(0, bytes).ok()) return "cannot copy the crashed image";
+    start->WriteAt(0, bytes);
+  }
+  simdisk::SimDiskOptions so;
+  so.cache_mode = simdisk::CacheMode::kWriteback;  // qemu-img check's default
+  so.atomic_unit = options_.atomic_unit;
+  simdisk::SimDisk disk(so, start);
+  CheckReport first = Repair(disk, RepairMode::kAll);
+  if (!first.status.ok()) return "";  // the plain repair path reports this failure
+  auto recording = disk.SnapshotRecording();
+  simdisk::EnumerationOptions e;
+  e.kind = simdisk::CrashKind::kPowerLoss;
+  e.k = 1;
+  e.exhaustive_budget = options_.repair_crash_states;
+  e.samples = 1;
+  e.seed = options_.seed ^ 0x5eedull;
+  e.dedupe = true;
+  simdisk::CrashEnumerator en(recording, e);
+  uint64_t checked = 0;
+  while (auto state = en.Next()) {
+    if (checked++ >= options_.repair_crash_states) break;
+    auto medium = simdisk::Materialise(*recording, *state);
+    if (!medium.ok()) return "cannot materialise a repair crash state: " +
+                             medium.status().ToString();
+    CheckReport second = Repair(**medium, RepairMode::kAll);
+    if (!second.status.ok() || CheckExitCode(second) != 0) {
+      return fmt::format("a crash during repair ({}) left an image a second repair cannot fix: "
+                         "{}", state->ToText(), FirstFindings(second));
+    }
+    std::string data = CheckData(**medium, crash_point, "after a crashed repair and a second one");
+    if (!data.empty()) return data + " (repair crash " + state->ToText() + ")";
+  }
+  return "";
+}
+
+std::string Explorer::CheckDevice(BlockDevice& device, uint64_t crash_point,
+                                  StateResult& result, bool allow_repair_crashes) {
+  auto header = ReadImageHeader(device, /*for_check=*/true);
+  if (!header.ok()) return "the crash left an unreadable header: " + header.status().ToString();
+  result.dirty = header->dirty();
+  if (!result.dirty) {
+    if (std::string s = CheckData(device, crash_point, "(clean image)"); !s.empty()) return s;
+    CheckReport report = Check(device);
+    if (!report.status.ok() || report.check_errors > 0) {
+      return "check could not complete on a clean image: " + FirstFindings(report);
+    }
+    if (report.corruptions > 0) {
+      return fmt::format("image not marked dirty has {} corruptions: {}", report.corruptions,
+                         FirstFindings(report));
+    }
+    result.outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
+  } else {
+    // Readable before repair: what it shows must already be legal.
+    OpenOptions ro;
+    ro.read_only = true;
+    if (Image::Open(device, ro).ok()) {
+      if (std::string s = CheckData(device, crash_point, "before repair"); !s.empty()) return s;
+    }
+    if (allow_repair_crashes && options_.repair_crash_states > 0) {
+      if (std::string s = CheckRepairCrashes(device, crash_point); !s.empty()) return s;
+    }
+    CheckReport repair = Repair(device, RepairMode::kAll);
+    if (!repair.status.ok() || CheckExitCode(repair) != 0) {
+      return fmt::format("repair of the dirty image failed (exit {}): {}", CheckExitCode(repair),
+                         FirstFindings(repair));
+    }
+    auto after = ReadImageHeader(device, true);
+    if (!after.ok() || after->dirty()) return "repair succeeded but left the dirty bit set";
+    CheckReport again = Check(device);
+    if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
+      return "the check after repair is not clean: " + FirstFindings(again);
+    }
+    if (std::string s = CheckData(device, crash_point, "after repair"); !s.empty()) return s;
+    result.outcome = Outcome::kDirtyRepaired;
+  }
+  if (options_.writes_after_repair) return CheckWritesAfterRepair(device);
+  return "";
+}
+
+StateResult Explorer::CheckState(const simdisk::CrashState& state) {
+  StateResult result;
+  result.state = state;
+  for (const simdisk::WriteFate& fate : state.fates) {
+    if (fate.op < recording_->ops().size() && IsMetadataTag(recording_->ops()[fate.op].tag) &&
+        recording_->ops()[fate.op].kind == simdisk::OpKind::kWrite) {
+      result.torn_metadata = true;
+    }
+  }
+  auto medium = simdisk::Materialise(*recording_, state);
+  if (!medium.ok()) {
+    result.outcome = Outcome::kFailure;
+    result.detail = "cannot materialise the crash state: " + medium.status().ToString();
+    return result;
+  }
+  result.detail = CheckDevice(**medium, state.point, result, /*allow_repair_crashes=*/true);
+  if (!result.detail.empty()) result.outcome = Outcome::kFailure;
+  return result;
+}
+
+ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress) {
+  ExploreReport report;
+  report.device_ops = recording_->op_count();
+  report.recording_digest = recording_->Digest();
+  simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
+  uint64_t index = 0;
+  while (auto state = enumerator.Next()) {
+    if (index++ % options_.shard_count != options_.shard_index) continue;
+    if (options_.max_states && report.explored >= options_.max_states) break;
+    StateResult r = CheckState(*state);
+    ++report.explored;
+    ++report.outcomes[static_cast<int>(r.outcome)];
+    if (r.torn_metadata) ++report.torn_metadata_states;
+    if (r.dirty && options_.repair_crash_states) ++report.repair_crash_states;
+    if (r.outcome == Outcome::kFailure) {
+      report.failures.push_back(std::move(r));
+      if (options_.max_failures && report.failures.size() >= options_.max_failures) break;
+    }
+    if (progress) progress(report.explored);
+  }
+  report.enumeration = enumerator.stats();
+  return report;
+}
+
+}  // namespace crashsim

@@ -1,0 +1,108 @@
+// The crash explorer: runs a guest workload on the reference engine over simdisk, enumerates
+// the crash states of the recorded run, and holds each to the crash property:
+//   - dirty bit clear: the image checks with no corruptions as it is (leaks allowed);
+//   - dirty bit set: repair (-r all) succeeds, and the image then checks clean, twice;
+//   - guest data is legal (GuestOracle) before repair where the image is readable, and after;
+//   - after repair the image takes further writes with no cluster used twice;
+//   - optionally, a crash during the repair itself still ends, after another repair, clean.
+// Used by the rapidcheck properties and by `crashsim explore`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/options.h"
+#include "engine/status.h"
+#include "properties/oracle.h"
+#include "properties/workload.h"
+#include "simdisk/crash_enumerator.h"
+#include "simdisk/crash_state.h"
+#include "simdisk/recording.h"
+
+namespace crashsim {
+
+struct ExploreOptions {
+  CreateOptions image;  // size comes from the workload
+  CacheMode cache_mode = CacheMode::kWritethrough;
+  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
+  uint64_t atomic_unit = 512;
+  simdisk::CrashModel model;
+  uint64_t k = 1;                 // deviations explored exhaustively per crash point
+  uint64_t exhaustive_budget = 512;
+  uint64_t samples = 8;           // random states per point beyond the bound
+  uint64_t seed = 0;
+  bool metadata_first = true;     // spend the exhaustive budget on metadata writes
+  uint64_t max_states = 0;        // 0: no limit
+  uint32_t shard_index = 0;       // this shard explores states i with i % shard_count == index
+  uint32_t shard_count = 1;
+  bool writes_after_repair = true;
+  uint64_t repair_crash_states = 0;  // per dirty state: crash states of the repair to explore
+  size_t max_failures = 1;        // stop after this many failing states (0: never stop)
+};
+
+enum class Outcome : uint8_t { kClean, kLeaksOnly, kDirtyRepaired, kFailure };
+inline constexpr int kOutcomeCount = 4;
+const char* OutcomeName(Outcome outcome);
+
+struct StateResult {
+  simdisk::CrashState state;
+  Outcome outcome = Outcome::kClean;
+  bool dirty = false;
+  bool torn_metadata = false;    // a metadata write was torn or dropped in this state
+  std::string detail;            // for failures: what broke, where
+};
+
+struct ExploreReport {
+  uint64_t device_ops = 0;
+  uint64_t recording_digest = 0;
+  simdisk::EnumerationStats enumeration;
+  uint64_t explored = 0;         // states checked by this shard
+  uint64_t outcomes[kOutcomeCount] = {};
+  uint64_t torn_metadata_states = 0;
+  uint64_t repair_crash_states = 0;
+  std::vector<StateResult> failures;
+
+  bool ok() const { return failures.empty(); }
+  std::string Summary() const;
+};
+
+class Explorer {
+ public:
+  // Records the workload's run. Fails if the engine itself fails during the run.
+  static Result<std::unique_ptr<Explorer>> Record(const Workload& workload,
+                                                  const ExploreOptions& options);
+
+  // Checks every state the options select; `progress(explored)` is called after each.
+  ExploreReport Run(const std::function<void(uint64_t)>& progress = {});
+  // Checks one crash state of the recorded run.
+  StateResult CheckState(const simdisk::CrashState& state);
+
+  const simdisk::Recording& recording() const { return *recording_; }
+  const Workload& workload() const { return workload_; }
+  const ExploreOptions& options() const { return options_; }
+  simdisk::EnumerationOptions EnumerationFor() const;
+
+ private:
+  Explorer(Workload workload, ExploreOptions options) : workload_(std::move(workload)),
+                                                        options_(std::move(options)) {}
+  Status RecordRun();
+  // The property for one crashed device; returns the failure text, or empty.
+  std::string CheckDevice(BlockDevice& device, uint64_t crash_point, StateResult& result,
+                          bool allow_repair_crashes);
+  std::string CheckRepairCrashes(BlockDevice& device, uint64_t crash_point);
+  std::string CheckData(BlockDevice& device, uint64_t crash_point, const char* when);
+  std::string CheckWritesAfterRepair(BlockDevice& device);
+
+  Workload workload_;
+  ExploreOptions options_;
+  std::shared_ptr<const simdisk::Recording> recording_;
+  std::unique_ptr<GuestOracle> oracle_;
+};
+
+simdisk::CacheMode SimdiskCacheMode(CacheMode mode);
+
+}  // namespace crashsim

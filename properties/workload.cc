@@ -1,0 +1,160 @@
+#include "properties/workload.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <sstream>
+
+namespace crashsim {
+namespace {
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::vector<std::string_view> Words(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+Result<uint64_t> Number(std::string_view word, size_t line, const char* what) {
+  const std::string_view original = word;
+  uint64_t v = 0;
+  int base = 10;
+  if (word.starts_with("0x")) {
+    word.remove_prefix(2);
+    base = 16;
+  }
+  auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v, base);
+  if (ec != std::errc() || ptr != word.data() + word.size() || word.empty()) {
+    return Status::InvalidArgument(fmt::format("workload line {}: {} '{}' is not a number", line,
+                                               what, original));
+  }
+  return v;
+}
+
+}  // namespace
+
+const char* WorkloadOpKindName(WorkloadOpKind kind) {
+  switch (kind) {
+    case WorkloadOpKind::kWrite: return "write";
+    case WorkloadOpKind::kZero: return "zero";
+    case WorkloadOpKind::kDiscard: return "discard";
+    case WorkloadOpKind::kFlush: return "flush";
+    case WorkloadOpKind::kReopen: return "reopen";
+  }
+  return "?";
+}
+
+uint8_t PatternByte(uint32_t pattern, uint64_t offset) {
+  uint64_t word = Mix((uint64_t{pattern} << 40) ^ (offset >> 3));
+  return static_cast<uint8_t>(word >> ((offset & 7) * 8));
+}
+
+void FillPattern(uint32_t pattern, uint64_t offset, std::span<uint8_t> out) {
+  size_t i = 0;
+  while (i < out.size()) {
+    uint64_t pos = offset + i;
+    uint64_t word = Mix((uint64_t{pattern} << 40) ^ (pos >> 3));
+    for (uint64_t b = pos & 7; b < 8 && i < out.size(); ++b, ++i) {
+      out[i] = static_cast<uint8_t>(word >> (b * 8));
+    }
+  }
+}
+
+std::string WorkloadOp::ToText() const {
+  switch (kind) {
+    case WorkloadOpKind::kWrite: return fmt::format("write {:#x} {} p={}", offset, length, pattern);
+    case WorkloadOpKind::kZero:
+      return fmt::format("zero {:#x} {}{}", offset, length, unmap ? " unmap" : "");
+    case WorkloadOpKind::kDiscard: return fmt::format("discard {:#x} {}", offset, length);
+    case WorkloadOpKind::kFlush: return "flush";
+    case WorkloadOpKind::kReopen: return "reopen";
+  }
+  return "?";
+}
+
+void showValue(const Workload& workload, std::ostream& os) { os << workload.ToText(); }
+
+std::string Workload::ToText() const {
+  std::string out = fmt::format("disk {}\n", disk_size);
+  for (const WorkloadOp& op : ops) out += op.ToText() + "\n";
+  return out;
+}
+
+Result<Workload> Workload::Parse(std::string_view text) {
+  Workload w;
+  bool have_disk = false;
+  size_t line_no = 0;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    auto words = Words(line);
+    if (words.empty() || words[0].starts_with("#")) continue;
+    std::string_view cmd = words[0];
+    auto need = [&](size_t n) -> Status {
+      if (words.size() < n) {
+        return Status::InvalidArgument(fmt::format("workload line {}: '{}' needs {} arguments",
+                                                   line_no, cmd, n - 1));
+      }
+      return Status::Ok();
+    };
+    if (cmd == "disk") {
+      RETURN_IF_ERROR(need(2));
+      ASSIGN_OR_RETURN(w.disk_size, Number(words[1], line_no, "disk size"));
+      have_disk = true;
+      continue;
+    }
+    if (!have_disk) {
+      return Status::InvalidArgument(fmt::format("workload line {}: expected 'disk SIZE' first",
+                                                 line_no));
+    }
+    WorkloadOp op;
+    if (cmd == "flush" || cmd == "reopen") {
+      op.kind = cmd == "flush" ? WorkloadOpKind::kFlush : WorkloadOpKind::kReopen;
+    } else if (cmd == "write" || cmd == "zero" || cmd == "discard") {
+      op.kind = cmd == "write" ? WorkloadOpKind::kWrite
+                : cmd == "zero" ? WorkloadOpKind::kZero : WorkloadOpKind::kDiscard;
+      RETURN_IF_ERROR(need(3));
+      ASSIGN_OR_RETURN(op.offset, Number(words[1], line_no, "offset"));
+      ASSIGN_OR_RETURN(op.length, Number(words[2], line_no, "length"));
+      for (size_t i = 3; i < words.size(); ++i) {
+        if (op.kind == WorkloadOpKind::kWrite && words[i].starts_with("p=")) {
+          ASSIGN_OR_RETURN(uint64_t p, Number(words[i].substr(2), line_no, "pattern"));
+          op.pattern = static_cast<uint32_t>(p);
+        } else if (op.kind == WorkloadOpKind::kZero && words[i] == "unmap") {
+          op.unmap = true;
+        } else {
+          return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'",
+                                                     line_no, words[i]));
+        }
+      }
+      if (op.length == 0 || op.offset > w.disk_size || op.length > w.disk_size - op.offset) {
+        return Status::InvalidArgument(fmt::format(
+            "workload line {}: range {:#x}+{} is empty or outside the {}-byte disk", line_no,
+            op.offset, op.length, w.disk_size));
+      }
+    } else {
+      return Status::InvalidArgument(fmt::format(
+          "workload line {}: unknown operation '{}' (expected write, zero, discard, flush, "
+          "reopen)", line_no, cmd));
+    }
+    w.ops.push_back(op);
+  }
+  if (!have_disk) return Status::InvalidArgument("workload: empty (expected 'disk SIZE')");
+  return w;
+}
+
+}  // namespace crashsim

@@ -1,0 +1,57 @@
+// A guest workload: the sequence of guest operations a crash test drives the image with, in
+// a text form that reads like qemu-io commands and is embedded verbatim in traces:
+//   write 0x10000 4096 p=17        (data: PatternByte(17, guest offset))
+//   zero 0x0 65536 unmap
+//   discard 0x20000 65536
+//   flush
+//   reopen
+// Data is position-dependent so that bytes that land at the wrong offset are caught.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace crashsim {
+
+enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen };
+const char* WorkloadOpKindName(WorkloadOpKind kind);
+
+struct WorkloadOp {
+  WorkloadOpKind kind = WorkloadOpKind::kWrite;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint32_t pattern = 0;  // writes: which data
+  bool unmap = false;    // zero: also free the clusters
+
+  bool TouchesData() const {
+    return kind == WorkloadOpKind::kWrite || kind == WorkloadOpKind::kZero ||
+           kind == WorkloadOpKind::kDiscard;
+  }
+  std::string ToText() const;
+  bool operator==(const WorkloadOp&) const = default;
+};
+
+struct Workload {
+  uint64_t disk_size = 0;  // the guest disk the ops address
+  std::vector<WorkloadOp> ops;
+
+  std::string ToText() const;  // "disk 1048576\n" then one op per line
+  // Parses the text form; errors name the line and what was expected.
+  static Result<Workload> Parse(std::string_view text);
+  bool operator==(const Workload&) const = default;
+};
+
+// rapidcheck's counterexample printer.
+void showValue(const Workload& workload, std::ostream& os);
+
+// The byte a write with `pattern` puts at guest offset `offset`.
+uint8_t PatternByte(uint32_t pattern, uint64_t offset);
+void FillPattern(uint32_t pattern, uint64_t offset, std::span<uint8_t> out);
+
+}  // namespace crashsim

@@ -1,0 +1,81 @@
+#include "properties/workload_gen.h"
+
+#include <fmt/format.h>
+
+namespace crashsim {
+namespace {
+
+rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
+  // Offsets cluster around a few hot clusters so that ops overlap and overwrite.
+  auto offset = rc::gen::oneOf(
+      rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / 512),
+                   [](uint64_t s) { return s * 512; }),
+      rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / cluster_size),
+                   [cluster_size](uint64_t c) { return c * cluster_size; }),
+      rc::gen::inRange<uint64_t>(0, disk_size - 1));
+  auto length = rc::gen::oneOf(rc::gen::element<uint64_t>(512, 4096, cluster_size),
+                               rc::gen::inRange<uint64_t>(1, 3 * cluster_size + 1),
+                               rc::gen::map(rc::gen::inRange<uint64_t>(1, 9),
+                                            [cluster_size](uint64_t n) {
+                                              return n * cluster_size;
+                                            }));
+  return rc::gen::apply(
+      [disk_size](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap) {
+        WorkloadOp op;
+        op.kind = static_cast<WorkloadOpKind>(kind);
+        if (!op.TouchesData()) return op;
+        op.offset = off;
+        op.length = std::min(len, disk_size - off);
+        if (op.kind == WorkloadOpKind::kWrite) op.pattern = pattern;
+        if (op.kind == WorkloadOpKind::kZero) op.unmap = unmap;
+        return op;
+      },
+      rc::gen::weightedElement<int>({{10, static_cast<int>(WorkloadOpKind::kWrite)},
+                                     {2, static_cast<int>(WorkloadOpKind::kZero)},
+                                     {2, static_cast<int>(WorkloadOpKind::kDiscard)},
+                                     {3, static_cast<int>(WorkloadOpKind::kFlush)},
+                                     {1, static_cast<int>(WorkloadOpKind::kReopen)}}),
+      offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>());
+}
+
+}  // namespace
+
+std::string ImageConfig::ToString() const {
+  return fmt::format("{} cache={}", create.ToString(), CacheModeName(cache_mode));
+}
+
+void showValue(const ImageConfig& config, std::ostream& os) { os << config.ToString(); }
+
+rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops) {
+  return rc::gen::map(
+      rc::gen::resize(static_cast<int>(max_ops),
+                      rc::gen::nonEmpty(rc::gen::container<std::vector<WorkloadOp>>(
+                          GenOp(disk_size, cluster_size)))),
+      [disk_size, max_ops](std::vector<WorkloadOp> ops) {
+        if (ops.size() > max_ops) ops.resize(max_ops);
+        Workload w;
+        w.disk_size = disk_size;
+        w.ops = std::move(ops);
+        return w;
+      });
+}
+
+rc::Gen<ImageConfig> GenImageConfig() {
+  return rc::gen::apply(
+      [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode) {
+        ImageConfig c;
+        c.create.version = version;
+        c.create.cluster_size = cluster_size;
+        c.create.refcount_bits = version == 2 ? 16 : refcount_bits;
+        c.create.lazy_refcounts = version == 3 && lazy;
+        c.cache_mode = static_cast<CacheMode>(mode);
+        return c;
+      },
+      rc::gen::element<uint32_t>(2, 3), rc::gen::element<uint64_t>(512, 4096, 65536),
+      rc::gen::element<uint32_t>(1, 16, 64), rc::gen::arbitrary<bool>(),
+      rc::gen::element<int>(static_cast<int>(CacheMode::kWriteback),
+                            static_cast<int>(CacheMode::kWritethrough),
+                            static_cast<int>(CacheMode::kDirectsync)));
+}
+
+}  // namespace crashsim

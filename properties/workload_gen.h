@@ -1,0 +1,26 @@
+// rapidcheck generators for guest workloads and image configurations. Sizes are chosen so that
+// writes hit first-touch and overwrite, aligned and unaligned, sub-cluster and multi-cluster
+// cases on a small disk, which keeps every crash state cheap to check.
+#pragma once
+
+#include <rapidcheck.h>
+
+#include "engine/options.h"
+#include "properties/workload.h"
+
+namespace crashsim {
+
+struct ImageConfig {
+  CreateOptions create;
+  CacheMode cache_mode = CacheMode::kWritethrough;
+
+  std::string ToString() const;
+};
+
+void showValue(const ImageConfig& config, std::ostream& os);
+
+// A workload of 1..max_ops operations on a disk of `disk_size` bytes with `cluster_size` clusters.
+rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops);
+rc::Gen<ImageConfig> GenImageConfig();
+
+}  // namespace crashsim

@@ -1,0 +1,51 @@
+#include "properties/workload.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include "properties/workload_gen.h"
+
+namespace crashsim {
+namespace {
+
+RC_GTEST_PROP(WorkloadTest, TextRoundTrips, ()) {
+  Workload w = *GenWorkload(1 << 20, 4096, 20);
+  auto parsed = Workload::Parse(w.ToText());
+  RC_ASSERT(parsed.ok());
+  RC_ASSERT(*parsed == w);
+}
+
+TEST(WorkloadTest, ParseErrorsNameTheLine) {
+  struct Case {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"", "empty"},
+      {"write 0 512 p=1\n", "line 1: expected 'disk SIZE' first"},
+      {"disk 4096\nwrite 0 8192 p=1\n", "line 2: range 0x0+8192"},
+      {"disk 4096\nfrobnicate\n", "line 2: unknown operation 'frobnicate'"},
+      {"disk 4096\nwrite 0x zz\n", "line 2: offset '0x' is not a number"},
+      {"disk 4096\nzero 0 512 p=3\n", "line 2: unexpected 'p=3'"},
+      {"disk 4096\nflush\nwrite 0\n", "line 3: 'write' needs 2 arguments"},
+  };
+  for (const Case& c : cases) {
+    auto w = Workload::Parse(c.text);
+    ASSERT_FALSE(w.ok()) << c.text;
+    EXPECT_NE(w.status().message().find(c.message), std::string::npos) << w.status().message();
+  }
+}
+
+TEST(WorkloadTest, PatternIsPositionDependent) {
+  std::vector<uint8_t> a(4096), b(4096);
+  FillPattern(7, 0, a);
+  FillPattern(7, 4096, b);
+  EXPECT_NE(a, b);
+  for (uint64_t i = 0; i < 4096; ++i) ASSERT_EQ(a[i], PatternByte(7, i));
+  // Unaligned starts produce the same bytes as aligned ones.
+  std::vector<uint8_t> c(100);
+  FillPattern(7, 13, c);
+  EXPECT_TRUE(std::equal(c.begin(), c.end(), a.begin() + 13));
+}
+
+}  // namespace
+}  // namespace crashsim

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/image.h"
 #include "engine/options.h"
@@ -26,6 +27,13 @@ void AddIoCommand(CLI::App& app, int& exit_code);
 void AddConvertCommand(CLI::App& app, int& exit_code);
 void AddCheckCommand(CLI::App& app, int& exit_code);
 void AddDemoCommand(CLI::App& app, int& exit_code);
+
+// Subcommands outside the core set register themselves from their own file, so adding one
+// touches no shared file:  static const RegisterCommand kRegistered(AddExploreCommand);
+struct RegisterCommand {
+  explicit RegisterCommand(AddCommandFn fn);
+};
+const std::vector<AddCommandFn>& RegisteredCommands();
 
 inline constexpr int kExitFailure = 1;
 

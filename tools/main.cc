@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   for (auto add : kCommands) add(app, exit_code);
+  for (auto add : crashsim::tools::RegisteredCommands()) add(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

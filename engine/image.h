@@ -86,6 +86,9 @@ class Image : public GuestReader {
   CacheMode cache_mode() const;
   BlockDevice& device();
   const EngineStats& stats() const;
+  // What the automatic repair at open printed (qemu-img check -r all's lines); empty if the
+  // image was clean.
+  const std::string& repair_log() const;
 
   struct State;  // the engine's in-memory state (engine/image_state.h)
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "engine/check/check.h"
+#include "engine/check/snapshot_table.h"
 #include "engine/coding.h"
 #include "engine/image_state.h"
 #include "engine/invariant.h"
@@ -255,14 +257,41 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
     return Status::InvalidArgument(name + ": Lazy refcounts require a qcow2 image with at least "
                                    "qemu 1.1 compatibility level");
   }
+  std::string repair_log;
   if (header.dirty() && !options.read_only && !options.for_check) {
-    // Until check-and-repair lands, a dirty image is refused rather than written to with
-    // refcounts nobody verified.
-    return Status::NotSupported(name + ": image is dirty (not cleanly shut down); repair it "
-                                "with 'crashsim check -r all' before opening it read-write");
+    if (!options.repair_dirty) {
+      return Status::InvalidArgument(name + ": image is dirty (not cleanly shut down) and "
+                                     "automatic repair is off");
+    }
+    // As QEMU does: a read-write open of a dirty image runs check -r all first.
+    CheckReport report = Repair(device, RepairMode::kAll);
+    repair_log = FormatCheckFindings(report) + FormatCheckHuman(report);
+    if (!report.status.ok() || report.check_errors > 0 || report.corruptions > 0) {
+      return Status::Corruption(name + ": Could not repair dirty image: " +
+                                (report.status.ok() ? FormatCheckFindings(report)
+                                                    : report.status.ToString()));
+    }
+    auto repaired = ReadHeader(device, options);
+    if (!repaired.ok()) return repaired.status().WithContext(name + " after repair");
+    header = std::move(repaired).value();
+    if (header.dirty()) return Status::Corruption(name + ": repair left the image dirty");
+  }
+  if (header.nb_snapshots > 0) {
+    // The snapshot table is kept, never rewritten; it must at least be sound to write beside it.
+    ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
+    SnapshotTableOptions so{.version = header.version, .cluster_size = header.cluster_size(),
+                            .virtual_size = header.size};
+    auto table = ReadSnapshotTable(device, file_size, header.snapshots_offset, header.nb_snapshots,
+                                   so);
+    if (!table.ok()) return table.status().WithContext(name + ": snapshot table");
+    for (uint32_t i = 0; i < table->entries.size(); ++i) {
+      Status st = ValidateSnapshotL1(table->entries[i], i, header.cluster_size(), file_size);
+      if (!st.ok()) return st.WithContext(name);
+    }
   }
   auto state = std::make_unique<State>(device, header, options);
   state->lazy = lazy;
+  state->repair_log = std::move(repair_log);
   ASSIGN_OR_RETURN(state->l1, ReadTable(device, header.l1_table_offset, header.l1_size,
                                         "active L1 table"));
   ASSIGN_OR_RETURN(state->reftable,
@@ -375,5 +404,6 @@ bool Image::lazy_refcounts() const { return s_->lazy; }
 CacheMode Image::cache_mode() const { return s_->options.cache_mode; }
 BlockDevice& Image::device() { return s_->device; }
 const EngineStats& Image::stats() const { return s_->stats; }
+const std::string& Image::repair_log() const { return s_->repair_log; }
 
 }  // namespace crashsim

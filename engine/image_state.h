@@ -44,6 +44,7 @@ struct Image::State {
   MetadataCache l2_cache;
   MetadataCache refblock_cache;
   EngineStats stats;
+  std::string repair_log;  // what the automatic repair of a dirty image printed
 
   // Commit-protocol state (engine/protocol.h).
   bool dirty_on_disk = false;         // the dirty bit as the disk has it

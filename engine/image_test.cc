@@ -211,7 +211,7 @@ TEST(ImageTest, CopyOnWriteFromBackingFile) {
   }
 }
 
-TEST(ImageTest, RefusesWritesWhenReadOnlyAndOpensDirtyImagesReadOnly) {
+TEST(ImageTest, DirtyImageReadsReadOnlyAndIsRepairedByAReadWriteOpen) {
   MemoryDevice dev;
   CreateOptions o;
   o.size = 1 << 20;
@@ -225,17 +225,32 @@ TEST(ImageTest, RefusesWritesWhenReadOnlyAndOpensDirtyImagesReadOnly) {
     // Destroyed without Close: a process kill.
   }
   EXPECT_TRUE(dev.bytes()[72 + 7] & 1);
+  {
+    OpenOptions ro;
+    ro.read_only = true;
+    auto image = Image::Open(dev, ro);
+    ASSERT_TRUE(image.ok());
+    EXPECT_TRUE((*image)->header().dirty());
+    std::vector<uint8_t> got(512);
+    ASSERT_TRUE((*image)->Read(0, got).ok());
+    EXPECT_EQ(got, Pattern(512, 5));
+    EXPECT_EQ((*image)->Write(0, got).code(), StatusCode::kReadOnly);
+    EXPECT_TRUE(dev.bytes()[72 + 7] & 1);  // a read-only open never repairs
+  }
+  OpenOptions no_repair;
+  no_repair.repair_dirty = false;
+  EXPECT_FALSE(Image::Open(dev, no_repair).ok());
   auto rw = Image::Open(dev, {});
-  EXPECT_FALSE(rw.ok());
-  OpenOptions ro;
-  ro.read_only = true;
-  auto image = Image::Open(dev, ro);
-  ASSERT_TRUE(image.ok());
-  EXPECT_TRUE((*image)->header().dirty());
+  ASSERT_TRUE(rw.ok()) << rw.status().ToString();
+  EXPECT_FALSE((*rw)->header().dirty());
+  EXPECT_NE((*rw)->repair_log().find("Rebuilding refcount structure"), std::string::npos)
+      << (*rw)->repair_log();
   std::vector<uint8_t> got(512);
-  ASSERT_TRUE((*image)->Read(0, got).ok());
+  ASSERT_TRUE((*rw)->Read(0, got).ok());
   EXPECT_EQ(got, Pattern(512, 5));
-  EXPECT_EQ((*image)->Write(0, got).code(), StatusCode::kReadOnly);
+  ASSERT_TRUE((*rw)->Write(4096, Pattern(512, 6)).ok());
+  ASSERT_TRUE((*rw)->Close().ok());
+  EXPECT_FALSE(dev.bytes()[72 + 7] & 1);
 }
 
 }  // namespace

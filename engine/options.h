@@ -64,7 +64,7 @@ struct OpenOptions {
   CacheMode cache_mode = CacheMode::kWriteback;
   std::optional<bool> lazy_refcounts;  // runtime override of the header's compatible bit 0
   bool for_check = false;              // qemu-img's CHECK flag: no auto-repair, corrupt allowed
-  bool repair_dirty = true;            // repair a dirty image on a read-write open
+  bool repair_dirty = true;            // repair a dirty image on a read-write open (QEMU does)
   BackingOpener open_backing;          // unset: images with a backing file fail to open
   int max_backing_depth = 16;
 };

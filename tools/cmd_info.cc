@@ -1,14 +1,17 @@
 // `crashsim info [-f qcow2] [--output=human|json] IMG`: qemu-img info's fields and layout.
 // Like qemu-img's info (which opens with NO_IO and NO_BACKING), it decodes only the header:
 // the file is opened read-only, a dirty image is reported and never repaired, a corrupt-bit
-// image is shown, and the backing file need not exist.
+// image is shown, and the backing file need not exist. The snapshot table is read for qemu's
+// "Snapshot list".
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <ctime>
 #include <string>
 #include <vector>
 
+#include "engine/check/snapshot_table.h"
 #include "engine/format/header.h"
 #include "engine/posix_device.h"
 #include "tools/common.h"
@@ -24,6 +27,7 @@ struct InfoArgs {
 
 struct ImageInfo {
   QcowHeader header;
+  std::vector<SnapshotEntry> snapshots;
   uint64_t actual_size = 0;  // allocated bytes on the host, as stat's st_blocks * 512
   std::string full_backing_filename;
 };
@@ -36,6 +40,14 @@ Result<ImageInfo> ReadInfo(const std::string& path) {
   RETURN_IF_ERROR(device->Read(0, cluster0));
   ImageInfo info;
   ASSIGN_OR_RETURN(info.header, DecodeHeader(cluster0, file_size));
+  const QcowHeader& h = info.header;
+  if (h.nb_snapshots > 0) {
+    SnapshotTableOptions options{
+        .version = h.version, .cluster_size = h.cluster_size(), .virtual_size = h.size};
+    ASSIGN_OR_RETURN(SnapshotTable table, ReadSnapshotTable(*device, file_size, h.snapshots_offset,
+                                                            h.nb_snapshots, options));
+    info.snapshots = std::move(table.entries);
+  }
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;
   const std::string& backing = info.header.backing_file;
@@ -52,6 +64,47 @@ const char* CompressionName(const QcowHeader& h) {
 }
 const char* Bool(bool b) { return b ? "true" : "false"; }
 
+constexpr uint64_t kNanosPerSecond = 1000000000;
+
+// qemu's bdrv_snapshot_dump() table: header, then one row per snapshot.
+std::string SnapshotList(const std::vector<SnapshotEntry>& snapshots) {
+  std::string out = fmt::format("Snapshot list:\n{:<10}{:<17}{:>8}{:>20}{:>13}{:>11}\n", "ID", "TAG",
+                                "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+  for (const SnapshotEntry& sn : snapshots) {
+    std::time_t t = sn.date_sec;
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+    uint64_t secs = sn.vm_clock_nsec / kNanosPerSecond;
+    std::string clock = fmt::format("{:02}:{:02}:{:02}.{:03}", secs / 3600, (secs / 60) % 60,
+                                    secs % 60, (sn.vm_clock_nsec / 1000000) % 1000);
+    std::string icount = sn.icount == ~uint64_t{0} ? "" : std::to_string(sn.icount);
+    out += fmt::format("{:<9} {:<16} {:>8}{:>20}{:>13}{:>11}\n", sn.id, sn.name,
+                       SizeToStr(sn.vm_state_size), date, clock, icount);
+  }
+  return out;
+}
+
+// qemu-img info's "snapshots" JSON array, in its key order.
+std::string SnapshotsJson(const std::vector<SnapshotEntry>& snapshots) {
+  std::string out = "[\n";
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    const SnapshotEntry& sn = snapshots[i];
+    std::string fields;
+    if (sn.icount != ~uint64_t{0}) fields += fmt::format("            \"icount\": {},\n", sn.icount);
+    fields += fmt::format(
+        "            \"vm-clock-nsec\": {},\n            \"name\": {},\n"
+        "            \"date-sec\": {},\n            \"date-nsec\": {},\n"
+        "            \"vm-clock-sec\": {},\n            \"id\": {},\n"
+        "            \"vm-state-size\": {}\n",
+        sn.vm_clock_nsec % kNanosPerSecond, JsonString(sn.name), sn.date_sec, sn.date_nsec,
+        sn.vm_clock_nsec / kNanosPerSecond, JsonString(sn.id), sn.vm_state_size);
+    out += "        {\n" + fields + "        }" + (i + 1 < snapshots.size() ? ",\n" : "\n");
+  }
+  return out + "    ]";
+}
+
 std::string HumanInfo(const std::string& path, const ImageInfo& info) {
   const QcowHeader& h = info.header;
   std::string out = fmt::format(
@@ -67,12 +120,11 @@ std::string HumanInfo(const std::string& path, const ImageInfo& info) {
     out += "\n";
     if (h.backing_format) out += "backing file format: " + *h.backing_format + "\n";
   }
-  if (h.nb_snapshots > 0) out += fmt::format("snapshots: {}\n", h.nb_snapshots);
+  if (!info.snapshots.empty()) out += SnapshotList(info.snapshots);
   out += fmt::format(
       "Format specific information:\n    compat: {}\n    compression type: {}\n", Compat(h),
       CompressionName(h));
   if (h.version >= 3) out += fmt::format("    lazy refcounts: {}\n", Bool(h.lazy_refcounts()));
-  if (h.bitmaps) out += fmt::format("    bitmaps: {}\n", h.bitmaps->nb_bitmaps);
   out += fmt::format("    refcount bits: {}\n", h.refcount_bits());
   if (h.version >= 3) {
     out += fmt::format("    corrupt: {}\n    extended l2: {}\n", Bool(h.corrupt()),
@@ -93,28 +145,30 @@ std::string JsonInfo(const std::string& path, const ImageInfo& info) {
     data.push_back(fmt::format("\"corrupt\": {}", Bool(h.corrupt())));
     data.push_back(fmt::format("\"extended-l2\": {}", Bool(h.extended_l2())));
   }
-  std::vector<std::string> top = {
+  // Keys in the order qemu-img 7.2 prints them (its dictionary's order, not alphabetical).
+  std::vector<std::string> top;
+  if (h.has_backing_file() && h.backing_format) {
+    top.push_back(fmt::format("\"backing-filename-format\": {}", JsonString(*h.backing_format)));
+  }
+  if (!info.snapshots.empty()) top.push_back("\"snapshots\": " + SnapshotsJson(info.snapshots));
+  top.insert(top.end(), {
       fmt::format("\"virtual-size\": {}", h.size),
       fmt::format("\"filename\": {}", JsonString(path)),
       fmt::format("\"cluster-size\": {}", h.cluster_size()),
       "\"format\": \"qcow2\"",
       fmt::format("\"actual-size\": {}", info.actual_size),
-  };
-  if (h.has_backing_file()) {
-    top.push_back(fmt::format("\"backing-filename\": {}", JsonString(h.backing_file)));
-    top.push_back(
-        fmt::format("\"full-backing-filename\": {}", JsonString(info.full_backing_filename)));
-    if (h.backing_format) {
-      top.push_back(
-          fmt::format("\"backing-filename-format\": {}", JsonString(*h.backing_format)));
-    }
-  }
+  });
   std::string specific = "{\n        \"type\": \"qcow2\",\n        \"data\": {\n";
   for (size_t i = 0; i < data.size(); ++i) {
     specific += "            " + data[i] + (i + 1 < data.size() ? ",\n" : "\n");
   }
   specific += "        }\n    }";
   top.push_back("\"format-specific\": " + specific);
+  if (h.has_backing_file()) {
+    top.push_back(
+        fmt::format("\"full-backing-filename\": {}", JsonString(info.full_backing_filename)));
+    top.push_back(fmt::format("\"backing-filename\": {}", JsonString(h.backing_file)));
+  }
   top.push_back(fmt::format("\"dirty-flag\": {}", Bool(h.dirty())));
   std::string out = "{\n";
   for (size_t i = 0; i < top.size(); ++i) {

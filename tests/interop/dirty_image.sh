@@ -8,7 +8,8 @@
 #  3. left dirty by crashsim itself: QEMU sees the dirty bit, repairs it with check -r all, and
 #     reads the data crashsim wrote in writethrough mode;
 #  4. a crashsim writer without lazy refcounts killed mid-run leaves a clean image (check exit
-#     0, or 3 for leaks only).
+#     0, or 3 for leaks only);
+#  5. the corrupt bit: shown by info, read-only reads work, read-write open refused.
 source "$(dirname "$0")/lib.sh"
 
 # killed_by_9 CMD...: the command must die of SIGKILL (exit 137 as the shell reports it).
@@ -85,4 +86,20 @@ for cache in writethrough writeback unsafe; do
     run qemu-io -r -c "read -P 0x5a 0 128k" -c "read -P 0xa5 3M 4k" "$img"
   fi
 done
+
+# 5. The corrupt bit (qcow2.md §9 E5): info shows it, a read-only open reads, a read-write open
+#    is refused (exit 1, file unchanged).
+CASES=$((CASES + 1))
+img="$WORK/corrupt.qcow2"
+run qemu-img create -q -f qcow2 "$img" 64M
+run qemu-io -c "write -P 0x5a 0 64k" "$img"
+printf '\x02' | dd of="$img" bs=1 seek=79 conv=notrunc status=none
+before=$(sum "$img")
+run "$CRASHSIM" info --output=json "$img"
+grep -q '"corrupt": true' <<<"$OUT" || fail "crashsim info does not show the corrupt bit" "$OUT"
+run "$CRASHSIM" io -r -c "read -P 0x5a 0 64k" "$img"
+if expect 1 "$CRASHSIM" io -c "write -P 0x11 0 512" "$img"; then
+  grep -q "corrupt" <<<"$OUT" || fail "read-write refusal does not say the image is corrupt" "$OUT"
+fi
+[ "$(sum "$img")" = "$before" ] || fail "crashsim modified the corrupt image"
 finish

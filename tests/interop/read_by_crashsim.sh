@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Images made by qemu-img and qemu-io read back through crashsim identical to what QEMU reads
-# (`crashsim convert -O raw` equals `qemu-img convert -O raw`): compressed clusters (zlib and
+# (`crashsim convert -O raw` equals `qemu-img convert -O raw`, and `crashsim info` shows what
+# `qemu-img info` shows): compressed clusters (zlib and
 # zstd, several cluster sizes), zero clusters, internal snapshots, backing chains (qcow2 and raw,
 # relative and absolute names, shorter backing files), persistent bitmaps, extended L2,
 # preallocation=metadata, compat=0.10, refcount widths 1 and 64, a 4 TiB image.
@@ -20,11 +21,27 @@ WRITES=(
   -c "write -P 0xe4 33554431 1" -c "write -P 0xe5 4190000 9000"
 )
 
+# same_info NAME IMG: crashsim info and qemu-img info agree, human and JSON, but for the
+# host allocation (disk size, actual-size). crashsim does not list persistent bitmaps.
+same_info() {
+  local name=$1 img=$2
+  [ -n "$(qemu-img info "$img" | grep '^    bitmaps:')" ] && return 0
+  local format filter
+  for format in human json; do
+    filter='^disk size:|"actual-size":'
+    if ! diff -u <(qemu-img info --output=$format "$img" 2>&1 | grep -Ev "$filter") \
+                 <("$CRASHSIM" info --output=$format "$img" 2>&1 | grep -Ev "$filter") >"$WORK/diff"; then
+      fail "$name: crashsim info --output=$format differs from qemu-img info (--- qemu-img, +++ crashsim)" "$(cat "$WORK/diff")"
+    fi
+  done
+}
+
 # check_image NAME IMG: crashsim reads IMG exactly as qemu-img does; then phase 2.
 check_image() {
   local name=$1 img=$2
   local failures_before=$FAILURES
   CASES=$((CASES + 1))
+  same_info "$name" "$img"
   local expected="$WORK/$name.expected.raw" got="$WORK/$name.got.raw"
   if run qemu-img convert -O raw "$img" "$expected" &&
      run "$CRASHSIM" convert -O raw "$img" "$got"; then

@@ -1,0 +1,129 @@
+// A crash trace: everything needed to rebuild one crash state of one run and to say what the
+// crash property found there, in a self-contained, versioned, line-oriented text form (.cstrace,
+// traces/FORMAT.md). A trace carries the guest workload (whose write data is a pattern recipe,
+// so it stays small), the device-op log of the reference run (with a hash of each write's bytes
+// instead of the bytes: replay regenerates the data by re-running the workload and verifies it),
+// the exact crash state, an engine-independent description of the crash point, and the verdict.
+//
+// The reader trusts nothing: every field is validated and bounded before use, and an error names
+// the line and byte offset and what was expected there. A checksum on the last line catches
+// truncation and flipped bytes that still parse; a newer format version is refused up front.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/block_device.h"
+#include "engine/options.h"
+#include "engine/status.h"
+#include "properties/explorer.h"
+#include "properties/workload.h"
+#include "simdisk/crash_state.h"
+#include "simdisk/fates.h"
+#include "simdisk/recording.h"
+
+namespace crashsim::traces {
+
+inline constexpr uint32_t kTraceFormatVersion = 1;
+// Bounds the reader enforces before allocating anything from a trace's numbers.
+inline constexpr uint64_t kMaxTraceDiskSize = uint64_t{1} << 30;   // guest disk: 1 GiB
+inline constexpr uint64_t kMaxTraceOps = uint64_t{1} << 22;        // guest ops, device ops
+inline constexpr size_t kMaxTraceLineLength = size_t{1} << 16;     // bytes per line
+inline constexpr uint64_t kMaxTraceAtomicUnit = 1 << 20;
+
+// One device operation of the reference run, as the trace records it (no data bytes).
+struct TraceOp {
+  simdisk::OpKind kind = simdisk::OpKind::kRead;
+  uint64_t offset = 0;  // read/write: byte offset; resize: new size
+  uint64_t length = 0;  // read/write: bytes
+  bool fua = false;
+  bool honoured = true;  // flush / FUA reached the medium
+  IoTag tag = IoTag::kUnknown;
+  uint8_t step = 0;      // DurableStep when the recorder knew it; 0 otherwise
+  uint64_t data_hash = 0;                    // writes: simdisk HashBytes of the data
+  uint64_t guest_op = simdisk::kNoGuestOp;
+  StatusCode status = StatusCode::kOk;
+
+  bool ChangesOrOrders() const {  // a write, flush or resize: what crash points count
+    return kind == simdisk::OpKind::kWrite || kind == simdisk::OpKind::kFlush ||
+           kind == simdisk::OpKind::kResize;
+  }
+  bool operator==(const TraceOp&) const = default;
+};
+
+TraceOp TraceOpFrom(const simdisk::OpRecord& op);
+// "write 0x10000+4096 fua tag=L2 hash=00ff00ff00ff00ff guest=3" (without the sequence number).
+std::string TraceOpToText(const TraceOp& op);
+
+// Where the crash happened, without naming device ops: after guest event `anchor` (the begin or
+// the acknowledgement of guest op `guest`, or the start of the run) and `changes` more device
+// writes, flushes and resizes. Another engine build maps it onto its own recording.
+struct PortablePoint {
+  enum class Anchor : uint8_t { kStart, kBegin, kAck };
+  Anchor anchor = Anchor::kStart;
+  uint64_t guest = 0;    // meaningless for kStart
+  uint64_t changes = 0;  // device writes/flushes/resizes completed since the anchor
+
+  std::string ToText() const;  // "after=ack guest=3 changes=2", "after=start changes=0"
+  bool operator==(const PortablePoint&) const = default;
+};
+
+// The properties' outcomes, as trace words: clean, leaks-only, dirty-repaired, failure.
+const char* VerdictName(Outcome outcome);
+std::optional<Outcome> ParseVerdict(std::string_view word);
+
+// How the run was explored and checked: these settings change verdicts or crash states.
+struct TraceSettings {
+  CreateOptions image;  // size = the workload's disk size
+  CacheMode cache_mode = CacheMode::kWritethrough;
+  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
+  simdisk::CrashModel model;
+  uint64_t atomic_unit = 512;
+  uint64_t seed = 0;
+  uint64_t k = 1;
+  uint64_t exhaustive_budget = 512;
+  uint64_t samples = 8;
+  bool metadata_first = true;
+  bool writes_after_repair = true;
+  uint64_t repair_crash_states = 0;
+
+  // CreateOptions and CrashModel have no operator==: compared by their text forms.
+  bool operator==(const TraceSettings& other) const;
+};
+
+TraceSettings SettingsFrom(const ExploreOptions& options);
+// The ExploreOptions that re-run this trace (one state, no failure limit).
+ExploreOptions ExploreOptionsFor(const TraceSettings& settings);
+
+struct Trace {
+  uint32_t format_version = kTraceFormatVersion;
+  std::string crashsim_version;
+  std::vector<std::string> comments;  // "# ..." lines of the header, without "# "
+  TraceSettings settings;
+  Workload workload;
+  std::vector<TraceOp> device_ops;    // the reference run's log, seq = index
+  simdisk::CrashState state;
+  PortablePoint portable_point;
+  Outcome verdict = Outcome::kClean;
+  bool dirty = false;                 // the dirty bit as the check found it at the crash
+  std::string detail;                 // failures: what the property found
+
+  // The text form (FORMAT.md), ending with the checksum line.
+  std::string ToText() const;
+  // Reads the text form. `name` prefixes error messages ("t.cstrace:12 (byte 340): ...").
+  static Result<Trace> Parse(std::string_view text, std::string_view name = "trace");
+  bool operator==(const Trace&) const = default;
+};
+
+// FNV-1a 64 of `text`: the trace checksum (FORMAT.md, "end").
+uint64_t TraceChecksum(std::string_view text);
+
+// Reads and parses a trace file; errors name the file.
+Result<Trace> ReadTraceFile(const std::string& path);
+// Writes `trace` to `path` (replacing it).
+Status WriteTraceFile(const std::string& path, const Trace& trace);
+
+}  // namespace crashsim::traces

@@ -1,0 +1,232 @@
+// The trace format: write/read round trips, and the reader on damaged input (every truncation,
+// every flipped byte, a newer version, huge counts and sizes) giving an error that says where.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <fmt/format.h>
+
+#include "properties/workload_gen.h"
+#include "simdisk/crash_enumerator.h"
+#include "traces/capture.h"
+#include "traces/replay.h"
+#include "traces/trace.h"
+
+namespace crashsim::traces {
+namespace {
+
+ExploreOptions SmallOptions(CacheMode mode = CacheMode::kWriteback) {
+  ExploreOptions o;
+  o.image.cluster_size = 4096;
+  o.image.lazy_refcounts = true;
+  o.cache_mode = mode;
+  o.seed = 77;
+  return o;
+}
+
+Workload SmallWorkload() {
+  return *Workload::Parse("disk 69632\nwrite 0x0 4096 p=1\nwrite 0x3000 5000 p=2\nflush\n"
+                          "zero 0x0 4096 unmap\nwrite 0x8000 512 p=3\n");
+}
+
+// The trace of the `index`-th enumerated crash state of a small run.
+Trace SampleTrace(uint64_t index = 5) {
+  auto explorer = Explorer::Record(SmallWorkload(), SmallOptions());
+  EXPECT_TRUE(explorer.ok()) << explorer.status().ToString();
+  auto rec = std::make_shared<const simdisk::Recording>((*explorer)->recording().Fork());
+  simdisk::CrashEnumerator states(rec, (*explorer)->EnumerationFor());
+  std::optional<simdisk::CrashState> s;
+  for (uint64_t i = 0; i <= index; ++i) s = states.Next();
+  EXPECT_TRUE(s.has_value());
+  StateResult r = (*explorer)->CheckState(*s);
+  Trace t = MakeTrace((*explorer)->workload(), (*explorer)->options(), (*explorer)->recording(), r);
+  t.comments.push_back("a sample");
+  return t;
+}
+
+void ExpectErrorMentions(std::string_view text, const std::vector<std::string>& needles) {
+  auto parsed = Trace::Parse(text, "t.cstrace");
+  ASSERT_FALSE(parsed.ok());
+  for (const std::string& n : needles) {
+    EXPECT_NE(parsed.status().message().find(n), std::string::npos)
+        << "'" << n << "' not in: " << parsed.status().message();
+  }
+}
+
+std::string Replace(std::string text, std::string_view from, std::string_view to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  text.replace(at, from.size(), to);
+  return text;
+}
+
+// Re-seals an edited trace body (everything before "end ") with a fresh checksum.
+std::string Reseal(std::string text) {
+  size_t end = text.rfind("end ");
+  text.resize(end);
+  return text + fmt::format("end {:016x}\n", TraceChecksum(text));
+}
+
+TEST(TraceFormat, RoundTrip) {
+  Trace t = SampleTrace();
+  std::string text = t.ToText();
+  auto back = Trace::Parse(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, t);
+  EXPECT_EQ(back->ToText(), text);
+}
+
+TEST(TraceFormat, RoundTripWithDetailAndFates) {
+  Trace t = SampleTrace();
+  t.verdict = Outcome::kFailure;
+  t.detail = "two\nlines with a \\ backslash";
+  t.state.fates.clear();
+  auto back = Trace::Parse(t.ToText());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, t);
+}
+
+TEST(TraceFormat, EveryTruncationIsRejectedWithALocation) {
+  const std::string text = SampleTrace().ToText();
+  for (size_t n = 0; n < text.size(); ++n) {
+    auto parsed = Trace::Parse(std::string_view(text).substr(0, n), "t.cstrace");
+    ASSERT_FALSE(parsed.ok()) << "prefix of " << n << " bytes parsed";
+    ASSERT_NE(parsed.status().message().find("t.cstrace:"), std::string::npos);
+    ASSERT_NE(parsed.status().message().find("(byte "), std::string::npos);
+  }
+  ExpectErrorMentions(text.substr(0, text.find("device-ops")),
+                      {"end of input", "expected 'device-ops COUNT'", "truncated"});
+}
+
+TEST(TraceFormat, EveryFlippedByteIsRejected) {
+  const std::string text = SampleTrace().ToText();
+  for (size_t i = 0; i < text.size(); ++i) {
+    for (uint8_t bit : {0x01, 0x20}) {
+      std::string bad = text;
+      bad[i] = static_cast<char>(bad[i] ^ bit);
+      auto parsed = Trace::Parse(bad, "t.cstrace");
+      ASSERT_FALSE(parsed.ok()) << "flip at byte " << i << " accepted";
+      ASSERT_NE(parsed.status().message().find("t.cstrace:"), std::string::npos);
+    }
+  }
+}
+
+TEST(TraceFormat, ChecksumMismatchSaysSo) {
+  std::string text = SampleTrace().ToText();
+  text = Replace(text, "p=2", "p=3");
+  ExpectErrorMentions(text, {"checksum mismatch", "edited or corrupted"});
+}
+
+TEST(TraceFormat, NewerVersionIsRefused) {
+  std::string text = Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 2");
+  ExpectErrorMentions(text, {"t.cstrace:1 (byte 0)", "version 2 is not supported",
+                             "reads versions 1 to 1"});
+  ExpectErrorMentions("GIF89a\n", {"t.cstrace:1", "crashsim-trace VERSION"});
+}
+
+TEST(TraceFormat, HugeNumbersAreRefusedBeforeAllocating) {
+  const std::string text = SampleTrace().ToText();
+  size_t at = text.find("device-ops ");
+  size_t eol = text.find('\n', at);
+  std::string bad = Reseal(text.substr(0, at) + "device-ops 18446744073709551615" +
+                           text.substr(eol));
+  ExpectErrorMentions(bad, {"device op count", "out of range"});
+  bad = Reseal(text.substr(0, at) + "device-ops 99999999999999999999999" + text.substr(eol));
+  ExpectErrorMentions(bad, {"out of range"});
+  bad = Reseal(Replace(text, "disk 69632", "disk 1099511627776"));
+  ExpectErrorMentions(bad, {"disk size", "out of range"});
+  bad = Reseal(Replace(text, "write 0x8000 512 p=3", "write 0x8000 999999999999 p=3"));
+  ExpectErrorMentions(bad, {"workload op 4 of 5", "outside"});
+  bad = Reseal(Replace(text, "unit=512", "unit=3"));
+  ExpectErrorMentions(bad, {"not a power of two"});
+  std::string long_line = Replace(text, "# a sample", "# " + std::string(100000, 'x'));
+  ExpectErrorMentions(long_line, {"longer than"});
+}
+
+TEST(TraceFormat, StructuralErrorsNameTheLine) {
+  const std::string text = SampleTrace().ToText();
+  // A device-op line removed: the sequence numbers say which.
+  size_t at = text.find("\n3 ");
+  size_t eol = text.find('\n', at + 1);
+  ExpectErrorMentions(Reseal(text.substr(0, at) + text.substr(eol)),
+                      {"expected device op 3, got op 4"});
+  ExpectErrorMentions(Reseal(Replace(text, "tag=", "tag=L9 x=")), {"unknown tag 'tag=L9'"});
+  ExpectErrorMentions(Reseal(Replace(text, "cache writeback", "cache sometimes")),
+                      {":5 (byte", "Invalid cache mode"});
+  ExpectErrorMentions(Reseal(Replace(text, "crash-state power-loss@", "crash-state power-loss@9")),
+                      {"crash point", "past the"});
+  ExpectErrorMentions(text + "more\n", {"after the end line"});
+}
+
+TEST(TraceFormat, PortablePointRoundTripsThroughTheLog) {
+  Trace t = SampleTrace();
+  for (uint64_t p = 0; p <= t.device_ops.size(); ++p) {
+    PortablePoint pp = DescribePoint(t.device_ops, p);
+    auto m = MapPoint(t.device_ops, pp);
+    ASSERT_TRUE(m.ok());
+    EXPECT_TRUE(m->exact);
+    EXPECT_EQ(DescribePoint(t.device_ops, m->point), pp) << p;
+  }
+}
+
+TEST(TraceCapture, WritesFailureTraceIntoDirectory) {
+  auto explorer = Explorer::Record(SmallWorkload(), SmallOptions());
+  ASSERT_TRUE(explorer.ok());
+  simdisk::CrashState state;
+  state.point = 9;
+  StateResult r = (*explorer)->CheckState(state);
+  r.outcome = Outcome::kFailure;
+  r.detail = "planted";
+  const std::string dir = ::testing::TempDir() + "/crashsim-traces-test";
+  auto path = WriteFailureTrace(dir, **explorer, r);
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  auto back = ReadTraceFile(*path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->detail, "planted");
+  EXPECT_EQ(back->state.point, 9u);
+}
+
+// Every generated trace replays, in this process, to the verdict it recorded, both exactly and
+// through its portable half.
+RC_GTEST_PROP(TraceReplay, GeneratedTracesReplayToTheirVerdict, ()) {
+  ImageConfig config = *GenImageConfig();
+  config.create.cluster_size = *rc::gen::element<uint64_t>(512, 4096);
+  const uint64_t disk = 16 * config.create.cluster_size + 4096;
+  Workload workload = *GenWorkload(disk, config.create.cluster_size, 5);
+  ExploreOptions o;
+  o.image = config.create;
+  o.cache_mode = config.cache_mode;
+  o.crash = *rc::gen::element(simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill);
+  o.seed = *rc::gen::arbitrary<uint32_t>();
+  auto explorer = Explorer::Record(workload, o);
+  RC_ASSERT(explorer.ok());
+  auto rec = std::make_shared<const simdisk::Recording>((*explorer)->recording().Fork());
+  simdisk::CrashEnumerator states(rec, (*explorer)->EnumerationFor());
+  const uint64_t pick = *rc::gen::inRange<uint64_t>(0, 40);
+  std::optional<simdisk::CrashState> s;
+  for (uint64_t i = 0; i <= pick; ++i) {
+    auto next = states.Next();
+    if (!next) break;
+    s = next;
+  }
+  RC_ASSERT(s.has_value());
+  StateResult r = (*explorer)->CheckState(*s);
+  RC_CLASSIFY(!s->fates.empty(), "torn or dropped writes");
+  Trace t = MakeTrace(workload, o, (*explorer)->recording(), r);
+  auto back = Trace::Parse(t.ToText());
+  RC_ASSERT(back.ok());
+  RC_ASSERT(*back == t);
+  auto replayed = Replay(*back);
+  RC_ASSERT(replayed.ok());
+  RC_ASSERT(replayed->code == kReplayMatch);
+  RC_ASSERT(replayed->actual.outcome == r.outcome);
+  RC_ASSERT(replayed->actual.detail == r.detail);
+  ReplayOptions portable;
+  portable.portable = true;
+  portable.max_states = 16;
+  auto ported = Replay(*back, portable);
+  RC_ASSERT(ported.ok());
+  RC_ASSERT(ported->code == kReplayMatch);
+}
+
+}  // namespace
+}  // namespace crashsim::traces

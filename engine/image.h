@@ -24,7 +24,7 @@ class GuestReader {
  public:
   virtual ~GuestReader() = default;
   virtual uint64_t virtual_size() const = 0;
-  // Reads guest bytes; bytes past virtual_size() read as zeros.
+  // Reads guest bytes inside [0, virtual_size()).
   virtual Status Read(uint64_t offset, std::span<uint8_t> data) = 0;
 };
 

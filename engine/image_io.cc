@@ -78,11 +78,11 @@ Result<L2Entry> Image::State::LookupEntry(uint64_t guest_offset) {
 }
 
 Status Image::State::ReadBacking(uint64_t guest_offset, std::span<uint8_t> data) {
-  if (!backing) {
-    std::fill(data.begin(), data.end(), 0);
-    return Status::Ok();
-  }
-  return backing->Read(guest_offset, data);
+  // Past the end of the backing file (or with none) the disk reads as zeros.
+  std::fill(data.begin(), data.end(), 0);
+  if (!backing || guest_offset >= backing->virtual_size()) return Status::Ok();
+  uint64_t n = std::min<uint64_t>(data.size(), backing->virtual_size() - guest_offset);
+  return backing->Read(guest_offset, data.first(n));
 }
 
 Status Image::State::ReadCompressed(const L2Entry& entry, std::vector<uint8_t>& cluster) {
@@ -237,25 +237,29 @@ Status Image::State::WriteCluster(uint64_t guest_offset, std::span<const uint8_t
   }
   updated.word |= host;
 
-  // Copy on write: old contents before and after the guest data, then the data itself.
+  // Copy on write: old contents before and after the guest data, then the data itself. With
+  // the write cache off (writethrough, directsync) guest writes are FUA, as QEMU marks them; a
+  // FUA write is durable when it completes, so it needs no flush before the L2 write (R2).
+  const bool fua = CacheModeWritesThrough(options.cache_mode);
   if (fill_start < in_cluster) {
     std::vector<uint8_t> head(in_cluster - fill_start);
     RETURN_IF_ERROR(ReadFromEntry(old, cluster_start + fill_start, head));
-    RETURN_IF_ERROR(DevWrite(host + fill_start, head, IoTag::kCowData, DurableStep::kCowHead));
+    RETURN_IF_ERROR(DevWrite(host + fill_start, head, IoTag::kCowData, DurableStep::kCowHead,
+                             fua));
   }
-  RETURN_IF_ERROR(DevWrite(host + in_cluster, data, IoTag::kData, DurableStep::kGuestData));
+  RETURN_IF_ERROR(DevWrite(host + in_cluster, data, IoTag::kData, DurableStep::kGuestData, fua));
   uint64_t data_end = in_cluster + data.size();
   if (data_end < fill_end) {
     std::vector<uint8_t> tail(fill_end - data_end);
     RETURN_IF_ERROR(ReadFromEntry(old, cluster_start + data_end, tail));
-    RETURN_IF_ERROR(DevWrite(host + data_end, tail, IoTag::kCowData, DurableStep::kCowTail));
+    RETURN_IF_ERROR(DevWrite(host + data_end, tail, IoTag::kCowData, DurableStep::kCowTail, fua));
   }
   if (updated.word == old.word && updated.bitmap == old.bitmap) return Status::Ok();
 
   ASSIGN_OR_RETURN(table, l2_cache.Get(table_offset));
   SetL2Entry(table, l2_index, updated);
   l2_cache.MarkDirty(table_offset);
-  l2_needs_data_barrier = true;  // R2
+  if (!fua) l2_needs_data_barrier = true;  // R2
   if (!owned) ReleaseEntry(old);
   return Status::Ok();
 }
@@ -348,6 +352,9 @@ Status Image::WriteZeroes(uint64_t offset, uint64_t length, bool unmap) {
 Status Image::Discard(uint64_t offset, uint64_t length) {
   RETURN_IF_ERROR(s_->PrepareForWrite());
   RETURN_IF_ERROR(CheckRange(offset, length, s_->header.size, "discard"));
+  // A v2 image has no zero flag: deallocating would expose the backing file's old data, so the
+  // discard is ignored, as QEMU does.
+  if (s_->header.version < 3 && s_->backing) return Status::Ok();
   const uint64_t cs = s_->header.cluster_size();
   uint64_t pos = AlignUp(offset, cs);
   uint64_t end = offset + length == s_->header.size ? AlignUp(offset + length, cs)

@@ -55,10 +55,7 @@ class RawReader : public GuestReader {
       : device_(std::move(device)), size_(size) {}
   uint64_t virtual_size() const override { return size_; }
   Status Read(uint64_t offset, std::span<uint8_t> data) override {
-    std::fill(data.begin(), data.end(), 0);
-    if (offset >= size_) return Status::Ok();
-    uint64_t n = std::min<uint64_t>(data.size(), size_ - offset);
-    return device_->Read(offset, data.first(n));
+    return device_->Read(offset, data);
   }
 
  private:
@@ -124,26 +121,36 @@ Image::State::State(BlockDevice& dev, QcowHeader hdr, OpenOptions opts)
       geometry(GeometryOf(header)),
       options(std::move(opts)),
       l2_cache(dev, header.cluster_size(), kL2CacheClusters, IoTag::kL2Table,
-               DurableStep::kL2Writeback),
+               [this](uint64_t offset, std::span<const uint8_t> data) {
+                 return DevWrite(offset, data, IoTag::kL2Table, DurableStep::kL2Writeback);
+               }),
       refblock_cache(dev, header.cluster_size(), kRefblockCacheClusters, IoTag::kRefcountBlock,
-                     DurableStep::kRefblockWriteback) {
+                     [this](uint64_t offset, std::span<const uint8_t> data) {
+                       return DevWrite(offset, data, IoTag::kRefcountBlock,
+                                       DurableStep::kRefblockWriteback);
+                     }) {
   dirty_on_disk = header.dirty();
 }
 
 Status Image::State::DevWrite(uint64_t offset, std::span<const uint8_t> data, IoTag tag,
-                              DurableStep step) {
+                              DurableStep step, bool fua) {
   INVARIANT(!options.read_only);
   ++stats.device_writes;
   stats.device_write_bytes += data.size();
-  return device.Write(offset, data, {.fua = false, .tag = tag,
-                                     .step = static_cast<uint8_t>(step)});
+  if (!fua) ++writes_since_flush;
+  return device.Write(offset, data, {.fua = fua, .tag = tag, .step = static_cast<uint8_t>(step)});
 }
 
 Status Image::State::DevFlush() {
   // cache=unsafe: flushes never reach the disk (QEMU's cache.no-flush).
   if (options.cache_mode == CacheMode::kUnsafe) return Status::Ok();
+  // Nothing written since the last flush, or only FUA writes: nothing to make durable (QEMU
+  // skips such flushes with its write-generation counter).
+  if (writes_since_flush == 0) return Status::Ok();
   ++stats.device_flushes;
-  return device.Flush();
+  RETURN_IF_ERROR(device.Flush());
+  writes_since_flush = 0;
+  return Status::Ok();
 }
 
 Status Image::State::ReadHostData(uint64_t offset, std::span<uint8_t> data) {

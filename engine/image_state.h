@@ -53,9 +53,11 @@ struct Image::State {
   // R3: reference drops whose L2/L1 change is not yet durable: cluster index -> count.
   std::map<uint64_t, uint64_t> pending_decrements;
   uint64_t free_cluster_index = 0;
+  uint64_t writes_since_flush = 1;  // non-FUA writes since the last device flush (unknown: 1)
 
   // --- device access, tagged with the protocol step ---
-  Status DevWrite(uint64_t offset, std::span<const uint8_t> data, IoTag tag, DurableStep step);
+  Status DevWrite(uint64_t offset, std::span<const uint8_t> data, IoTag tag, DurableStep step,
+                  bool fua = false);
   Status DevFlush();
   // Reads host bytes for guest data: bytes past the end of the file read as zeros (a sparse
   // preallocated image), as QEMU's file driver does.

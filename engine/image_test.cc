@@ -211,6 +211,48 @@ TEST(ImageTest, CopyOnWriteFromBackingFile) {
   }
 }
 
+TEST(ImageTest, OverlayLargerThanItsBackingFileReadsZerosPastIt) {
+  auto base = std::make_shared<MemoryDevice>();
+  CreateOptions bo;
+  bo.size = 64 * 1024;
+  ASSERT_TRUE(Image::Create(*base, bo).ok());
+  {
+    auto b = Image::Open(*base, {});
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Write(0, Pattern(64 * 1024, 9)).ok());
+    ASSERT_TRUE((*b)->Close().ok());
+  }
+  BackingOpener opener = [base](const std::string&) -> Result<std::unique_ptr<BlockDevice>> {
+    return std::unique_ptr<BlockDevice>(new MemoryDevice(base->bytes()));
+  };
+  for (uint32_t version : {2u, 3u}) {
+    MemoryDevice top;
+    CreateOptions to;
+    to.version = version;
+    to.size = 1 << 20;
+    to.backing_file = "base";
+    to.backing_format = "qcow2";
+    ASSERT_TRUE(Image::Create(top, to, opener).ok());
+    OpenOptions oo;
+    oo.open_backing = opener;
+    auto image = Image::Open(top, oo);
+    ASSERT_TRUE(image.ok());
+    // A partial write past the backing file's end copies zeros around it.
+    ASSERT_TRUE((*image)->Write(65536 + 100, Pattern(10, 1)).ok());
+    // Discard on v2 is ignored (no zero flag); on v3 it leaves zero clusters.
+    ASSERT_TRUE((*image)->Discard(0, 65536).ok());
+    std::vector<uint8_t> got(1 << 20), want(1 << 20, 0);
+    if (version == 2) {
+      auto b = Pattern(64 * 1024, 9);
+      std::copy(b.begin(), b.end(), want.begin());
+    }
+    auto p = Pattern(10, 1);
+    std::copy(p.begin(), p.end(), want.begin() + 65536 + 100);
+    ASSERT_TRUE((*image)->Read(0, got).ok());
+    EXPECT_EQ(got, want) << "version " << version;
+  }
+}
+
 TEST(ImageTest, DirtyImageReadsReadOnlyAndIsRepairedByAReadWriteOpen) {
   MemoryDevice dev;
   CreateOptions o;

@@ -42,8 +42,7 @@ Status MetadataCache::WriteBackAll() {
   if (dirty_count_ == 0) return Status::Ok();
   for (auto& [offset, entry] : entries_) {
     if (!entry.dirty) continue;
-    RETURN_IF_ERROR(device_.Write(offset, entry.data,
-                                  {.tag = tag_, .step = static_cast<uint8_t>(step_)}));
+    RETURN_IF_ERROR(writer_(offset, entry.data));
     entry.dirty = false;
     --dirty_count_;
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <vector>
@@ -17,10 +18,12 @@ namespace crashsim {
 
 class MetadataCache {
  public:
+  // Write-backs go through `writer` (the owner's tagged device write), reads to the device.
+  using Writer = std::function<Status(uint64_t offset, std::span<const uint8_t> data)>;
   MetadataCache(BlockDevice& device, uint64_t cluster_size, size_t max_clean_entries, IoTag tag,
-                DurableStep writeback_step)
+                Writer writer)
       : device_(device), cluster_size_(cluster_size), max_clean_(max_clean_entries), tag_(tag),
-        step_(writeback_step) {}
+        writer_(std::move(writer)) {}
 
   // The cluster at `offset`, read from the device on a miss. The span stays valid until the
   // next call that may insert or evict (Get, Insert).
@@ -47,7 +50,7 @@ class MetadataCache {
   uint64_t cluster_size_;
   size_t max_clean_;
   IoTag tag_;
-  DurableStep step_;
+  Writer writer_;
   std::map<uint64_t, Entry> entries_;
   uint64_t clock_ = 0;
   size_t dirty_count_ = 0;

@@ -124,6 +124,7 @@ Status Explorer::RecordRun() {
   RETURN_IF_ERROR(image->Close().WithContext("close"));
   disk.AckGuestOp();
   recording_ = disk.SnapshotRecording();
+  run_io_ = disk.totals();
 
   // The oracle sees the close as a flush: it makes everything before it durable.
   Workload with_close = workload_;
@@ -332,6 +333,8 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state) {
 ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress) {
   ExploreReport report;
   report.device_ops = recording_->op_count();
+  report.run_io = run_io_;
+  for (const WorkloadOp& op : workload_.ops) report.guest_writes += op.TouchesData();
   report.recording_digest = recording_->Digest();
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
   uint64_t index = 0;

@@ -20,6 +20,7 @@
 #include "properties/oracle.h"
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
+#include "simdisk/cost_model.h"
 #include "simdisk/crash_state.h"
 #include "simdisk/recording.h"
 
@@ -58,6 +59,8 @@ struct StateResult {
 
 struct ExploreReport {
   uint64_t device_ops = 0;
+  simdisk::IoCounters run_io;    // what the recorded run cost the device (with simulated time)
+  uint64_t guest_writes = 0;     // write, zero and discard ops in the workload
   uint64_t recording_digest = 0;
   simdisk::EnumerationStats enumeration;
   uint64_t explored = 0;         // states checked by this shard
@@ -101,6 +104,7 @@ class Explorer {
   ExploreOptions options_;
   std::shared_ptr<const simdisk::Recording> recording_;
   std::unique_ptr<GuestOracle> oracle_;
+  simdisk::IoCounters run_io_;
 };
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode);

@@ -1,0 +1,796 @@
+// The validate driver (validate.h): recording a target's run over NBD, tagging it, and checking
+// every crash state with crashsim's property, the target's checker and the target's repairs.
+#include "thirdparty/validate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "engine/check/check.h"
+#include "engine/coding.h"
+#include "engine/format/header.h"
+#include "engine/image.h"
+#include "simdisk/materialise.h"
+#include "simdisk/medium.h"
+#include "simdisk/prng.h"
+#include "simdisk/sim_disk.h"
+#include "simdisk/write_cache.h"
+#include "thirdparty/nbd_server.h"
+#include "thirdparty/subprocess.h"
+
+namespace crashsim::thirdparty {
+namespace fs = std::filesystem;
+namespace {
+
+std::string FirstFindings(const CheckReport& report, size_t max_lines = 3) {
+  std::string out;
+  size_t n = 0;
+  for (const Finding& f : report.findings) {
+    if (f.severity == FindingSeverity::kInfo) continue;
+    if (n++ == max_lines) {
+      out += "; ...";
+      break;
+    }
+    out += (out.empty() ? "" : "; ") + f.message;
+  }
+  if (!report.status.ok()) out += (out.empty() ? "" : "; ") + report.status.ToString();
+  return out;
+}
+
+std::string Verdict(int exit_code, int64_t corruptions, int64_t leaks) {
+  return fmt::format("exit {}: {} corruptions, {} leaks", exit_code, corruptions, leaks);
+}
+
+// Writes a device's bytes to a sparse file.
+Status SaveDevice(BlockDevice& device, const std::string& path) {
+  ASSIGN_OR_RETURN(uint64_t size, device.Size());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::IoError("cannot write " + path);
+  std::vector<uint8_t> buf(1 << 16);
+  for (uint64_t at = 0; at < size; at += buf.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
+    RETURN_IF_ERROR(device.Read(at, std::span<uint8_t>(buf.data(), n)));
+    if (std::all_of(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                    [](uint8_t b) { return b == 0; })) {
+      continue;
+    }
+    out.seekp(static_cast<std::streamoff>(at));
+    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(n));
+  }
+  out.close();
+  std::error_code ec;
+  fs::resize_file(path, size, ec);
+  if (ec) return Status::IoError(fmt::format("resize {}: {}", path, ec.message()));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<simdisk::Medium>> LoadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  auto medium = std::make_unique<simdisk::Medium>();
+  std::vector<uint8_t> buf(1 << 16);
+  uint64_t at = 0;
+  while (in) {
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    medium->WriteAt(at, std::span<const uint8_t>(buf.data(), n));
+    at += n;
+  }
+  return medium;
+}
+
+Status WriteBytes(const std::string& path, std::span<const uint8_t> data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  return out ? Status::Ok() : Status::IoError("cannot write " + path);
+}
+
+// Reads "key": N from qemu-img's JSON; absent keys are 0.
+int64_t JsonInt(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return 0;
+  return std::strtoll(json.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+std::vector<std::string> SplitCommands(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t at = text.find(";;", start);
+    std::string part = text.substr(start, at == std::string::npos ? at : at - start);
+    size_t b = part.find_first_not_of(' '), e = part.find_last_not_of(' ');
+    if (b != std::string::npos) out.push_back(part.substr(b, e - b + 1));
+    if (at == std::string::npos) break;
+    start = at + 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Workload generation.
+
+Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_size, size_t ops) {
+  simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x7a11d47e));
+  Workload w;
+  w.disk_size = disk_size;
+  const uint64_t clusters = disk_size / cluster_size;
+  const uint64_t hot[3] = {0, rng.Below(clusters), clusters - 1};
+  for (size_t i = 0; i < ops; ++i) {
+    WorkloadOp op;
+    const uint64_t kind = rng.Below(20);
+    op.kind = kind < 12 ? WorkloadOpKind::kWrite
+              : kind < 14 ? WorkloadOpKind::kZero
+              : kind < 16 ? WorkloadOpKind::kDiscard
+              : kind < 19 ? WorkloadOpKind::kFlush
+                          : WorkloadOpKind::kReopen;
+    if (op.TouchesData()) {
+      const uint64_t base = rng.Below(2) ? hot[rng.Below(3)] : rng.Below(clusters);
+      switch (rng.Below(3)) {
+        case 0: op.offset = base * cluster_size; break;
+        case 1: op.offset = base * cluster_size + rng.Below(cluster_size / 512) * 512; break;
+        default: op.offset = base * cluster_size + rng.Below(cluster_size); break;
+      }
+      const uint64_t lengths[4] = {512, 4096, cluster_size, 1 + rng.Below(3 * cluster_size)};
+      op.length = std::min(lengths[rng.Below(4)], disk_size - op.offset);
+      if (op.length == 0) op.length = 1, op.offset = disk_size - 1;
+      if (op.kind == WorkloadOpKind::kWrite) op.pattern = 1 + static_cast<uint32_t>(rng.Below(1u << 20));
+      if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Below(2) == 1;
+    }
+    w.ops.push_back(op);
+  }
+  w.ops.push_back({.kind = WorkloadOpKind::kFlush});
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tagging writes by the image's own metadata.
+
+namespace {
+
+void MarkRoles(const simdisk::Medium& medium, std::map<uint64_t, IoTag>& roles,
+               uint32_t& cluster_bits) {
+  uint8_t h[104] = {};
+  if (medium.size() < sizeof(h)) return;
+  medium.ReadAt(0, h);
+  if (LoadBE32(h) != kQcowMagic) return;
+  const uint32_t bits = LoadBE32(h + 20);
+  if (bits < kMinClusterBits || bits > kMaxClusterBits) return;
+  cluster_bits = bits;
+  const uint64_t cs = uint64_t{1} << bits;
+  const uint64_t limit = medium.size() / cs + 1;
+  auto mark = [&](uint64_t offset, IoTag tag) {
+    const uint64_t c = offset >> bits;
+    if (c < limit) roles.emplace(c, tag);
+  };
+  auto read_table = [&](uint64_t offset, uint64_t entries) {
+    std::vector<uint64_t> out;
+    entries = std::min<uint64_t>(entries, (medium.size() > offset ? medium.size() - offset : 0) / 8);
+    std::vector<uint8_t> raw(entries * 8);
+    medium.ReadAt(offset, raw);
+    for (uint64_t i = 0; i < entries; ++i) out.push_back(LoadBE64(&raw[i * 8]));
+    return out;
+  };
+  mark(0, IoTag::kHeader);
+  const uint32_t l1_size = std::min<uint32_t>(LoadBE32(h + 36), kMaxL1Entries);
+  const uint64_t l1_offset = LoadBE64(h + 40);
+  const uint64_t rt_offset = LoadBE64(h + 48);
+  const uint32_t rt_clusters = std::min<uint32_t>(LoadBE32(h + 56), kMaxReftableBytes >> bits);
+  const uint64_t snap_offset = LoadBE64(h + 64);
+  for (uint64_t at = l1_offset; at < l1_offset + uint64_t{l1_size} * 8; at += cs) mark(at, IoTag::kL1Table);
+  for (uint64_t at = rt_offset; at < rt_offset + uint64_t{rt_clusters} * cs; at += cs) {
+    mark(at, IoTag::kRefcountTable);
+  }
+  if (LoadBE32(h + 60) > 0) mark(snap_offset, IoTag::kSnapshotTable);
+  for (uint64_t e : read_table(l1_offset, l1_size)) {
+    if (e & 0x00fffffffffffe00ull) mark(e & 0x00fffffffffffe00ull, IoTag::kL2Table);
+  }
+  for (uint64_t e : read_table(rt_offset, uint64_t{rt_clusters} * cs / 8)) {
+    if (e & ~uint64_t{0x1ff}) mark(e & ~uint64_t{0x1ff}, IoTag::kRefcountBlock);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const simdisk::Recording> TagByImageMetadata(const simdisk::Recording& recording) {
+  std::map<uint64_t, IoTag> roles;
+  uint32_t bits = 16;
+  MarkRoles(*recording.MediumAt(recording.op_count()), roles, bits);
+  for (const simdisk::OpRecord& op : recording.ops()) {
+    if (op.IsBarrier()) MarkRoles(*recording.MediumAt(op.seq + 1), roles, bits);
+  }
+  std::map<uint64_t, std::string> labels;
+  for (const simdisk::GuestOp& g : recording.guest_ops()) labels[g.id] = g.label;
+  auto out = std::make_shared<simdisk::Recording>(recording.cache(), recording.atomic_unit(),
+                                                  recording.initial());
+  for (simdisk::OpRecord op : recording.ops()) {
+    if (op.kind == simdisk::OpKind::kWrite) {
+      auto it = roles.find(op.offset >> bits);
+      op.tag = it == roles.end() ? IoTag::kData : it->second;
+    }
+    const uint64_t seq = out->Append(op);
+    if (op.kind == simdisk::OpKind::kGuestBegin) out->BeginGuestOp(op.guest_op, labels[op.guest_op], seq);
+    if (op.kind == simdisk::OpKind::kGuestAck) out->AckGuestOp(op.guest_op, seq);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording the target's run.
+
+struct Validator::Impl {
+  std::string work_dir;
+  bool own_work_dir = false;
+  std::map<std::string, std::string> vars;
+  uint64_t file_counter = 0;
+
+  std::string File(const std::string& name) { return work_dir + "/" + name; }
+};
+
+Validator::Validator(ValidateOptions options) : options_(std::move(options)), impl_(new Impl) {}
+
+Validator::~Validator() {
+  if (impl_->own_work_dir && !impl_->work_dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(impl_->work_dir, ec);
+  }
+}
+
+Status Validator::Record() {
+  if (options_.work_dir.empty()) {
+    std::string templ = (fs::temp_directory_path() / "crashsim-validate-XXXXXX").string();
+    if (!mkdtemp(templ.data())) return Status::IoError("cannot make a scratch directory");
+    impl_->work_dir = templ;
+    impl_->own_work_dir = true;
+  } else {
+    impl_->work_dir = options_.work_dir;
+    fs::create_directories(impl_->work_dir);
+  }
+  const TargetSpec& t = options_.target;
+  report_.target_name = t.name;
+  if (!t.version.empty()) {
+    auto argv = ExpandCommand(t.version, {});
+    if (argv.ok()) {
+      RunResult v = RunCommand(*argv, options_.timeout_ms);
+      report_.target_version = v.output.substr(0, v.output.find('\n'));
+    }
+  }
+  report_.workload = options_.workload ? *options_.workload
+                                       : GenerateWorkload(options_.seed, options_.disk_size,
+                                                          options_.cluster_size,
+                                                          options_.workload_ops);
+  const Workload& workload = report_.workload;
+  std::string create_opts = fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
+                                        options_.cluster_size,
+                                        options_.lazy_refcounts ? "on" : "off");
+  report_.config = fmt::format("cache={} lazy={} crash={} seed={}",
+                               CacheModeName(options_.cache_mode),
+                               options_.lazy_refcounts ? "on" : "off",
+                               simdisk::CrashKindName(options_.crash), options_.seed);
+  const std::string socket = impl_->File("nbd.sock");
+  auto& vars = impl_->vars;
+  vars = {{"socket", socket},
+          {"uri", "nbd+unix:///?socket=" + socket},
+          {"size", std::to_string(workload.disk_size)},
+          {"cache", CacheModeName(options_.cache_mode)},
+          {"create_opts", create_opts},
+          {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
+
+  // 1. Creation, outside the crash run.
+  simdisk::SimDiskOptions so;
+  so.cache_mode = simdisk::CacheMode::kWriteback;  // every flush and FUA is honoured and recorded
+  so.initial_size = options_.export_size;
+  std::mutex mutex;
+  std::shared_ptr<simdisk::Medium> initial;
+  {
+    simdisk::SimDisk create_disk(so);
+    NbdServer server(create_disk, mutex, {.socket_path = socket});
+    RETURN_IF_ERROR(server.Start());
+    ASSIGN_OR_RETURN(auto argv, ExpandCommand(t.create, vars));
+    RunResult r = RunCommand(argv, options_.timeout_ms);
+    server.Stop();
+    if (r.exit_code != 0) {
+      return Status::IoError(fmt::format("{} create failed (exit {}): {}", t.name, r.exit_code,
+                                         r.output));
+    }
+    initial = std::make_shared<simdisk::Medium>(create_disk.live());
+  }
+
+  // 2. The workload, one guest operation at a time.
+  simdisk::SimDisk disk(so, initial);
+  NbdServer server(disk, mutex, {.socket_path = socket});
+  RETURN_IF_ERROR(server.Start());
+  ASSIGN_OR_RETURN(auto drive_argv, ExpandCommand(t.drive, vars));
+  ASSIGN_OR_RETURN(auto driver, Interactive::Start(drive_argv));
+  auto opened = driver->ReadUntil(t.prompt, options_.timeout_ms);
+  if (!opened.ok() || AnswerIsError(t, *opened)) {
+    return Status::IoError(fmt::format("{} driver did not start: {} {}", t.name,
+                                       opened.status().ToString(), driver->output_so_far() +
+                                       (opened.ok() ? *opened : "")));
+  }
+  auto guest_op = [&](uint64_t id, const std::string& label, const std::vector<std::string>& cmds,
+                      bool last) -> Status {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      disk.BeginGuestOp(id, label);
+    }
+    for (const std::string& cmd : cmds) {
+      RETURN_IF_ERROR(driver->SendLine(cmd));
+      if (last) {
+        RunResult r = driver->Finish(options_.timeout_ms);
+        if (r.exit_code != 0 || AnswerIsError(t, r.output)) {
+          return Status::IoError(fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code,
+                                             r.output));
+        }
+        break;
+      }
+      auto answer = driver->ReadUntil(t.prompt, options_.timeout_ms);
+      if (!answer.ok()) return answer.status().WithContext(fmt::format("'{}'", cmd));
+      if (AnswerIsError(t, *answer)) {
+        return Status::IoError(fmt::format("'{}' failed: {}", cmd, *answer));
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    disk.AckGuestOp();
+    return Status::Ok();
+  };
+  for (size_t i = 0; i < workload.ops.size(); ++i) {
+    const WorkloadOp& op = workload.ops[i];
+    std::map<std::string, std::string> v = vars;
+    v["offset"] = std::to_string(op.offset);
+    v["length"] = std::to_string(op.length);
+    std::string key;
+    switch (op.kind) {
+      case WorkloadOpKind::kWrite: {
+        key = "write";
+        std::vector<uint8_t> data(op.length);
+        FillPattern(op.pattern, op.offset, data);
+        v["data_file"] = impl_->File("data.bin");
+        RETURN_IF_ERROR(WriteBytes(v["data_file"], data));
+        break;
+      }
+      case WorkloadOpKind::kZero: key = op.unmap ? "zero_unmap" : "zero"; break;
+      case WorkloadOpKind::kDiscard: key = "discard"; break;
+      case WorkloadOpKind::kFlush: key = "flush"; break;
+      case WorkloadOpKind::kReopen: key = "reopen"; break;
+    }
+    auto it = t.ops.find(key);
+    if (it == t.ops.end()) {
+      return Status::NotSupported(fmt::format("target {} has no op.{} for '{}'", t.name, key,
+                                              op.ToText()));
+    }
+    ASSIGN_OR_RETURN(std::string cmds, Expand(it->second, v));
+    Status st = guest_op(i, op.ToText(), SplitCommands(cmds), false);
+    if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i, op.ToText()));
+  }
+  RETURN_IF_ERROR(guest_op(workload.ops.size(), "close", {t.ops.at("close")}, true)
+                      .WithContext("close"));
+  server.Stop();
+  recording_ = TagByImageMetadata(disk.recording());
+
+  for (const simdisk::OpRecord& op : recording_->ops()) {
+    if (op.kind == simdisk::OpKind::kWrite) {
+      ++report_.device_writes;
+      if (op.fua) ++report_.device_fua;
+      if (op.tag != IoTag::kData) ++report_.metadata_writes;
+    }
+    if (op.kind == simdisk::OpKind::kFlush) ++report_.device_flushes;
+  }
+  report_.device_ops = recording_->op_count();
+
+  // The oracle, as the explorer builds it: the close is a flush.
+  Workload with_close = workload;
+  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
+  std::vector<OpTiming> timings(with_close.ops.size());
+  for (const simdisk::GuestOp& g : recording_->guest_ops()) {
+    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
+  }
+  AssignDurability(with_close, options_.cache_mode,
+                   options_.crash == simdisk::CrashKind::kPowerLoss
+                       ? CrashKindForOracle::kPowerLoss
+                       : CrashKindForOracle::kProcessKill,
+                   timings);
+  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings),
+                                          std::vector<uint8_t>(workload.disk_size, 0));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The crash property, with crashsim's checker and oracle (the explorer's CheckDevice sequence).
+
+namespace {
+
+std::string CheckData(BlockDevice& device, const GuestOracle& oracle, uint64_t point,
+                      const char* when) {
+  OpenOptions ro;
+  ro.read_only = true;
+  auto image = Image::Open(device, ro);
+  if (!image.ok()) return fmt::format("cannot open the image read-only {}: {}", when,
+                                      image.status().ToString());
+  auto violation = oracle.Check(point, [&](uint64_t offset, std::span<uint8_t> data) {
+    return (*image)->Read(offset, data);
+  });
+  if (!violation.ok()) return fmt::format("guest read failed {}: {}", when,
+                                          violation.status().ToString());
+  if (*violation) return fmt::format("lost or illegal guest data {}: {}", when,
+                                     (*violation)->message);
+  return "";
+}
+
+Result<std::vector<uint8_t>> ReadGuest(BlockDevice& device, uint64_t size) {
+  OpenOptions ro;
+  ro.read_only = true;
+  ASSIGN_OR_RETURN(auto image, Image::Open(device, ro));
+  std::vector<uint8_t> out(size);
+  RETURN_IF_ERROR(image->Read(0, out));
+  return out;
+}
+
+}  // namespace
+
+std::string Validator::CheckProperty(const simdisk::CrashState& state, Outcome* outcome,
+                                     bool* dirty) {
+  auto medium = simdisk::Materialise(*recording_, state);
+  if (!medium.ok()) return "cannot materialise the crash state: " + medium.status().ToString();
+  BlockDevice& device = **medium;
+  auto header = ReadImageHeader(device, /*for_check=*/true);
+  if (!header.ok()) return "the crash left an unreadable header: " + header.status().ToString();
+  *dirty = header->dirty();
+  if (!*dirty) {
+    if (std::string s = CheckData(device, *oracle_, state.point, "(clean image)"); !s.empty()) {
+      return s;
+    }
+    CheckReport report = Check(device);
+    if (!report.status.ok() || report.check_errors > 0) {
+      return "check could not complete on a clean image: " + FirstFindings(report);
+    }
+    if (report.corruptions > 0) {
+      return fmt::format("image not marked dirty has {} corruptions: {}", report.corruptions,
+                         FirstFindings(report));
+    }
+    *outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
+  } else {
+    OpenOptions ro;
+    ro.read_only = true;
+    if (Image::Open(device, ro).ok()) {
+      if (std::string s = CheckData(device, *oracle_, state.point, "before repair"); !s.empty()) {
+        return s;
+      }
+    }
+    CheckReport repair = Repair(device, RepairMode::kAll);
+    if (!repair.status.ok() || CheckExitCode(repair) != 0) {
+      return fmt::format("repair of the dirty image failed (exit {}): {}", CheckExitCode(repair),
+                         FirstFindings(repair));
+    }
+    CheckReport again = Check(device);
+    if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
+      return "the check after repair is not clean: " + FirstFindings(again);
+    }
+    if (std::string s = CheckData(device, *oracle_, state.point, "after repair"); !s.empty()) {
+      return s;
+    }
+    *outcome = Outcome::kDirtyRepaired;
+  }
+  return "";
+}
+
+namespace {
+
+struct TargetCheck {
+  bool ran = false;
+  int exit_code = -1;
+  int64_t corruptions = 0, leaks = 0, check_errors = 0;
+  std::string output;
+};
+
+}  // namespace
+
+ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
+  ValidateReport& report = report_;
+  const TargetSpec& t = options_.target;
+  simdisk::EnumerationOptions e;
+  e.kind = options_.crash;
+  e.k = options_.k;
+  e.exhaustive_budget = options_.exhaustive_budget;
+  e.samples = options_.samples;
+  e.seed = options_.seed;
+  e.exhaustive_tags = simdisk::kMetadataTags;
+  e.dedupe = false;
+  // A bounded run spreads its states over the whole run: evenly spaced crash points, the last
+  // (the end of the clean close) always among them.
+  const uint64_t per_point = std::max<uint64_t>(1, options_.exhaustive_budget + options_.samples);
+  std::vector<uint64_t> points = simdisk::CrashPoints(*recording_);
+  if (options_.max_states && points.size() * per_point > options_.max_states) {
+    const size_t keep = std::max<size_t>(1, options_.max_states / per_point);
+    std::vector<uint64_t> chosen;
+    for (size_t i = 0; i < keep; ++i) {
+      chosen.push_back(points[(points.size() - 1) - (keep - 1 - i) * (points.size() - 1) /
+                                                        std::max<size_t>(1, keep - 1)]);
+    }
+    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+    e.points = chosen;
+  }
+  simdisk::CrashEnumerator enumerator(recording_, e);
+  for (const auto& repair : t.repairs) {
+    RepairStudy study;
+    study.name = repair.first;
+    report.repairs.push_back(study);
+  }
+
+  const std::string image_file = impl_->File("crash.qcow2");
+
+  uint64_t index = 0;
+  while (auto state = enumerator.Next()) {
+    if (options_.max_states && report.explored >= options_.max_states) break;
+    ++index;
+    Outcome outcome = Outcome::kClean;
+    bool dirty = false;
+    std::string failure = CheckProperty(*state, &outcome, &dirty);
+    if (!failure.empty()) outcome = Outcome::kFailure;
+    ++report.explored;
+    ++report.outcomes[static_cast<int>(outcome)];
+    if (dirty) ++report.dirty_states;
+
+    auto medium = simdisk::Materialise(*recording_, *state);
+    const bool saved = medium.ok() && SaveDevice(**medium, image_file).ok();
+
+    // The target's checker as a second opinion on the state as it is.
+    if (saved && options_.second_opinion && !t.check.empty()) {
+      CheckReport ours = Check(**medium);
+      RunResult r = RunOnFile(t.check, {{"image", image_file}});
+      ++report.second_opinions;
+      const int64_t corruptions = JsonInt(r.output, "corruptions");
+      const int64_t leaks = JsonInt(r.output, "leaks");
+      const int ours_exit = CheckExitCode(ours);
+      if (ours_exit != r.exit_code || ours.corruptions != corruptions || ours.leaks != leaks) {
+        report.disagreements.push_back(
+            {state->ToText(), Verdict(ours_exit, ours.corruptions, ours.leaks),
+             Verdict(r.exit_code, corruptions, leaks)});
+      }
+    }
+
+    // The target's own repairs on every dirty state.
+    if (saved && dirty && options_.repair_study &&
+        (options_.repair_states == 0 || report.dirty_states <= options_.repair_states)) {
+      for (size_t i = 0; i < t.repairs.size(); ++i) {
+        StudyRepair(t.repairs[i].second, image_file, state->point, report.repairs[i]);
+      }
+    }
+
+    if (outcome == Outcome::kFailure) RecordFinding(*state, failure);
+    if (progress) progress(report.explored);
+  }
+  report.enumeration = enumerator.stats();
+  return report;
+}
+
+RunResult Validator::RunOnFile(const std::string& templ,
+                               const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> v = impl_->vars;
+  for (const auto& [k, val] : extra) v[k] = val;
+  auto argv = ExpandCommand(templ, v);
+  if (!argv.ok()) return RunResult{.exit_code = 127, .output = argv.status().ToString()};
+  return RunCommand(*argv, options_.timeout_ms);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The target's own repair on a dirty state, then more writes with the target.
+
+void Validator::StudyRepair(const std::string& command, const std::string& image_file,
+                            uint64_t point, RepairStudy& study) {
+  const std::string copy = impl_->File("repair.qcow2");
+  std::error_code ec;
+  fs::copy_file(image_file, copy, fs::copy_options::overwrite_existing, ec);
+  if (ec) return;
+  auto note = [&](const std::string& what) {
+    if (study.examples.size() < 3) study.examples.push_back(what);
+  };
+  // Lost durable data or a cluster used twice after the target's own repair is a finding; the
+  // first per repair and run is kept with the image it started from.
+  auto finding = [&](const std::string& what) {
+    note(what);
+    if (study.data_lost + study.broken_after_writes == 1) {
+      RecordRepairFinding(study.name, command, image_file, point, what);
+    }
+  };
+  ++study.attempted;
+  RunResult r = RunOnFile(command, {{"image", copy}});
+  if (r.exit_code == 0) {
+    ++study.exit_zero;
+  } else {
+    ++study.refused;
+    std::string first = r.output.substr(0, r.output.find('\n'));
+    note(fmt::format("exit {}: {}", r.exit_code, first));
+  }
+  auto repaired = LoadFile(copy);
+  if (!repaired.ok()) return;
+  auto header = ReadImageHeader(**repaired, true);
+  const bool dirty = header.ok() && header->dirty();
+  if (dirty) ++study.still_dirty;
+  CheckReport after = Check(**repaired);
+  if (!dirty && after.status.ok() && after.corruptions == 0 && after.check_errors == 0) {
+    ++study.clean_after;
+  } else if (r.exit_code == 0) {
+    note(fmt::format("exit 0 but crashsim's check then says {}{}",
+                     Verdict(CheckExitCode(after), after.corruptions, after.leaks),
+                     dirty ? ", dirty bit still set" : ""));
+  }
+  if (std::string s = CheckData(**repaired, *oracle_, point, "after the target's repair");
+      !s.empty()) {
+    ++study.data_lost;
+    finding(s);
+  }
+
+  // Keep writing with the target: two writes, then everything must read back and check clean.
+  const uint64_t size = report_.workload.disk_size;
+  auto before = ReadGuest(**repaired, size);
+  if (!before.ok()) return;
+  const uint64_t cs = options_.cluster_size;
+  const WorkloadOp writes[2] = {
+      {.kind = WorkloadOpKind::kWrite, .offset = 0,
+       .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01},
+      {.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
+       .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02}};
+  for (const WorkloadOp& w : writes) {
+    std::vector<uint8_t> data(w.length);
+    FillPattern(w.pattern, w.offset, data);
+    const std::string data_file = impl_->File("after.bin");
+    if (!WriteBytes(data_file, data).ok()) return;
+    RunResult wr = RunOnFile(options_.target.write_file,
+                             {{"image", copy}, {"data_file", data_file},
+                              {"offset", std::to_string(w.offset)},
+                              {"length", std::to_string(w.length)}});
+    if (wr.exit_code != 0 || AnswerIsError(options_.target, wr.output)) {
+      ++study.broken_after_writes;
+      note(fmt::format("a write after the repair failed (exit {}): {}", wr.exit_code,
+                       wr.output.substr(0, wr.output.find('\n'))));
+      return;
+    }
+    std::copy(data.begin(), data.end(), before->begin() + static_cast<ptrdiff_t>(w.offset));
+  }
+  auto written = LoadFile(copy);
+  if (!written.ok()) return;
+  CheckReport final_check = Check(**written);
+  auto got = ReadGuest(**written, size);
+  if (!final_check.status.ok() || final_check.corruptions > 0 || final_check.check_errors > 0) {
+    ++study.broken_after_writes;
+    finding("after the repair and two writes, crashsim's check: " + FirstFindings(final_check));
+  } else if (!got.ok() || *got != *before) {
+    ++study.broken_after_writes;
+    finding("after the repair and two writes, guest data differs from what was there plus the "
+            "writes");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings: minimise the crash state, keep the evidence.
+
+void Validator::RecordFinding(const simdisk::CrashState& state, const std::string& failure) {
+  simdisk::CrashState best = state;
+  std::string detail = failure;
+  if (options_.minimise) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t i = 0; i < best.fates.size(); ++i) {
+        simdisk::CrashState candidate = best;
+        candidate.fates.erase(candidate.fates.begin() + static_cast<ptrdiff_t>(i));
+        Outcome outcome;
+        bool dirty;
+        std::string f = CheckProperty(candidate, &outcome, &dirty);
+        if (!f.empty()) {
+          best = candidate;
+          detail = f;
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  ValidateFinding finding{best.ToText(), state.ToText(), detail, ""};
+  if (!options_.trace_dir.empty()) {
+    std::string slug = report_.config;
+    std::replace(slug.begin(), slug.end(), ' ', '_');
+    std::replace(slug.begin(), slug.end(), '=', '-');
+    const std::string dir = fmt::format("{}/{}-{}-{}", options_.trace_dir, report_.target_name,
+                                        slug, report_.findings.size());
+    fs::create_directories(dir);
+    auto medium = simdisk::Materialise(*recording_, best);
+    if (medium.ok()) (void)SaveDevice(**medium, dir + "/crash.qcow2");
+    std::ofstream(dir + "/workload.txt") << report_.workload.ToText();
+    std::ofstream ops(dir + "/device-ops.txt");
+    for (const simdisk::OpRecord& op : recording_->ops()) ops << simdisk::OpRecordToText(op) << "\n";
+    std::ofstream(dir + "/finding.txt")
+        << "target: " << report_.target_name << " (" << report_.target_version << ")\n"
+        << "config: " << report_.config << "\n"
+        << "state: " << best.ToText() << "\n"
+        << "as enumerated: " << state.ToText() << "\n"
+        << "property: " << detail << "\n";
+    std::ofstream(dir + "/repro.sh")
+        << "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised).\n"
+        << "qemu-img check -f qcow2 crash.qcow2\ncrashsim check crash.qcow2\n";
+    finding.trace_path = dir;
+  }
+  report_.findings.push_back(std::move(finding));
+}
+
+void Validator::RecordRepairFinding(const std::string& repair, const std::string& command,
+                                    const std::string& image_file, uint64_t point,
+                                    const std::string& what) {
+  ValidateFinding finding{fmt::format("crash point {}", point), "",
+                          fmt::format("target repair '{}' ({}): {}", repair, command, what), ""};
+  if (!options_.trace_dir.empty()) {
+    std::string slug = report_.config;
+    std::replace(slug.begin(), slug.end(), ' ', '_');
+    std::replace(slug.begin(), slug.end(), '=', '-');
+    const std::string dir = fmt::format("{}/{}-{}-repair-{}", options_.trace_dir,
+                                        report_.target_name, slug, repair);
+    fs::create_directories(dir);
+    std::error_code ec;
+    fs::copy_file(image_file, dir + "/crash.qcow2", fs::copy_options::overwrite_existing, ec);
+    std::ofstream(dir + "/workload.txt") << report_.workload.ToText();
+    std::ofstream(dir + "/finding.txt")
+        << "target: " << report_.target_name << " (" << report_.target_version << ")\n"
+        << "config: " << report_.config << "\n"
+        << "crash point: " << point << "\nrepair: " << command << "\nresult: " << what << "\n";
+    std::ofstream(dir + "/repro.sh")
+        << "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair.\nset -x\n"
+        << "cp crash.qcow2 work.qcow2\n" << "qemu-img check -r leaks work.qcow2; echo exit $?\n"
+        << "qemu-img info work.qcow2 | grep 'cleanly'\n"
+        << "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n";
+    finding.trace_path = dir;
+  }
+  report_.findings.push_back(std::move(finding));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::string ValidateReport::Summary() const {
+  std::string out = fmt::format("target {} ({})\nconfig {}\n", target_name, target_version, config);
+  out += fmt::format(
+      "workload {} guest ops; device ops {} (writes {}, metadata writes {}, FUA {}, flushes {})\n",
+      workload.ops.size(), device_ops, device_writes, metadata_writes, device_fua, device_flushes);
+  out += fmt::format("crash points {}, states possible {}, within bound {}, explored {}\n",
+                     enumeration.crash_points,
+                     enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
+                                                                 : std::to_string(enumeration.possible),
+                     enumeration.within_bound == simdisk::kSaturated
+                         ? std::string("2^64+")
+                         : std::to_string(enumeration.within_bound),
+                     explored);
+  for (int i = 0; i < kOutcomeCount; ++i) {
+    out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
+  }
+  out += fmt::format("second opinion: {} states checked by the target too, {} disagreements\n",
+                     second_opinions, disagreements.size());
+  for (size_t i = 0; i < disagreements.size() && i < 3; ++i) {
+    out += fmt::format("  {}: crashsim {} / target {}\n", disagreements[i].state,
+                       disagreements[i].crashsim, disagreements[i].target);
+  }
+  if (!repairs.empty() && dirty_states > 0) {
+    out += fmt::format("target repairs on {} dirty states:\n", dirty_states);
+    out += fmt::format("  {:<16} {:>5} {:>6} {:>7} {:>7} {:>7} {:>9} {:>13}\n", "repair", "tried",
+                       "exit 0", "refused", "clean", "dirty", "data lost", "broken writes");
+    for (const RepairStudy& r : repairs) {
+      out += fmt::format("  {:<16} {:>5} {:>6} {:>7} {:>7} {:>7} {:>9} {:>13}\n", r.name,
+                         r.attempted, r.exit_zero, r.refused, r.clean_after, r.still_dirty,
+                         r.data_lost, r.broken_after_writes);
+      for (const std::string& ex : r.examples) out += "      e.g. " + ex + "\n";
+    }
+  }
+  out += fmt::format("findings {}\n", findings.size());
+  for (const ValidateFinding& f : findings) {
+    out += fmt::format("  FINDING {}: {}{}\n", f.state, f.detail,
+                       f.trace_path.empty() ? "" : " (kept in " + f.trace_path + ")");
+  }
+  return out;
+}
+
+}  // namespace crashsim::thirdparty

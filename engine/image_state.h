@@ -69,7 +69,9 @@ struct Image::State {
   Status MarkClean();              // L3
   Status InvalidateBitmaps();      // before the first write to an image with bitmaps
   Status PrepareForWrite();        // checks read-only/closed, invalidates bitmaps
-  bool accurate_refcounts() const { return !(lazy && dirty_on_disk); }
+  // Lazy refcounts: refcount blocks reach the disk only at a clean close. Every allocation sets
+  // the dirty bit first (L1), so an image whose refcounts are stale on disk is marked dirty.
+  bool accurate_refcounts() const { return !lazy; }
 
   // --- refcounts and allocation (refcounts.cc) ---
   Result<uint64_t> GetRefcount(uint64_t cluster_index);

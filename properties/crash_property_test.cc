@@ -11,6 +11,7 @@
 #include "engine/coding.h"
 
 #include "properties/explorer.h"
+#include "properties/property_env.h"
 #include "properties/workload_gen.h"
 
 namespace crashsim {
@@ -24,7 +25,12 @@ ExploreOptions OptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
   o.k = 1;
   o.exhaustive_budget = 64;
   o.samples = 2;
-  o.max_states = 400;
+  o.repair_crash_states = 2;
+  const PropertyEnv& env = GetPropertyEnv();
+  o.samples *= env.scale;
+  o.max_states = 400 * env.scale;
+  o.shard_index = env.shard_index;
+  o.shard_count = env.shard_count;
   return o;
 }
 
@@ -38,8 +44,10 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   RC_TAG(CacheModeName(config.cache_mode));
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
-    RC_FAIL(fmt::format("{}\nimage: {}\ncrash state: {}\nworkload:\n{}", f.detail,
-                        config.ToString(), f.state.ToText(), workload.ToText()));
+    RC_FAIL(fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
+                        "device writes {}\nworkload:\n{}", f.detail, config.ToString(),
+                        f.state.ToText(), workload.ops.size(), f.state.fates.size(),
+                        workload.ToText()));
   }
 }
 

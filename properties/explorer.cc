@@ -263,6 +263,33 @@ std::string Explorer::CheckRepairCrashes(BlockDevice& device, uint64_t crash_poi
     std::string data = CheckData(**medium, crash_point, "after a crashed repair and a second one");
     if (!data.empty()) return data + " (repair crash " + state->ToText() + ")";
   }
+  // A repair that fails (here: an I/O error on its n-th write) must leave the dirty bit set, and
+  // a later repair must still succeed.
+  uint64_t repair_writes = 0;
+  for (const simdisk::OpRecord& op : recording->ops()) {
+    repair_writes += op.kind == simdisk::OpKind::kWrite;
+  }
+  for (uint64_t n = 0; n < std::min(repair_writes, options_.repair_crash_states); ++n) {
+    simdisk::SimDisk faulty(so, start);
+    faulty.SetFaultPlan(simdisk::FaultPlan::FailNth(simdisk::OpKind::kWrite, n));
+    CheckReport failed = Repair(faulty, RepairMode::kAll);
+    if (failed.status.ok() && CheckExitCode(failed) == 0) continue;  // the error was survived
+    auto header = ReadImageHeader(faulty, /*for_check=*/true);
+    if (header.ok() && !header->dirty()) {
+      CheckReport after = Check(faulty);
+      if (after.corruptions || after.check_errors || !after.status.ok()) {
+        return fmt::format("a repair that failed (I/O error on its write #{}) cleared the dirty "
+                           "bit of an image that is not clean: {}", n, FirstFindings(after));
+      }
+    }
+    CheckReport again = Repair(faulty, RepairMode::kAll);
+    if (!again.status.ok() || CheckExitCode(again) != 0) {
+      return fmt::format("after a repair failed on its write #{}, a second repair failed: {}", n,
+                         FirstFindings(again));
+    }
+    std::string data = CheckData(faulty, crash_point, "after a failed repair and a second one");
+    if (!data.empty()) return data + fmt::format(" (repair write #{} failed)", n);
+  }
   return "";
 }
 

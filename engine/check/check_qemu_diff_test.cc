@@ -28,7 +28,12 @@ class CheckDiffTest : public ::testing::Test {
     if (!HaveQemu()) GTEST_SKIP() << "qemu-img/qemu-io not installed";
   }
 
-  std::string Q(const std::string& name) const { return "'" + dir_.Path(name) + "'"; }
+  // Quoted path. Built with append: g++ 12 at -O3 reports a false -Wrestrict on "'" + string&&.
+  std::string Q(const std::string& name) const {
+    std::string quoted(1, '\'');
+    quoted.append(dir_.Path(name)).push_back('\'');
+    return quoted;
+  }
 
   // qemu-img create + qemu-io commands; returns the image bytes.
   std::vector<uint8_t> Make(const std::string& name, const std::string& options,

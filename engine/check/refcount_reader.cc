@@ -12,10 +12,21 @@ namespace {
 // small enough that a table naming thousands of blocks cannot grow memory past a few MiB.
 constexpr size_t kMaxCachedBlocks = 64;
 
+// log2 of the entries in one refcount block: cluster_bits + 3 - refcount_order.
+uint32_t BlockEntriesBits(const Context& ctx) {
+  return ctx.geo.cluster_bits + 3 - ctx.geo.refcount_order;
+}
+
+uint64_t IndexInBlock(const Context& ctx, uint64_t cluster) {
+  return cluster & ((uint64_t{1} << BlockEntriesBits(ctx)) - 1);
+}
+
 }  // namespace
 
 Status RefcountReader::Load(Context& ctx) {
   cache_.clear();
+  last_index_ = UINT64_MAX;
+  last_block_ = nullptr;
   const uint64_t bytes = uint64_t{ctx.header.refcount_table_clusters} * ctx.cluster_size();
   std::vector<uint8_t> raw(bytes);
   RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, ctx.header.refcount_table_offset, raw));
@@ -26,11 +37,16 @@ Status RefcountReader::Load(Context& ctx) {
 
 Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t cluster,
                                                         bool* absent) {
+  const uint64_t index = cluster >> BlockEntriesBits(ctx);
+  if (index == last_index_) {
+    *absent = last_absent_;
+    return last_block_;
+  }
   *absent = false;
-  const uint64_t index = cluster / ctx.geo.refcount_block_entries();
   uint64_t offset = index < table_.size() ? table_[index] & kReftableOffsetMask : 0;
   if (offset == 0) {
     *absent = true;
+    Remember(index, nullptr, true);
     return static_cast<Block*>(nullptr);
   }
   if (!IsAligned(offset, ctx.cluster_size())) {
@@ -38,23 +54,24 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
                                        offset, index));
   }
   auto it = cache_.find(offset);
-  if (it != cache_.end()) return &it->second;
+  if (it != cache_.end()) return Remember(index, &it->second, false);
   if (cache_.size() >= kMaxCachedBlocks) {
     auto victim = cache_.begin();
     RETURN_IF_ERROR(WriteBack(ctx, victim->first, victim->second));
+    if (&victim->second == last_block_) Remember(UINT64_MAX, nullptr, false);
     cache_.erase(victim);
   }
   Block block;
   block.bytes.resize(ctx.cluster_size());
   RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, offset, block.bytes));
-  return &cache_.emplace(offset, std::move(block)).first->second;
+  return Remember(index, &cache_.emplace(offset, std::move(block)).first->second, false);
 }
 
 Result<uint64_t> RefcountReader::Get(Context& ctx, uint64_t cluster) {
   bool absent = false;
   ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
   if (absent) return uint64_t{0};
-  return GetRefcountEntry(block->bytes, cluster % ctx.geo.refcount_block_entries(),
+  return GetRefcountEntry(block->bytes, IndexInBlock(ctx, cluster),
                           ctx.geo.refcount_order);
 }
 
@@ -65,7 +82,7 @@ Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {
     return Status::Corruption(fmt::format("cluster {} has no refcount block", cluster));
   }
   RETURN_IF_ERROR(ctx.PrepareToWrite());
-  SetRefcountEntry(block->bytes, cluster % ctx.geo.refcount_block_entries(),
+  SetRefcountEntry(block->bytes, IndexInBlock(ctx, cluster),
                    ctx.geo.refcount_order, value);
   block->dirty = true;
   return Status::Ok();

@@ -3,7 +3,8 @@
 // through a small write-back cache. A missing table entry or one past the table means refcount
 // 0; an unaligned refcount block offset is an error ("Can't get refcount"). Set() changes an
 // entry in an existing block; Flush() writes the dirty blocks and flushes the device, which is
-// the only way a refcount change made by the repair becomes durable.
+// the only way a refcount change made by the repair becomes durable. The last block looked up is
+// remembered, so the sequential comparison costs one map lookup per block, not per cluster.
 #pragma once
 
 #include <cstdint>
@@ -35,9 +36,20 @@ class RefcountReader {
   };
   Result<Block*> BlockFor(Context& ctx, uint64_t cluster, bool* absent);
   Status WriteBack(Context& ctx, uint64_t offset, Block& block);
+  Block* Remember(uint64_t index, Block* block, bool absent) {
+    last_index_ = index;
+    last_block_ = block;
+    last_absent_ = absent;
+    return block;
+  }
 
   std::vector<uint64_t> table_;
   std::map<uint64_t, Block> cache_;  // by refcount block offset
+
+  // The last BlockFor answer (map nodes are stable until erased). Cleared by Load and eviction.
+  uint64_t last_index_ = UINT64_MAX;
+  Block* last_block_ = nullptr;
+  bool last_absent_ = false;
 };
 
 }  // namespace crashsim::check

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "engine/coding.h"
+
 namespace crashsim::check {
 namespace {
 
@@ -35,17 +37,42 @@ const char* OwnerName(Owner owner) {
 }
 
 void ReferenceCounter::Reset(uint64_t nb_clusters, uint64_t refcount_max) {
-  counts_.assign(nb_clusters, 0);
-  owners_.assign(nb_clusters, Owner::kNone);
   max_ = std::min<uint64_t>(refcount_max, std::numeric_limits<uint32_t>::max());
+  wide_ = max_ > std::numeric_limits<uint16_t>::max();
+  size_ = 0;
+  counts16_.clear();
+  counts32_.clear();
+  classes_.clear();
+  other_owners_.clear();
+  Grow(nb_clusters);
+}
+
+void ReferenceCounter::Grow(uint64_t nb_clusters) {
+  if (nb_clusters <= size_) return;
+  size_ = nb_clusters;
+  if (wide_) {
+    counts32_.resize(size_, 0);
+  } else {
+    counts16_.resize(size_, 0);
+  }
+  classes_.resize(DivRoundUp(size_, 4), 0);
+}
+
+Owner ReferenceCounter::owner(uint64_t cluster) const {
+  if (cluster >= size_) return Owner::kNone;
+  switch (ClassOf(cluster)) {
+    case kClassNone: return Owner::kNone;
+    case kClassL2: return Owner::kL2;
+    case kClassData: return Owner::kData;
+    case kClassOther: break;
+  }
+  auto it = other_owners_.find(cluster);
+  return it == other_owners_.end() ? Owner::kNone : it->second;
 }
 
 void ReferenceCounter::Set(uint64_t cluster, uint64_t value) {
-  if (cluster >= counts_.size()) {
-    counts_.resize(cluster + 1, 0);
-    owners_.resize(cluster + 1, Owner::kNone);
-  }
-  counts_[cluster] = static_cast<uint32_t>(std::min(value, max_));
+  Grow(cluster + 1);
+  Store(cluster, std::min(value, max_));
 }
 
 void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner owner) {
@@ -60,26 +87,32 @@ void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner o
                                offset, size));
     return;
   }
-  const uint64_t first = offset / cs;
-  const uint64_t last = (offset + size - 1) / cs;
-  if (last >= counts_.size()) {
-    counts_.resize(last + 1, 0);
-    owners_.resize(last + 1, Owner::kNone);
-  }
+  const uint64_t first = offset >> ctx.geo.cluster_bits;
+  const uint64_t last = (offset + size - 1) >> ctx.geo.cluster_bits;
+  Grow(last + 1);
+  const OwnerClass cls = owner == Owner::kL2     ? kClassL2
+                         : owner == Owner::kData ? kClassData
+                         : owner == Owner::kNone ? kClassNone
+                                                 : kClassOther;
   for (uint64_t k = first; k <= last; ++k) {
-    if (counts_[k] >= max_) {
+    const uint64_t count = Get(k);
+    if (count >= max_) {
       ctx.Corruption(FindingKind::kRefcountOverflow, k * cs, OwnerName(owner),
                      fmt::format("ERROR: overflow cluster offset={:#x}", k * cs));
       continue;
     }
-    if (counts_[k] > 0 && ctx.annotate_overlaps &&
-        (owners_[k] != owner || Exclusive(owner))) {
-      ctx.Note(FindingKind::kOverlap, FindingSeverity::kInfo, k * cs, OwnerName(owner),
-               fmt::format("Overlap: cluster {} is used by the {} and by the {}", k,
-                           OwnerName(owners_[k]), OwnerName(owner)));
+    if (count == 0) {
+      SetClass(k, cls);
+      if (cls == kClassOther) other_owners_[k] = owner;
+    } else if (ctx.annotate_overlaps) {
+      const Owner first_owner = this->owner(k);
+      if (first_owner != owner || Exclusive(owner)) {
+        ctx.Note(FindingKind::kOverlap, FindingSeverity::kInfo, k * cs, OwnerName(owner),
+                 fmt::format("Overlap: cluster {} is used by the {} and by the {}", k,
+                             OwnerName(first_owner), OwnerName(owner)));
+      }
     }
-    if (counts_[k] == 0) owners_[k] = owner;
-    counts_[k]++;
+    Store(k, count + 1);
   }
 }
 

@@ -2,6 +2,9 @@
 // byte edits, checked by both tools. The exit code and the leak/corruption counts must match;
 // after Repair(kAll) qemu-img must see a clean image whose guest content equals qemu-img's own
 // repair wherever that repair keeps it (outside the ranges our repair reports as dropped).
+// Also covered: persistent dirty bitmaps (made by `qemu-img bitmap`, and marked in_use by our
+// engine's first write), -r leaks on an image with the corrupt bit, and the header fields our
+// decoder refuses where qemu-img still checks.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -10,6 +13,7 @@
 #include "engine/check/check.h"
 #include "engine/check/check_test_util.h"
 #include "engine/format/header.h"
+#include "engine/image.h"
 #include "engine/memory_device.h"
 
 namespace crashsim {
@@ -267,6 +271,167 @@ TEST_F(CheckDiffTest, LazyImageKilledMidWrite) {
   EXPECT_EQ(CheckExitCode(Repair(device, RepairMode::kLeaks)), 1);
   SaveFile(dir_.Path("lazy-leaks"), bytes);
   EXPECT_EQ(QemuImgCheck(dir_.Path("lazy-leaks"), "leaks").exit_code, 1);
+}
+
+// The bitmap directory's entries: {table offset, table size, flags} each.
+struct BitmapDirEntry {
+  uint64_t entry_offset = 0;  // of the directory entry in the file
+  uint64_t table_offset = 0;
+  uint32_t table_size = 0;
+  uint32_t flags = 0;
+};
+
+std::vector<BitmapDirEntry> BitmapDirectory(const std::vector<uint8_t>& bytes) {
+  Result<QcowHeader> h = DecodeHeader(bytes, bytes.size(), {.for_check = true});
+  EXPECT_TRUE(h.ok() && h->bitmaps) << "no bitmaps extension";
+  if (!h.ok() || !h->bitmaps) return {};
+  ImageEditor ed{const_cast<std::vector<uint8_t>&>(bytes)};
+  std::vector<BitmapDirEntry> out;
+  uint64_t pos = h->bitmaps->bitmap_directory_offset;
+  for (uint32_t i = 0; i < h->bitmaps->nb_bitmaps; ++i) {
+    BitmapDirEntry e{pos, ed.Get64(pos), ed.Get32(pos + 8), ed.Get32(pos + 12)};
+    out.push_back(e);
+    const uint64_t name_size = ed.Get32(pos + 16) & 0xffff;
+    pos += (24 + ed.Get32(pos + 20) + name_size + 7) / 8 * 8;
+  }
+  return out;
+}
+
+// The offset in the file of the first bitmap table entry that names a data cluster.
+uint64_t FirstBitmapDataEntry(const std::vector<uint8_t>& bytes, const BitmapDirEntry& bm) {
+  ImageEditor ed{const_cast<std::vector<uint8_t>&>(bytes)};
+  for (uint32_t i = 0; i < bm.table_size; ++i) {
+    if (ed.Get64(bm.table_offset + i * 8) & 0x00fffffffffffe00ull) return bm.table_offset + i * 8;
+  }
+  ADD_FAILURE() << "bitmap table at " << bm.table_offset << " names no data cluster";
+  return 0;
+}
+
+// qemu-img bitmap --add/--enable/--disable and writes between them: the bitmap directory,
+// tables and data clusters are referenced exactly as qemu-img counts them.
+TEST_F(CheckDiffTest, PersistentBitmapsMatch) {
+  const std::string img = Q("bm");
+  Make("bm", "-o compat=1.1", "64M");
+  for (const std::string& cmd : {"qemu-img bitmap --add " + img + " b0",
+                                 "qemu-img bitmap --add -g 128k " + img + " b1",
+                                 "qemu-io -c 'write -P 1 0 1M' -c 'write -P 2 20M 64k' " + img,
+                                 "qemu-img bitmap --disable " + img + " b1",
+                                 "qemu-img bitmap --add --disable " + img + " b2",
+                                 "qemu-io -c 'write -P 3 40M 128k' " + img,
+                                 "qemu-img bitmap --enable " + img + " b1",
+                                 "qemu-io -c 'write -P 4 60M 64k' " + img}) {
+    ASSERT_EQ(RunCommand(cmd).exit_code, 0) << cmd;
+  }
+  const std::vector<uint8_t> bytes = LoadFile(dir_.Path("bm"));
+  const std::vector<BitmapDirEntry> dir = BitmapDirectory(bytes);
+  ASSERT_EQ(dir.size(), 3u);
+  for (const BitmapDirEntry& e : dir) EXPECT_EQ(e.flags & 1, 0u) << "in_use after qemu-img";
+  CheckReport r = ExpectSameCheck("bm", bytes);
+  EXPECT_EQ(CheckExitCode(r), 0) << FormatCheckFindings(r);
+
+  // A bitmap data cluster no table names any more: a leak for both tools, and -r all frees it.
+  std::vector<uint8_t> leaked = bytes;
+  ImageEditor{leaked}.Set64(FirstBitmapDataEntry(bytes, dir[0]), 0);
+  r = ExpectSameCheck("bm-leak", leaked);
+  EXPECT_EQ(r.leaks, 1);
+  EXPECT_EQ(CheckExitCode(r), 3);
+  ExpectRepairClean("bm-leak", leaked);
+
+  // A bitmap table naming a guest data cluster: that cluster's refcount is too low.
+  std::vector<uint8_t> shared = bytes;
+  ImageEditor ed{shared};
+  ed.Set64(FirstBitmapDataEntry(bytes, dir[1]), ed.Get64(ed.L2EntryOffset(0)) & 0x00fffffffffffe00ull);
+  r = ExpectSameCheck("bm-shares-data", shared);
+  EXPECT_GE(r.corruptions, 1);
+  ExpectRepairClean("bm-shares-data", shared);
+
+  // Our engine's first write sets every bitmap's in_use flag (it does not update bitmaps): the
+  // image must still check clean, with the bitmaps' clusters still counted, on both sides.
+  MemoryDevice device(bytes);
+  {
+    Result<std::unique_ptr<Image>> image = Image::Open(device, OpenOptions{});
+    ASSERT_TRUE(image.ok()) << image.status().message();
+    const std::vector<uint8_t> data(128 * 1024, 0x5a);
+    ASSERT_TRUE((*image)->Write(30 << 20, data).ok());  // a new L2-mapped range
+    ASSERT_TRUE((*image)->Write(0, std::span(data).first(4096)).ok());
+    ASSERT_TRUE((*image)->Close().ok());
+  }
+  const std::vector<uint8_t> in_use = device.bytes();
+  for (const BitmapDirEntry& e : BitmapDirectory(in_use)) {
+    EXPECT_EQ(e.flags & 1, 1u) << "bitmap at " << e.entry_offset << " not marked in_use";
+  }
+  r = ExpectSameCheck("bm-in-use", in_use);
+  EXPECT_EQ(CheckExitCode(r), 0) << FormatCheckFindings(r);
+  EXPECT_EQ(r.leaks + r.corruptions, 0);
+}
+
+// -r leaks on an image with the corrupt bit (qcow2.md §3.4): without corruptions left the repair
+// clears the bit, as qemu-img's does; with a corruption left, the bit stays and the exit is 2.
+TEST_F(CheckDiffTest, RepairLeaksOnCorruptBit) {
+  const std::vector<uint8_t> base = Make("cbase", "-o compat=1.1", "64M", kWrites);
+  const std::vector<Corruption> cases = {
+      {"corrupt-bit-only", [](ImageEditor&) {}},
+      {"corrupt-bit-leak", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(16), 0); }},
+      {"corrupt-bit-too-low", [](ImageEditor& e) {
+         e.Set64(e.L2EntryOffset(20), e.Get64(e.L2EntryOffset(0)));
+       }},
+  };
+  for (const Corruption& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<uint8_t> bytes = Corrupted(base, c);
+    ImageEditor{bytes}.Set64(72, ImageEditor{bytes}.Get64(72) | 2);
+    const std::string name = c.name;
+    SaveFile(dir_.Path(name), bytes);
+    const check_test::QemuCheck q = QemuImgCheck(dir_.Path(name), "leaks");
+    const std::vector<uint8_t> theirs = LoadFile(dir_.Path(name));
+    MemoryDevice device(bytes);
+    CheckReport r = Repair(device, RepairMode::kLeaks);
+    EXPECT_EQ(CheckExitCode(r), q.exit_code) << FormatCheckFindings(r);
+    EXPECT_EQ(r.leaks_fixed, q.leaks_fixed);
+    EXPECT_EQ(r.corruptions_fixed, q.corruptions_fixed);
+    EXPECT_EQ(r.leaks, q.leaks);
+    EXPECT_EQ(r.corruptions, q.corruptions);
+    ImageEditor ours{device.mutable_bytes()};
+    ImageEditor qemus{const_cast<std::vector<uint8_t>&>(theirs)};
+    EXPECT_EQ(ours.Get64(72), qemus.Get64(72)) << "incompatible features differ";
+    const bool clean = q.corruptions == 0;
+    EXPECT_EQ(r.marked_clean, clean);
+    EXPECT_EQ(ours.Get64(72) & 2, clean ? 0u : 2u);
+    if (clean) {
+      SaveFile(dir_.Path(name + ".ours"), device.bytes());
+      EXPECT_EQ(QemuImgCheck(dir_.Path(name + ".ours")).exit_code, 0);
+    }
+  }
+}
+
+// Header fields engine/format/header.cc refuses even for a check, where qemu-img opens the image
+// and reports what the walk finds. Documented here; a header_length that is not a multiple of 8
+// fails to open on both sides.
+TEST_F(CheckDiffTest, HeaderFieldsTheDecoderRefuses) {
+  const std::vector<uint8_t> base = Make("hbase", "-o compat=1.1", "64M", {"write -P 1 0 128k"});
+  struct Case {
+    Corruption edit;
+    int ours;  // exit code of our check
+    int qemu;  // exit code of qemu-img check
+  };
+  const std::vector<Case> cases = {
+      {{"header-length-108", [](ImageEditor& e) { e.Set32(100, 108); }}, 1, 1},
+      // Known divergence: qemu-img walks a reftable at 0 (the header read as refcount table
+      // entries) and reports corruptions; our decoder refuses the image.
+      {{"reftable-offset-0", [](ImageEditor& e) { e.Set64(48, 0); }}, 1, 2},
+      // Same for an active L1 table at 0: qemu-img reads the header as L1 entries.
+      {{"l1-offset-0", [](ImageEditor& e) { e.Set64(40, 0); }}, 1, 2},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.edit.name);
+    std::vector<uint8_t> bytes = Corrupted(base, c.edit);
+    SaveFile(dir_.Path(c.edit.name), bytes);
+    EXPECT_EQ(QemuImgCheck(dir_.Path(c.edit.name)).exit_code, c.qemu);
+    MemoryDevice device(bytes);
+    CheckReport r = Check(device);
+    EXPECT_EQ(CheckExitCode(r), c.ours) << FormatCheckFindings(r);
+    EXPECT_FALSE(r.status.ok());
+  }
 }
 
 }  // namespace

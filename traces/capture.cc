@@ -44,8 +44,12 @@ PortablePoint DescribePoint(const std::vector<TraceOp>& ops, uint64_t point) {
   INVARIANT(point <= ops.size());
   PortablePoint p;
   uint64_t i = point;
+  std::optional<uint64_t> last;  // the last change op before the point
   while (i > 0 && !IsGuestEvent(ops[i - 1])) {
-    if (ops[i - 1].ChangesOrOrders()) ++p.changes;
+    if (ops[i - 1].ChangesOrOrders()) {
+      ++p.changes;
+      if (!last) last = i - 1;
+    }
     --i;
   }
   if (i > 0) {
@@ -53,6 +57,12 @@ PortablePoint DescribePoint(const std::vector<TraceOp>& ops, uint64_t point) {
     p.anchor = event.kind == OpKind::kGuestBegin ? PortablePoint::Anchor::kBegin
                                                  : PortablePoint::Anchor::kAck;
     p.guest = event.guest_op;
+  }
+  if (last) {
+    p.last = ChangeClass(ops[*last]);
+    for (uint64_t j = i; j <= *last; ++j) {
+      if (ops[j].ChangesOrOrders() && ChangeClass(ops[j]) == p.last) ++p.last_index;
+    }
   }
   return p;
 }
@@ -65,6 +75,21 @@ Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoin
   }
   MappedPoint m;
   uint64_t pos = static_cast<uint64_t>(*anchor + 1);
+  if (!p.last.empty()) {
+    // By structure first: just past the last_index-th op of class `last` since the anchor.
+    uint64_t seen = 0;
+    for (uint64_t i = pos; i < ops.size() && !IsGuestEvent(ops[i]); ++i) {
+      if (ops[i].ChangesOrOrders() && ChangeClass(ops[i]) == p.last && ++seen == p.last_index) {
+        uint64_t end = i + 1;
+        while (end < ops.size() && ops[end].kind == OpKind::kRead) ++end;
+        m.point = end;
+        return m;
+      }
+    }
+    m.exact = false;
+    m.note = fmt::format("this run has no {} #{} after the anchor; crashing after {} device "
+                         "changes instead", p.last, p.last_index, p.changes);
+  }
   uint64_t count = 0;
   while (count < p.changes && pos < ops.size() && !IsGuestEvent(ops[pos])) {
     if (ops[pos].ChangesOrOrders()) ++count;
@@ -74,26 +99,41 @@ Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoin
   m.point = pos;
   if (count < p.changes) {
     m.exact = false;
-    m.note = fmt::format("this run made only {} of the {} device writes/flushes/resizes after "
+    m.note += m.note.empty() ? "" : "; ";
+    m.note += fmt::format("this run made only {} of the {} device writes/flushes/resizes after "
                          "the anchor; crashing after the last of them", count, p.changes);
   }
   return m;
 }
 
-simdisk::CrashState MapState(const std::vector<TraceOp>& from, const simdisk::CrashState& state,
-                             const simdisk::Recording& to, uint64_t atomic_unit,
-                             simdisk::OrderModel order) {
+std::optional<simdisk::CrashState> MapState(const std::vector<TraceOp>& from,
+                                            const simdisk::CrashState& state,
+                                            const simdisk::Recording& to, uint64_t atomic_unit,
+                                            simdisk::OrderModel order, const GuestMap& guest_map) {
   const std::vector<TraceOp> to_ops = TraceOpsOf(to);
+  // A portable position of `from`, renamed for `to`; nullopt when its anchor op is gone.
+  auto carry = [&](uint64_t point) -> std::optional<MappedPoint> {
+    PortablePoint p = DescribePoint(from, point);
+    if (p.anchor != PortablePoint::Anchor::kStart && guest_map) {
+      std::optional<uint64_t> g = guest_map(p.guest);
+      if (!g) return std::nullopt;
+      p.guest = *g;
+    }
+    auto m = MapPoint(to_ops, p);
+    if (!m.ok()) return std::nullopt;
+    return *m;
+  };
   simdisk::CrashState out;
   out.kind = state.kind;
   out.garbage_seed = state.garbage_seed;
-  auto point = MapPoint(to_ops, DescribePoint(from, state.point));
-  out.point = point.ok() ? point->point : to_ops.size();
+  std::optional<MappedPoint> point = carry(state.point);
+  if (!point) return std::nullopt;
+  out.point = point->point;
   if (state.kind != simdisk::CrashKind::kPowerLoss) return out;
   const simdisk::PendingSet pending = simdisk::PendingAt(to, out.point, order);
   for (const simdisk::WriteFate& fate : state.fates) {
-    auto where = MapPoint(to_ops, DescribePoint(from, fate.op + 1));
-    if (!where.ok() || !where->exact || where->point == 0) continue;
+    std::optional<MappedPoint> where = carry(fate.op + 1);
+    if (!where || !where->exact || where->point == 0) continue;
     // The mapped point is just past the op (and any reads after it): walk back to it.
     uint64_t seq = where->point;
     while (seq > 0 && !to_ops[seq - 1].ChangesOrOrders()) --seq;

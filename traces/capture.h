@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,9 +35,15 @@ Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoin
 // Carries `state` (a state of `from`) over to the run `to`: the crash point by its portable
 // description, each fate by the portable position of its write (dropped when it falls on
 // something that is not a pending write of `to`, masks clipped to the write's units).
-simdisk::CrashState MapState(const std::vector<TraceOp>& from, const simdisk::CrashState& state,
-                             const simdisk::Recording& to, uint64_t atomic_unit,
-                             simdisk::OrderModel order);
+// `guest_map` renames guest ops of `from` to those of `to` (when ops were removed from the
+// workload); nullopt means the op is gone, and a point or fate anchored on it is not carried.
+// Returns nullopt when the crash point itself cannot be carried over.
+using GuestMap = std::function<std::optional<uint64_t>(uint64_t)>;
+std::optional<simdisk::CrashState> MapState(const std::vector<TraceOp>& from,
+                                            const simdisk::CrashState& state,
+                                            const simdisk::Recording& to, uint64_t atomic_unit,
+                                            simdisk::OrderModel order,
+                                            const GuestMap& guest_map = {});
 
 // The trace of one checked state of a recorded run.
 Trace MakeTrace(const Workload& workload, const ExploreOptions& options,

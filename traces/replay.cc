@@ -57,7 +57,9 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
                                  point.exact ? "" : "; ", point.note);
   // First the trace's own state, carried over.
   out.state = MapState(trace.device_ops, trace.state, explorer->recording(),
-                       trace.settings.atomic_unit, trace.settings.model.order);
+                       trace.settings.atomic_unit, trace.settings.model.order)
+                  .value_or(simdisk::CrashState{});
+  out.state.kind = trace.settings.crash;
   out.state.point = point.point;
   if (!simdisk::ValidateCrashState(explorer->recording(), out.state).ok()) out.state.fates.clear();
   out.actual = explorer->CheckState(out.state);
@@ -144,17 +146,6 @@ Result<ReplayResult> Replay(const Trace& trace, const ReplayOptions& options) {
   }
   if (options.portable) return ReplayPortable(trace, options, std::move(*explorer));
   return ReplayExact(trace, std::move(*explorer));
-}
-
-Result<std::vector<uint8_t>> CrashedImage(const Trace& trace) {
-  ASSIGN_OR_RETURN(auto explorer, Explorer::Record(trace.workload,
-                                                   ExploreOptionsFor(trace.settings)));
-  std::string diff = CompareDeviceLog(trace, explorer->recording());
-  if (!diff.empty()) return Status::InvalidArgument(diff);
-  ASSIGN_OR_RETURN(auto medium, simdisk::Materialise(explorer->recording(), trace.state));
-  std::vector<uint8_t> bytes(medium->size());
-  medium->ReadAt(0, bytes);
-  return bytes;
 }
 
 }  // namespace crashsim::traces

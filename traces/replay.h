@@ -46,8 +46,4 @@ std::string FailureClass(const std::string& detail);
 
 Result<ReplayResult> Replay(const Trace& trace, const ReplayOptions& options = {});
 
-// The crashed image of the trace's exact state on this build (the bytes before any check or
-// repair), for --image. Fails when the device log differs.
-Result<std::vector<uint8_t>> CrashedImage(const Trace& trace);
-
 }  // namespace crashsim::traces

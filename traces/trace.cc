@@ -537,9 +537,29 @@ Status ValidateState(const Reader& r, const simdisk::CrashState& s,
   return Status::Ok();
 }
 
-Result<PortablePoint> ParsePortablePoint(const Reader& r, const std::vector<std::string_view>& w) {
-  constexpr std::string_view kShape = "crash-point after=start|begin|ack [guest=N] changes=N";
+Result<PortablePoint> ParsePortablePoint(const Reader& r,
+                                         std::vector<std::string_view> w) {
+  constexpr std::string_view kShape =
+      "crash-point after=start|begin|ack [guest=N] changes=N [last=CLASS#N]";
   PortablePoint p;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (!w[i].starts_with("last=")) continue;
+    std::string_view v = w[i].substr(5);
+    size_t hash = v.find('#');
+    if (hash == std::string_view::npos || hash == 0) {
+      return r.Error(fmt::format("last: expected CLASS#N, got '{}'", Reader::Clip(v)));
+    }
+    std::string_view cls = v.substr(0, hash);
+    if (cls != "flush" && cls != "resize" && !ParseTag(cls)) {
+      return r.Error(fmt::format("last: unknown class '{}' (a write's tag, flush or resize)",
+                                 Reader::Clip(cls)));
+    }
+    p.last = std::string(cls);
+    ASSIGN_OR_RETURN(p.last_index, Number(r, v.substr(hash + 1), "last index", kMaxTraceOps));
+    if (p.last_index == 0) return r.Error("last index 0 (it counts from 1)");
+    w.erase(w.begin() + static_cast<ptrdiff_t>(i));
+    break;
+  }
   bool start = false;
   for (std::string_view word : w) start |= word == "after=start";
   if (start) {
@@ -607,8 +627,21 @@ std::string TraceOpToText(const TraceOp& op) {
 }
 
 std::string PortablePoint::ToText() const {
-  if (anchor == Anchor::kStart) return fmt::format("after=start changes={}", changes);
-  return fmt::format("after={} guest={} changes={}", AnchorWord(anchor), guest, changes);
+  std::string s = anchor == Anchor::kStart
+                      ? fmt::format("after=start changes={}", changes)
+                      : fmt::format("after={} guest={} changes={}", AnchorWord(anchor), guest,
+                                    changes);
+  if (!last.empty()) s += fmt::format(" last={}#{}", last, last_index);
+  return s;
+}
+
+std::string ChangeClass(const TraceOp& op) {
+  switch (op.kind) {
+    case OpKind::kWrite: return IoTagName(op.tag);
+    case OpKind::kFlush: return "flush";
+    case OpKind::kResize: return "resize";
+    default: return "";
+  }
 }
 
 const char* VerdictName(Outcome outcome) {
@@ -809,15 +842,18 @@ Result<Trace> ReadTraceFile(const std::string& path) {
   return Trace::Parse(text, path);
 }
 
-Status WriteTraceFile(const std::string& path, const Trace& trace) {
-  const std::string text = trace.ToText();
+Status WriteWholeFile(const std::string& path, std::string_view bytes) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) return Status::IoError(fmt::format("{}: cannot create the trace", path));
-  if (std::fwrite(text.data(), 1, text.size(), f.get()) != text.size() ||
+  if (!f) return Status::IoError(fmt::format("{}: cannot create the file", path));
+  if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size() ||
       std::fflush(f.get()) != 0) {
     return Status::IoError(fmt::format("{}: write failed", path));
   }
   return Status::Ok();
+}
+
+Status WriteTraceFile(const std::string& path, const Trace& trace) {
+  return WriteWholeFile(path, trace.ToText());
 }
 
 }  // namespace crashsim::traces

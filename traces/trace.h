@@ -55,19 +55,27 @@ struct TraceOp {
 };
 
 TraceOp TraceOpFrom(const simdisk::OpRecord& op);
+// A change op's class for PortablePoint::last: the write's IoTag name, "flush" or "resize".
+std::string ChangeClass(const TraceOp& op);
 // "write 0x10000+4096 fua tag=L2 hash=00ff00ff00ff00ff guest=3" (without the sequence number).
 std::string TraceOpToText(const TraceOp& op);
 
 // Where the crash happened, without naming device ops: after guest event `anchor` (the begin or
 // the acknowledgement of guest op `guest`, or the start of the run) and `changes` more device
-// writes, flushes and resizes. Another engine build maps it onto its own recording.
+// writes, flushes and resizes, the last of which was the `last_index`-th op of class `last`
+// since the anchor (a write's qcow2 structure, "flush" or "resize"). Another engine build maps
+// it onto its own recording by `last` first (an engine that adds a dirty-bit write still crashes
+// "right after the first L1 write of guest op 0"), and by the count when `last` is not found.
 struct PortablePoint {
   enum class Anchor : uint8_t { kStart, kBegin, kAck };
   Anchor anchor = Anchor::kStart;
   uint64_t guest = 0;    // meaningless for kStart
   uint64_t changes = 0;  // device writes/flushes/resizes completed since the anchor
+  std::string last;      // class of the last of them; empty when changes == 0
+  uint64_t last_index = 0;  // 1-based occurrence of that class since the anchor
 
-  std::string ToText() const;  // "after=ack guest=3 changes=2", "after=start changes=0"
+  // "after=ack guest=3 changes=2 last=L2#1", "after=start changes=0"
+  std::string ToText() const;
   bool operator==(const PortablePoint&) const = default;
 };
 
@@ -125,5 +133,8 @@ uint64_t TraceChecksum(std::string_view text);
 Result<Trace> ReadTraceFile(const std::string& path);
 // Writes `trace` to `path` (replacing it).
 Status WriteTraceFile(const std::string& path, const Trace& trace);
+// Writes `bytes` to `path` (replacing it); errors name the file. Used for traces, crashed
+// images and SVG timelines.
+Status WriteWholeFile(const std::string& path, std::string_view bytes);
 
 }  // namespace crashsim::traces

@@ -168,6 +168,35 @@ TEST(TraceFormat, PortablePointRoundTripsThroughTheLog) {
   }
 }
 
+// An engine that adds a write (here: a dirty-bit header write) before the crash still crashes
+// "right after the first L1 write of guest op 0": the point maps by structure, not by count.
+TEST(TraceFormat, PortablePointMapsByStructureAcrossEngines) {
+  auto op = [](simdisk::OpKind kind, IoTag tag = IoTag::kUnknown) {
+    TraceOp o;
+    o.kind = kind;
+    o.tag = tag;
+    o.guest_op = 0;
+    return o;
+  };
+  using K = simdisk::OpKind;
+  std::vector<TraceOp> before = {op(K::kGuestBegin), op(K::kWrite, IoTag::kL2Table),
+                                 op(K::kFlush), op(K::kWrite, IoTag::kL1Table),
+                                 op(K::kWrite, IoTag::kData), op(K::kGuestAck)};
+  std::vector<TraceOp> after = {op(K::kGuestBegin), op(K::kWrite, IoTag::kHeader), op(K::kFlush),
+                                op(K::kRead), op(K::kWrite, IoTag::kL2Table), op(K::kFlush),
+                                op(K::kWrite, IoTag::kL1Table), op(K::kRead),
+                                op(K::kWrite, IoTag::kData), op(K::kGuestAck)};
+  PortablePoint p = DescribePoint(before, 4);
+  EXPECT_EQ(p.ToText(), "after=begin guest=0 changes=3 last=L1#1");
+  auto m = MapPoint(after, p);
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->exact);
+  EXPECT_EQ(m->point, 8u);  // past the L1 write and the read after it
+  // Without the structure, the count alone lands earlier; that is the fallback.
+  p.last.clear();
+  EXPECT_EQ(MapPoint(after, p)->point, 5u);
+}
+
 TEST(TraceCapture, WritesFailureTraceIntoDirectory) {
   auto explorer = Explorer::Record(SmallWorkload(), SmallOptions());
   ASSERT_TRUE(explorer.ok());

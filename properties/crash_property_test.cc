@@ -21,6 +21,7 @@ ExploreOptions OptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
   ExploreOptions o;
   o.image = config.create;
   o.cache_mode = config.cache_mode;
+  o.backing = config.backing;
   o.crash = crash;
   o.k = 1;
   o.exhaustive_budget = 64;
@@ -42,6 +43,7 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   RC_CLASSIFY(report.outcomes[static_cast<int>(Outcome::kDirtyRepaired)] > 0, "dirty repaired");
   RC_CLASSIFY(report.torn_metadata_states > 0, "torn metadata");
   RC_TAG(CacheModeName(config.cache_mode));
+  RC_CLASSIFY(config.backing != BackingKind::kNone, "backing file");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
     RC_FAIL(fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "

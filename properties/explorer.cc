@@ -52,6 +52,17 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice&
 
 }  // namespace
 
+const char* BackingKindName(BackingKind kind) {
+  switch (kind) {
+    case BackingKind::kNone: return "none";
+    case BackingKind::kRaw: return "raw";
+    case BackingKind::kQcow2: return "qcow2";
+  }
+  return "?";
+}
+
+constexpr uint32_t kBackingPattern = 0xbac4;
+
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
     case Outcome::kClean: return "clean";
@@ -97,11 +108,54 @@ Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
   return e;
 }
 
+Status Explorer::BuildBacking() {
+  initial_guest_.assign(workload_.disk_size, 0);
+  if (options_.backing == BackingKind::kNone) return Status::Ok();
+  // The backing file covers the first three quarters of the disk, so reads past its end (zeros)
+  // are exercised too.
+  const uint64_t backing_size = AlignDown(workload_.disk_size * 3 / 4, 512);
+  std::vector<uint8_t> content(backing_size);
+  FillPattern(kBackingPattern, 0, content);
+  std::copy(content.begin(), content.end(), initial_guest_.begin());
+  if (options_.backing == BackingKind::kRaw) {
+    backing_bytes_ = std::make_shared<std::vector<uint8_t>>(std::move(content));
+    return Status::Ok();
+  }
+  MemoryDevice dev;
+  CreateOptions bo;
+  bo.size = backing_size;
+  bo.cluster_size = options_.image.cluster_size;
+  RETURN_IF_ERROR(Image::Create(dev, bo));
+  ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(dev, OpenOptions{}));
+  RETURN_IF_ERROR(image->Write(0, content));
+  RETURN_IF_ERROR(image->Close());
+  backing_bytes_ = std::make_shared<std::vector<uint8_t>>(dev.bytes());
+  return Status::Ok();
+}
+
+OpenOptions Explorer::OpenFor(bool read_only) const {
+  OpenOptions o;
+  o.read_only = read_only;
+  o.cache_mode = options_.cache_mode;
+  if (backing_bytes_) {
+    auto bytes = backing_bytes_;
+    o.open_backing = [bytes](const std::string&) -> Result<std::unique_ptr<BlockDevice>> {
+      return std::unique_ptr<BlockDevice>(new MemoryDevice(*bytes));
+    };
+  }
+  return o;
+}
+
 Status Explorer::RecordRun() {
+  RETURN_IF_ERROR(BuildBacking());
   CreateOptions create = options_.image;
   create.size = workload_.disk_size;
+  if (options_.backing != BackingKind::kNone) {
+    create.backing_file = "backing.img";
+    create.backing_format = BackingKindName(options_.backing);
+  }
   MemoryDevice base;
-  RETURN_IF_ERROR(Image::Create(base, create));
+  RETURN_IF_ERROR(Image::Create(base, create, OpenFor(true).open_backing));
   auto initial = std::make_shared<simdisk::Medium>();
   initial->WriteAt(0, base.bytes());
 
@@ -109,8 +163,7 @@ Status Explorer::RecordRun() {
   so.cache_mode = SimdiskCacheMode(options_.cache_mode);
   so.atomic_unit = options_.atomic_unit;
   simdisk::SimDisk disk(so, initial);
-  OpenOptions open;
-  open.cache_mode = options_.cache_mode;
+  const OpenOptions open = OpenFor(false);
   ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(disk, open));
   for (size_t i = 0; i < workload_.ops.size(); ++i) {
     disk.BeginGuestOp(i, workload_.ops[i].ToText());
@@ -138,8 +191,7 @@ Status Explorer::RecordRun() {
                        ? CrashKindForOracle::kPowerLoss
                        : CrashKindForOracle::kProcessKill,
                    timings);
-  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings),
-                                          std::vector<uint8_t>(workload_.disk_size, 0));
+  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings), initial_guest_);
   return Status::Ok();
 }
 
@@ -159,9 +211,7 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
 }
 
 std::string Explorer::CheckData(BlockDevice& device, uint64_t crash_point, const char* when) {
-  OpenOptions ro;
-  ro.read_only = true;
-  auto image = Image::Open(device, ro);
+  auto image = Image::Open(device, OpenFor(true));
   if (!image.ok()) {
     return fmt::format("cannot open the image read-only {}: {}", when,
                        image.status().ToString());
@@ -181,9 +231,7 @@ std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
   const uint64_t size = workload_.disk_size;
   std::vector<uint8_t> before(size), after(size);
   {
-    OpenOptions ro;
-    ro.read_only = true;
-    auto image = Image::Open(device, ro);
+    auto image = Image::Open(device, OpenFor(true));
     if (!image.ok()) return "cannot reopen after repair: " + image.status().ToString();
     if (Status st = (*image)->Read(0, before); !st.ok()) return "read after repair: " + st.ToString();
   }
@@ -194,7 +242,7 @@ std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
   WorkloadOp b{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
                .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02};
   {
-    auto image = Image::Open(device, OpenOptions{});
+    auto image = Image::Open(device, OpenFor(false));
     if (!image.ok()) return "cannot open read-write after repair: " + image.status().ToString();
     for (const WorkloadOp& op : {a, b}) {
       std::vector<uint8_t> data(op.length);
@@ -211,9 +259,7 @@ std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
     return "writes after repair corrupted the image (a cluster used twice?): " +
            FirstFindings(report);
   }
-  OpenOptions ro;
-  ro.read_only = true;
-  auto image = Image::Open(device, ro);
+  auto image = Image::Open(device, OpenFor(true));
   if (!image.ok()) return "cannot reopen after writes: " + image.status().ToString();
   if (Status st = (*image)->Read(0, after); !st.ok()) return "read after writes: " + st.ToString();
   for (uint64_t i = 0; i < size; ++i) {
@@ -311,9 +357,7 @@ std::string Explorer::CheckDevice(BlockDevice& device, uint64_t crash_point,
     result.outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
   } else {
     // Readable before repair: what it shows must already be legal.
-    OpenOptions ro;
-    ro.read_only = true;
-    if (Image::Open(device, ro).ok()) {
+    if (Image::Open(device, OpenFor(true)).ok()) {
       if (std::string s = CheckData(device, crash_point, "before repair"); !s.empty()) return s;
     }
     if (allow_repair_crashes && options_.repair_crash_states > 0) {

@@ -26,8 +26,14 @@
 
 namespace crashsim {
 
+enum class BackingKind : uint8_t { kNone, kRaw, kQcow2 };
+const char* BackingKindName(BackingKind kind);
+
 struct ExploreOptions {
-  CreateOptions image;  // size comes from the workload
+  CreateOptions image;  // size comes from the workload; backing_file is set from `backing`
+  // A backing file filled with a known pattern: unallocated clusters read through to it, so a
+  // cluster that loses its data reads wrong instead of as plausible zeros.
+  BackingKind backing = BackingKind::kNone;
   CacheMode cache_mode = CacheMode::kWritethrough;
   simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
   uint64_t atomic_unit = 512;
@@ -93,6 +99,8 @@ class Explorer {
   Explorer(Workload workload, ExploreOptions options) : workload_(std::move(workload)),
                                                         options_(std::move(options)) {}
   Status RecordRun();
+  Status BuildBacking();
+  OpenOptions OpenFor(bool read_only) const;
   // The property for one crashed device; returns the failure text, or empty.
   std::string CheckDevice(BlockDevice& device, uint64_t crash_point, StateResult& result,
                           bool allow_repair_crashes);
@@ -105,6 +113,8 @@ class Explorer {
   std::shared_ptr<const simdisk::Recording> recording_;
   std::unique_ptr<GuestOracle> oracle_;
   simdisk::IoCounters run_io_;
+  std::shared_ptr<const std::vector<uint8_t>> backing_bytes_;  // the backing file's bytes
+  std::vector<uint8_t> initial_guest_;  // what the guest disk reads before the workload
 };
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode);

@@ -41,7 +41,8 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
 }  // namespace
 
 std::string ImageConfig::ToString() const {
-  return fmt::format("{} cache={}", create.ToString(), CacheModeName(cache_mode));
+  return fmt::format("{} cache={} backing={}", create.ToString(), CacheModeName(cache_mode),
+                     BackingKindName(backing));
 }
 
 void showValue(const ImageConfig& config, std::ostream& os) { os << config.ToString(); }
@@ -62,20 +63,25 @@ rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t 
 
 rc::Gen<ImageConfig> GenImageConfig() {
   return rc::gen::apply(
-      [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode) {
+      [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode,
+         int backing) {
         ImageConfig c;
         c.create.version = version;
         c.create.cluster_size = cluster_size;
         c.create.refcount_bits = version == 2 ? 16 : refcount_bits;
         c.create.lazy_refcounts = version == 3 && lazy;
         c.cache_mode = static_cast<CacheMode>(mode);
+        c.backing = static_cast<BackingKind>(backing);
         return c;
       },
       rc::gen::element<uint32_t>(2, 3), rc::gen::element<uint64_t>(512, 4096, 65536),
       rc::gen::element<uint32_t>(1, 16, 64), rc::gen::arbitrary<bool>(),
       rc::gen::element<int>(static_cast<int>(CacheMode::kWriteback),
                             static_cast<int>(CacheMode::kWritethrough),
-                            static_cast<int>(CacheMode::kDirectsync)));
+                            static_cast<int>(CacheMode::kDirectsync)),
+      rc::gen::element<int>(static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
+                            static_cast<int>(BackingKind::kRaw),
+                            static_cast<int>(BackingKind::kQcow2)));
 }
 
 }  // namespace crashsim

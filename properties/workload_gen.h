@@ -6,6 +6,7 @@
 #include <rapidcheck.h>
 
 #include "engine/options.h"
+#include "properties/explorer.h"
 #include "properties/workload.h"
 
 namespace crashsim {
@@ -13,6 +14,7 @@ namespace crashsim {
 struct ImageConfig {
   CreateOptions create;
   CacheMode cache_mode = CacheMode::kWritethrough;
+  BackingKind backing = BackingKind::kNone;
 
   std::string ToString() const;
 };

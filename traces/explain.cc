@@ -367,8 +367,9 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
                      "stroke=\"#888\" opacity=\"{}\"><title>{}</title></rect>\n",
                      x0, top + 4, x1 - x0 - 1, b >= t.state.point ? 0.3 : 1.0,
                      Xml(GuestLabel(t, ops[i].guest_op)));
+    const uint64_t g = ops[i].guest_op;
     s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"9\">{}</text>\n", x0 + 2, top + 19,
-                     ops[i].guest_op);
+                     g < t.workload.ops.size() ? std::to_string(g) : std::string("close"));
   }
   // Flush barriers.
   for (uint64_t i = 0; i < ops.size(); ++i) {

@@ -341,7 +341,10 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
   for (int line = 0; line < 2 && !detail.empty(); ++line) {
     size_t cut = detail.size() <= 150 ? detail.size() : detail.rfind(' ', 150);
     if (cut == std::string::npos || cut == 0) cut = std::min<size_t>(150, detail.size());
-    if (line == 1 && cut < detail.size()) detail = detail.substr(0, 147) + "...", cut = detail.size();
+    if (line == 1 && cut < detail.size()) {  // the second line is the last: clip it
+      detail = detail.substr(0, 147) + "...";
+      cut = detail.size();
+    }
     s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#b00\">{}</text>\n", 64 + 13 * line,
                      Xml(detail.substr(0, cut)));
     detail = cut < detail.size() ? detail.substr(cut + 1) : "";

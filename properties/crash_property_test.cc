@@ -13,6 +13,7 @@
 #include "properties/explorer.h"
 #include "properties/property_env.h"
 #include "properties/workload_gen.h"
+#include "traces/capture.h"
 
 namespace crashsim {
 namespace {
@@ -46,6 +47,13 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   RC_CLASSIFY(config.backing != BackingKind::kNone, "backing file");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
+    // While rapidcheck shrinks, every failing case writes a trace; the last one printed is the
+    // shrunk one.
+    if (auto dir = traces::TraceDirFromEnv()) {
+      auto path = traces::WriteFailureTrace(*dir, **explorer, f);
+      std::fprintf(stderr, "crashsim trace: %s\n",
+                   path.ok() ? path->c_str() : path.status().ToString().c_str());
+    }
     RC_FAIL(fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
                         "device writes {}\nworkload:\n{}", f.detail, config.ToString(),
                         f.state.ToText(), workload.ops.size(), f.state.fates.size(),

@@ -41,6 +41,7 @@ struct OpRecord {
   bool fua = false;
   bool honoured = true;  // flush / FUA reached the medium (false when the cache mode drops it)
   IoTag tag = IoTag::kUnknown;
+  uint8_t step = 0;                // the engine's DurableStep (engine/protocol.h), 0 if unknown
   uint64_t data_hash = 0;          // HashBytes of the written bytes
   uint64_t guest_op = kNoGuestOp;  // the guest operation this op serves
   StatusCode status = StatusCode::kOk;

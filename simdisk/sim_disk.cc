@@ -65,6 +65,7 @@ Status SimDisk::Write(uint64_t offset, std::span<const uint8_t> data, WriteOptio
   op.fua = options.fua;
   op.honoured = cache_.flush_honoured;
   op.tag = options.tag;
+  op.step = options.step;
   Status status = faults_.Check(OpKind::kWrite, options.tag, offset, data.size());
   if (status.ok()) {
     op.data_hash = HashBytes(data);

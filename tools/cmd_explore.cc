@@ -15,6 +15,7 @@
 #include "properties/explorer.h"
 #include "properties/random_workload.h"
 #include "tools/common.h"
+#include "traces/capture.h"
 
 namespace crashsim::tools {
 namespace {
@@ -91,22 +92,6 @@ Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
   return w;
 }
 
-// Writes what is needed to reproduce a failing state; returns the path.
-Result<std::string> WriteRepro(const std::string& dir, const Workload& w, const ExploreOptions& o,
-                               const StateResult& r) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::IoError(dir + ": " + ec.message());
-  std::string path = fmt::format("{}/failure-{:016x}-{}.repro", dir, w.ToText().size() * 1315423911u ^ r.state.Hash(),
-                                 r.state.point);
-  std::ofstream out(path);
-  out << "# crashsim explore failure\nimage " << o.image.ToString() << "\ncache "
-      << CacheModeName(o.cache_mode) << "\ncrash-state " << r.state.ToText() << "\ndetail "
-      << r.detail << "\nworkload-begin\n" << w.ToText() << "workload-end\n";
-  if (!out) return Status::IoError(path + ": write failed");
-  return path;
-}
-
 struct RunResult {
   ExploreReport report;
   double seconds = 0;
@@ -127,7 +112,7 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!trace_dir.empty()) {
     for (const StateResult& f : result.report.failures) {
-      ASSIGN_OR_RETURN(std::string path, WriteRepro(trace_dir, w, o, f));
+      ASSIGN_OR_RETURN(std::string path, traces::WriteFailureTrace(trace_dir, *explorer, f));
       result.trace_paths.push_back(path);
     }
   }
@@ -205,7 +190,7 @@ int RunExplore(const ExploreArgs& a) {
 
 void AddExploreCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ExploreArgs>();
-  if (const char* dir = std::getenv("CRASHSIM_TRACE_DIR")) args->trace_dir = dir;
+  args->trace_dir = traces::TraceDirFromEnv().value_or("");
   CLI::App* cmd = app.add_subcommand(
       "explore", "run a workload, enumerate its crash states and check every one");
   cmd->add_option("--workload", args->workload_file, "workload file (text form)");

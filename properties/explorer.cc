@@ -14,21 +14,6 @@ namespace {
 
 bool IsMetadataTag(IoTag tag) { return tag != IoTag::kData && tag != IoTag::kCowData; }
 
-std::string FirstFindings(const CheckReport& report, size_t max_lines = 4) {
-  std::string out;
-  size_t n = 0;
-  for (const Finding& f : report.findings) {
-    if (f.severity == FindingSeverity::kInfo) continue;
-    if (n++ == max_lines) {
-      out += "; ...";
-      break;
-    }
-    out += (out.empty() ? "" : "; ") + f.message;
-  }
-  if (!report.status.ok()) out += (out.empty() ? "" : "; ") + report.status.ToString();
-  return out;
-}
-
 Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice& device,
                const OpenOptions& open) {
   switch (op.kind) {
@@ -62,16 +47,6 @@ const char* BackingKindName(BackingKind kind) {
 }
 
 constexpr uint32_t kBackingPattern = 0xbac4;
-
-const char* OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kClean: return "clean";
-    case Outcome::kLeaksOnly: return "leaks only";
-    case Outcome::kDirtyRepaired: return "dirty, repaired";
-    case Outcome::kFailure: return "FAILURE";
-  }
-  return "?";
-}
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
   switch (mode) {
@@ -211,20 +186,7 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
 }
 
 std::string Explorer::CheckData(BlockDevice& device, uint64_t crash_point, const char* when) {
-  auto image = Image::Open(device, OpenFor(true));
-  if (!image.ok()) {
-    return fmt::format("cannot open the image read-only {}: {}", when,
-                       image.status().ToString());
-  }
-  auto violation = oracle_->Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
-    return (*image)->Read(offset, data);
-  });
-  if (!violation.ok()) {
-    return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
-  }
-  if (*violation) return fmt::format("lost or illegal guest data {}: {}", when,
-                                     (*violation)->message);
-  return "";
+  return CheckGuestData(device, *oracle_, OpenFor(true), crash_point, when);
 }
 
 std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
@@ -341,42 +303,15 @@ std::string Explorer::CheckRepairCrashes(BlockDevice& device, uint64_t crash_poi
 
 std::string Explorer::CheckDevice(BlockDevice& device, uint64_t crash_point,
                                   StateResult& result, bool allow_repair_crashes) {
-  auto header = ReadImageHeader(device, /*for_check=*/true);
-  if (!header.ok()) return "the crash left an unreadable header: " + header.status().ToString();
-  result.dirty = header->dirty();
-  if (!result.dirty) {
-    if (std::string s = CheckData(device, crash_point, "(clean image)"); !s.empty()) return s;
-    CheckReport report = Check(device);
-    if (!report.status.ok() || report.check_errors > 0) {
-      return "check could not complete on a clean image: " + FirstFindings(report);
-    }
-    if (report.corruptions > 0) {
-      return fmt::format("image not marked dirty has {} corruptions: {}", report.corruptions,
-                         FirstFindings(report));
-    }
-    result.outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
-  } else {
-    // Readable before repair: what it shows must already be legal.
-    if (Image::Open(device, OpenFor(true)).ok()) {
-      if (std::string s = CheckData(device, crash_point, "before repair"); !s.empty()) return s;
-    }
-    if (allow_repair_crashes && options_.repair_crash_states > 0) {
-      if (std::string s = CheckRepairCrashes(device, crash_point); !s.empty()) return s;
-    }
-    CheckReport repair = Repair(device, RepairMode::kAll);
-    if (!repair.status.ok() || CheckExitCode(repair) != 0) {
-      return fmt::format("repair of the dirty image failed (exit {}): {}", CheckExitCode(repair),
-                         FirstFindings(repair));
-    }
-    auto after = ReadImageHeader(device, true);
-    if (!after.ok() || after->dirty()) return "repair succeeded but left the dirty bit set";
-    CheckReport again = Check(device);
-    if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
-      return "the check after repair is not clean: " + FirstFindings(again);
-    }
-    if (std::string s = CheckData(device, crash_point, "after repair"); !s.empty()) return s;
-    result.outcome = Outcome::kDirtyRepaired;
+  std::function<std::string()> before_repair;
+  if (allow_repair_crashes && options_.repair_crash_states > 0) {
+    before_repair = [&] { return CheckRepairCrashes(device, crash_point); };
   }
+  CrashCheckResult r = CheckCrashedImage(device, *oracle_, OpenFor(true), crash_point,
+                                         before_repair);
+  result.dirty = r.dirty;
+  result.outcome = r.outcome;
+  if (!r.failure.empty()) return r.failure;
   if (options_.writes_after_repair) return CheckWritesAfterRepair(device);
   return "";
 }

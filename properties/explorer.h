@@ -17,6 +17,7 @@
 
 #include "engine/options.h"
 #include "engine/status.h"
+#include "properties/crash_check.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
@@ -51,9 +52,6 @@ struct ExploreOptions {
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
 };
 
-enum class Outcome : uint8_t { kClean, kLeaksOnly, kDirtyRepaired, kFailure };
-inline constexpr int kOutcomeCount = 4;
-const char* OutcomeName(Outcome outcome);
 
 struct StateResult {
   simdisk::CrashState state;

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "engine/check/check.h"
+#include "properties/crash_check.h"
 #include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
@@ -28,20 +29,6 @@ namespace crashsim::thirdparty {
 namespace fs = std::filesystem;
 namespace {
 
-std::string FirstFindings(const CheckReport& report, size_t max_lines = 3) {
-  std::string out;
-  size_t n = 0;
-  for (const Finding& f : report.findings) {
-    if (f.severity == FindingSeverity::kInfo) continue;
-    if (n++ == max_lines) {
-      out += "; ...";
-      break;
-    }
-    out += (out.empty() ? "" : "; ") + f.message;
-  }
-  if (!report.status.ok()) out += (out.empty() ? "" : "; ") + report.status.ToString();
-  return out;
-}
 
 std::string Verdict(int exit_code, int64_t corruptions, int64_t leaks) {
   return fmt::format("exit {}: {} corruptions, {} leaks", exit_code, corruptions, leaks);
@@ -412,17 +399,7 @@ std::string CheckData(BlockDevice& device, const GuestOracle& oracle, uint64_t p
                       const char* when) {
   OpenOptions ro;
   ro.read_only = true;
-  auto image = Image::Open(device, ro);
-  if (!image.ok()) return fmt::format("cannot open the image read-only {}: {}", when,
-                                      image.status().ToString());
-  auto violation = oracle.Check(point, [&](uint64_t offset, std::span<uint8_t> data) {
-    return (*image)->Read(offset, data);
-  });
-  if (!violation.ok()) return fmt::format("guest read failed {}: {}", when,
-                                          violation.status().ToString());
-  if (*violation) return fmt::format("lost or illegal guest data {}: {}", when,
-                                     (*violation)->message);
-  return "";
+  return CheckGuestData(device, oracle, ro, point, when);
 }
 
 Result<std::vector<uint8_t>> ReadGuest(BlockDevice& device, uint64_t size) {
@@ -440,46 +417,12 @@ std::string Validator::CheckProperty(const simdisk::CrashState& state, Outcome* 
                                      bool* dirty) {
   auto medium = simdisk::Materialise(*recording_, state);
   if (!medium.ok()) return "cannot materialise the crash state: " + medium.status().ToString();
-  BlockDevice& device = **medium;
-  auto header = ReadImageHeader(device, /*for_check=*/true);
-  if (!header.ok()) return "the crash left an unreadable header: " + header.status().ToString();
-  *dirty = header->dirty();
-  if (!*dirty) {
-    if (std::string s = CheckData(device, *oracle_, state.point, "(clean image)"); !s.empty()) {
-      return s;
-    }
-    CheckReport report = Check(device);
-    if (!report.status.ok() || report.check_errors > 0) {
-      return "check could not complete on a clean image: " + FirstFindings(report);
-    }
-    if (report.corruptions > 0) {
-      return fmt::format("image not marked dirty has {} corruptions: {}", report.corruptions,
-                         FirstFindings(report));
-    }
-    *outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
-  } else {
-    OpenOptions ro;
-    ro.read_only = true;
-    if (Image::Open(device, ro).ok()) {
-      if (std::string s = CheckData(device, *oracle_, state.point, "before repair"); !s.empty()) {
-        return s;
-      }
-    }
-    CheckReport repair = Repair(device, RepairMode::kAll);
-    if (!repair.status.ok() || CheckExitCode(repair) != 0) {
-      return fmt::format("repair of the dirty image failed (exit {}): {}", CheckExitCode(repair),
-                         FirstFindings(repair));
-    }
-    CheckReport again = Check(device);
-    if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
-      return "the check after repair is not clean: " + FirstFindings(again);
-    }
-    if (std::string s = CheckData(device, *oracle_, state.point, "after repair"); !s.empty()) {
-      return s;
-    }
-    *outcome = Outcome::kDirtyRepaired;
-  }
-  return "";
+  OpenOptions ro;
+  ro.read_only = true;
+  CrashCheckResult r = CheckCrashedImage(**medium, *oracle_, ro, state.point);
+  *outcome = r.outcome;
+  *dirty = r.dirty;
+  return r.failure;
 }
 
 namespace {

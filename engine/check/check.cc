@@ -156,7 +156,7 @@ const char* FindingKindName(FindingKind kind) {
     case FindingKind::kLeak: return "leak";
     case FindingKind::kRefcountTooLow: return "refcount-too-low";
     case FindingKind::kRefcountZero: return "refcount-zero";
-    case FindingKind::kOflagCopied: return "oflag-copied";
+    case FindingKind::kCopiedFlagMismatch: return "oflag-copied";
     case FindingKind::kPastEndOfFile: return "past-end-of-file";
     case FindingKind::kUnaligned: return "unaligned";
     case FindingKind::kReservedBits: return "reserved-bits";

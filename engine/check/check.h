@@ -41,7 +41,7 @@ enum class FindingKind : uint8_t {
   kLeak,                // refcount > references ("Leaked cluster N refcount=R reference=F")
   kRefcountTooLow,      // 0 < refcount < references ("ERROR cluster N refcount=R reference=F")
   kRefcountZero,        // refcount 0 on a used cluster; forces a rebuild
-  kOflagCopied,         // COPIED disagrees with refcount == 1
+  kCopiedFlagMismatch,       // COPIED disagrees with refcount == 1
   kPastEndOfFile,       // a reference to a region one cluster or more past the end of the file
   kUnaligned,           // an L2 table or data cluster offset that is not cluster aligned
   kReservedBits,        // reserved bits set in an L1, L2 or refcount table entry

@@ -184,9 +184,9 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
         RETURN_IF_ERROR(ctx.PrepareToWrite());
         StoreBE64(raw, *refcount == 1 ? l1_entry | kOflagCopied : l1_entry & ~kOflagCopied);
         RETURN_IF_ERROR(RepairWriteSync(ctx.device, l1_entry_offset, raw, IoTag::kL1Table));
-        ctx.Fixed(FindingKind::kOflagCopied, l1_entry_offset, "active L1 table", std::move(msg));
+        ctx.Fixed(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table", std::move(msg));
       } else {
-        ctx.Corruption(FindingKind::kOflagCopied, l1_entry_offset, "active L1 table",
+        ctx.Corruption(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table",
                        std::move(msg));
       }
     }
@@ -203,7 +203,7 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
       if ((*data_refcount == 1) == ((entry & kOflagCopied) != 0)) continue;
       std::string msg = fmt::format("{} OFLAG_COPIED data cluster: l2_entry={:x} refcount={}",
                                     repair ? "Repairing" : "ERROR", entry, *data_refcount);
-      ctx.Corruption(FindingKind::kOflagCopied, l2_offset + j * geo.l2_entry_size(), l2_name,
+      ctx.Corruption(FindingKind::kCopiedFlagMismatch, l2_offset + j * geo.l2_entry_size(), l2_name,
                      std::move(msg));
       if (repair) {
         StoreBE64(p, *data_refcount == 1 ? entry | kOflagCopied : entry & ~kOflagCopied);

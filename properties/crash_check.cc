@@ -1,0 +1,103 @@
+#include "properties/crash_check.h"
+
+#include <fmt/format.h>
+
+#include "engine/image.h"
+
+namespace crashsim {
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kClean: return "clean";
+    case Outcome::kLeaksOnly: return "leaks only";
+    case Outcome::kDirtyRepaired: return "dirty, repaired";
+    case Outcome::kFailure: return "FAILURE";
+  }
+  return "?";
+}
+
+std::string FirstFindings(const CheckReport& report, size_t max_lines) {
+  std::string out;
+  size_t n = 0;
+  for (const Finding& f : report.findings) {
+    if (f.severity == FindingSeverity::kInfo) continue;
+    if (n++ == max_lines) {
+      out += "; ...";
+      break;
+    }
+    out += (out.empty() ? "" : "; ") + f.message;
+  }
+  if (!report.status.ok()) out += (out.empty() ? "" : "; ") + report.status.ToString();
+  return out;
+}
+
+std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
+                           const OpenOptions& read_only, uint64_t crash_point, const char* when) {
+  auto image = Image::Open(device, read_only);
+  if (!image.ok()) {
+    return fmt::format("cannot open the image read-only {}: {}", when, image.status().ToString());
+  }
+  auto violation = oracle.Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
+    return (*image)->Read(offset, data);
+  });
+  if (!violation.ok()) {
+    return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
+  }
+  if (*violation) {
+    return fmt::format("lost or illegal guest data {}: {}", when, (*violation)->message);
+  }
+  return "";
+}
+
+CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
+                                   const OpenOptions& read_only, uint64_t crash_point,
+                                   const std::function<std::string()>& before_repair) {
+  CrashCheckResult r;
+  auto fail = [&r](std::string why) {
+    r.outcome = Outcome::kFailure;
+    r.failure = std::move(why);
+    return r;
+  };
+  auto header = ReadImageHeader(device, /*for_check=*/true);
+  if (!header.ok()) return fail("the crash left an unreadable header: " + header.status().ToString());
+  r.dirty = header->dirty();
+  if (!r.dirty) {
+    std::string s = CheckGuestData(device, oracle, read_only, crash_point, "(clean image)");
+    if (!s.empty()) return fail(s);
+    CheckReport report = Check(device);
+    if (!report.status.ok() || report.check_errors > 0) {
+      return fail("check could not complete on a clean image: " + FirstFindings(report));
+    }
+    if (report.corruptions > 0) {
+      return fail(fmt::format("image not marked dirty has {} corruptions: {}", report.corruptions,
+                              FirstFindings(report)));
+    }
+    r.outcome = report.leaks > 0 ? Outcome::kLeaksOnly : Outcome::kClean;
+    return r;
+  }
+  // Readable before repair: what it shows must already be legal.
+  if (Image::Open(device, read_only).ok()) {
+    std::string s = CheckGuestData(device, oracle, read_only, crash_point, "before repair");
+    if (!s.empty()) return fail(s);
+  }
+  if (before_repair) {
+    if (std::string s = before_repair(); !s.empty()) return fail(s);
+  }
+  CheckReport repair = Repair(device, RepairMode::kAll);
+  if (!repair.status.ok() || CheckExitCode(repair) != 0) {
+    return fail(fmt::format("repair of the dirty image failed (exit {}): {}",
+                            CheckExitCode(repair), FirstFindings(repair)));
+  }
+  auto after = ReadImageHeader(device, true);
+  if (!after.ok() || after->dirty()) return fail("repair succeeded but left the dirty bit set");
+  CheckReport again = Check(device);
+  if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
+    return fail("the check after repair is not clean: " + FirstFindings(again));
+  }
+  std::string s = CheckGuestData(device, oracle, read_only, crash_point, "after repair");
+  if (!s.empty()) return fail(s);
+  r.outcome = Outcome::kDirtyRepaired;
+  return r;
+}
+
+}  // namespace crashsim

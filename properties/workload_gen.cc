@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/coding.h"
+
 namespace crashsim {
 namespace {
 
@@ -61,7 +63,17 @@ rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t 
       });
 }
 
-rc::Gen<ImageConfig> GenImageConfig() {
+uint64_t DiskSizeFor(const ImageConfig& config) {
+  const uint64_t cs = config.create.cluster_size;
+  return AlignUp((cs >= (1u << 20) ? 3 : 16) * cs + 4096, 512);
+}
+
+rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
+  std::vector<int> modes = {static_cast<int>(CacheMode::kWriteback),
+                            static_cast<int>(CacheMode::kWritethrough),
+                            static_cast<int>(CacheMode::kDirectsync),
+                            static_cast<int>(CacheMode::kNone)};
+  if (allow_unsafe) modes.push_back(static_cast<int>(CacheMode::kUnsafe));
   return rc::gen::apply(
       [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode,
          int backing) {
@@ -74,11 +86,10 @@ rc::Gen<ImageConfig> GenImageConfig() {
         c.backing = static_cast<BackingKind>(backing);
         return c;
       },
-      rc::gen::element<uint32_t>(2, 3), rc::gen::element<uint64_t>(512, 4096, 65536),
+      rc::gen::element<uint32_t>(2, 3),
+      rc::gen::weightedElement<uint64_t>({{3, 512}, {3, 4096}, {3, 65536}, {1, 2u << 20}}),
       rc::gen::element<uint32_t>(1, 16, 64), rc::gen::arbitrary<bool>(),
-      rc::gen::element<int>(static_cast<int>(CacheMode::kWriteback),
-                            static_cast<int>(CacheMode::kWritethrough),
-                            static_cast<int>(CacheMode::kDirectsync)),
+      rc::gen::elementOf(modes),
       rc::gen::element<int>(static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
                             static_cast<int>(BackingKind::kRaw),
                             static_cast<int>(BackingKind::kQcow2)));

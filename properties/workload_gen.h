@@ -23,6 +23,10 @@ void showValue(const ImageConfig& config, std::ostream& os);
 
 // A workload of 1..max_ops operations on a disk of `disk_size` bytes with `cluster_size` clusters.
 rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops);
-rc::Gen<ImageConfig> GenImageConfig();
+// Image options and cache mode. `allow_unsafe`: cache=unsafe promises nothing across a power
+// loss (flushes never reach the disk), so only the process-kill property generates it.
+rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe);
+// The guest disk for a configuration: 16 clusters (3 for 2 MiB clusters) plus a partial one.
+uint64_t DiskSizeFor(const ImageConfig& config);
 
 }  // namespace crashsim

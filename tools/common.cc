@@ -58,7 +58,12 @@ Result<std::unique_ptr<Image>> OpenImageFile(const std::string& path,
   options.cache_mode = params.cache_mode;
   options.for_check = params.for_check;
   options.open_backing = PosixBackingOpener(path);
-  return Image::Open(std::unique_ptr<BlockDevice>(std::move(device)), options);
+  auto image = Image::Open(std::unique_ptr<BlockDevice>(std::move(device)), options);
+  // A read-write open of a dirty image repaired it first; say what was fixed, as QEMU does.
+  if (image.ok() && !(*image)->repair_log().empty()) {
+    std::fputs((*image)->repair_log().c_str(), stderr);
+  }
+  return image;
 }
 
 std::string SizeToStr(uint64_t bytes) {

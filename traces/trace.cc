@@ -387,8 +387,26 @@ Status ParseSettings(Reader& r, TraceSettings& s, std::vector<std::string>& comm
     ASSIGN_OR_RETURN(s.metadata_first, OnOffWord(r, *kv.Get("metadata-first"), "metadata-first"));
   }
   {
-    constexpr std::string_view kShape = "check writes-after-repair=on|off repair-crash-states=N";
+    constexpr std::string_view kShape =
+        "check writes-after-repair=on|off repair-crash-states=N [backing=raw|qcow2]";
     ASSIGN_OR_RETURN(auto w, r.Expect("check", kShape));
+    // backing= is optional (absent: no backing file), so it is taken out before the required keys.
+    for (auto it = w.begin(); it != w.end(); ++it) {
+      if (!it->starts_with("backing=")) continue;
+      std::string_view kind = it->substr(8);
+      if (kind == "raw") {
+        s.backing = BackingKind::kRaw;
+      } else if (kind == "qcow2") {
+        s.backing = BackingKind::kQcow2;
+      } else if (kind == "none") {
+        s.backing = BackingKind::kNone;
+      } else {
+        return r.Error(fmt::format("backing: expected raw, qcow2 or none, got '{}'",
+                                   Reader::Clip(kind)));
+      }
+      w.erase(it);
+      break;
+    }
     ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(r, w, {"writes-after-repair",
                                                            "repair-crash-states"}, kShape));
     ASSIGN_OR_RETURN(s.writes_after_repair,
@@ -675,6 +693,7 @@ TraceSettings SettingsFrom(const ExploreOptions& o) {
   s.metadata_first = o.metadata_first;
   s.writes_after_repair = o.writes_after_repair;
   s.repair_crash_states = o.repair_crash_states;
+  s.backing = o.backing;
   return s;
 }
 
@@ -684,7 +703,7 @@ bool TraceSettings::operator==(const TraceSettings& o) const {
          model.content == o.model.content && atomic_unit == o.atomic_unit && seed == o.seed &&
          k == o.k && exhaustive_budget == o.exhaustive_budget && samples == o.samples &&
          metadata_first == o.metadata_first && writes_after_repair == o.writes_after_repair &&
-         repair_crash_states == o.repair_crash_states;
+         repair_crash_states == o.repair_crash_states && backing == o.backing;
 }
 
 ExploreOptions ExploreOptionsFor(const TraceSettings& s) {
@@ -701,6 +720,7 @@ ExploreOptions ExploreOptionsFor(const TraceSettings& s) {
   o.metadata_first = s.metadata_first;
   o.writes_after_repair = s.writes_after_repair;
   o.repair_crash_states = s.repair_crash_states;
+  o.backing = s.backing;
   o.max_failures = 0;
   return o;
 }
@@ -727,8 +747,11 @@ std::string Trace::ToText() const {
                      TearsWord(s.model.tears), ContentWord(s.model.content), s.atomic_unit);
   out += fmt::format("explore seed={} k={} budget={} samples={} metadata-first={}\n", s.seed, s.k,
                      s.exhaustive_budget, s.samples, OnOff(s.metadata_first));
-  out += fmt::format("check writes-after-repair={} repair-crash-states={}\n",
-                     OnOff(s.writes_after_repair), s.repair_crash_states);
+  out += fmt::format("check writes-after-repair={} repair-crash-states={}{}\n",
+                     OnOff(s.writes_after_repair), s.repair_crash_states,
+                     s.backing == BackingKind::kNone
+                         ? std::string()
+                         : std::string(" backing=") + BackingKindName(s.backing));
   out += fmt::format("workload {}\n", workload.ops.size());
   out += workload.ToText();
   out += fmt::format("device-ops {}\n", device_ops.size());

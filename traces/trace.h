@@ -97,6 +97,7 @@ struct TraceSettings {
   bool metadata_first = true;
   bool writes_after_repair = true;
   uint64_t repair_crash_states = 0;
+  BackingKind backing = BackingKind::kNone;
 
   // CreateOptions and CrashModel have no operator==: compared by their text forms.
   bool operator==(const TraceSettings& other) const;

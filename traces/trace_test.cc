@@ -217,13 +217,14 @@ TEST(TraceCapture, WritesFailureTraceIntoDirectory) {
 // Every generated trace replays, in this process, to the verdict it recorded, both exactly and
 // through its portable half.
 RC_GTEST_PROP(TraceReplay, GeneratedTracesReplayToTheirVerdict, ()) {
-  ImageConfig config = *GenImageConfig();
+  ImageConfig config = *GenImageConfig(/*allow_unsafe=*/false);
   config.create.cluster_size = *rc::gen::element<uint64_t>(512, 4096);
   const uint64_t disk = 16 * config.create.cluster_size + 4096;
   Workload workload = *GenWorkload(disk, config.create.cluster_size, 5);
   ExploreOptions o;
   o.image = config.create;
   o.cache_mode = config.cache_mode;
+  o.backing = config.backing;
   o.crash = *rc::gen::element(simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill);
   o.seed = *rc::gen::arbitrary<uint32_t>();
   auto explorer = Explorer::Record(workload, o);

@@ -14,8 +14,43 @@ namespace {
 
 bool IsMetadataTag(IoTag tag) { return tag != IoTag::kData && tag != IoTag::kCowData; }
 
+// What the guest must read back right now, before any crash: the content each op left, with
+// the bytes a discard may or may not have dropped marked unknown.
+struct LiveModel {
+  std::vector<uint8_t> content;
+  std::vector<bool> known;
+
+  void Apply(const WorkloadOp& op, uint64_t cluster_size) {
+    if (op.kind == WorkloadOpKind::kWrite) {
+      FillPattern(op.pattern, op.offset, std::span(content).subspan(op.offset, op.length));
+      std::fill_n(known.begin() + static_cast<ptrdiff_t>(op.offset), op.length, true);
+    } else if (op.kind == WorkloadOpKind::kZero) {
+      std::fill_n(content.begin() + static_cast<ptrdiff_t>(op.offset), op.length, 0);
+      std::fill_n(known.begin() + static_cast<ptrdiff_t>(op.offset), op.length, true);
+    } else if (op.kind == WorkloadOpKind::kDiscard) {
+      uint64_t start = AlignUp(op.offset, cluster_size);
+      uint64_t end = std::max(start, AlignDown(op.offset + op.length, cluster_size));
+      if (op.offset + op.length == content.size()) end = content.size();
+      for (uint64_t b = start; b < end; ++b) known[b] = false;
+    }
+  }
+
+  Status Verify(uint64_t offset, std::span<const uint8_t> got) const {
+    for (uint64_t i = 0; i < got.size(); ++i) {
+      uint64_t b = offset + i;
+      if (known[b] && got[i] != content[b]) {
+        return Status::Corruption(fmt::format("live read: guest byte {:#x} reads {:#04x}, the "
+                                              "workload left {:#04x} there", b, got[i],
+                                              content[b]));
+      }
+    }
+    return Status::Ok();
+  }
+};
+
 Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice& device,
-               const OpenOptions& open) {
+               const OpenOptions& open, LiveModel& live, uint64_t cluster_size) {
+  live.Apply(op, cluster_size);
   switch (op.kind) {
     case WorkloadOpKind::kWrite: {
       std::vector<uint8_t> data(op.length);
@@ -25,6 +60,11 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice&
     case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
     case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
     case WorkloadOpKind::kFlush: return image->Flush();
+    case WorkloadOpKind::kRead: {
+      std::vector<uint8_t> data(op.length);
+      RETURN_IF_ERROR(image->Read(op.offset, data));
+      return live.Verify(op.offset, data);
+    }
     case WorkloadOpKind::kReopen: {
       RETURN_IF_ERROR(image->Close());
       image.reset();
@@ -140,9 +180,10 @@ Status Explorer::RecordRun() {
   simdisk::SimDisk disk(so, initial);
   const OpenOptions open = OpenFor(false);
   ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(disk, open));
+  LiveModel live{initial_guest_, std::vector<bool>(workload_.disk_size, true)};
   for (size_t i = 0; i < workload_.ops.size(); ++i) {
     disk.BeginGuestOp(i, workload_.ops[i].ToText());
-    Status st = Execute(image, workload_.ops[i], disk, open);
+    Status st = Execute(image, workload_.ops[i], disk, open, live, options_.image.cluster_size);
     if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i,
                                                     workload_.ops[i].ToText()));
     disk.AckGuestOp();

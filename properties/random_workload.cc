@@ -19,7 +19,7 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
   w.disk_size = disk_size;
   for (size_t i = 0; i < op_count; ++i) {
     WorkloadOp op;
-    uint64_t kind = rng.Below(18);
+    uint64_t kind = rng.Below(20);
     if (kind < 10) {
       op.kind = WorkloadOpKind::kWrite;
     } else if (kind < 12) {
@@ -28,10 +28,12 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
       op.kind = WorkloadOpKind::kDiscard;
     } else if (kind < 17) {
       op.kind = WorkloadOpKind::kFlush;
-    } else {
+    } else if (kind < 18) {
       op.kind = WorkloadOpKind::kReopen;
+    } else {
+      op.kind = WorkloadOpKind::kRead;
     }
-    if (op.TouchesData()) {
+    if (op.TouchesData() || op.kind == WorkloadOpKind::kRead) {
       // Half the ops land in the first four clusters, so they overlap and overwrite.
       uint64_t span = rng.Chance(1, 2) ? std::min(disk_size, 4 * cluster_size) : disk_size;
       switch (rng.Below(3)) {

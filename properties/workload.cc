@@ -53,6 +53,7 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
     case WorkloadOpKind::kDiscard: return "discard";
     case WorkloadOpKind::kFlush: return "flush";
     case WorkloadOpKind::kReopen: return "reopen";
+    case WorkloadOpKind::kRead: return "read";
   }
   return "?";
 }
@@ -81,6 +82,7 @@ std::string WorkloadOp::ToText() const {
     case WorkloadOpKind::kDiscard: return fmt::format("discard {:#x} {}", offset, length);
     case WorkloadOpKind::kFlush: return "flush";
     case WorkloadOpKind::kReopen: return "reopen";
+    case WorkloadOpKind::kRead: return fmt::format("read {:#x} {}", offset, length);
   }
   return "?";
 }
@@ -124,9 +126,11 @@ Result<Workload> Workload::Parse(std::string_view text) {
     WorkloadOp op;
     if (cmd == "flush" || cmd == "reopen") {
       op.kind = cmd == "flush" ? WorkloadOpKind::kFlush : WorkloadOpKind::kReopen;
-    } else if (cmd == "write" || cmd == "zero" || cmd == "discard") {
-      op.kind = cmd == "write" ? WorkloadOpKind::kWrite
-                : cmd == "zero" ? WorkloadOpKind::kZero : WorkloadOpKind::kDiscard;
+    } else if (cmd == "write" || cmd == "zero" || cmd == "discard" || cmd == "read") {
+      op.kind = cmd == "write"  ? WorkloadOpKind::kWrite
+                : cmd == "zero" ? WorkloadOpKind::kZero
+                : cmd == "read" ? WorkloadOpKind::kRead
+                                : WorkloadOpKind::kDiscard;
       RETURN_IF_ERROR(need(3));
       ASSIGN_OR_RETURN(op.offset, Number(words[1], line_no, "offset"));
       ASSIGN_OR_RETURN(op.length, Number(words[2], line_no, "length"));
@@ -148,8 +152,8 @@ Result<Workload> Workload::Parse(std::string_view text) {
       }
     } else {
       return Status::InvalidArgument(fmt::format(
-          "workload line {}: unknown operation '{}' (expected write, zero, discard, flush, "
-          "reopen)", line_no, cmd));
+          "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
+          "flush, reopen)", line_no, cmd));
     }
     w.ops.push_back(op);
   }

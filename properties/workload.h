@@ -4,6 +4,7 @@
 //   zero 0x0 65536 unmap
 //   discard 0x20000 65536
 //   flush
+//   read 0x10000 4096              (checked against what the workload wrote so far)
 //   reopen
 // Data is position-dependent so that bytes that land at the wrong offset are caught.
 #pragma once
@@ -19,7 +20,7 @@
 
 namespace crashsim {
 
-enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen };
+enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen, kRead };
 const char* WorkloadOpKindName(WorkloadOpKind kind);
 
 struct WorkloadOp {

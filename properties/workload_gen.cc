@@ -25,7 +25,7 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
       [disk_size](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap) {
         WorkloadOp op;
         op.kind = static_cast<WorkloadOpKind>(kind);
-        if (!op.TouchesData()) return op;
+        if (!op.TouchesData() && op.kind != WorkloadOpKind::kRead) return op;
         op.offset = off;
         op.length = std::min(len, disk_size - off);
         if (op.kind == WorkloadOpKind::kWrite) op.pattern = pattern;
@@ -36,7 +36,8 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
                                      {2, static_cast<int>(WorkloadOpKind::kZero)},
                                      {2, static_cast<int>(WorkloadOpKind::kDiscard)},
                                      {3, static_cast<int>(WorkloadOpKind::kFlush)},
-                                     {1, static_cast<int>(WorkloadOpKind::kReopen)}}),
+                                     {1, static_cast<int>(WorkloadOpKind::kReopen)},
+                                     {2, static_cast<int>(WorkloadOpKind::kRead)}}),
       offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>());
 }
 

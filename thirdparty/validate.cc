@@ -348,6 +348,7 @@ Status Validator::Record() {
       case WorkloadOpKind::kDiscard: key = "discard"; break;
       case WorkloadOpKind::kFlush: key = "flush"; break;
       case WorkloadOpKind::kReopen: key = "reopen"; break;
+      case WorkloadOpKind::kRead: key = "read"; break;
     }
     auto it = t.ops.find(key);
     if (it == t.ops.end()) {

@@ -24,6 +24,8 @@
 #include "simdisk/write_cache.h"
 #include "thirdparty/nbd_server.h"
 #include "thirdparty/subprocess.h"
+#include "traces/embedded.h"
+#include "traces/trace.h"
 
 namespace crashsim::thirdparty {
 namespace fs = std::filesystem;
@@ -374,20 +376,9 @@ Status Validator::Record() {
   }
   report_.device_ops = recording_->op_count();
 
-  // The oracle, as the explorer builds it: the close is a flush.
-  Workload with_close = workload;
-  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
-  std::vector<OpTiming> timings(with_close.ops.size());
-  for (const simdisk::GuestOp& g : recording_->guest_ops()) {
-    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
-  }
-  AssignDurability(with_close, options_.cache_mode,
-                   options_.crash == simdisk::CrashKind::kPowerLoss
-                       ? CrashKindForOracle::kPowerLoss
-                       : CrashKindForOracle::kProcessKill,
-                   timings);
-  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings),
-                                          std::vector<uint8_t>(workload.disk_size, 0));
+  // The oracle, as the explorer builds it (the close is a flush); replay of the traces builds
+  // the same one (traces/embedded.h).
+  oracle_ = traces::OracleFor(workload, options_.cache_mode, options_.crash, *recording_);
   return Status::Ok();
 }
 
@@ -502,6 +493,7 @@ ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
     }
 
     // The target's own repairs on every dirty state.
+    current_state_ = &*state;
     if (saved && dirty && options_.repair_study &&
         (options_.repair_states == 0 || report.dirty_states <= options_.repair_states)) {
       for (size_t i = 0; i < t.repairs.size(); ++i) {
@@ -509,6 +501,7 @@ ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
       }
     }
 
+    current_state_ = nullptr;
     if (outcome == Outcome::kFailure) RecordFinding(*state, failure);
     if (progress) progress(report.explored);
   }
@@ -617,6 +610,44 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
 // ---------------------------------------------------------------------------------------------
 // Findings: minimise the crash state, keep the evidence.
 
+traces::TraceSettings Validator::TraceSettingsOf() const {
+  traces::TraceSettings s;
+  s.image.version = 3;
+  s.image.cluster_size = options_.cluster_size;
+  s.image.lazy_refcounts = options_.lazy_refcounts;
+  s.image.size = report_.workload.disk_size;
+  s.cache_mode = options_.cache_mode;
+  s.crash = options_.crash;
+  s.atomic_unit = recording_->atomic_unit();
+  s.seed = options_.seed;
+  s.k = options_.k;
+  s.exhaustive_budget = options_.exhaustive_budget;
+  s.samples = options_.samples;
+  s.metadata_first = true;
+  s.writes_after_repair = false;  // validate checks the state as CheckCrashedImage does
+  return s;
+}
+
+std::string Validator::WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
+                                       const std::string& note) {
+  Outcome outcome = Outcome::kClean;
+  bool dirty = false;
+  StateResult r;
+  r.state = state;
+  r.detail = CheckProperty(state, &outcome, &dirty);
+  r.outcome = r.detail.empty() ? outcome : Outcome::kFailure;
+  r.dirty = dirty;
+  traces::Trace trace = traces::MakeEmbeddedTrace(report_.target_name, report_.target_version,
+                                                  report_.workload, TraceSettingsOf(),
+                                                  *recording_, r);
+  trace.comments.push_back(fmt::format("crashsim validate --target {}: {}", report_.target_name,
+                                       report_.config));
+  if (!note.empty()) trace.comments.push_back(note);
+  const std::string path = dir + "/trace.cstrace";
+  if (!traces::WriteTraceFile(path, trace).ok()) return "";
+  return path;
+}
+
 void Validator::RecordFinding(const simdisk::CrashState& state, const std::string& failure) {
   simdisk::CrashState best = state;
   std::string detail = failure;
@@ -657,10 +688,14 @@ void Validator::RecordFinding(const simdisk::CrashState& state, const std::strin
         << "state: " << best.ToText() << "\n"
         << "as enumerated: " << state.ToText() << "\n"
         << "property: " << detail << "\n";
+    const std::string trace = WriteStateTrace(
+        dir, best, best == state ? "" : "crash state minimised from " + state.ToText());
     std::ofstream(dir + "/repro.sh")
-        << "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised).\n"
+        << "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised);\n"
+        << "# trace.cstrace rebuilds it from the recorded writes (crashsim replay / show).\n"
+        << "crashsim replay trace.cstrace\n"
         << "qemu-img check -f qcow2 crash.qcow2\ncrashsim check crash.qcow2\n";
-    finding.trace_path = dir;
+    finding.trace_path = trace.empty() ? dir : trace;
   }
   report_.findings.push_back(std::move(finding));
 }
@@ -684,8 +719,14 @@ void Validator::RecordRepairFinding(const std::string& repair, const std::string
         << "target: " << report_.target_name << " (" << report_.target_version << ")\n"
         << "config: " << report_.config << "\n"
         << "crash point: " << point << "\nrepair: " << command << "\nresult: " << what << "\n";
+    if (current_state_) {
+      (void)WriteStateTrace(dir, *current_state_,
+                            fmt::format("the crash state the target's repair '{}' started from",
+                                        repair));
+    }
     std::ofstream(dir + "/repro.sh")
-        << "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair.\nset -x\n"
+        << "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair (trace.cstrace\n"
+        << "# rebuilds it: crashsim replay --image crash.qcow2 trace.cstrace).\nset -x\n"
         << "cp crash.qcow2 work.qcow2\n" << "qemu-img check -r leaks work.qcow2; echo exit $?\n"
         << "qemu-img info work.qcow2 | grep 'cleanly'\n"
         << "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n";

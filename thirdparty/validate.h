@@ -14,7 +14,9 @@
 //   6. on every dirty state, runs each of the target's repairs on a copy, keeps writing with the
 //      target, and reports what happened (exit code, clean or not, data lost, cluster reuse).
 // Violations are findings: the crash state is minimised (fewest lost or torn writes that still
-// fail) and kept in the trace directory with the image, logs and a reproduction script.
+// fail) and kept in the trace directory with the image, logs, a reproduction script and a
+// version 2 trace (trace.cstrace) that embeds the target's device writes, so `crashsim replay`
+// rebuilds the crash state and re-checks it and `crashsim show` draws it without the target.
 //
 // Determinism: the workload is a pure function of the seed (own PRNG); the device-op log is
 // whatever the target sends, serialised by the NBD server, so it may differ between target
@@ -38,6 +40,7 @@
 #include "simdisk/recording.h"
 #include "thirdparty/subprocess.h"
 #include "thirdparty/target.h"
+#include "traces/trace.h"
 
 namespace crashsim::thirdparty {
 
@@ -138,6 +141,11 @@ class Validator {
   void StudyRepair(const std::string& command, const std::string& image_file, uint64_t point,
                    RepairStudy& study);
   void RecordFinding(const simdisk::CrashState& state, const std::string& failure);
+  // The run's trace settings, and a version 2 trace (embedded data) of `state` written to
+  // DIR/trace.cstrace; returns its path, or empty if it could not be written.
+  traces::TraceSettings TraceSettingsOf() const;
+  std::string WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
+                              const std::string& note);
   void RecordRepairFinding(const std::string& repair, const std::string& command,
                            const std::string& image_file, uint64_t point, const std::string& what);
 
@@ -146,6 +154,7 @@ class Validator {
   std::shared_ptr<const simdisk::Recording> recording_;
   std::unique_ptr<GuestOracle> oracle_;
   ValidateReport report_;
+  const simdisk::CrashState* current_state_ = nullptr;  // the state Run is studying
 };
 
 // Re-tags the writes of a recording with the qcow2 structure each hit, from the image metadata

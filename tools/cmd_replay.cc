@@ -3,7 +3,9 @@
 // Exit codes (traces/replay.h): 0 the recorded verdict reproduced (a failure still fails, a
 // pass still passes), 1 usage, I/O or parse error, 2 the verdict differs, 3 this engine issued
 // different device ops than the trace recorded (try --portable, which replays the guest
-// workload alone and maps the crash point onto this build's run).
+// workload alone and maps the crash point onto this build's run). A trace of a third-party run
+// (format 2, `crashsim validate --trace-dir`) carries its device data and replays without any
+// engine run: the crash state is rebuilt from the data and checked with the same property.
 #include <fmt/format.h>
 
 #include <memory>
@@ -41,7 +43,7 @@ int RunReplay(const ReplayArgs& args) {
       return Fail("--image: the crash state cannot be rebuilt on this build (device log "
                   "differs)");
     }
-    auto medium = simdisk::Materialise(result->explorer->recording(), result->state);
+    auto medium = simdisk::Materialise(*result->recording, result->state);
     if (!medium.ok()) return Fail(medium.status().ToString());
     std::vector<uint8_t> bytes((*medium)->size());
     (*medium)->ReadAt(0, bytes);
@@ -58,8 +60,15 @@ int RunReplay(const ReplayArgs& args) {
     if (result->code == traces::kReplayDeviceLogDiffers) {
       return Fail("--write-trace: nothing was checked on this build (device log differs)");
     }
-    traces::Trace rebased = traces::MakeTrace(trace->workload, result->explorer->options(),
-                                              result->explorer->recording(), result->actual);
+    traces::Trace rebased = *trace;
+    if (result->explorer) {
+      rebased = traces::MakeTrace(trace->workload, result->explorer->options(),
+                                  result->explorer->recording(), result->actual);
+    } else {  // an embedded run: the same data, this build's verdict
+      rebased.verdict = result->actual.outcome;
+      rebased.dirty = result->actual.dirty;
+      rebased.detail = result->actual.detail;
+    }
     rebased.comments = trace->comments;
     rebased.comments.push_back(fmt::format("replayed{} from {}", args.portable ? " (portable)" : "",
                                            args.trace));

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <memory>
 
 #include "engine/check/check.h"
 #include "engine/coding.h"
@@ -11,6 +12,7 @@
 #include "engine/protocol.h"
 #include "simdisk/materialise.h"
 #include "traces/replay.h"
+#include "traces/embedded.h"
 
 namespace crashsim::traces {
 namespace {
@@ -169,18 +171,32 @@ struct LiveFacts {
 
 LiveFacts Live(const Trace& t) {
   LiveFacts live;
-  auto explorer = Explorer::Record(t.workload, ExploreOptionsFor(t.settings));
-  if (!explorer.ok()) {
-    live.log_note = "this build cannot re-run the workload: " + explorer.status().ToString();
-    return live;
+  std::shared_ptr<const simdisk::Recording> recording;
+  std::unique_ptr<Explorer> explorer_holder;
+  if (t.embedded) {  // a third-party run: rebuilt from the trace's own data
+    auto rebuilt = RecordingOf(t);
+    if (!rebuilt.ok()) {
+      live.log_note = "cannot rebuild the run from the trace's data: " +
+                      rebuilt.status().ToString();
+      return live;
+    }
+    recording = *rebuilt;
+  } else {
+    auto explorer = Explorer::Record(t.workload, ExploreOptionsFor(t.settings));
+    if (!explorer.ok()) {
+      live.log_note = "this build cannot re-run the workload: " + explorer.status().ToString();
+      return live;
+    }
+    std::string diff = CompareDeviceLog(t, (*explorer)->recording());
+    if (!diff.empty()) {
+      live.log_note = "this build issues different device ops (" + diff +
+                      "); the dirty bit, checker and verdict below are the trace's";
+      return live;
+    }
+    explorer_holder = std::move(*explorer);
+    recording = std::make_shared<const simdisk::Recording>(explorer_holder->recording());
   }
-  std::string diff = CompareDeviceLog(t, (*explorer)->recording());
-  if (!diff.empty()) {
-    live.log_note = "this build issues different device ops (" + diff +
-                    "); the dirty bit, checker and verdict below are the trace's";
-    return live;
-  }
-  auto medium = simdisk::Materialise((*explorer)->recording(), t.state);
+  auto medium = simdisk::Materialise(*recording, t.state);
   if (!medium.ok()) {
     live.log_note = "cannot rebuild the crash state: " + medium.status().ToString();
     return live;
@@ -209,7 +225,12 @@ LiveFacts Live(const Trace& t) {
     live.checker += fmt::format("\n    {}{}", f.message,
                                 f.structure.empty() ? "" : " [" + f.structure + "]");
   }
-  live.result = (*explorer)->CheckState(t.state);
+  if (explorer_holder) {
+    live.result = explorer_holder->CheckState(t.state);
+  } else {
+    auto oracle = OracleFor(t.workload, t.settings.cache_mode, t.settings.crash, *recording);
+    live.result = CheckEmbeddedState(*recording, *oracle, t.state);
+  }
   return live;
 }
 
@@ -220,6 +241,11 @@ std::string TextOf(const Trace& t, const Analysis& a, const LiveFacts& live,
       "Trace (format {}, written by crashsim {}): {} at {}\n", t.format_version,
       t.crashsim_version, VerdictName(t.verdict), t.state.ToText());
   for (const std::string& c : t.comments) out += "  # " + c + "\n";
+  if (t.embedded) {
+    out += fmt::format("Target: {} ({}); the device writes' data is in the trace (initial medium "
+                       "{} bytes), so the crash state is rebuilt from it without a re-run\n",
+                       t.embedded->target, t.embedded->target_version, t.embedded->medium_size);
+  }
   out += fmt::format("Image: {}\nCache mode: {}; crash: {}; atomic unit {} bytes\n",
                      t.settings.image.ToString(), CacheModeName(t.settings.cache_mode),
                      simdisk::CrashKindName(t.settings.crash), t.settings.atomic_unit);

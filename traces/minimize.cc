@@ -9,6 +9,7 @@
 #include "simdisk/materialise.h"
 #include "simdisk/write_cache.h"
 #include "traces/capture.h"
+#include "traces/embedded.h"
 #include "traces/replay.h"
 
 namespace crashsim::traces {
@@ -32,6 +33,11 @@ class Minimizer {
                                      "nothing to minimise against:\n" + r.message);
     }
     explorer_ = std::move(r.explorer);
+    recording_ = r.recording;
+    if (best_.embedded) {
+      oracle_ = OracleFor(best_.workload, best_.settings.cache_mode, best_.settings.crash,
+                          *recording_);
+    }
     return Status::Ok();
   }
 
@@ -150,7 +156,24 @@ class Minimizer {
                        op.offset, op.length, IoTagName(op.tag));
   }
 
+  // The state's result on the current run: this build's engine, or an embedded run's data.
+  StateResult CheckCurrent(const simdisk::CrashState& s) {
+    if (best_.embedded) return CheckEmbeddedState(*recording_, *oracle_, s);
+    return explorer_->CheckState(s);
+  }
+
   void Accept(std::unique_ptr<Explorer> explorer, const StateResult& r, std::string step) {
+    if (best_.embedded) {  // the run is fixed: only the crash state changes
+      best_.state = r.state;
+      best_.portable_point = DescribePoint(best_.device_ops, r.state.point);
+      best_.verdict = r.outcome;
+      best_.dirty = r.dirty;
+      best_.detail = r.detail;
+      if (options_.log) options_.log(step);
+      steps_.push_back(std::move(step));
+      return;
+    }
+    recording_ = std::make_shared<const simdisk::Recording>(explorer->recording());
     best_ = MakeTrace(explorer->workload(), explorer->options(), explorer->recording(), r);
     explorer_ = std::move(explorer);
     if (options_.log) options_.log(step);
@@ -158,9 +181,9 @@ class Minimizer {
   }
 
   bool TryState(const simdisk::CrashState& s, std::string step) {
-    if (!Budget() || !simdisk::ValidateCrashState(explorer_->recording(), s).ok()) return false;
+    if (!Budget() || !simdisk::ValidateCrashState(*recording_, s).ok()) return false;
     ++checks_;
-    StateResult r = explorer_->CheckState(s);
+    StateResult r = CheckCurrent(s);
     if (!Reproduces(r)) return false;
     Accept(std::move(explorer_), r, std::move(step));
     return true;
@@ -171,7 +194,7 @@ class Minimizer {
     const simdisk::WriteFate f0 = best_.state.fates[i];
     if (f0.kept.empty()) return;  // dropped (or all garbage): not a tear to shrink
     const uint64_t units =
-        simdisk::UnitsOf(explorer_->recording().ops()[f0.op], best_.settings.atomic_unit);
+        simdisk::UnitsOf(recording_->ops()[f0.op], best_.settings.atomic_unit);
     for (uint64_t chunk = units / 2; chunk >= 1 && Budget(); chunk /= 2) {
       for (uint64_t begin = 0; begin < units && Budget(); begin += chunk) {
         const simdisk::WriteFate& f = best_.state.fates[i];
@@ -230,7 +253,9 @@ class Minimizer {
   Trace best_;
   MinimizeOptions options_;
   std::string failure_class_;
-  std::unique_ptr<Explorer> explorer_;
+  std::unique_ptr<Explorer> explorer_;                   // null for embedded traces
+  std::shared_ptr<const simdisk::Recording> recording_;  // the current run
+  std::unique_ptr<GuestOracle> oracle_;                  // embedded traces
   uint64_t checks_ = 0;
   uint64_t runs_ = 0;
   std::vector<std::string> steps_;
@@ -272,6 +297,10 @@ std::string MinimizeReport::Summary() const {
 Result<MinimizeReport> Minimize(const Trace& trace, const MinimizeOptions& options) {
   Minimizer m(trace, options);
   RETURN_IF_ERROR(m.Init());
+  if (trace.embedded) {  // a third-party run cannot be re-run: only the crash state shrinks
+    m.Fates();
+    return m.Finish(trace);
+  }
   m.GuestOps();
   m.Fates();
   m.Lengths();

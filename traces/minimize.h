@@ -7,7 +7,9 @@
 //      units of a torn write;
 //   3. sizes: halve the length of each guest write, zero and discard, and move it to a lower
 //      offset (0, or half way down), in 512-byte granules;
-// then 2 again. Deterministic: the same trace and options give the same result on any machine.
+// then 2 again. A trace of a third-party run (embedded data, format 2) cannot be re-recorded with
+// another workload, so only step 2 applies to it: guest ops, their sizes and the device-op log
+// stay as recorded. Deterministic: the same trace and options give the same result on any machine.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/materialise.h"
 #include "traces/capture.h"
+#include "traces/embedded.h"
 
 namespace crashsim::traces {
 namespace {
@@ -20,10 +21,25 @@ std::string Describe(const StateResult& r) {
   return s;
 }
 
+// Sets the code and message of an exact replay that checked `trace.state` once.
+void Conclude(const Trace& trace, const std::string& head, ReplayResult& out) {
+  out.states_checked = 1;
+  const bool same = out.actual.outcome == trace.verdict;
+  out.code = same ? kReplayMatch : kReplayVerdictDiffers;
+  out.message = fmt::format("{}\ncrash state: {}\nexpected: {}\ngot:      {}", head,
+                            trace.state.ToText(), VerdictName(trace.verdict),
+                            Describe(out.actual));
+  if (same && trace.verdict == Outcome::kFailure &&
+      FailureClass(trace.detail) != FailureClass(out.actual.detail)) {
+    out.message += "\nnote: the failure reproduced, with a different description than recorded";
+  }
+}
+
 Result<ReplayResult> ReplayExact(const Trace& trace, std::unique_ptr<Explorer> explorer) {
   ReplayResult out;
   out.state = trace.state;
   std::string diff = CompareDeviceLog(trace, explorer->recording());
+  out.recording = std::make_shared<const simdisk::Recording>(explorer->recording());
   out.explorer = std::move(explorer);
   if (!diff.empty()) {
     out.code = kReplayDeviceLogDiffers;
@@ -32,17 +48,7 @@ Result<ReplayResult> ReplayExact(const Trace& trace, std::unique_ptr<Explorer> e
     return out;
   }
   out.actual = out.explorer->CheckState(trace.state);
-  out.states_checked = 1;
-  const bool same = out.actual.outcome == trace.verdict;
-  out.code = same ? kReplayMatch : kReplayVerdictDiffers;
-  out.message = fmt::format("device log: {} ops identical\ncrash state: {}\nexpected: {}\n"
-                            "got:      {}",
-                            trace.device_ops.size(), trace.state.ToText(),
-                            VerdictName(trace.verdict), Describe(out.actual));
-  if (same && trace.verdict == Outcome::kFailure &&
-      FailureClass(trace.detail) != FailureClass(out.actual.detail)) {
-    out.message += "\nnote: the failure reproduced, with a different description than recorded";
-  }
+  Conclude(trace, fmt::format("device log: {} ops identical", trace.device_ops.size()), out);
   return out;
 }
 
@@ -66,6 +72,7 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
   out.states_checked = 1;
   const bool want_failure = trace.verdict == Outcome::kFailure;
   if (Passes(out.actual.outcome) == !want_failure) {
+    out.recording = std::make_shared<const simdisk::Recording>(explorer->recording());
     out.explorer = std::move(explorer);
     out.code = kReplayMatch;
     out.message = fmt::format("{}\ncrash state (carried over): {}\nexpected: {}\ngot:      {}",
@@ -89,6 +96,7 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
       break;
     }
   }
+  out.recording = std::make_shared<const simdisk::Recording>(explorer->recording());
   out.explorer = std::move(explorer);
   if (decisive) {
     out.state = decisive->state;
@@ -102,6 +110,21 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
       head, out.state.ToText(), VerdictName(out.actual.outcome), out.states_checked,
       failed ? "one fails" : "all pass", VerdictName(trace.verdict),
       failed ? Describe(out.actual) : std::string("no failure"));
+  return out;
+}
+
+Result<ReplayResult> ReplayEmbedded(const Trace& trace) {
+  ReplayResult out;
+  ASSIGN_OR_RETURN(out.recording, RecordingOf(trace));
+  auto oracle = OracleFor(trace.workload, trace.settings.cache_mode, trace.settings.crash,
+                          *out.recording);
+  out.state = trace.state;
+  out.actual = CheckEmbeddedState(*out.recording, *oracle, trace.state);
+  Conclude(trace,
+           fmt::format("target {} ({}): {} device ops rebuilt from the trace's data",
+                       trace.embedded->target, trace.embedded->target_version,
+                       trace.device_ops.size()),
+           out);
   return out;
 }
 
@@ -140,6 +163,15 @@ std::string FailureClass(const std::string& detail) {
 }
 
 Result<ReplayResult> Replay(const Trace& trace, const ReplayOptions& options) {
+  if (trace.embedded) {
+    if (options.portable) {
+      return Status::InvalidArgument(fmt::format(
+          "this trace records a run of {}, with its device data: it replays exactly, and "
+          "--portable (which re-runs the workload on crashsim's engine) does not apply",
+          trace.embedded->target));
+    }
+    return ReplayEmbedded(trace);
+  }
   auto explorer = Explorer::Record(trace.workload, ExploreOptionsFor(trace.settings));
   if (!explorer.ok()) {
     return explorer.status().WithContext("re-running the trace's workload on this engine");

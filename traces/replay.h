@@ -2,6 +2,10 @@
 // the engine issued the same device ops bit for bit (kinds, offsets, flags, tags, data hashes),
 // rebuild the exact crash state, hold it to the crash property, and compare the verdict.
 //
+// A trace of a third-party run (format 2, Trace::embedded) carries its device writes' data: replay
+// rebuilds the recording from it (traces/embedded.h), checks the crash state with the same
+// property validate used and compares the verdict; no engine runs, and --portable does not apply.
+//
 // Portable replay uses only the guest half: the workload and the engine-independent crash point.
 // It maps the point onto this build's recording, checks the trace's crash state carried over
 // (MapState) and, when that does not settle it, every crash state at that point within the
@@ -34,7 +38,10 @@ struct ReplayResult {
   simdisk::CrashState state;     // the state checked (portable: the deciding one)
   StateResult actual;            // its result
   uint64_t states_checked = 0;
-  std::unique_ptr<Explorer> explorer;  // this build's recorded run
+  std::unique_ptr<Explorer> explorer;  // this build's recorded run (null for embedded traces)
+  // The run the state was checked on: the explorer's recording, or the one rebuilt from an
+  // embedded trace's data.
+  std::shared_ptr<const simdisk::Recording> recording;
 };
 
 // The first difference between the trace's device log and `recording`, or empty.

@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <memory>
 
+#include <zstd.h>
+
 #include "engine/protocol.h"
 #include "engine/version.h"
+#include "simdisk/hash.h"
 
 namespace crashsim::traces {
 namespace {
@@ -116,6 +119,102 @@ std::string Unescape(std::string_view s) {
   return out;
 }
 
+// ---- embedded data: zstd-compressed, base64 ------------------------------------------------
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64(std::span<const uint8_t> in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = uint32_t{in[i]} << 16;
+    if (i + 1 < in.size()) v |= uint32_t{in[i + 1]} << 8;
+    if (i + 2 < in.size()) v |= in[i + 2];
+    out += kBase64[(v >> 18) & 63];
+    out += kBase64[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kBase64[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? kBase64[v & 63] : '=';
+  }
+  return out;
+}
+
+// Strict: padded, canonical (unused bits zero), no other characters.
+std::optional<std::vector<uint8_t>> Unbase64(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::vector<uint8_t> out;
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    const bool last = i + 4 == in.size();
+    const size_t pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=') : 0;
+    if (pad == 1 && in[i + 2] == '=') return std::nullopt;
+    uint32_t v = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      if (j >= 4 - pad) {
+        v <<= 6;
+        continue;
+      }
+      const int d = value(in[i + j]);
+      if (d < 0) return std::nullopt;
+      v = v << 6 | static_cast<uint32_t>(d);
+    }
+    if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff))) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(v >> 16));
+    if (pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
+    if (pad < 1) out.push_back(static_cast<uint8_t>(v));
+  }
+  return out;
+}
+
+std::string EncodeBlob(std::span<const uint8_t> raw) {
+  std::vector<uint8_t> packed(ZSTD_compressBound(raw.size()));
+  const size_t n = ZSTD_compress(packed.data(), packed.size(), raw.data(), raw.size(), 9);
+  INVARIANT(!ZSTD_isError(n));
+  packed.resize(n);
+  return Base64(packed);
+}
+
+// Decodes one data line's payload, which must hold exactly `length` bytes.
+std::optional<std::vector<uint8_t>> DecodeBlob(std::string_view text, uint64_t length,
+                                               std::string* why) {
+  std::optional<std::vector<uint8_t>> packed = Unbase64(text);
+  if (!packed) {
+    *why = "the data is not canonical base64";
+    return std::nullopt;
+  }
+  const unsigned long long declared = ZSTD_getFrameContentSize(packed->data(), packed->size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+    *why = "the data is not a zstd frame with a content size";
+    return std::nullopt;
+  }
+  if (declared != length) {
+    *why = fmt::format("the data decompresses to {} bytes, the line says {}", declared, length);
+    return std::nullopt;
+  }
+  std::vector<uint8_t> out(length);
+  const size_t n = ZSTD_decompress(out.data(), out.size(), packed->data(), packed->size());
+  if (ZSTD_isError(n) || n != length) {
+    *why = fmt::format("the data does not decompress ({})",
+                       ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
+    return std::nullopt;
+  }
+  return out;
+}
+
+bool AllZero(std::span<const uint8_t> b) {
+  for (uint8_t c : b) {
+    if (c != 0) return false;
+  }
+  return true;
+}
+
 // ---- the line cursor -----------------------------------------------------------------------
 
 std::vector<std::string_view> Words(std::string_view line) {
@@ -198,6 +297,22 @@ class Reader {
   }
 
   size_t line_start() const { return line_start_; }
+  // The first word of the next line that is not blank and not a comment, without consuming it.
+  std::string PeekKeyword() {
+    size_t save_pos = pos_, save_start = line_start_, save_no = line_no_;
+    std::optional<std::string_view> line = Next();
+    std::string word;
+    if (line) {
+      std::vector<std::string_view> w = Words(*line);
+      if (!w.empty()) word = std::string(w[0]);
+    }
+    pos_ = save_pos;
+    line_start_ = save_start;
+    line_no_ = save_no;
+    at_end_ = false;
+    too_long_ = false;
+    return word;
+  }
   bool AtEnd() {
     size_t save_pos = pos_, save_start = line_start_, save_no = line_no_;
     bool end = !Next().has_value();
@@ -535,6 +650,99 @@ Status ParseDeviceOps(Reader& r, std::vector<TraceOp>& ops) {
   return Status::Ok();
 }
 
+// The embedded data of a version 2 trace (FORMAT.md, "Embedded runs"): the initial medium's
+// extents, then every successful write's bytes in pieces, each checked against the op's hash.
+Status ParseEmbeddedData(Reader& r, const std::vector<TraceOp>& ops, EmbeddedRun& run) {
+  {
+    constexpr std::string_view kShape = "medium SIZE EXTENTS";
+    ASSIGN_OR_RETURN(auto w, r.Expect("medium", kShape));
+    RETURN_IF_ERROR(ExpectCount(r, w, 2, kShape));
+    ASSIGN_OR_RETURN(run.medium_size, Number(r, w[0], "medium size", kMaxTraceMediumSize));
+    ASSIGN_OR_RETURN(uint64_t count, Number(r, w[1], "medium extent count", kMaxTraceOps));
+    uint64_t end = 0;
+    for (uint64_t i = 0; i < count; ++i) {
+      const std::string shape = fmt::format("m OFFSET LENGTH DATA (medium extent {} of {})", i,
+                                            count);
+      ASSIGN_OR_RETURN(auto m, r.Expect("m", shape));
+      RETURN_IF_ERROR(ExpectCount(r, m, 3, shape));
+      ASSIGN_OR_RETURN(uint64_t offset, Number(r, m[0], "extent offset", run.medium_size));
+      ASSIGN_OR_RETURN(uint64_t length, Number(r, m[1], "extent length", kTraceDataPiece));
+      if (offset < end) {
+        return r.Error(fmt::format("medium extent at {:#x} overlaps or precedes the one before "
+                                   "(ending at {:#x})", offset, end));
+      }
+      if (length == 0 || offset + length > run.medium_size) {
+        return r.Error(fmt::format("medium extent {:#x}+{} is empty or past the medium size {}",
+                                   offset, length, run.medium_size));
+      }
+      std::string why;
+      auto bytes = DecodeBlob(m[2], length, &why);
+      if (!bytes) return r.Error(fmt::format("medium extent {:#x}+{}: {}", offset, length, why));
+      end = offset + length;
+      run.medium.emplace_back(offset, std::move(*bytes));
+    }
+  }
+  constexpr std::string_view kShape = "data PIECES";
+  ASSIGN_OR_RETURN(auto w, r.Expect("data", kShape));
+  RETURN_IF_ERROR(ExpectCount(r, w, 1, kShape));
+  ASSIGN_OR_RETURN(uint64_t count, Number(r, w[0], "data piece count", kMaxTraceOps));
+  run.write_data.assign(ops.size(), {});
+  auto needs_data = [&](uint64_t seq) {
+    return ops[seq].kind == OpKind::kWrite && ops[seq].status == StatusCode::kOk &&
+           ops[seq].length > 0;
+  };
+  uint64_t next_seq = 0;  // ops before this have all their data
+  auto complete_up_to = [&](uint64_t seq) -> Status {
+    for (; next_seq < seq; ++next_seq) {
+      if (needs_data(next_seq) && run.write_data[next_seq].size() != ops[next_seq].length) {
+        return r.Error(fmt::format("device op {} ({}) has {} of its {} data bytes", next_seq,
+                                   TraceOpToText(ops[next_seq]),
+                                   run.write_data[next_seq].size(), ops[next_seq].length));
+      }
+    }
+    return Status::Ok();
+  };
+  for (uint64_t i = 0; i < count; ++i) {
+    const std::string shape = fmt::format("d SEQ OFFSET LENGTH DATA (data piece {} of {})", i,
+                                          count);
+    ASSIGN_OR_RETURN(auto d, r.Expect("d", shape));
+    RETURN_IF_ERROR(ExpectCount(r, d, 4, shape));
+    ASSIGN_OR_RETURN(uint64_t seq, Number(r, d[0], "data op", kMaxTraceOps));
+    if (seq >= ops.size() || !needs_data(seq)) {
+      return r.Error(fmt::format("data for device op {}, which is not a successful write", seq));
+    }
+    if (seq < next_seq) {
+      return r.Error(fmt::format("data for device op {} after data of op {} (out of order)", seq,
+                                 next_seq));
+    }
+    RETURN_IF_ERROR(complete_up_to(seq));
+    std::vector<uint8_t>& data = run.write_data[seq];
+    ASSIGN_OR_RETURN(uint64_t offset, Number(r, d[1], "data offset", ops[seq].length));
+    ASSIGN_OR_RETURN(uint64_t length, Number(r, d[2], "data length", kTraceDataPiece));
+    if (offset != data.size()) {
+      return r.Error(fmt::format("device op {}: data piece at {} but {} bytes came before it",
+                                 seq, offset, data.size()));
+    }
+    if (length == 0 || offset + length > ops[seq].length) {
+      return r.Error(fmt::format("device op {}: data piece {}+{} is empty or past the write's {} "
+                                 "bytes", seq, offset, length, ops[seq].length));
+    }
+    std::string why;
+    auto bytes = DecodeBlob(d[3], length, &why);
+    if (!bytes) return r.Error(fmt::format("device op {}: {}", seq, why));
+    data.insert(data.end(), bytes->begin(), bytes->end());
+    if (data.size() == ops[seq].length) {
+      const uint64_t hash = simdisk::HashBytes(data, 0);
+      if (hash != ops[seq].data_hash) {
+        return r.Error(fmt::format("device op {}: its {} data bytes hash to {:016x}, the op says "
+                                   "hash={:016x} (the data is corrupt)", seq, data.size(), hash,
+                                   ops[seq].data_hash));
+      }
+    }
+  }
+  return complete_up_to(ops.size());
+}
+
 // The crash state must name a point of the log and fates of pending writes before it.
 Status ValidateState(const Reader& r, const simdisk::CrashState& s,
                      const std::vector<TraceOp>& ops) {
@@ -738,7 +946,8 @@ std::string Trace::ToText() const {
   const TraceSettings& s = settings;
   CreateOptions image = s.image;
   image.size = workload.disk_size;
-  std::string out = fmt::format("crashsim-trace {}\ncrashsim-version {}\n", format_version,
+  const uint32_t version = embedded ? kTraceFormatVersionEmbedded : 1;
+  std::string out = fmt::format("crashsim-trace {}\ncrashsim-version {}\n", version,
                                 crashsim_version.empty() ? Version() : crashsim_version);
   for (const std::string& c : comments) out += fmt::format("# {}\n", Escape(c));
   out += fmt::format("image {}\ncache {}\ncrash {}\n", image.ToString(),
@@ -752,11 +961,40 @@ std::string Trace::ToText() const {
                      s.backing == BackingKind::kNone
                          ? std::string()
                          : std::string(" backing=") + BackingKindName(s.backing));
+  if (embedded) {
+    out += fmt::format("target {} {}\n", embedded->target, Escape(embedded->target_version));
+  }
   out += fmt::format("workload {}\n", workload.ops.size());
   out += workload.ToText();
   out += fmt::format("device-ops {}\n", device_ops.size());
   for (size_t i = 0; i < device_ops.size(); ++i) {
     out += fmt::format("{} {}\n", i, TraceOpToText(device_ops[i]));
+  }
+  if (embedded) {
+    std::string lines;
+    uint64_t n = 0;
+    for (const auto& [offset, bytes] : embedded->medium) {
+      for (size_t at = 0; at < bytes.size(); at += kTraceDataPiece) {
+        const size_t len = std::min<size_t>(kTraceDataPiece, bytes.size() - at);
+        std::span<const uint8_t> piece(bytes.data() + at, len);
+        if (AllZero(piece)) continue;
+        lines += fmt::format("m {:#x} {} {}\n", offset + at, len, EncodeBlob(piece));
+        ++n;
+      }
+    }
+    out += fmt::format("medium {} {}\n", embedded->medium_size, n) + lines;
+    lines.clear();
+    n = 0;
+    for (size_t seq = 0; seq < embedded->write_data.size(); ++seq) {
+      const std::vector<uint8_t>& bytes = embedded->write_data[seq];
+      for (size_t at = 0; at < bytes.size(); at += kTraceDataPiece) {
+        const size_t len = std::min<size_t>(kTraceDataPiece, bytes.size() - at);
+        lines += fmt::format("d {} {} {} {}\n", seq, at, len,
+                             EncodeBlob(std::span<const uint8_t>(bytes.data() + at, len)));
+        ++n;
+      }
+    }
+    out += fmt::format("data {}\n", n) + lines;
   }
   out += fmt::format("crash-state {}\n", state.ToText());
   out += fmt::format("crash-point {}\n", portable_point.ToText());
@@ -786,12 +1024,22 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
     t.crashsim_version = std::string(w[0]);
   }
   RETURN_IF_ERROR(ParseSettings(r, t.settings, t.comments));
+  if (t.format_version >= kTraceFormatVersionEmbedded && r.PeekKeyword() == "target") {
+    ASSIGN_OR_RETURN(std::string_view line, r.Line("target NAME VERSION"));
+    std::vector<std::string_view> w = Words(line);
+    if (w.size() < 3) return r.Error("expected 'target NAME VERSION'");
+    t.embedded.emplace();
+    t.embedded->target = std::string(w[1]);
+    const size_t at = line.find(w[2], line.find(w[1]) + w[1].size());
+    t.embedded->target_version = Unescape(line.substr(at));
+  }
   RETURN_IF_ERROR(ParseWorkload(r, t.workload));
   if (t.settings.image.size != t.workload.disk_size) {
     return r.Error(fmt::format("the image size {} differs from the workload's disk size {}",
                                t.settings.image.size, t.workload.disk_size));
   }
   RETURN_IF_ERROR(ParseDeviceOps(r, t.device_ops));
+  if (t.embedded) RETURN_IF_ERROR(ParseEmbeddedData(r, t.device_ops, *t.embedded));
   {
     ASSIGN_OR_RETURN(auto w, r.Expect("crash-state", "crash-state STATE"));
     std::string joined;

@@ -27,7 +27,10 @@
 
 namespace crashsim::traces {
 
-inline constexpr uint32_t kTraceFormatVersion = 1;
+// The newest version this build reads. Traces without embedded data are still written as
+// version 1 (readable by older builds); traces of third-party runs (EmbeddedRun) are version 2.
+inline constexpr uint32_t kTraceFormatVersion = 2;
+inline constexpr uint32_t kTraceFormatVersionEmbedded = 2;
 // Bounds the reader enforces before allocating anything from a trace's numbers.
 inline constexpr uint64_t kMaxTraceDiskSize = uint64_t{1} << 30;   // guest disk: 1 GiB
 inline constexpr uint64_t kMaxTraceOps = uint64_t{1} << 22;        // guest ops, device ops
@@ -107,8 +110,26 @@ TraceSettings SettingsFrom(const ExploreOptions& options);
 // The ExploreOptions that re-run this trace (one state, no failure limit).
 ExploreOptions ExploreOptionsFor(const TraceSettings& settings);
 
+// A third-party writer's run (format version 2): the target, the medium the run started from
+// (the image the target's create command made) and every successful device write's bytes, so
+// that replay rebuilds the crash state from the trace alone, without re-running anything.
+struct EmbeddedRun {
+  std::string target;          // "qemu"
+  std::string target_version;  // "7.2.22" (free text, one line)
+  uint64_t medium_size = 0;    // the initial medium's size in bytes
+  // Its nonzero contents, as (offset, bytes) extents in increasing offset order.
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> medium;
+  // Indexed by device op seq: the bytes of each successful write; empty for every other op.
+  std::vector<std::vector<uint8_t>> write_data;
+  bool operator==(const EmbeddedRun&) const = default;
+};
+
+// Bounds on embedded data: the initial medium, and the raw bytes per data line (FORMAT.md).
+inline constexpr uint64_t kMaxTraceMediumSize = uint64_t{1} << 32;
+inline constexpr uint64_t kTraceDataPiece = 32768;
+
 struct Trace {
-  uint32_t format_version = kTraceFormatVersion;
+  uint32_t format_version = 1;  // 1, or kTraceFormatVersionEmbedded with `embedded`
   std::string crashsim_version;
   std::vector<std::string> comments;  // "# ..." lines of the header, without "# "
   TraceSettings settings;
@@ -119,6 +140,7 @@ struct Trace {
   Outcome verdict = Outcome::kClean;
   bool dirty = false;                 // the dirty bit as the check found it at the crash
   std::string detail;                 // failures: what the property found
+  std::optional<EmbeddedRun> embedded;  // set: a third-party run whose data the trace carries
 
   // The text form (FORMAT.md), ending with the checksum line.
   std::string ToText() const;

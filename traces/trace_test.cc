@@ -117,9 +117,9 @@ TEST(TraceFormat, ChecksumMismatchSaysSo) {
 }
 
 TEST(TraceFormat, NewerVersionIsRefused) {
-  std::string text = Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 2");
-  ExpectErrorMentions(text, {"t.cstrace:1 (byte 0)", "version 2 is not supported",
-                             "reads versions 1 to 1"});
+  std::string text = Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 3");
+  ExpectErrorMentions(text, {"t.cstrace:1 (byte 0)", "version 3 is not supported",
+                             "reads versions 1 to 2"});
   ExpectErrorMentions("GIF89a\n", {"t.cstrace:1", "crashsim-trace VERSION"});
 }
 

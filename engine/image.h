@@ -79,6 +79,10 @@ class Image : public GuestReader {
 
   Result<Mapping> Map(uint64_t guest_offset);
 
+  // Creates an internal snapshot of the current content, as `qemu-img snapshot -c` does
+  // (engine/snapshot.h: crash-safe with the dirty bit; v3 images only).
+  Status CreateSnapshot(const std::string& id, const std::string& name);
+
   const QcowHeader& header() const;
   const Geometry& geometry() const;
   bool read_only() const;

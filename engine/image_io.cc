@@ -230,36 +230,48 @@ Status Image::State::WriteCluster(uint64_t guest_offset, std::span<const uint8_t
   }
 
   uint64_t host = 0;
+  bool fresh = false;  // a new cluster past the end of the file: it reads as zeros already
   if (owned) {
     host = old.host_offset();
   } else {
+    ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
     ASSIGN_OR_RETURN(host, AllocateClusters(1));
+    fresh = host >= file_size;
   }
   updated.word |= host;
 
-  // Copy on write: old contents before and after the guest data, then the data itself. With
-  // the write cache off (writethrough, directsync) guest writes are FUA, as QEMU marks them; a
-  // FUA write is durable when it completes, so it needs no flush before the L2 write (R2).
-  const bool fua = CacheModeWritesThrough(options.cache_mode);
-  if (fill_start < in_cluster) {
+  // Copy on write: old contents before and after the guest data, then the data itself.
+  // If the old contents are zeros and the cluster is fresh, the copies are already there (the
+  // file reads zeros past its end) and an L2 entry that reaches the disk before the data shows
+  // only those zeros, the old contents: no copies and no barrier (as QEMU skips zero COW).
+  const bool old_reads_zero = (type == ClusterType::kUnallocated && !backing) ||
+                              type == ClusterType::kZeroPlain;
+  const bool skip_copies = fresh && old_reads_zero;
+  const uint64_t data_end = in_cluster + data.size();
+  const bool has_head = fill_start < in_cluster && !skip_copies;
+  const bool has_tail = data_end < fill_end && !skip_copies;
+  // With the write cache off (writethrough, directsync) a lone data write is FUA, as QEMU marks
+  // guest writes: durable on completion, it needs no flush before the L2 write (R2). Copies
+  // around it are ordinary writes followed by that flush.
+  const bool fua = CacheModeWritesThrough(options.cache_mode) && !has_head && !has_tail &&
+                   !skip_copies;
+  if (has_head) {
     std::vector<uint8_t> head(in_cluster - fill_start);
     RETURN_IF_ERROR(ReadFromEntry(old, cluster_start + fill_start, head));
-    RETURN_IF_ERROR(DevWrite(host + fill_start, head, IoTag::kCowData, DurableStep::kCowHead,
-                             fua));
+    RETURN_IF_ERROR(DevWrite(host + fill_start, head, IoTag::kCowData, DurableStep::kCowHead));
   }
   RETURN_IF_ERROR(DevWrite(host + in_cluster, data, IoTag::kData, DurableStep::kGuestData, fua));
-  uint64_t data_end = in_cluster + data.size();
-  if (data_end < fill_end) {
+  if (has_tail) {
     std::vector<uint8_t> tail(fill_end - data_end);
     RETURN_IF_ERROR(ReadFromEntry(old, cluster_start + data_end, tail));
-    RETURN_IF_ERROR(DevWrite(host + data_end, tail, IoTag::kCowData, DurableStep::kCowTail, fua));
+    RETURN_IF_ERROR(DevWrite(host + data_end, tail, IoTag::kCowData, DurableStep::kCowTail));
   }
   if (updated.word == old.word && updated.bitmap == old.bitmap) return Status::Ok();
 
   ASSIGN_OR_RETURN(table, l2_cache.Get(table_offset));
   SetL2Entry(table, l2_index, updated);
   l2_cache.MarkDirty(table_offset);
-  if (!fua) l2_needs_data_barrier = true;  // R2
+  if (!fua && !skip_copies) l2_needs_data_barrier = true;  // R2
   if (!owned) ReleaseEntry(old);
   return Status::Ok();
 }

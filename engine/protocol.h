@@ -5,8 +5,9 @@
 //  R1  A refcount increase is on disk before any L1/L2 entry that uses the cluster
 //      (refcount blocks written, then a device flush, then the L2/L1 write).
 //  R2  Guest data (and copy-on-write data) is on disk before the L2 entry that points at it:
-//      FUA data writes in writethrough/directsync, else a device flush between the data
-//      writes and the L2 write-back.
+//      a lone FUA data write in writethrough/directsync, else a device flush between the data
+//      writes and the L2 write-back. Exception: a fresh cluster past the end of the file whose
+//      old contents are zeros needs neither copies nor the barrier (it reads zeros already).
 //  R3  An L2/L1 change that drops a reference is on disk before the refcount decrease
 //      (decrements are queued, applied only after the L2 write-back and its flush), and a
 //      freed cluster is not reused before that: no stale L2 entry can see another's data.

@@ -35,6 +35,10 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
     return Status::NotSupported("snapshot creation needs a v3 image (compat=1.1): it relies on "
                                 "the dirty bit to be crash-safe");
   }
+  if (s.header.refcount_order == 0) {
+    return Status::NotSupported("snapshot creation needs refcount_bits of at least 2: a 1-bit "
+                                "refcount cannot count a shared cluster");
+  }
   if (id.empty() || id.size() > 0xffff || name.size() > 0xffff) {
     return Status::InvalidArgument("snapshot id must be 1..65535 bytes, name at most 65535");
   }

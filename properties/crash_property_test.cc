@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine/coding.h"
@@ -46,6 +47,12 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   RC_CLASSIFY(report.torn_metadata_states > 0, "torn metadata");
   RC_TAG(CacheModeName(config.cache_mode));
   RC_CLASSIFY(config.backing != BackingKind::kNone, "backing file");
+  RC_CLASSIFY(config.create.version == 3 && config.create.refcount_bits > 1 &&
+                  std::any_of(workload.ops.begin(), workload.ops.end(),
+                              [](const WorkloadOp& op) {
+                                return op.kind == WorkloadOpKind::kSnapshot;
+                              }),
+              "snapshot");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
     // While rapidcheck shrinks, every failing case writes a trace; the last one printed is the

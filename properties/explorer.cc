@@ -48,8 +48,9 @@ struct LiveModel {
   }
 };
 
-Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice& device,
-               const OpenOptions& open, LiveModel& live, uint64_t cluster_size) {
+Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
+               BlockDevice& device, const OpenOptions& open, LiveModel& live,
+               uint64_t cluster_size) {
   live.Apply(op, cluster_size);
   switch (op.kind) {
     case WorkloadOpKind::kWrite: {
@@ -60,6 +61,13 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, BlockDevice&
     case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
     case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
     case WorkloadOpKind::kFlush: return image->Flush();
+    case WorkloadOpKind::kSnapshot: {
+      // Images that cannot hold snapshots (v2, 1-bit refcounts) skip the op: the guest sees
+      // nothing either way.
+      const QcowHeader& h = image->header();
+      if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
+      return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
+    }
     case WorkloadOpKind::kRead: {
       std::vector<uint8_t> data(op.length);
       RETURN_IF_ERROR(image->Read(op.offset, data));
@@ -183,7 +191,7 @@ Status Explorer::RecordRun() {
   LiveModel live{initial_guest_, std::vector<bool>(workload_.disk_size, true)};
   for (size_t i = 0; i < workload_.ops.size(); ++i) {
     disk.BeginGuestOp(i, workload_.ops[i].ToText());
-    Status st = Execute(image, workload_.ops[i], disk, open, live, options_.image.cluster_size);
+    Status st = Execute(image, workload_.ops[i], i, disk, open, live, options_.image.cluster_size);
     if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i,
                                                     workload_.ops[i].ToText()));
     disk.AckGuestOp();

@@ -19,7 +19,7 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
   w.disk_size = disk_size;
   for (size_t i = 0; i < op_count; ++i) {
     WorkloadOp op;
-    uint64_t kind = rng.Below(20);
+    uint64_t kind = rng.Below(21);
     if (kind < 10) {
       op.kind = WorkloadOpKind::kWrite;
     } else if (kind < 12) {
@@ -30,8 +30,10 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
       op.kind = WorkloadOpKind::kFlush;
     } else if (kind < 18) {
       op.kind = WorkloadOpKind::kReopen;
-    } else {
+    } else if (kind < 20) {
       op.kind = WorkloadOpKind::kRead;
+    } else {
+      op.kind = WorkloadOpKind::kSnapshot;
     }
     if (op.TouchesData() || op.kind == WorkloadOpKind::kRead) {
       // Half the ops land in the first four clusters, so they overlap and overwrite.

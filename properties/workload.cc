@@ -54,6 +54,7 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
     case WorkloadOpKind::kFlush: return "flush";
     case WorkloadOpKind::kReopen: return "reopen";
     case WorkloadOpKind::kRead: return "read";
+    case WorkloadOpKind::kSnapshot: return "snapshot";
   }
   return "?";
 }
@@ -83,6 +84,7 @@ std::string WorkloadOp::ToText() const {
     case WorkloadOpKind::kFlush: return "flush";
     case WorkloadOpKind::kReopen: return "reopen";
     case WorkloadOpKind::kRead: return fmt::format("read {:#x} {}", offset, length);
+    case WorkloadOpKind::kSnapshot: return "snapshot";
   }
   return "?";
 }
@@ -124,8 +126,10 @@ Result<Workload> Workload::Parse(std::string_view text) {
                                                  line_no));
     }
     WorkloadOp op;
-    if (cmd == "flush" || cmd == "reopen") {
-      op.kind = cmd == "flush" ? WorkloadOpKind::kFlush : WorkloadOpKind::kReopen;
+    if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot") {
+      op.kind = cmd == "flush"    ? WorkloadOpKind::kFlush
+                : cmd == "reopen" ? WorkloadOpKind::kReopen
+                                  : WorkloadOpKind::kSnapshot;
     } else if (cmd == "write" || cmd == "zero" || cmd == "discard" || cmd == "read") {
       op.kind = cmd == "write"  ? WorkloadOpKind::kWrite
                 : cmd == "zero" ? WorkloadOpKind::kZero
@@ -153,7 +157,7 @@ Result<Workload> Workload::Parse(std::string_view text) {
     } else {
       return Status::InvalidArgument(fmt::format(
           "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
-          "flush, reopen)", line_no, cmd));
+          "flush, reopen, snapshot)", line_no, cmd));
     }
     w.ops.push_back(op);
   }

@@ -5,6 +5,7 @@
 //   discard 0x20000 65536
 //   flush
 //   read 0x10000 4096              (checked against what the workload wrote so far)
+//   snapshot                       (an internal snapshot; skipped on v2 and 1-bit refcounts)
 //   reopen
 // Data is position-dependent so that bytes that land at the wrong offset are caught.
 #pragma once
@@ -20,7 +21,7 @@
 
 namespace crashsim {
 
-enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen, kRead };
+enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen, kRead, kSnapshot };
 const char* WorkloadOpKindName(WorkloadOpKind kind);
 
 struct WorkloadOp {

@@ -37,7 +37,8 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
                                      {2, static_cast<int>(WorkloadOpKind::kDiscard)},
                                      {3, static_cast<int>(WorkloadOpKind::kFlush)},
                                      {1, static_cast<int>(WorkloadOpKind::kReopen)},
-                                     {2, static_cast<int>(WorkloadOpKind::kRead)}}),
+                                     {2, static_cast<int>(WorkloadOpKind::kRead)},
+                                     {1, static_cast<int>(WorkloadOpKind::kSnapshot)}}),
       offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>());
 }
 

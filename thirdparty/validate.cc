@@ -351,6 +351,7 @@ Status Validator::Record() {
       case WorkloadOpKind::kFlush: key = "flush"; break;
       case WorkloadOpKind::kReopen: key = "reopen"; break;
       case WorkloadOpKind::kRead: key = "read"; break;
+      case WorkloadOpKind::kSnapshot: key = "snapshot"; break;
     }
     auto it = t.ops.find(key);
     if (it == t.ops.end()) {

@@ -167,6 +167,18 @@ std::vector<Recipe> Recipes() {
                  RETURN_IF_ERROR(ZeroRange(image, m, 1 << 20, 65536, false));  // hides the base
                  return WritePattern(image, m, 2 << 20, 65536, 77);
                }, "backing base", false});
+  r.push_back({"internal snapshots", "compat=1.1",
+               [](Image& image, Model& m, BlockDevice& d) -> Status {
+                 // Two snapshots, each followed by writes over the clusters it shares, so the
+                 // active layer is made of copied L2 tables and clusters with refcount > 1.
+                 RETURN_IF_ERROR(Standard(image, m, d));
+                 RETURN_IF_ERROR(image.CreateSnapshot("1", "snap1"));
+                 RETURN_IF_ERROR(WritePattern(image, m, 65536 + 100, 2000, 88));
+                 RETURN_IF_ERROR(image.CreateSnapshot("2", "snap2"));
+                 RETURN_IF_ERROR(WritePattern(image, m, 0, 4096, 99));
+                 // No zero clusters here, so the row tells snapshots apart from zero flags.
+                 return WritePattern(image, m, 2 * 65536 + 512, 65536, 111);
+               }, "", false});
   r.push_back({"lazy refcounts, dirty", "compat=1.1,lazy_refcounts=on", Standard, "", true});
   return r;
 }

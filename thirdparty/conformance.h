@@ -1,6 +1,7 @@
 // Reader conformance: a corpus of qcow2 images made by crashsim's engine across the features it
 // supports (versions, cluster sizes, refcount widths, zero clusters, compressed clusters with
-// deflate and zstd, backing chains, preallocation, extended L2, a dirty lazy-refcounts image),
+// deflate and zstd, backing chains, internal snapshots, preallocation, extended L2, a dirty
+// lazy-refcounts image),
 // each with the guest content it must read as (computed from the writes, independently of any
 // reader), and a runner that converts each image to raw with a reader command and compares.
 // Compressed clusters are made by rewriting a normal cluster's L2 entry to a compressed

@@ -169,8 +169,9 @@ int RunMatrix(const ExploreArgs& a) {
     }
   }
   fmt::print("\nclean: no corruptions; leaks: lost space only; repaired: dirty image repaired "
-             "to clean with all durable data. writes/flushes/sim ms: the recorded run's device "
-             "cost.\n");
+             "to clean with all durable data (with lazy refcounts off, only states after an "
+             "internal snapshot started, which runs under the dirty bit). writes/flushes/sim "
+             "ms: the recorded run's device cost.\n");
   return failed ? kExitFailure : 0;
 }
 

@@ -31,7 +31,10 @@ Status Image::State::FlushMetadata(bool flush_refcounts_even_if_lazy) {
 Status Image::State::GuestFlush() {
   if (closed) return Status::InvalidArgument("image is closed");
   if (options.read_only) return Status::Ok();
-  return FlushMetadata(/*flush_refcounts_even_if_lazy=*/false);
+  if (poisoned) return Status::IoError(device.Name() + ": an earlier write failed half way");
+  Status st = FlushMetadata(/*flush_refcounts_even_if_lazy=*/false);
+  if (!st.ok()) Poison();
+  return st;
 }
 
 Status Image::Flush() { return s_->GuestFlush(); }

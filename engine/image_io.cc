@@ -330,7 +330,7 @@ Status Image::Write(uint64_t offset, std::span<const uint8_t> data) {
   while (done < data.size()) {
     uint64_t pos = offset + done;
     uint64_t n = std::min<uint64_t>(data.size() - done, AlignDown(pos, cs) + cs - pos);
-    RETURN_IF_ERROR(s_->WriteCluster(pos, data.subspan(done, n)));
+    RETURN_IF_ERROR(s_->Guard(s_->WriteCluster(pos, data.subspan(done, n))));
     done += n;
   }
   // writethrough/directsync: the write is durable when it completes (QEMU: FUA emulated by a
@@ -350,10 +350,10 @@ Status Image::WriteZeroes(uint64_t offset, uint64_t length, bool unmap) {
     uint64_t n = std::min<uint64_t>(length - done, AlignDown(pos, cs) + cs - pos);
     bool whole = n == cs || pos + n == s_->header.size;
     if (whole && IsAligned(pos, cs) && by_metadata) {
-      RETURN_IF_ERROR(s_->ZeroCluster(pos, unmap, /*discard=*/false));
+      RETURN_IF_ERROR(s_->Guard(s_->ZeroCluster(pos, unmap, /*discard=*/false)));
     } else {
       std::vector<uint8_t> zeros(n, 0);
-      RETURN_IF_ERROR(s_->WriteCluster(pos, zeros));
+      RETURN_IF_ERROR(s_->Guard(s_->WriteCluster(pos, zeros)));
     }
     done += n;
   }
@@ -371,7 +371,9 @@ Status Image::Discard(uint64_t offset, uint64_t length) {
   uint64_t pos = AlignUp(offset, cs);
   uint64_t end = offset + length == s_->header.size ? AlignUp(offset + length, cs)
                                                      : AlignDown(offset + length, cs);
-  for (; pos < end; pos += cs) RETURN_IF_ERROR(s_->ZeroCluster(pos, true, /*discard=*/true));
+  for (; pos < end; pos += cs) {
+    RETURN_IF_ERROR(s_->Guard(s_->ZeroCluster(pos, true, /*discard=*/true)));
+  }
   if (CacheModeWritesThrough(s_->options.cache_mode)) return s_->GuestFlush();
   return Status::Ok();
 }

@@ -184,6 +184,7 @@ Status Image::State::MarkDirty() {
 
 Status Image::State::MarkClean() {
   if (!dirty_on_disk) return Status::Ok();
+  INVARIANT(!poisoned);
   RETURN_IF_ERROR(FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
   header.incompatible_features &= ~kIncompatDirty;
   Status st = WriteHeader(DurableStep::kDirtyBitClear);
@@ -235,7 +236,29 @@ Status Image::State::InvalidateBitmaps() {
 Status Image::State::PrepareForWrite() {
   if (closed) return Status::InvalidArgument("image is closed");
   if (options.read_only) return Status::ReadOnly(device.Name() + ": image is opened read-only");
+  if (poisoned) {
+    return Status::IoError(device.Name() + ": an earlier write failed half way; the image is "
+                           "left for repair (reopen it read-write, or crashsim check -r all)");
+  }
+  if (reftable.empty()) {
+    return Status::Corruption(device.Name() + ": the image has no refcount table; repair it "
+                              "before writing");
+  }
   return InvalidateBitmaps();
+}
+
+void Image::State::Poison() {
+  if (poisoned) return;
+  poisoned = true;
+  if (header.version < 3 || dirty_on_disk) return;
+  uint8_t field[8];
+  StoreBE64(field, header.incompatible_features | kIncompatDirty);
+  if (DevWrite(kIncompatibleFeaturesOffset, field, IoTag::kHeader, DurableStep::kDirtyBitSet)
+          .ok() &&
+      DevFlush().ok()) {
+    header.incompatible_features |= kIncompatDirty;
+    dirty_on_disk = true;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,6 +422,10 @@ Status Image::Close() {
   if (s_->closed) return Status::Ok();
   s_->closed = true;
   if (s_->options.read_only) return Status::Ok();
+  if (s_->poisoned) {
+    return Status::IoError(s_->device.Name() + ": closed without flushing after a failed "
+                           "write; the image is left for repair");
+  }
   RETURN_IF_ERROR(s_->FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
   return s_->MarkClean();
 }

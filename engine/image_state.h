@@ -68,7 +68,17 @@ struct Image::State {
   Status MarkDirty();              // L1
   Status MarkClean();              // L3
   Status InvalidateBitmaps();      // before the first write to an image with bitmaps
-  Status PrepareForWrite();        // checks read-only/closed, invalidates bitmaps
+  Status PrepareForWrite();        // checks read-only/closed/poisoned, invalidates bitmaps
+  // After a modifying operation failed half way the in-memory state may disagree with the disk:
+  // the image is marked dirty (v3, best effort) so the next open repairs it, and this Image
+  // refuses further writes and never clears the dirty bit.
+  void Poison();
+  // Poisons on failure; returns `st` unchanged.
+  Status Guard(Status st) {
+    if (!st.ok()) Poison();
+    return st;
+  }
+  bool poisoned = false;
   // Lazy refcounts: refcount blocks reach the disk only at a clean close. Every allocation sets
   // the dirty bit first (L1), so an image whose refcounts are stale on disk is marked dirty.
   bool accurate_refcounts() const { return !lazy; }

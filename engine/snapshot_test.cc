@@ -129,5 +129,38 @@ TEST(SnapshotEntry, EncodesAsQemuWritesIt) {
   EXPECT_EQ(EncodeSnapshotEntry(0x50000, 1, "1", "snap1", 4 << 20).size(), 72u);
 }
 
+// A snapshot that fails half way (here: 2-bit refcounts overflow on a cluster already shared by
+// two snapshots) must leave the image dirty for repair, never marked clean with COPIED flags and
+// refcounts that disagree.
+TEST(SnapshotFailure, HalfWayFailureLeavesTheImageDirtyForRepair) {
+  MemoryDevice dev;
+  CreateOptions o;
+  o.size = 1 << 20;
+  o.refcount_bits = 2;
+  ASSERT_TRUE(Image::Create(dev, o).ok());
+  {
+    auto image = Image::Open(dev, {});
+    ASSERT_TRUE(image.ok());
+    ASSERT_TRUE((*image)->Write(0, testing::Pattern(65536, 1)).ok());
+    ASSERT_TRUE((*image)->CreateSnapshot("1", "s1").ok());
+    ASSERT_TRUE((*image)->CreateSnapshot("2", "s2").ok());
+    ASSERT_TRUE((*image)->Write(65536, testing::Pattern(65536, 2)).ok());
+    Status st = (*image)->CreateSnapshot("3", "s3");
+    ASSERT_FALSE(st.ok());
+    EXPECT_FALSE((*image)->Write(0, testing::Pattern(512, 3)).ok());  // poisoned
+    EXPECT_FALSE((*image)->Close().ok());
+  }
+  EXPECT_TRUE(dev.bytes()[72 + 7] & 1) << "a failed snapshot must leave the dirty bit set";
+  auto image = Image::Open(dev, {});  // repairs
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  EXPECT_FALSE((*image)->header().dirty());
+  std::vector<uint8_t> got(65536);
+  ASSERT_TRUE((*image)->Read(0, got).ok());
+  EXPECT_EQ(got, testing::Pattern(65536, 1));
+  ASSERT_TRUE((*image)->Read(65536, got).ok());
+  EXPECT_EQ(got, testing::Pattern(65536, 2));
+  ASSERT_TRUE((*image)->Close().ok());
+}
+
 }  // namespace
 }  // namespace crashsim

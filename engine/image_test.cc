@@ -28,14 +28,8 @@ std::string Name(const Config& c) {
 }
 
 CreateOptions Options(const Config& c, uint64_t size) {
-  CreateOptions o;
-  o.size = size;
-  o.version = c.version;
-  o.cluster_size = c.cluster_size;
-  o.refcount_bits = c.refcount_bits;
-  o.lazy_refcounts = c.lazy;
-  o.extended_l2 = c.extended_l2;
-  return o;
+  return testing::MatrixOptions(size, c.version, c.cluster_size, c.refcount_bits, c.lazy,
+                                c.extended_l2);
 }
 
 class ImageConfigTest : public ::testing::TestWithParam<Config> {};

@@ -44,13 +44,8 @@ TEST_P(QemuInteropTest, EngineImagesCheckCleanAndMatchRaw) {
   const InteropCase c = GetParam();
   const uint64_t size = 4 << 20;
   const std::string img = (dir_ / "t.qcow2").string(), raw = (dir_ / "t.raw").string();
-  CreateOptions o;
-  o.size = size;
-  o.version = c.version;
-  o.cluster_size = c.cluster_size;
-  o.refcount_bits = c.refcount_bits;
-  o.lazy_refcounts = c.lazy;
-  o.extended_l2 = c.extended_l2;
+  CreateOptions o = testing::MatrixOptions(size, c.version, c.cluster_size, c.refcount_bits,
+                                           c.lazy, c.extended_l2);
   o.preallocation = c.preallocate ? Preallocation::kMetadata : Preallocation::kOff;
   {
     auto dev = PosixDevice::Open(img, {.create = true});

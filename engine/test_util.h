@@ -41,6 +41,19 @@ inline std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
   return v;
 }
 
+// The image options the engine's test matrices vary.
+inline CreateOptions MatrixOptions(uint64_t size, uint32_t version, uint64_t cluster_size,
+                                   uint32_t refcount_bits, bool lazy, bool extended_l2) {
+  CreateOptions o;
+  o.size = size;
+  o.version = version;
+  o.cluster_size = cluster_size;
+  o.refcount_bits = refcount_bits;
+  o.lazy_refcounts = lazy;
+  o.extended_l2 = extended_l2;
+  return o;
+}
+
 inline bool HaveQemuImg() { return std::system("qemu-img --version >/dev/null 2>&1") == 0; }
 
 }  // namespace crashsim::testing

@@ -124,6 +124,24 @@ std::string ExploreReport::Summary() const {
   return out;
 }
 
+std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
+                                          simdisk::CrashKind crash,
+                                          const simdisk::Recording& recording,
+                                          std::vector<uint8_t> initial) {
+  // The oracle sees the close as a flush: it makes everything before it durable.
+  Workload with_close = workload;
+  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
+  std::vector<OpTiming> timings(with_close.ops.size());
+  for (const simdisk::GuestOp& g : recording.guest_ops()) {
+    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
+  }
+  AssignDurability(with_close, mode,
+                   crash == simdisk::CrashKind::kPowerLoss ? CrashKindForOracle::kPowerLoss
+                                                           : CrashKindForOracle::kProcessKill,
+                   timings);
+  return std::make_unique<GuestOracle>(with_close, std::move(timings), std::move(initial));
+}
+
 Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
                                                    const ExploreOptions& options) {
   std::unique_ptr<Explorer> e(new Explorer(workload, options));
@@ -203,19 +221,8 @@ Status Explorer::RecordRun() {
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
-  // The oracle sees the close as a flush: it makes everything before it durable.
-  Workload with_close = workload_;
-  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
-  std::vector<OpTiming> timings(with_close.ops.size());
-  for (const simdisk::GuestOp& g : recording_->guest_ops()) {
-    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
-  }
-  AssignDurability(with_close, options_.cache_mode,
-                   options_.crash == simdisk::CrashKind::kPowerLoss
-                       ? CrashKindForOracle::kPowerLoss
-                       : CrashKindForOracle::kProcessKill,
-                   timings);
-  oracle_ = std::make_unique<GuestOracle>(with_close, std::move(timings), initial_guest_);
+  oracle_ = OracleForRun(workload_, options_.cache_mode, options_.crash, *recording_,
+                         initial_guest_);
   return Status::Ok();
 }
 

@@ -117,4 +117,12 @@ class Explorer {
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode);
 
+// The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest
+// events, durability from the cache mode and crash kind, the final close counted as a flush.
+// `initial` is the guest content before the workload (empty: zeros).
+std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
+                                          simdisk::CrashKind crash,
+                                          const simdisk::Recording& recording,
+                                          std::vector<uint8_t> initial = {});
+
 }  // namespace crashsim

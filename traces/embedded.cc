@@ -69,18 +69,7 @@ Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace
 std::unique_ptr<GuestOracle> OracleFor(const Workload& workload, CacheMode mode,
                                        simdisk::CrashKind crash,
                                        const simdisk::Recording& recording) {
-  Workload with_close = workload;
-  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
-  std::vector<OpTiming> timings(with_close.ops.size());
-  for (const simdisk::GuestOp& g : recording.guest_ops()) {
-    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
-  }
-  AssignDurability(with_close, mode,
-                   crash == simdisk::CrashKind::kPowerLoss ? CrashKindForOracle::kPowerLoss
-                                                           : CrashKindForOracle::kProcessKill,
-                   timings);
-  return std::make_unique<GuestOracle>(with_close, std::move(timings),
-                                       std::vector<uint8_t>(workload.disk_size, 0));
+  return OracleForRun(workload, mode, crash, recording);
 }
 
 StateResult CheckEmbeddedState(const simdisk::Recording& recording, const GuestOracle& oracle,

@@ -1,5 +1,6 @@
 // Engine-level interop: images the engine creates and writes pass `qemu-img check` and equal a
 // raw file holding the same bytes (`qemu-img compare`). Skipped where qemu-img is missing.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -103,9 +104,9 @@ std::vector<InteropCase> Cases() {
 INSTANTIATE_TEST_SUITE_P(
     Matrix, QemuInteropTest, ::testing::ValuesIn(Cases()), [](const auto& param_info) {
       const InteropCase& c = param_info.param;
-      return "v" + std::to_string(c.version) + "_cs" + std::to_string(c.cluster_size) + "_rc" +
-             std::to_string(c.refcount_bits) + (c.lazy ? "_lazy" : "") +
-             (c.extended_l2 ? "_ext" : "") + (c.preallocate ? "_prealloc" : "");
+      return fmt::format("v{}_cs{}_rc{}{}{}{}", c.version, c.cluster_size, c.refcount_bits,
+                         c.lazy ? "_lazy" : "", c.extended_l2 ? "_ext" : "",
+                         c.preallocate ? "_prealloc" : "");
     });
 
 }  // namespace

@@ -3,6 +3,7 @@
 // content at snapshot time, and writes after a snapshot copy on write, leaving it intact.
 #include "engine/snapshot.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -100,9 +101,9 @@ TEST_P(SnapshotTest, QemuSeesSnapshotsAndCowKeepsThemIntact) {
   EXPECT_NE(list.find("snap1"), std::string::npos) << list;
   EXPECT_NE(list.find("snap2"), std::string::npos) << list;
   for (size_t i = 0; i < at_snapshot.size(); ++i) {
-    const std::string raw = (dir_ / ("s" + std::to_string(i) + ".raw")).string();
-    ASSERT_EQ(Run("qemu-img convert -f qcow2 -O raw -l snapshot.id=" + std::to_string(i + 1) +
-                  " " + img + " " + raw), 0);
+    const std::string raw = (dir_ / fmt::format("s{}.raw", i)).string();
+    ASSERT_EQ(Run(fmt::format("qemu-img convert -f qcow2 -O raw -l snapshot.id={} {} {}", i + 1,
+                              img, raw)), 0);
     EXPECT_TRUE(ReadFile(raw) == at_snapshot[i]) << "snapshot " << i + 1;
   }
   const std::string active = (dir_ / "a.raw").string();

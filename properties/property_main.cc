@@ -1,5 +1,6 @@
 // The properties' test main: reads CRASHSIM_PROPERTY_SCALE and the gtest shard variables
 // (property_env.h) before rapidcheck and gtest read their own configuration.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -29,8 +30,7 @@ void InitPropertyEnv() {
   if (g_env.shard_index >= g_env.shard_count) g_env.shard_index = 0;
   std::string params = std::getenv("RC_PARAMS") ? std::getenv("RC_PARAMS") : "";
   if (params.find("max_success") == std::string::npos) {
-    params += (params.empty() ? "" : " ") + std::string("max_success=") +
-              std::to_string(100 * g_env.scale);
+    params += fmt::format("{}max_success={}", params.empty() ? "" : " ", 100 * g_env.scale);
   }
   if (g_env.shard_count > 1) {
     // gtest would hand whole tests to shards; the states are split instead, so every shard runs

@@ -54,7 +54,7 @@ std::string CrashState::ToText() const {
       text += fmt::format(" drop={}", fate.op);
     } else {
       text += fmt::format(" tear={}:{}", fate.op, fate.kept.ToHex());
-      if (!fate.garbage.empty()) text += "/" + fate.garbage.ToHex();
+      if (!fate.garbage.empty()) text += fmt::format("/{}", fate.garbage.ToHex());
     }
   }
   if (HasGarbage()) text += fmt::format(" gseed={:x}", garbage_seed);

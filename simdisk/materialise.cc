@@ -72,31 +72,69 @@ Status ValidateCrashState(const Recording& recording, const CrashState& state) {
   return Status::Ok();
 }
 
-void ApplyFate(Medium& medium, const OpRecord& op, const WriteFate& fate, uint64_t atomic_unit,
-               uint64_t garbage_seed) {
-  if (fate.dropped()) return;
+namespace {
+
+// Calls fn(offset, bytes) for each piece of `op` that persisted: the whole write, or with a fate
+// its kept units (the write's bytes) and garbage units (garbage bytes, via `scratch`).
+template <typename Fn>
+void ForEachPersistedPiece(const OpRecord& op, const WriteFate* fate, uint64_t atomic_unit,
+                           uint64_t garbage_seed, std::vector<uint8_t>& scratch, Fn fn) {
   INVARIANT(op.kind == OpKind::kWrite);
-  if (op.offset + op.length > medium.size()) medium.SetSize(op.offset + op.length);
+  if (fate == nullptr) {
+    fn(op.offset, std::span<const uint8_t>(*op.data));
+    return;
+  }
   const uint64_t first_unit = op.offset / atomic_unit;
   const uint64_t units = UnitsOf(op, atomic_unit);
-  std::vector<uint8_t> garbage;
   for (uint64_t u = 0; u < units; ++u) {
-    const bool kept = fate.kept.Test(u);
-    if (!kept && !fate.garbage.Test(u)) continue;
+    const bool kept = fate->kept.Test(u);
+    if (!kept && !fate->garbage.Test(u)) continue;
     const uint64_t begin = std::max(op.offset, (first_unit + u) * atomic_unit);
     const uint64_t end = std::min(op.offset + op.length, (first_unit + u + 1) * atomic_unit);
     std::span<const uint8_t> bytes(op.data->data() + (begin - op.offset), end - begin);
     if (!kept) {
-      garbage.resize(bytes.size());
-      FillGarbage(garbage, garbage_seed, op.seq, u);
-      bytes = garbage;
+      scratch.resize(bytes.size());
+      FillGarbage(scratch, garbage_seed, op.seq, u);
+      bytes = scratch;
     }
-    medium.WriteAt(begin, bytes);
+    fn(begin, bytes);
   }
 }
 
-Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const CrashState& state) {
-  RETURN_IF_ERROR(ValidateCrashState(recording, state));
+// [begin, end) byte ranges of the writes a state gives a fate to, merged and sorted.
+std::vector<std::pair<uint64_t, uint64_t>> FatedRanges(const Recording& recording,
+                                                       const CrashState& state) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const WriteFate& fate : state.fates) {
+    const OpRecord& op = recording.ops()[fate.op];
+    if (op.kind == OpKind::kWrite && op.length > 0) ranges.push_back({op.offset, op.offset + op.length});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return merged;
+}
+
+}  // namespace
+
+void ApplyFate(Medium& medium, const OpRecord& op, const WriteFate& fate, uint64_t atomic_unit,
+               uint64_t garbage_seed) {
+  if (fate.dropped()) return;
+  if (op.offset + op.length > medium.size()) medium.SetSize(op.offset + op.length);
+  std::vector<uint8_t> scratch;
+  ForEachPersistedPiece(op, &fate, atomic_unit, garbage_seed, scratch,
+                        [&](uint64_t offset, std::span<const uint8_t> bytes) {
+                          medium.WriteAt(offset, bytes);
+                        });
+}
+
+std::unique_ptr<Medium> MaterialiseByReplay(const Recording& recording, const CrashState& state) {
   const uint64_t barrier = BarrierOf(recording, state);
   std::unique_ptr<Medium> medium = Medium::Overlay(recording.MediumAt(barrier));
   ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* fate) {
@@ -106,6 +144,56 @@ Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const Cr
       ApplyFate(*medium, op, *fate, recording.atomic_unit(), state.garbage_seed);
     }
   });
+  return medium;
+}
+
+Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const CrashState& state) {
+  RETURN_IF_ERROR(ValidateCrashState(recording, state));
+  if (state.kind == CrashKind::kProcessKill || state.fates.empty()) {
+    return Medium::Overlay(recording.MediumAt(state.point));
+  }
+  // The state differs from the one that kept every pending write (MediumAt(point), shared by
+  // every state of the point) only inside the ranges of the writes it gives a fate to, and in
+  // size. So: start from that medium and recompute just those ranges from the barrier's medium.
+  const uint64_t barrier = recording.BarrierBefore(state.point);
+  const std::shared_ptr<const Medium> base = recording.MediumAt(barrier);
+  uint64_t size = base->size();
+  uint64_t largest = size;  // the largest size any state of the point can have reached so far
+  bool may_shrink = false;  // a resize to below that: some state loses bytes the others keep
+  ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* fate) {
+    const uint64_t end = op.kind == OpKind::kResize ? op.offset : op.offset + op.length;
+    if (op.kind == OpKind::kResize) may_shrink = may_shrink || end < largest;
+    largest = std::max(largest, end);
+    if (fate != nullptr && fate->dropped()) return;
+    size = op.kind == OpKind::kResize ? end : std::max(size, end);
+  });
+  if (may_shrink) return MaterialiseByReplay(recording, state);
+
+  std::unique_ptr<Medium> medium = Medium::Overlay(recording.MediumAt(state.point));
+  INVARIANT(medium->size() >= size);
+  medium->SetSize(size);
+  std::vector<uint8_t> window, scratch;
+  for (const auto& [begin, range_end] : FatedRanges(recording, state)) {
+    const uint64_t end = std::min(range_end, size);
+    if (begin >= end) continue;
+    window.assign(end - begin, 0);
+    if (begin < base->size()) {
+      base->ReadAt(begin, std::span(window).first(std::min(end, base->size()) - begin));
+    }
+    ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* f) {
+      if (op.kind != OpKind::kWrite || op.offset >= end || op.offset + op.length <= begin) return;
+      ForEachPersistedPiece(op, f, recording.atomic_unit(), state.garbage_seed, scratch,
+                            [&](uint64_t offset, std::span<const uint8_t> bytes) {
+                              const uint64_t a = std::max(offset, begin);
+                              const uint64_t b = std::min(offset + bytes.size(), end);
+                              if (a >= b) return;
+                              std::copy(bytes.begin() + static_cast<std::ptrdiff_t>(a - offset),
+                                        bytes.begin() + static_cast<std::ptrdiff_t>(b - offset),
+                                        window.begin() + static_cast<std::ptrdiff_t>(a - begin));
+                            });
+    });
+    medium->WriteAt(begin, window);
+  }
   return medium;
 }
 

@@ -1,6 +1,7 @@
 #include "simdisk/medium.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -9,10 +10,20 @@
 
 namespace crashsim::simdisk {
 
+namespace {
+
+// Chunk versions only name contents for memoisation (equal version, equal bytes); they never
+// decide what a simulation does, so a process-wide counter is safe to share between threads.
+std::atomic<uint64_t> g_next_chunk_version{1};
+
+uint64_t NewVersion() { return g_next_chunk_version.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
 std::unique_ptr<Medium> Medium::Overlay(std::shared_ptr<const Medium> parent) {
   INVARIANT(parent != nullptr);
-  auto overlay = std::make_unique<Medium>(parent->size());
-  overlay->parent_limit_ = parent->size();
+  auto overlay = std::make_unique<Medium>(*parent);
+  overlay->bytes_copied_ = 0;
   overlay->parent_ = std::move(parent);
   return overlay;
 }
@@ -36,51 +47,47 @@ Status Medium::Resize(uint64_t size) {
   return Status::Ok();
 }
 
+const Medium::Chunk* Medium::FindChunk(uint64_t chunk_index) const {
+  const uint64_t page = chunk_index / kChunksPerPage;
+  if (page >= pages_.size() || pages_[page] == nullptr) return nullptr;
+  return pages_[page]->chunks[chunk_index % kChunksPerPage].get();
+}
+
 void Medium::ReadAt(uint64_t offset, std::span<uint8_t> data) const {
   INVARIANT(offset <= size_ && data.size() <= size_ - offset);
   size_t done = 0;
   while (done < data.size()) {
     const uint64_t pos = offset + done;
-    const uint64_t chunk_index = pos / kChunkSize;
     const uint64_t in_chunk = pos % kChunkSize;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
-    uint8_t* out = data.data() + done;
-    auto it = chunks_.find(chunk_index);
-    if (it != chunks_.end()) {
-      std::memcpy(out, it->second->data() + in_chunk, n);
-    } else if (parent_ != nullptr && pos < parent_limit_) {
-      const size_t from_parent = static_cast<size_t>(std::min<uint64_t>(n, parent_limit_ - pos));
-      parent_->ReadAt(pos, {out, from_parent});
-      std::memset(out + from_parent, 0, n - from_parent);
+    if (const Chunk* chunk = FindChunk(pos / kChunkSize)) {
+      std::memcpy(data.data() + done, chunk->bytes.data() + in_chunk, n);
     } else {
-      std::memset(out, 0, n);
+      std::memset(data.data() + done, 0, n);
     }
     done += n;
   }
 }
 
 Medium::Chunk& Medium::MutableChunk(uint64_t chunk_index, bool overwrite_whole) {
-  auto it = chunks_.find(chunk_index);
-  if (it != chunks_.end()) {
-    if (it->second.use_count() > 1) {  // shared with a copy of this Medium: clone before writing
-      it->second = std::make_shared<Chunk>(*it->second);
-      bytes_copied_ += kChunkSize;
-    }
-    return *it->second;
+  const uint64_t page_index = chunk_index / kChunksPerPage;
+  if (page_index >= pages_.size()) pages_.resize(page_index + 1);
+  std::shared_ptr<Page>& page = pages_[page_index];
+  if (page == nullptr) {
+    page = std::make_shared<Page>();
+  } else if (page.use_count() > 1) {  // shared with a copy of this Medium: clone the table
+    page = std::make_shared<Page>(*page);
   }
-  auto chunk = std::make_shared<Chunk>();
-  const uint64_t base = chunk_index * kChunkSize;
-  if (overwrite_whole) {
-    // The caller overwrites every byte; nothing to fault in.
-  } else if (parent_ != nullptr && base < parent_limit_) {
-    const uint64_t n = std::min<uint64_t>(kChunkSize, parent_limit_ - base);
-    parent_->ReadAt(base, {chunk->data(), static_cast<size_t>(n)});
-    std::memset(chunk->data() + n, 0, static_cast<size_t>(kChunkSize - n));
+  std::shared_ptr<Chunk>& chunk = page->chunks[chunk_index % kChunksPerPage];
+  if (chunk == nullptr) {
+    chunk = std::make_shared<Chunk>();
+    if (!overwrite_whole) chunk->bytes.fill(0);
+  } else if (chunk.use_count() > 1) {  // shared: clone before writing
+    chunk = std::make_shared<Chunk>(*chunk);
     bytes_copied_ += kChunkSize;
-  } else {
-    chunk->fill(0);
   }
-  return *chunks_.emplace(chunk_index, std::move(chunk)).first->second;
+  chunk->version = NewVersion();  // written in place or fresh: its old name no longer holds
+  return *chunk;
 }
 
 void Medium::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
@@ -91,52 +98,96 @@ void Medium::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
     const uint64_t in_chunk = pos % kChunkSize;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
     Chunk& chunk = MutableChunk(pos / kChunkSize, n == kChunkSize);
-    std::memcpy(chunk.data() + in_chunk, data.data() + done, n);
+    std::memcpy(chunk.bytes.data() + in_chunk, data.data() + done, n);
     bytes_copied_ += n;
     done += n;
   }
+}
+
+void Medium::DropChunksFrom(uint64_t chunk_index) {
+  const uint64_t first_page = DivRoundUp(chunk_index, kChunksPerPage);
+  if (first_page < pages_.size()) pages_.resize(first_page);
+  const uint64_t page_index = chunk_index / kChunksPerPage;
+  if (chunk_index % kChunksPerPage == 0 || page_index >= pages_.size() ||
+      pages_[page_index] == nullptr) {
+    return;
+  }
+  std::shared_ptr<Page>& page = pages_[page_index];
+  if (page.use_count() > 1) page = std::make_shared<Page>(*page);
+  for (uint64_t i = chunk_index % kChunksPerPage; i < kChunksPerPage; ++i) page->chunks[i].reset();
 }
 
 void Medium::SetSize(uint64_t size) {
   if (size < size_) {
     // Drop whole chunks past the end and zero the tail of the last one, so that a later
     // extension reads zeros as the BlockDevice contract says.
-    chunks_.erase(chunks_.lower_bound(DivRoundUp(size, kChunkSize)), chunks_.end());
-    if (size % kChunkSize != 0) {
-      auto it = chunks_.find(size / kChunkSize);
-      if (it != chunks_.end()) {
-        Chunk& chunk = MutableChunk(size / kChunkSize, false);
-        std::memset(chunk.data() + size % kChunkSize, 0, kChunkSize - size % kChunkSize);
-      }
+    DropChunksFrom(DivRoundUp(size, kChunkSize));
+    if (size % kChunkSize != 0 && FindChunk(size / kChunkSize) != nullptr) {
+      Chunk& chunk = MutableChunk(size / kChunkSize, false);
+      std::memset(chunk.bytes.data() + size % kChunkSize, 0, kChunkSize - size % kChunkSize);
     }
-    parent_limit_ = std::min(parent_limit_, size);
   }
   size_ = size;
 }
 
-void Medium::CollectChunkIndices(uint64_t limit, std::set<uint64_t>& out) const {
-  limit = std::min(limit, size_);
-  for (const auto& [index, chunk] : chunks_) {
-    if (index * kChunkSize < limit) out.insert(index);
+uint64_t Medium::own_chunk_count() const {
+  uint64_t count = 0;
+  if (parent_ != nullptr) {
+    ForEachChunkNotSharedWith(*parent_, [&](uint64_t index) { count += FindChunk(index) != nullptr; });
+    return count;
   }
-  if (parent_ != nullptr) parent_->CollectChunkIndices(std::min(limit, parent_limit_), out);
+  for (const auto& page : pages_) {
+    if (page == nullptr) continue;
+    for (const auto& chunk : page->chunks) count += chunk != nullptr;
+  }
+  return count;
+}
+
+void Medium::ForEachChunkNotSharedWith(const Medium& other,
+                                       const std::function<void(uint64_t)>& fn) const {
+  const uint64_t limit = DivRoundUp(std::max(size_, other.size_), kChunkSize);
+  const size_t pages = std::max(pages_.size(), other.pages_.size());
+  for (size_t p = 0; p < pages; ++p) {
+    const Page* mine = p < pages_.size() ? pages_[p].get() : nullptr;
+    const Page* theirs = p < other.pages_.size() ? other.pages_[p].get() : nullptr;
+    if (mine == theirs) continue;
+    for (uint64_t i = 0; i < kChunksPerPage; ++i) {
+      const uint64_t index = p * kChunksPerPage + i;
+      if (index >= limit) return;
+      const Chunk* a = mine != nullptr ? mine->chunks[i].get() : nullptr;
+      const Chunk* b = theirs != nullptr ? theirs->chunks[i].get() : nullptr;
+      if (a != b) fn(index);
+    }
+  }
+}
+
+uint64_t Medium::ContentToken(uint64_t offset, uint64_t length) const {
+  uint64_t h = HashCombine(HashCombine(HashCombine(0x70c3, offset), length), size_);
+  if (length == 0) return h;
+  for (uint64_t c = offset / kChunkSize; c <= (offset + length - 1) / kChunkSize; ++c) {
+    const Chunk* chunk = FindChunk(c);
+    h = HashCombine(h, chunk != nullptr ? chunk->version : 0);
+  }
+  return h;
 }
 
 uint64_t Medium::Digest() const {
-  std::set<uint64_t> indices;
-  CollectChunkIndices(size_, indices);
   uint64_t h = HashCombine(0x5eed, size_);
-  Chunk buffer;
-  for (uint64_t index : indices) {
-    const uint64_t base = index * kChunkSize;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize, size_ - base));
-    ReadAt(base, {buffer.data(), n});
-    if (std::all_of(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n),
-                    [](uint8_t b) { return b == 0; })) {
-      continue;  // an all-zero chunk reads the same as an absent one
+  for (size_t p = 0; p < pages_.size(); ++p) {
+    if (pages_[p] == nullptr) continue;
+    for (uint64_t i = 0; i < kChunksPerPage; ++i) {
+      const Chunk* chunk = pages_[p]->chunks[i].get();
+      const uint64_t index = p * kChunksPerPage + i;
+      const uint64_t base = index * kChunkSize;
+      if (chunk == nullptr || base >= size_) continue;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize, size_ - base));
+      const auto bytes = std::span<const uint8_t>(chunk->bytes.data(), n);
+      if (std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; })) {
+        continue;  // an all-zero chunk reads the same as an absent one
+      }
+      h = HashCombine(h, index);
+      h = HashCombine(h, HashBytes(bytes));
     }
-    h = HashCombine(h, index);
-    h = HashCombine(h, HashBytes({buffer.data(), n}));
   }
   return h;
 }

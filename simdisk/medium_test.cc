@@ -74,5 +74,44 @@ TEST(Medium, DigestIgnoresLayoutAndZeroChunks) {
   EXPECT_NE(flat.Digest(), layered->Digest());
 }
 
+TEST(Medium, CopiesCostThePageTableNotTheChunks) {
+  auto base = std::make_shared<Medium>(uint64_t{1} << 30);
+  base->WriteAt(0, std::vector<uint8_t>(8 << 20, 1));  // 2048 chunks in 8 pages
+  Medium copy = *base;
+  EXPECT_EQ(copy.bytes_copied(), base->bytes_copied());  // nothing new was copied
+  auto overlay = Medium::Overlay(base);
+  overlay->WriteAt(5 << 20, std::vector<uint8_t>{2});
+  EXPECT_EQ(overlay->own_chunk_count(), 1u);
+  EXPECT_EQ(overlay->bytes_copied(), Medium::kChunkSize + 1);
+}
+
+TEST(Medium, ChunksNotSharedAreWhereCopiesCanDiffer) {
+  auto base = std::make_shared<Medium>(1 << 20);
+  base->WriteAt(0, std::vector<uint8_t>(1 << 20, 1));
+  auto overlay = Medium::Overlay(base);
+  overlay->WriteAt(3 * Medium::kChunkSize + 7, std::vector<uint8_t>{2});
+  overlay->WriteAt(200 * Medium::kChunkSize, std::vector<uint8_t>(2 * Medium::kChunkSize, 3));
+  overlay->SetSize((1 << 20) + 10);
+  std::vector<uint64_t> differing;
+  overlay->ForEachChunkNotSharedWith(*base, [&](uint64_t c) { differing.push_back(c); });
+  EXPECT_EQ(differing, (std::vector<uint64_t>{3, 200, 201}));
+}
+
+TEST(Medium, ContentTokensNameBytes) {
+  auto base = std::make_shared<Medium>(1 << 20);
+  base->WriteAt(0, std::vector<uint8_t>(1 << 20, 1));
+  auto a = Medium::Overlay(base);
+  auto b = Medium::Overlay(base);
+  EXPECT_EQ(a->ContentToken(4096, 65536), base->ContentToken(4096, 65536));  // shared chunks
+  b->WriteAt(70000, std::vector<uint8_t>{9});
+  EXPECT_EQ(a->ContentToken(0, 65536), b->ContentToken(0, 65536));  // the write is elsewhere
+  EXPECT_NE(a->ContentToken(65536, 65536), b->ContentToken(65536, 65536));
+  const uint64_t before = b->ContentToken(65536, 65536);
+  b->WriteAt(70000, std::vector<uint8_t>{9});  // the same bytes again: a new name is fine,
+  EXPECT_NE(before, b->ContentToken(65536, 65536));  // an old name for new bytes never is
+  b->SetSize(2 << 20);
+  EXPECT_NE(a->ContentToken(0, 4096), b->ContentToken(0, 4096));  // tokens include the size
+}
+
 }  // namespace
 }  // namespace crashsim::simdisk

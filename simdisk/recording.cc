@@ -7,9 +7,10 @@
 
 namespace crashsim::simdisk {
 
-namespace {
-constexpr size_t kMediumCacheEntries = 16;
-}
+struct Recording::MediumCache {
+  std::mutex mutex;
+  std::map<uint64_t, std::shared_ptr<const Medium>> media;
+};
 
 const char* OpKindName(OpKind kind) {
   switch (kind) {
@@ -46,10 +47,10 @@ Recording::Recording(CacheConfig cache, uint64_t atomic_unit, std::shared_ptr<co
     : cache_(cache),
       atomic_unit_(atomic_unit),
       initial_(std::move(initial)),
-      medium_cache_(std::make_shared<std::map<uint64_t, std::shared_ptr<const Medium>>>()) {
+      medium_cache_(std::make_shared<MediumCache>()) {
   INVARIANT(atomic_unit_ > 0);
   INVARIANT(initial_ != nullptr);
-  (*medium_cache_)[0] = initial_;
+  medium_cache_->media[0] = initial_;
 }
 
 uint64_t Recording::BarrierBefore(uint64_t point) const {
@@ -59,24 +60,24 @@ uint64_t Recording::BarrierBefore(uint64_t point) const {
 
 std::shared_ptr<const Medium> Recording::MediumAt(uint64_t point) const {
   INVARIANT(point <= ops_.size());
-  auto& cache = *medium_cache_;
+  std::lock_guard<std::mutex> lock(medium_cache_->mutex);
+  auto& cache = medium_cache_->media;
   auto it = cache.upper_bound(point);
   --it;  // key 0 is always present
   if (it->first == point) return it->second;
-  Medium medium = *it->second;  // shares chunks with the cached state
+  Medium medium = *it->second;  // shares pages and chunks with the cached state
   for (uint64_t seq = it->first; seq < point; ++seq) {
     if (ops_[seq].ChangesMedium()) ApplyWhole(medium, ops_[seq]);
   }
   auto result = std::make_shared<const Medium>(std::move(medium));
-  if (cache.size() >= kMediumCacheEntries) cache.erase(std::next(cache.begin()));
   cache[point] = result;
   return result;
 }
 
 Recording Recording::Fork() const {
   Recording copy = *this;
-  copy.medium_cache_ = std::make_shared<std::map<uint64_t, std::shared_ptr<const Medium>>>();
-  (*copy.medium_cache_)[0] = initial_;
+  copy.medium_cache_ = std::make_shared<MediumCache>();
+  copy.medium_cache_->media[0] = initial_;
   return copy;
 }
 

@@ -10,13 +10,14 @@
 // since the last barrier is pending (write_cache.h). A failed operation (fault plan) changed
 // nothing on the device.
 //
-// Not thread-safe: MediumAt fills a cache shared by copies of a recording. Give each thread its
-// own copy made with a fresh cache (Recording::Fork) or serialise access.
+// MediumAt fills a cache shared by copies of a recording; it is guarded by a mutex, so copies may
+// be used from several threads. Fork() makes a copy with a fresh cache.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -79,8 +80,9 @@ class Recording {
   // honoured flush among ops [0, point), or 0.
   uint64_t BarrierBefore(uint64_t point) const;
   // The medium with every medium-changing op in [0, point) applied whole: the durable state at
-  // a barrier, and the process-kill state at any point. Cached; cost is the ops since the
-  // nearest cached point, and the result shares chunks with the cache.
+  // a barrier, the process-kill state at any point, and the power-loss state that kept every
+  // pending write. Cached for every point asked; the cost is the ops since the nearest cached
+  // earlier point, and the result shares pages and chunks with the cache.
   std::shared_ptr<const Medium> MediumAt(uint64_t point) const;
   // Ids of guest operations acknowledged among ops [0, point).
   std::vector<uint64_t> AckedBefore(uint64_t point) const;
@@ -104,8 +106,9 @@ class Recording {
   std::vector<uint64_t> barriers_;  // seq + 1 of every barrier, increasing
   std::vector<GuestOp> guest_ops_;
   // Cache of MediumAt(point); shared by copies of the recording, valid for all of them since
-  // ops are only ever appended.
-  std::shared_ptr<std::map<uint64_t, std::shared_ptr<const Medium>>> medium_cache_;
+  // ops are only ever appended. Media share pages, so each entry costs the pages its ops changed.
+  struct MediumCache;
+  std::shared_ptr<MediumCache> medium_cache_;
 };
 
 // Applies a successful write or resize whole to a medium.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "simdisk/hash.h"
+#include "simdisk/persisted_pieces.h"
 #include "simdisk/prng.h"
 #include "simdisk/write_cache.h"
 
@@ -11,29 +12,8 @@ namespace crashsim::simdisk {
 
 namespace {
 
-void FillGarbage(std::span<uint8_t> out, uint64_t garbage_seed, uint64_t op, uint64_t unit) {
-  Xoshiro256 rng(DeriveSeed(DeriveSeed(garbage_seed, op), unit));
-  for (size_t i = 0; i < out.size(); i += 8) {
-    const uint64_t word = rng.Next();
-    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<uint8_t>(word >> (8 * b));
-  }
-}
-
 Status Invalid(const CrashState& state, std::string_view why) {
   return Status::InvalidArgument(fmt::format("crash state {}: {}", state.ToText(), why));
-}
-
-// Calls fn(op, fate-or-null) for every medium-changing op the state applies, in issue order.
-template <typename Fn>
-void ForEachApplied(const Recording& recording, const CrashState& state, uint64_t barrier, Fn fn) {
-  auto fate = state.fates.begin();
-  for (uint64_t seq = barrier; seq < state.point; ++seq) {
-    const OpRecord& op = recording.ops()[seq];
-    if (!op.ChangesMedium()) continue;
-    const bool has_fate = fate != state.fates.end() && fate->op == seq;
-    fn(op, has_fate ? &*fate : nullptr);
-    if (has_fate) ++fate;
-  }
 }
 
 uint64_t BarrierOf(const Recording& recording, const CrashState& state) {
@@ -73,33 +53,6 @@ Status ValidateCrashState(const Recording& recording, const CrashState& state) {
 }
 
 namespace {
-
-// Calls fn(offset, bytes) for each piece of `op` that persisted: the whole write, or with a fate
-// its kept units (the write's bytes) and garbage units (garbage bytes, via `scratch`).
-template <typename Fn>
-void ForEachPersistedPiece(const OpRecord& op, const WriteFate* fate, uint64_t atomic_unit,
-                           uint64_t garbage_seed, std::vector<uint8_t>& scratch, Fn fn) {
-  INVARIANT(op.kind == OpKind::kWrite);
-  if (fate == nullptr) {
-    fn(op.offset, std::span<const uint8_t>(*op.data));
-    return;
-  }
-  const uint64_t first_unit = op.offset / atomic_unit;
-  const uint64_t units = UnitsOf(op, atomic_unit);
-  for (uint64_t u = 0; u < units; ++u) {
-    const bool kept = fate->kept.Test(u);
-    if (!kept && !fate->garbage.Test(u)) continue;
-    const uint64_t begin = std::max(op.offset, (first_unit + u) * atomic_unit);
-    const uint64_t end = std::min(op.offset + op.length, (first_unit + u + 1) * atomic_unit);
-    std::span<const uint8_t> bytes(op.data->data() + (begin - op.offset), end - begin);
-    if (!kept) {
-      scratch.resize(bytes.size());
-      FillGarbage(scratch, garbage_seed, op.seq, u);
-      bytes = scratch;
-    }
-    fn(begin, bytes);
-  }
-}
 
 // [begin, end) byte ranges of the writes a state gives a fate to, merged and sorted.
 std::vector<std::pair<uint64_t, uint64_t>> FatedRanges(const Recording& recording,
@@ -181,16 +134,8 @@ Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const Cr
       base->ReadAt(begin, std::span(window).first(std::min(end, base->size()) - begin));
     }
     ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* f) {
-      if (op.kind != OpKind::kWrite || op.offset >= end || op.offset + op.length <= begin) return;
-      ForEachPersistedPiece(op, f, recording.atomic_unit(), state.garbage_seed, scratch,
-                            [&](uint64_t offset, std::span<const uint8_t> bytes) {
-                              const uint64_t a = std::max(offset, begin);
-                              const uint64_t b = std::min(offset + bytes.size(), end);
-                              if (a >= b) return;
-                              std::copy(bytes.begin() + static_cast<std::ptrdiff_t>(a - offset),
-                                        bytes.begin() + static_cast<std::ptrdiff_t>(b - offset),
-                                        window.begin() + static_cast<std::ptrdiff_t>(a - begin));
-                            });
+      if (op.kind != OpKind::kWrite) return;
+      ApplyPiecesToWindow(op, f, recording.atomic_unit(), state.garbage_seed, begin, window, scratch);
     });
     medium->WriteAt(begin, window);
   }
@@ -212,6 +157,34 @@ uint64_t ContentKey(const Recording& recording, const CrashState& state) {
   });
   if (state.HasGarbage()) h = HashCombine(h, state.garbage_seed);
   return h;
+}
+
+}  // namespace crashsim::simdisk
+
+namespace crashsim::simdisk {
+
+void FillGarbage(std::span<uint8_t> out, uint64_t garbage_seed, uint64_t op, uint64_t unit) {
+  Xoshiro256 rng(DeriveSeed(DeriveSeed(garbage_seed, op), unit));
+  for (size_t i = 0; i < out.size(); i += 8) {
+    const uint64_t word = rng.Next();
+    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<uint8_t>(word >> (8 * b));
+  }
+}
+
+void ApplyPiecesToWindow(const OpRecord& op, const WriteFate* fate, uint64_t atomic_unit,
+                         uint64_t garbage_seed, uint64_t window_offset, std::span<uint8_t> window,
+                         std::vector<uint8_t>& scratch) {
+  const uint64_t window_end = window_offset + window.size();
+  if (op.offset >= window_end || op.offset + op.length <= window_offset) return;
+  ForEachPersistedPiece(op, fate, atomic_unit, garbage_seed, scratch,
+                        [&](uint64_t offset, std::span<const uint8_t> bytes) {
+                          const uint64_t a = std::max(offset, window_offset);
+                          const uint64_t b = std::min(offset + bytes.size(), window_end);
+                          if (a >= b) return;
+                          std::copy(bytes.begin() + static_cast<std::ptrdiff_t>(a - offset),
+                                    bytes.begin() + static_cast<std::ptrdiff_t>(b - offset),
+                                    window.begin() + static_cast<std::ptrdiff_t>(a - window_offset));
+                        });
 }
 
 }  // namespace crashsim::simdisk

@@ -14,27 +14,13 @@
 namespace crashsim::simdisk {
 namespace {
 
+using testing::EnumerateStates;
 using testing::GenModel;
 using testing::GenWorkload;
 using testing::ReadAll;
 using testing::RunWorkload;
 
 constexpr uint64_t kDevice = 16384;
-
-std::vector<CrashState> StatesOf(std::shared_ptr<const Recording> recording, CrashModel model,
-                                 uint64_t seed) {
-  EnumerationOptions options;
-  options.model = model;
-  options.k = 2;
-  options.exhaustive_budget = 64;
-  options.samples = 8;
-  options.seed = seed;
-  options.dedupe = false;
-  CrashEnumerator enumerator(std::move(recording), options);
-  std::vector<CrashState> states;
-  while (auto state = enumerator.Next()) states.push_back(std::move(*state));
-  return states;
-}
 
 SimDiskOptions GenDiskOptions() {
   SimDiskOptions options;
@@ -54,7 +40,7 @@ RC_GTEST_PROP(ImageKeyIndex, KeyOfAStateIsTheKeyOfItsBytes, ()) {
   for (uint64_t point = 0; point <= recording->op_count(); ++point) {
     RC_ASSERT(index.KeyAt(point) == KeyOfMedium(*recording->MediumAt(point)));
   }
-  for (const CrashState& state : StatesOf(recording, GenModel(), *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
     const auto medium = MaterialiseByReplay(*recording, state);
     const ImageKey key = index.KeyOf(state);
     RC_ASSERT(key == KeyOfMedium(*medium));
@@ -75,7 +61,7 @@ RC_GTEST_PROP(ImageKeyIndex, CanonicalFatesMaterialiseTheSameBytes, ()) {
   auto disk = RunWorkload(ops, GenDiskOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
   ImageKeyIndex index(recording);
-  for (const CrashState& state : StatesOf(recording, GenModel(), *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
     const CrashState canonical = index.Canonicalise(state);
     RC_ASSERT(ValidateCrashState(*recording, canonical).ok());
     RC_ASSERT(canonical.fates.size() <= state.fates.size());

@@ -14,6 +14,7 @@
 namespace crashsim::simdisk {
 namespace {
 
+using testing::EnumerateStates;
 using testing::GenWorkload;
 using testing::ReadAll;
 using testing::ReferenceImage;
@@ -31,27 +32,12 @@ SimDiskOptions GenOptions() {
   return options;
 }
 
-// A few states of every crash point: the k = 1 ones and some samples.
-std::vector<CrashState> SomeStates(std::shared_ptr<const Recording> recording, CrashModel model,
-                                   uint64_t seed) {
-  EnumerationOptions options;
-  options.model = model;
-  options.k = 1;
-  options.exhaustive_budget = 64;
-  options.samples = 8;
-  options.seed = seed;
-  CrashEnumerator enumerator(std::move(recording), options);
-  std::vector<CrashState> states;
-  while (auto state = enumerator.Next()) states.push_back(std::move(*state));
-  return states;
-}
-
 RC_GTEST_PROP(SimDiskModel, MaterialisedStateMatchesReferenceReplay, ()) {
   const auto ops = *GenWorkload(kDevice, 24, /*with_resize=*/true);
   const CrashModel model = GenModel();
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : SomeStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     auto medium = Materialise(*recording, state);
     RC_ASSERT(medium.ok());
     std::vector<bool> garbage;
@@ -72,7 +58,7 @@ RC_GTEST_PROP(SimDiskModel, MaterialiseEqualsReplayFromTheBarrier, ()) {
   const CrashModel model = GenModel();
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : SomeStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     auto medium = Materialise(*recording, state);
     RC_ASSERT(medium.ok());
     const auto replayed = MaterialiseByReplay(*recording, state);
@@ -90,7 +76,7 @@ RC_GTEST_PROP(SimDiskModel, PowerLossKeepsDurableDataAndInventsNothing, ()) {
   model.content = TearContent::kOldOrNew;
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : SomeStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     // Durable image: everything before the barrier, then durable FUA writes; candidates are
     // the durable value plus every non-durable write issued after the last durable write there.
     const uint64_t barrier = recording->BarrierBefore(state.point);
@@ -146,7 +132,7 @@ RC_GTEST_PROP(SimDiskModel, TearsOnlyAtAtomicUnitBoundaries, ()) {
   auto recording = disk->SnapshotRecording();
   const uint64_t unit = recording->atomic_unit();
   uint64_t torn = 0;
-  for (const CrashState& state : SomeStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     for (size_t f = 0; f < state.fates.size(); ++f) {
       if (state.fates[f].dropped()) continue;
       ++torn;

@@ -107,4 +107,19 @@ CrashModel GenModel() {
   return model;
 }
 
+std::vector<CrashState> EnumerateStates(std::shared_ptr<const Recording> recording,
+                                        CrashModel model, uint64_t seed, uint64_t k, bool dedupe) {
+  EnumerationOptions options;
+  options.model = model;
+  options.k = k;
+  options.exhaustive_budget = 64;
+  options.samples = 8;
+  options.seed = seed;
+  options.dedupe = dedupe;
+  CrashEnumerator enumerator(std::move(recording), options);
+  std::vector<CrashState> states;
+  while (auto state = enumerator.Next()) states.push_back(std::move(*state));
+  return states;
+}
+
 }  // namespace crashsim::simdisk::testing

@@ -9,6 +9,7 @@
 
 #include <rapidcheck.h>
 
+#include "simdisk/crash_enumerator.h"
 #include "simdisk/crash_state.h"
 #include "simdisk/fates.h"
 #include "simdisk/recording.h"
@@ -45,5 +46,11 @@ rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, b
 
 // Any crash model (order, tear shape, tear content).
 CrashModel GenModel();
+
+// Every state the enumerator yields for a recording: within k deviations (budget 64 a point) and
+// 8 samples beyond, seeded; `dedupe` as EnumerationOptions has it.
+std::vector<CrashState> EnumerateStates(std::shared_ptr<const Recording> recording,
+                                        CrashModel model, uint64_t seed, uint64_t k = 1,
+                                        bool dedupe = true);
 
 }  // namespace crashsim::simdisk::testing

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -78,6 +79,10 @@ class Image : public GuestReader {
   Status Close();
 
   Result<Mapping> Map(uint64_t guest_offset);
+  // Calls fn(guest_offset) with the first byte of every guest cluster whose L2 entry maps it
+  // (allocated, zero, compressed: anything but unallocated), in guest order. Every other cluster
+  // reads through to the backing file, or as zeros. Costs the L2 tables, not the virtual size.
+  Status ForEachMappedCluster(const std::function<Status(uint64_t guest_offset)>& fn);
 
   // Creates an internal snapshot of the current content, as `qemu-img snapshot -c` does
   // (engine/snapshot.h: crash-safe with the dirty bit; v3 images only).

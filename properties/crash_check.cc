@@ -31,26 +31,7 @@ std::string FirstFindings(const CheckReport& report, size_t max_lines) {
   return out;
 }
 
-std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
-                           const OpenOptions& read_only, uint64_t crash_point, const char* when) {
-  auto image = Image::Open(device, read_only);
-  if (!image.ok()) {
-    return fmt::format("cannot open the image read-only {}: {}", when, image.status().ToString());
-  }
-  auto violation = oracle.Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
-    return (*image)->Read(offset, data);
-  });
-  if (!violation.ok()) {
-    return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
-  }
-  if (*violation) {
-    return fmt::format("lost or illegal guest data {}: {}", when, (*violation)->message);
-  }
-  return "";
-}
-
-CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
-                                   const OpenOptions& read_only, uint64_t crash_point,
+CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check_data,
                                    const std::function<std::string()>& before_repair) {
   CrashCheckResult r;
   auto fail = [&r](std::string why) {
@@ -62,7 +43,7 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracl
   if (!header.ok()) return fail("the crash left an unreadable header: " + header.status().ToString());
   r.dirty = header->dirty();
   if (!r.dirty) {
-    std::string s = CheckGuestData(device, oracle, read_only, crash_point, "(clean image)");
+    std::string s = check_data("(clean image)", /*must_open=*/true);
     if (!s.empty()) return fail(s);
     CheckReport report = Check(device);
     if (!report.status.ok() || report.check_errors > 0) {
@@ -76,10 +57,7 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracl
     return r;
   }
   // Readable before repair: what it shows must already be legal.
-  if (Image::Open(device, read_only).ok()) {
-    std::string s = CheckGuestData(device, oracle, read_only, crash_point, "before repair");
-    if (!s.empty()) return fail(s);
-  }
+  if (std::string s = check_data("before repair", /*must_open=*/false); !s.empty()) return fail(s);
   if (before_repair) {
     if (std::string s = before_repair(); !s.empty()) return fail(s);
   }
@@ -94,10 +72,20 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracl
   if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
     return fail("the check after repair is not clean: " + FirstFindings(again));
   }
-  std::string s = CheckGuestData(device, oracle, read_only, crash_point, "after repair");
-  if (!s.empty()) return fail(s);
+  if (std::string s = check_data("after repair", /*must_open=*/true); !s.empty()) return fail(s);
   r.outcome = Outcome::kDirtyRepaired;
   return r;
+}
+
+CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
+                                   const OpenOptions& read_only, uint64_t crash_point,
+                                   const std::function<std::string()>& before_repair) {
+  return CheckCrashedImage(
+      device,
+      [&](const char* when, bool must_open) {
+        return CheckGuestData(device, oracle, read_only, crash_point, when, must_open);
+      },
+      before_repair);
 }
 
 }  // namespace crashsim

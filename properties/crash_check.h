@@ -12,6 +12,7 @@
 #include "engine/block_device.h"
 #include "engine/check/check.h"
 #include "engine/options.h"
+#include "properties/data_check.h"
 #include "properties/oracle.h"
 
 namespace crashsim {
@@ -23,19 +24,22 @@ const char* OutcomeName(Outcome outcome);
 // The first few findings of a report, "; "-separated, for failure messages.
 std::string FirstFindings(const CheckReport& report, size_t max_lines = 4);
 
-// Reads the guest disk through a read-only open (`read_only` carries the backing opener) and
-// holds it to the oracle at `crash_point`. Returns the failure, or "".
-std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
-                           const OpenOptions& read_only, uint64_t crash_point, const char* when);
-
 struct CrashCheckResult {
   Outcome outcome = Outcome::kClean;
   bool dirty = false;
   std::string failure;  // empty: the property holds
 };
 
-// Checks (and for a dirty image repairs, in place) the crashed image on `device`.
+// Holds the guest data the device shows now to the oracle; returns the failure or "". With
+// must_open false an image that does not open read-only passes (it shows nothing).
+using GuestDataFn = std::function<std::string(const char* when, bool must_open)>;
+
+// Checks (and for a dirty image repairs, in place) the crashed image on `device`, with
+// `check_data` for the guest data (data_check.h: the full or the incremental check).
 // `before_repair`, if set, runs on a dirty image before the repair and may return a failure.
+CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check_data,
+                                   const std::function<std::string()>& before_repair = {});
+// The same with the full data check at `crash_point`.
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
                                    const OpenOptions& read_only, uint64_t crash_point,
                                    const std::function<std::string()>& before_repair = {});

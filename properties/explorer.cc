@@ -8,50 +8,16 @@
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
 #include "simdisk/sim_disk.h"
+#include "properties/live_model.h"
 
 namespace crashsim {
 namespace {
 
 bool IsMetadataTag(IoTag tag) { return tag != IoTag::kData && tag != IoTag::kCowData; }
 
-// What the guest must read back right now, before any crash: the content each op left, with
-// the bytes a discard may or may not have dropped marked unknown.
-struct LiveModel {
-  std::vector<uint8_t> content;
-  std::vector<bool> known;
-
-  void Apply(const WorkloadOp& op, uint64_t cluster_size) {
-    if (op.kind == WorkloadOpKind::kWrite) {
-      FillPattern(op.pattern, op.offset, std::span(content).subspan(op.offset, op.length));
-      std::fill_n(known.begin() + static_cast<ptrdiff_t>(op.offset), op.length, true);
-    } else if (op.kind == WorkloadOpKind::kZero) {
-      std::fill_n(content.begin() + static_cast<ptrdiff_t>(op.offset), op.length, 0);
-      std::fill_n(known.begin() + static_cast<ptrdiff_t>(op.offset), op.length, true);
-    } else if (op.kind == WorkloadOpKind::kDiscard) {
-      uint64_t start = AlignUp(op.offset, cluster_size);
-      uint64_t end = std::max(start, AlignDown(op.offset + op.length, cluster_size));
-      if (op.offset + op.length == content.size()) end = content.size();
-      for (uint64_t b = start; b < end; ++b) known[b] = false;
-    }
-  }
-
-  Status Verify(uint64_t offset, std::span<const uint8_t> got) const {
-    for (uint64_t i = 0; i < got.size(); ++i) {
-      uint64_t b = offset + i;
-      if (known[b] && got[i] != content[b]) {
-        return Status::Corruption(fmt::format("live read: guest byte {:#x} reads {:#04x}, the "
-                                              "workload left {:#04x} there", b, got[i],
-                                              content[b]));
-      }
-    }
-    return Status::Ok();
-  }
-};
-
 Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
-               BlockDevice& device, const OpenOptions& open, LiveModel& live,
-               uint64_t cluster_size) {
-  live.Apply(op, cluster_size);
+               BlockDevice& device, const OpenOptions& open, LiveModel& live) {
+  live.Apply(op);
   switch (op.kind) {
     case WorkloadOpKind::kWrite: {
       std::vector<uint8_t> data(op.length);
@@ -85,17 +51,6 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
 
 }  // namespace
 
-const char* BackingKindName(BackingKind kind) {
-  switch (kind) {
-    case BackingKind::kNone: return "none";
-    case BackingKind::kRaw: return "raw";
-    case BackingKind::kQcow2: return "qcow2";
-  }
-  return "?";
-}
-
-constexpr uint32_t kBackingPattern = 0xbac4;
-
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
   switch (mode) {
     case CacheMode::kWriteback: return simdisk::CacheMode::kWriteback;
@@ -108,26 +63,26 @@ simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
 }
 
 std::string ExploreReport::Summary() const {
+  auto count = [](uint64_t n) { return n == simdisk::kSaturated ? std::string("2^64+") : std::to_string(n); };
   std::string out = fmt::format(
-      "device ops {}, crash points {}, states possible {}, within bound {}, explored {}\n",
-      device_ops, enumeration.crash_points,
-      enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
-                                                   : std::to_string(enumeration.possible),
-      enumeration.within_bound == simdisk::kSaturated ? std::string("2^64+")
-                                                       : std::to_string(enumeration.within_bound),
-      explored);
+      "device ops {}, crash points covered {} of {}, states possible {}, within bound {}, "
+      "explored {}\n",
+      device_ops, enumeration.crash_points, enumeration.points_total, count(enumeration.possible),
+      count(enumeration.within_bound), explored);
   for (int i = 0; i < kOutcomeCount; ++i) {
     out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
   }
   out += fmt::format("  torn/lost metadata states {}, repair crash states {}\n",
                      torn_metadata_states, repair_crash_states);
+  out += fmt::format("  distinct images {}, verdicts computed {}, cache hits {}\n", distinct_images,
+                     verdicts_computed, cache_hits);
   return out;
 }
 
 std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
                                           simdisk::CrashKind crash,
                                           const simdisk::Recording& recording,
-                                          std::vector<uint8_t> initial) {
+                                          InitialContent initial) {
   // The oracle sees the close as a flush: it makes everything before it durable.
   Workload with_close = workload;
   with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
@@ -149,46 +104,17 @@ Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
   return e;
 }
 
-Status Explorer::BuildBacking() {
-  initial_guest_.assign(workload_.disk_size, 0);
-  if (options_.backing == BackingKind::kNone) return Status::Ok();
-  // The backing file covers the first three quarters of the disk, so reads past its end (zeros)
-  // are exercised too.
-  const uint64_t backing_size = AlignDown(workload_.disk_size * 3 / 4, 512);
-  std::vector<uint8_t> content(backing_size);
-  FillPattern(kBackingPattern, 0, content);
-  std::copy(content.begin(), content.end(), initial_guest_.begin());
-  if (options_.backing == BackingKind::kRaw) {
-    backing_bytes_ = std::make_shared<std::vector<uint8_t>>(std::move(content));
-    return Status::Ok();
-  }
-  MemoryDevice dev;
-  CreateOptions bo;
-  bo.size = backing_size;
-  bo.cluster_size = options_.image.cluster_size;
-  RETURN_IF_ERROR(Image::Create(dev, bo));
-  ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(dev, OpenOptions{}));
-  RETURN_IF_ERROR(image->Write(0, content));
-  RETURN_IF_ERROR(image->Close());
-  backing_bytes_ = std::make_shared<std::vector<uint8_t>>(dev.bytes());
-  return Status::Ok();
-}
-
 OpenOptions Explorer::OpenFor(bool read_only) const {
   OpenOptions o;
   o.read_only = read_only;
   o.cache_mode = options_.cache_mode;
-  if (backing_bytes_) {
-    auto bytes = backing_bytes_;
-    o.open_backing = [bytes](const std::string&) -> Result<std::unique_ptr<BlockDevice>> {
-      return std::unique_ptr<BlockDevice>(new MemoryDevice(*bytes));
-    };
-  }
+  o.open_backing = backing_.opener;
   return o;
 }
 
 Status Explorer::RecordRun() {
-  RETURN_IF_ERROR(BuildBacking());
+  ASSIGN_OR_RETURN(backing_, MakeBackingFile(options_.backing, workload_,
+                                              options_.image.cluster_size));
   CreateOptions create = options_.image;
   create.size = workload_.disk_size;
   if (options_.backing != BackingKind::kNone) {
@@ -206,10 +132,10 @@ Status Explorer::RecordRun() {
   simdisk::SimDisk disk(so, initial);
   const OpenOptions open = OpenFor(false);
   ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(disk, open));
-  LiveModel live{initial_guest_, std::vector<bool>(workload_.disk_size, true)};
+  LiveModel live(backing_.initial, workload_.disk_size, options_.image.cluster_size);
   for (size_t i = 0; i < workload_.ops.size(); ++i) {
     disk.BeginGuestOp(i, workload_.ops[i].ToText());
-    Status st = Execute(image, workload_.ops[i], i, disk, open, live, options_.image.cluster_size);
+    Status st = Execute(image, workload_.ops[i], i, disk, open, live);
     if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i,
                                                     workload_.ops[i].ToText()));
     disk.AckGuestOp();
@@ -222,7 +148,9 @@ Status Explorer::RecordRun() {
   run_io_ = disk.totals();
 
   oracle_ = OracleForRun(workload_, options_.cache_mode, options_.crash, *recording_,
-                         initial_guest_);
+                         backing_.initial);
+  key_index_ = std::make_unique<simdisk::ImageKeyIndex>(recording_);
+  data_check_ = std::make_unique<GuestDataCheck>(*oracle_, recording_, OpenFor(true));
   return Status::Ok();
 }
 
@@ -235,24 +163,43 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
   e.samples = options_.samples;
   e.seed = options_.seed;
   e.exhaustive_tags = options_.metadata_first ? simdisk::kMetadataTags : simdisk::kAllTags;
-  // A state's bytes are checked against the durability promised at its own crash point, so a
-  // state seen at an earlier point is not a duplicate.
+  // Every state is enumerated and counted: a state whose bytes were seen at an earlier point is
+  // still a state of its own point (checked against that point's durability); the verdict cache
+  // keeps it from being checked twice when its window matches too.
   e.dedupe = false;
+  // A capped or sharded run spreads over every crash point before giving any a second state.
+  e.order = simdisk::EnumerationOrder::kRoundRobin;
   return e;
 }
 
-std::string Explorer::CheckData(BlockDevice& device, uint64_t crash_point, const char* when) {
-  return CheckGuestData(device, *oracle_, OpenFor(true), crash_point, when);
+namespace {
+
+// The chunks of `image` it does not share with `reference`: where the two can differ.
+ByteRanges ChunksNotShared(const simdisk::Medium& image, const simdisk::Medium& reference) {
+  ByteRanges ranges;
+  image.ForEachChunkNotSharedWith(reference, [&](uint64_t chunk) {
+    const uint64_t begin = chunk * simdisk::Medium::kChunkSize;
+    if (!ranges.empty() && ranges.back().second == begin) {
+      ranges.back().second += simdisk::Medium::kChunkSize;
+    } else {
+      ranges.push_back({begin, begin + simdisk::Medium::kChunkSize});
+    }
+  });
+  return ranges;
 }
 
-std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
+}  // namespace
+
+std::string Explorer::CheckData(const simdisk::Medium& image, uint64_t crash_point,
+                                const char* when, bool must_open) {
+  const std::shared_ptr<const simdisk::Medium> reference = recording_->MediumAt(crash_point);
+  return data_check_->Check(image, crash_point, ChunksNotShared(image, *reference), when,
+                            must_open);
+}
+
+std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image) {
   const uint64_t size = workload_.disk_size;
-  std::vector<uint8_t> before(size), after(size);
-  {
-    auto image = Image::Open(device, OpenFor(true));
-    if (!image.ok()) return "cannot reopen after repair: " + image.status().ToString();
-    if (Status st = (*image)->Read(0, before); !st.ok()) return "read after repair: " + st.ToString();
-  }
+  const auto before = std::make_shared<const simdisk::Medium>(image);  // shares every chunk
   // Two writes: one over the start of the disk (overwrites, COW) and one in the middle.
   const uint64_t cs = options_.image.cluster_size;
   WorkloadOp a{.kind = WorkloadOpKind::kWrite, .offset = 0,
@@ -260,44 +207,62 @@ std::string Explorer::CheckWritesAfterRepair(BlockDevice& device) {
   WorkloadOp b{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
                .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02};
   {
-    auto image = Image::Open(device, OpenFor(false));
-    if (!image.ok()) return "cannot open read-write after repair: " + image.status().ToString();
+    auto opened = Image::Open(image, OpenFor(false));
+    if (!opened.ok()) return "cannot open read-write after repair: " + opened.status().ToString();
     for (const WorkloadOp& op : {a, b}) {
       std::vector<uint8_t> data(op.length);
       FillPattern(op.pattern, op.offset, data);
-      if (Status st = (*image)->Write(op.offset, data); !st.ok()) {
+      if (Status st = (*opened)->Write(op.offset, data); !st.ok()) {
         return "write after repair failed: " + st.ToString();
       }
-      std::copy(data.begin(), data.end(), before.begin() + static_cast<ptrdiff_t>(op.offset));
     }
-    if (Status st = (*image)->Close(); !st.ok()) return "close after repair: " + st.ToString();
+    if (Status st = (*opened)->Close(); !st.ok()) return "close after repair: " + st.ToString();
   }
-  CheckReport report = Check(device);
+  CheckReport report = Check(image);
   if (!report.status.ok() || report.corruptions > 0 || report.check_errors > 0) {
     return "writes after repair corrupted the image (a cluster used twice?): " +
            FirstFindings(report);
   }
-  auto image = Image::Open(device, OpenFor(true));
-  if (!image.ok()) return "cannot reopen after writes: " + image.status().ToString();
-  if (Status st = (*image)->Read(0, after); !st.ok()) return "read after writes: " + st.ToString();
-  for (uint64_t i = 0; i < size; ++i) {
-    if (before[i] != after[i]) {
+  // Every guest byte must read as before, but for the two writes. Only guest clusters whose
+  // mapping or data the writes' host ranges changed can read otherwise: compare those.
+  auto snapshot = MappingSnapshot::Of(before);
+  if (!snapshot.ok()) return "cannot read the repaired image's mapping: " + snapshot.status().ToString();
+  std::optional<ByteRanges> ranges =
+      (*snapshot)->AffectedGuestRanges(image, ChunksNotShared(image, *before));
+  if (!ranges) ranges = oracle_->segments();  // the header changed shape: all the workload touched
+  for (const WorkloadOp& op : {a, b}) ranges->push_back({op.offset, op.offset + op.length});
+  NormaliseRanges(*ranges);
+  simdisk::Medium before_device = *before;
+  auto old_image = Image::Open(before_device, OpenFor(true));
+  if (!old_image.ok()) return "cannot reopen the repaired image: " + old_image.status().ToString();
+  auto new_image = Image::Open(image, OpenFor(true));
+  if (!new_image.ok()) return "cannot reopen after writes: " + new_image.status().ToString();
+  std::vector<uint8_t> expect, got, written;
+  for (const auto& [begin, end] : *ranges) {
+    expect.resize(end - begin);
+    got.resize(end - begin);
+    if (Status st = (*old_image)->Read(begin, expect); !st.ok()) return "read after repair: " + st.ToString();
+    if (Status st = (*new_image)->Read(begin, got); !st.ok()) return "read after writes: " + st.ToString();
+    for (const WorkloadOp& op : {a, b}) {
+      const uint64_t from = std::max(begin, op.offset);
+      const uint64_t to = std::min(end, op.offset + op.length);
+      if (from >= to) continue;
+      written.resize(to - from);
+      FillPattern(op.pattern, from, written);
+      std::copy(written.begin(), written.end(), expect.begin() + static_cast<ptrdiff_t>(from - begin));
+    }
+    auto [x, y] = std::mismatch(got.begin(), got.end(), expect.begin());
+    if (x != got.end()) {
       return fmt::format("after repair and two more writes, guest byte {:#x} reads {:#04x}, "
-                         "expected {:#04x}", i, after[i], before[i]);
+                         "expected {:#04x}", begin + static_cast<uint64_t>(x - got.begin()), *x, *y);
     }
   }
   return "";
 }
 
-std::string Explorer::CheckRepairCrashes(BlockDevice& device, uint64_t crash_point) {
+std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point) {
   // Record the repair itself on a simulated disk that starts from the crashed image.
-  auto start = std::make_shared<simdisk::Medium>();
-  {
-    auto size = device.Size();
-    std::vector<uint8_t> bytes(size.ok() ? *size : 0);
-    if (!device.Read(0, bytes).ok()) return "cannot copy the crashed image";
-    start->WriteAt(0, bytes);
-  }
+  const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
   simdisk::SimDiskOptions so;
   so.cache_mode = simdisk::CacheMode::kWriteback;  // qemu-img check's default
   so.atomic_unit = options_.atomic_unit;
@@ -351,24 +316,26 @@ std::string Explorer::CheckRepairCrashes(BlockDevice& device, uint64_t crash_poi
       return fmt::format("after a repair failed on its write #{}, a second repair failed: {}", n,
                          FirstFindings(again));
     }
-    std::string data = CheckData(faulty, crash_point, "after a failed repair and a second one");
+    std::string data = CheckData(faulty.live(), crash_point, "after a failed repair and a second one");
     if (!data.empty()) return data + fmt::format(" (repair write #{} failed)", n);
   }
   return "";
 }
 
-std::string Explorer::CheckDevice(BlockDevice& device, uint64_t crash_point,
+std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
                                   StateResult& result, bool allow_repair_crashes) {
   std::function<std::string()> before_repair;
   if (allow_repair_crashes && options_.repair_crash_states > 0) {
-    before_repair = [&] { return CheckRepairCrashes(device, crash_point); };
+    before_repair = [&] { return CheckRepairCrashes(medium, crash_point); };
   }
-  CrashCheckResult r = CheckCrashedImage(device, *oracle_, OpenFor(true), crash_point,
-                                         before_repair);
+  CrashCheckResult r = CheckCrashedImage(
+      medium,
+      [&](const char* when, bool must_open) { return CheckData(medium, crash_point, when, must_open); },
+      before_repair);
   result.dirty = r.dirty;
   result.outcome = r.outcome;
   if (!r.failure.empty()) return r.failure;
-  if (options_.writes_after_repair) return CheckWritesAfterRepair(device);
+  if (options_.writes_after_repair) return CheckWritesAfterRepair(medium);
   return "";
 }
 
@@ -381,14 +348,42 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state) {
       result.torn_metadata = true;
     }
   }
-  auto medium = simdisk::Materialise(*recording_, state);
+  Status valid = simdisk::ValidateCrashState(*recording_, state);
+  auto medium = valid.ok() ? simdisk::Materialise(*recording_, key_index_->Canonicalise(state))
+                           : Result<std::unique_ptr<simdisk::Medium>>(valid);
   if (!medium.ok()) {
     result.outcome = Outcome::kFailure;
     result.detail = "cannot materialise the crash state: " + medium.status().ToString();
     return result;
   }
-  result.detail = CheckDevice(**medium, state.point, result, /*allow_repair_crashes=*/true);
+  result.detail = CheckMedium(**medium, state.point, result, /*allow_repair_crashes=*/true);
   if (!result.detail.empty()) result.outcome = Outcome::kFailure;
+  return result;
+}
+
+StateResult Explorer::CheckStateCached(const simdisk::CrashState& state, VerdictStats& stats) {
+  if (!options_.verdict_cache) {
+    ++stats.computed;
+    return CheckState(state);
+  }
+  const VerdictKey key{key_index_->KeyOf(state), oracle_->WindowAt(state.point)};
+  stats.images.insert(key.image);
+  if (auto it = verdicts_.find(key); it != verdicts_.end()) {
+    ++stats.hits;
+    StateResult result;
+    result.state = state;
+    result.outcome = it->second.outcome;
+    result.dirty = it->second.dirty;
+    for (const simdisk::WriteFate& fate : state.fates) {
+      const simdisk::OpRecord& op = recording_->ops()[fate.op];
+      result.torn_metadata = result.torn_metadata || (IsMetadataTag(op.tag) && op.kind == simdisk::OpKind::kWrite);
+    }
+    return result;
+  }
+  ++stats.computed;
+  StateResult result = CheckState(state);
+  // Failures are not cached: their text names the crash point, and they are rare.
+  if (result.outcome != Outcome::kFailure) verdicts_.emplace(key, Verdict{result.outcome, result.dirty});
   return result;
 }
 
@@ -399,11 +394,12 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress) {
   for (const WorkloadOp& op : workload_.ops) report.guest_writes += op.TouchesData();
   report.recording_digest = recording_->Digest();
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
+  VerdictStats stats;
   uint64_t index = 0;
   while (auto state = enumerator.Next()) {
     if (index++ % options_.shard_count != options_.shard_index) continue;
     if (options_.max_states && report.explored >= options_.max_states) break;
-    StateResult r = CheckState(*state);
+    StateResult r = CheckStateCached(*state, stats);
     ++report.explored;
     ++report.outcomes[static_cast<int>(r.outcome)];
     if (r.torn_metadata) ++report.torn_metadata_states;
@@ -415,6 +411,10 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress) {
     if (progress) progress(report.explored);
   }
   report.enumeration = enumerator.stats();
+  report.distinct_images = stats.images.size();
+  report.verdicts_computed = stats.computed;
+  report.cache_hits = stats.hits;
+  report.data = data_check_->stats();
   return report;
 }
 

@@ -12,23 +12,24 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
 #include "engine/options.h"
 #include "engine/status.h"
+#include "properties/backing_file.h"
 #include "properties/crash_check.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/cost_model.h"
 #include "simdisk/crash_state.h"
+#include "simdisk/image_key.h"
 #include "simdisk/recording.h"
 
 namespace crashsim {
-
-enum class BackingKind : uint8_t { kNone, kRaw, kQcow2 };
-const char* BackingKindName(BackingKind kind);
 
 struct ExploreOptions {
   CreateOptions image;  // size comes from the workload; backing_file is set from `backing`
@@ -48,6 +49,9 @@ struct ExploreOptions {
   uint32_t shard_index = 0;       // this shard explores states i with i % shard_count == index
   uint32_t shard_count = 1;
   bool writes_after_repair = true;
+  // Check each distinct (image, durability window) once; states that leave an image already
+  // checked at an equal window take its verdict. Off: every state is checked (for tests).
+  bool verdict_cache = true;
   uint64_t repair_crash_states = 0;  // per dirty state: crash states of the repair to explore
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
 };
@@ -71,6 +75,10 @@ struct ExploreReport {
   uint64_t outcomes[kOutcomeCount] = {};
   uint64_t torn_metadata_states = 0;
   uint64_t repair_crash_states = 0;
+  uint64_t distinct_images = 0;    // distinct contents among the states checked
+  uint64_t verdicts_computed = 0;  // states checked from scratch (the rest took a cached verdict)
+  uint64_t cache_hits = 0;
+  DataCheckStats data;
   std::vector<StateResult> failures;
 
   bool ok() const { return failures.empty(); }
@@ -97,32 +105,57 @@ class Explorer {
   Explorer(Workload workload, ExploreOptions options) : workload_(std::move(workload)),
                                                         options_(std::move(options)) {}
   Status RecordRun();
-  Status BuildBacking();
   OpenOptions OpenFor(bool read_only) const;
-  // The property for one crashed device; returns the failure text, or empty.
-  std::string CheckDevice(BlockDevice& device, uint64_t crash_point, StateResult& result,
+  struct VerdictKey {
+    simdisk::ImageKey image;
+    DataWindow window;
+    bool operator==(const VerdictKey&) const = default;
+  };
+  struct VerdictKeyHash {
+    size_t operator()(const VerdictKey& k) const {
+      return simdisk::ImageKeyHash()(k.image) ^ (k.window.begun * 0x9e3779b97f4a7c15ULL) ^
+             (k.window.durable << 17);
+    }
+  };
+  struct Verdict {
+    Outcome outcome;
+    bool dirty;
+  };
+  struct VerdictStats {
+    std::unordered_set<simdisk::ImageKey, simdisk::ImageKeyHash> images;
+    uint64_t computed = 0;
+    uint64_t hits = 0;
+  };
+
+  // The property for one crashed medium (repaired in place); returns the failure text, or "".
+  std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,
                           bool allow_repair_crashes);
-  std::string CheckRepairCrashes(BlockDevice& device, uint64_t crash_point);
-  std::string CheckData(BlockDevice& device, uint64_t crash_point, const char* when);
-  std::string CheckWritesAfterRepair(BlockDevice& device);
+  std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point);
+  // The guest data `image` shows, at crash_point (incremental: data_check.h).
+  std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
+                        bool must_open = true);
+  std::string CheckWritesAfterRepair(simdisk::Medium& image);
+  StateResult CheckStateCached(const simdisk::CrashState& state, VerdictStats& stats);
 
   Workload workload_;
   ExploreOptions options_;
   std::shared_ptr<const simdisk::Recording> recording_;
   std::unique_ptr<GuestOracle> oracle_;
+  std::unique_ptr<simdisk::ImageKeyIndex> key_index_;
+  std::unique_ptr<GuestDataCheck> data_check_;
+  std::unordered_map<VerdictKey, Verdict, VerdictKeyHash> verdicts_;
   simdisk::IoCounters run_io_;
-  std::shared_ptr<const std::vector<uint8_t>> backing_bytes_;  // the backing file's bytes
-  std::vector<uint8_t> initial_guest_;  // what the guest disk reads before the workload
+  BackingFile backing_;
 };
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode);
 
 // The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest
 // events, durability from the cache mode and crash kind, the final close counted as a flush.
-// `initial` is the guest content before the workload (empty: zeros).
+// `initial` is the guest content before the workload (default: zeros).
 std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
                                           simdisk::CrashKind crash,
                                           const simdisk::Recording& recording,
-                                          std::vector<uint8_t> initial = {});
+                                          InitialContent initial = {});
 
 }  // namespace crashsim

@@ -34,10 +34,13 @@ void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOrac
 }
 
 GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings,
-                         std::vector<uint8_t> initial)
+                         InitialContent initial)
     : workload_(workload), timings_(std::move(timings)), initial_(std::move(initial)) {
-  initial_.resize(workload_.disk_size, 0);
-  std::vector<uint64_t> cuts = {0, workload_.disk_size};
+  for (size_t j = 1; j < timings_.size(); ++j) {
+    monotone_timings_ = monotone_timings_ && timings_[j - 1].begin <= timings_[j].begin &&
+                        timings_[j - 1].durable <= timings_[j].durable;
+  }
+  std::vector<uint64_t> cuts;
   for (const WorkloadOp& op : workload_.ops) {
     if (!op.TouchesData()) continue;
     cuts.push_back(op.offset);
@@ -46,7 +49,6 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
-    segments_.push_back({cuts[i], cuts[i + 1]});
     std::vector<uint32_t> ops;
     for (uint32_t j = 0; j < workload_.ops.size(); ++j) {
       const WorkloadOp& op = workload_.ops[j];
@@ -54,6 +56,8 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
         ops.push_back(j);
       }
     }
+    if (ops.empty()) continue;  // a gap between touched ranges
+    segments_.push_back({cuts[i], cuts[i + 1]});
     segment_ops_.push_back(std::move(ops));
   }
 }
@@ -88,10 +92,7 @@ bool GuestOracle::PieceMatches(int64_t source, uint64_t offset,
   if (source == kZero) {
     return std::all_of(got.begin(), got.end(), [](uint8_t b) { return b == 0; });
   }
-  if (source == kInitial) {
-    return std::equal(got.begin(), got.end(),
-                      initial_.begin() + static_cast<std::ptrdiff_t>(offset));
-  }
+  if (source == kInitial) return initial_.Matches(offset, got);
   uint8_t expect[kPiece];
   FillPattern(workload_.ops[static_cast<size_t>(source)].pattern, offset,
               std::span<uint8_t>(expect, got.size()));
@@ -130,6 +131,74 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point,
     }
   }
   return std::optional<DataViolation>();
+}
+
+void GuestOracle::ForEachUntouched(uint64_t begin, uint64_t end,
+                                   const std::function<void(uint64_t, uint64_t)>& fn) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), std::make_pair(begin, UINT64_MAX));
+  if (it != segments_.begin() && std::prev(it)->second > begin) --it;
+  uint64_t pos = begin;
+  for (; it != segments_.end() && it->first < end && pos < end; ++it) {
+    if (it->first > pos) fn(pos, it->first);
+    pos = std::max(pos, it->second);
+  }
+  if (pos < end) fn(pos, end);
+}
+
+std::optional<DataViolation> GuestOracle::CheckUntouched(uint64_t offset,
+                                                         std::span<const uint8_t> got) const {
+  for (uint64_t pos = offset; pos < offset + got.size();) {
+    const uint64_t piece_end = std::min(offset + got.size(), (pos / kPiece + 1) * kPiece);
+    if (!initial_.Matches(pos, got.subspan(pos - offset, piece_end - pos))) {
+      return DataViolation{pos, fmt::format("guest bytes {:#x}..{:#x}, which no operation "
+                                            "wrote, do not read as the initial content", pos,
+                                            piece_end)};
+    }
+    pos = piece_end;
+  }
+  return std::nullopt;
+}
+
+void GuestOracle::ForEachIllegalPiece(uint64_t crash_point, uint64_t offset,
+                                      std::span<const uint8_t> got,
+                                      const std::function<void(uint64_t, uint64_t)>& illegal) const {
+  const uint64_t end = offset + got.size();
+  auto check_pieces = [&](uint64_t begin, uint64_t stop, const std::vector<int64_t>* candidates) {
+    for (uint64_t pos = begin; pos < stop;) {
+      const uint64_t piece_end = std::min(stop, (pos / kPiece + 1) * kPiece);
+      const auto piece = got.subspan(pos - offset, piece_end - pos);
+      const bool ok = candidates == nullptr
+                          ? initial_.Matches(pos, piece)
+                          : std::any_of(candidates->begin(), candidates->end(),
+                                        [&](int64_t c) { return PieceMatches(c, pos, piece); });
+      if (!ok) illegal(pos, piece_end);
+      pos = piece_end;
+    }
+  };
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), std::make_pair(offset, UINT64_MAX));
+  if (it != segments_.begin() && std::prev(it)->second > offset) --it;
+  std::vector<int64_t> candidates;
+  uint64_t pos = offset;
+  for (; it != segments_.end() && it->first < end; ++it) {
+    if (it->first > pos) check_pieces(pos, it->first, nullptr);
+    const uint64_t from = std::max(pos, it->first);
+    const uint64_t to = std::min(end, it->second);
+    Candidates(static_cast<size_t>(it - segments_.begin()), crash_point, candidates);
+    check_pieces(from, to, &candidates);
+    pos = to;
+  }
+  if (pos < end) check_pieces(pos, end, nullptr);
+}
+
+DataWindow GuestOracle::WindowAt(uint64_t crash_point) const {
+  // Without monotone timings counts would not say which ops: the crash point itself does.
+  if (!monotone_timings_) return {crash_point, UINT64_MAX};
+  auto begun = std::partition_point(timings_.begin(), timings_.end(),
+                                    [&](const OpTiming& t) { return t.begin < crash_point; });
+  auto durable = std::partition_point(timings_.begin(), timings_.end(),
+                                      [&](const OpTiming& t) { return t.durable < crash_point; });
+  return {static_cast<uint64_t>(begun - timings_.begin()),
+          static_cast<uint64_t>(durable - timings_.begin())};
 }
 
 }  // namespace crashsim

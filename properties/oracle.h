@@ -17,6 +17,7 @@
 
 #include "engine/options.h"
 #include "engine/status.h"
+#include "properties/initial_content.h"
 #include "properties/workload.h"
 
 namespace crashsim {
@@ -35,6 +36,14 @@ enum class CrashKindForOracle { kPowerLoss, kProcessKill };
 void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOracle crash,
                       std::vector<OpTiming>& timings);
 
+// What the oracle's verdict at a crash point depends on: which ops began before it and which are
+// durable before it. Ops begin in order and become durable in order, so two counts say it.
+struct DataWindow {
+  uint64_t begun = 0;
+  uint64_t durable = 0;
+  bool operator==(const DataWindow&) const = default;
+};
+
 struct DataViolation {
   uint64_t guest_offset = 0;
   std::string message;
@@ -43,15 +52,30 @@ struct DataViolation {
 class GuestOracle {
  public:
   // `initial`: the guest content before the workload (zeros, or the backing file's content).
-  GuestOracle(const Workload& workload, std::vector<OpTiming> timings,
-              std::vector<uint8_t> initial);
+  GuestOracle(const Workload& workload, std::vector<OpTiming> timings, InitialContent initial);
 
   using Reader = std::function<Status(uint64_t offset, std::span<uint8_t> data)>;
-  // Reads the whole guest disk through `read` and returns the first illegal byte, if any.
+  // Reads every range the workload touched through `read` and returns the first illegal byte, if
+  // any. Ranges no op touched must read as the initial content: CheckUntouched holds them to it.
   Result<std::optional<DataViolation>> Check(uint64_t crash_point, const Reader& read) const;
-  // Ranges that no operation touched must read as the initial content; these are the ranges
-  // touched by at least one op, so callers can restrict expensive reads.
+  // [start, end) ranges touched by at least one op, in order and disjoint.
   const std::vector<std::pair<uint64_t, uint64_t>>& segments() const { return segments_; }
+  // Calls fn(begin, end) for the parts of [begin, end) no op touched.
+  void ForEachUntouched(uint64_t begin, uint64_t end,
+                        const std::function<void(uint64_t, uint64_t)>& fn) const;
+  // The first byte of `got`, read at untouched guest `offset`, that is not the initial content.
+  std::optional<DataViolation> CheckUntouched(uint64_t offset, std::span<const uint8_t> got) const;
+  const InitialContent& initial() const { return initial_; }
+  // Calls illegal(begin, end) for every piece of `got` (read at guest `offset`) that no legal
+  // source explains at crash_point: touched pieces against the sources Check allows them,
+  // untouched ones against the initial content. Pieces are Check's: 512-byte aligned, split at
+  // the edges of touched ranges.
+  void ForEachIllegalPiece(uint64_t crash_point, uint64_t offset, std::span<const uint8_t> got,
+                           const std::function<void(uint64_t, uint64_t)>& illegal) const;
+  const std::vector<OpTiming>& timings() const { return timings_; }
+  // Equal windows give equal verdicts for equal guest content.
+  DataWindow WindowAt(uint64_t crash_point) const;
+  const Workload& workload() const { return workload_; }
 
  private:
   // A source of bytes: the initial content, zeros, or a write's pattern.
@@ -63,8 +87,9 @@ class GuestOracle {
 
   Workload workload_;
   std::vector<OpTiming> timings_;
-  std::vector<uint8_t> initial_;
-  std::vector<std::pair<uint64_t, uint64_t>> segments_;  // [start, end), covering the disk
+  InitialContent initial_;
+  bool monotone_timings_ = true;  // begin and durable never decrease with the op index
+  std::vector<std::pair<uint64_t, uint64_t>> segments_;  // [start, end) touched by some op
   std::vector<std::vector<uint32_t>> segment_ops_;       // data ops touching each, in order
 };
 

@@ -12,6 +12,220 @@ constexpr uint64_t kGarbageSalt = 0x6a72ba6e;
 constexpr uint64_t kAttemptsPerSample = 8;
 }  // namespace
 
+// The states of one crash point, made one at a time in the documented order. Candidates may be
+// refused by the caller (dedupe); sampling counts only accepted ones, as its budget is in states.
+class CrashEnumerator::PointStates {
+ public:
+  PointStates(const Recording& recording, const EnumerationOptions& options, uint64_t point)
+      : options_(options), point_(point), rng_(DeriveSeed(options.seed, point)) {
+    stats_.point = point;
+    if (options_.kind == CrashKind::kProcessKill) {
+      stats_.possible = stats_.within_bound = 1;
+      phase_ = Phase::kStart;
+      return;
+    }
+    pending_ = PendingAt(recording, point, options_.model.order);
+    for (size_t i = 0; i < pending_.items.size(); ++i) {
+      if (Eligible(pending_.items[i])) eligible_.push_back(i);
+    }
+    stats_.pending = pending_.items.size();
+    stats_.possible = CountStates(pending_.items, options_.model);
+    stats_.within_bound = CountBounded(pending_.items, options_.model, options_.k,
+                                       [&](const PendingItem& item) { return Eligible(item); });
+  }
+
+  const PointStats& stats() const { return stats_; }
+  uint64_t point() const { return point_; }
+
+  // The next candidate's fates, whether it comes from sampling, or nullopt when done.
+  std::optional<std::vector<WriteFate>> NextCandidate(bool* sampled) {
+    for (;;) {
+      switch (phase_) {
+        case Phase::kStart:
+          phase_ = options_.kind == CrashKind::kProcessKill ? Phase::kDone
+                   : stats_.within_bound <= options_.exhaustive_budget ? Phase::kExhaustive
+                                                                        : Phase::kBoundedSamples;
+          StartSampling(options_.exhaustive_budget);
+          *sampled = false;
+          return std::vector<WriteFate>{};  // no deviation: everything persisted
+        case Phase::kExhaustive:
+          if (auto fates = NextExhaustive()) {
+            *sampled = false;
+            return fates;
+          }
+          EnterBeyondBound();
+          break;
+        case Phase::kBoundedSamples:
+        case Phase::kBeyondSamples:
+          if (auto fates = NextSample()) {
+            *sampled = true;
+            return fates;
+          }
+          if (phase_ == Phase::kBoundedSamples) {
+            EnterBeyondBound();
+          } else {
+            phase_ = Phase::kDone;
+          }
+          break;
+        case Phase::kDone:
+          return std::nullopt;
+      }
+    }
+  }
+
+  // Tells the generator whether the last sampled candidate was taken.
+  void Accepted(bool taken) {
+    if (taken) ++sample_yielded_;
+  }
+
+ private:
+  enum class Phase : uint8_t { kStart, kExhaustive, kBoundedSamples, kBeyondSamples, kDone };
+
+  bool Eligible(const PendingItem& item) const {
+    return item.resize || (options_.exhaustive_tags & TagBit(item.tag)) != 0;
+  }
+  bool IsEligibleIndex(size_t i) const {
+    return std::binary_search(eligible_.begin(), eligible_.end(), i);
+  }
+
+  void StartSampling(uint64_t count) {
+    sample_target_ = count;
+    sample_yielded_ = 0;
+    sample_attempts_ = 0;
+  }
+
+  void EnterBeyondBound() {
+    // Saturated counts compare equal but certainly leave states beyond the bound.
+    if (stats_.possible == kSaturated || stats_.possible != stats_.within_bound) {
+      phase_ = Phase::kBeyondSamples;
+      StartSampling(options_.samples);
+    } else {
+      phase_ = Phase::kDone;
+    }
+  }
+
+  // Exhaustive, after the no-deviation state: prefix cuts, or d-subsets of eligible items with a
+  // mixed radix over each item's deviating fates.
+  std::optional<std::vector<WriteFate>> NextExhaustive() {
+    const auto& items = pending_.items;
+    const CrashModel& model = options_.model;
+    if (model.order == OrderModel::kPrefix) {
+      const size_t m = items.size();
+      for (;;) {
+        if (d_ == 0) {
+          d_ = 1;
+          fate_index_ = 1;
+        }
+        if (d_ > std::min<uint64_t>(options_.k, m)) return std::nullopt;
+        const size_t cut = m - d_;
+        if (!IsEligibleIndex(cut) || fate_index_ >= FateCount(items[cut], model)) {
+          ++d_;
+          fate_index_ = 1;
+          continue;
+        }
+        std::vector<WriteFate> fates{FateAt(items[cut], model, fate_index_++)};
+        for (size_t j = cut + 1; j < m; ++j) fates.push_back({items[j].op, {}, {}});
+        return fates;
+      }
+    }
+    const size_t max_d = std::min<uint64_t>(options_.k, eligible_.size());
+    for (;;) {
+      if (combo_.empty()) {  // start the next size
+        if (++d_ > max_d) return std::nullopt;
+        combo_.resize(d_);
+        for (size_t i = 0; i < d_; ++i) combo_[i] = i;
+        index_.assign(d_, 1);
+      }
+      std::vector<WriteFate> fates;
+      for (size_t i = 0; i < d_; ++i) fates.push_back(FateAt(items[eligible_[combo_[i]]], model, index_[i]));
+      Advance();
+      return fates;
+    }
+  }
+
+  // Moves the mixed radix, then the combination, to the next exhaustive state.
+  void Advance() {
+    const auto& items = pending_.items;
+    size_t pos = d_;
+    while (pos > 0 && ++index_[pos - 1] == FateCount(items[eligible_[combo_[pos - 1]]], options_.model)) {
+      index_[--pos] = 1;
+    }
+    if (pos > 0) return;
+    // Next combination of d out of eligible.size(), lexicographic; none left: next size.
+    pos = d_;
+    while (pos > 0 && combo_[pos - 1] == eligible_.size() - d_ + pos - 1) --pos;
+    if (pos == 0) {
+      combo_.clear();
+      return;
+    }
+    ++combo_[pos - 1];
+    for (size_t i = pos; i < d_; ++i) combo_[i] = combo_[i - 1] + 1;
+  }
+
+  std::optional<std::vector<WriteFate>> NextSample() {
+    const bool bounded = phase_ == Phase::kBoundedSamples;
+    while (sample_yielded_ < sample_target_ &&
+           sample_attempts_ < sample_target_ * kAttemptsPerSample) {
+      ++sample_attempts_;
+      if (auto fates = Draw(bounded)) return fates;
+    }
+    return std::nullopt;
+  }
+
+  // One random state's fates, or nullopt if the draw fell on the wrong side of the bound.
+  std::optional<std::vector<WriteFate>> Draw(bool bounded) {
+    const auto& items = pending_.items;
+    const CrashModel& model = options_.model;
+    const size_t m = items.size();
+    std::vector<WriteFate> fates;
+    if (model.order == OrderModel::kPrefix) {
+      if (m == 0) return std::nullopt;
+      // Bounded: a cut among the last k items; beyond: any cut outside the exhaustive region.
+      const size_t cut = bounded ? m - 1 - rng_.Below(std::min<uint64_t>(options_.k, m)) : rng_.Below(m);
+      const bool in_bound = m - cut <= options_.k && IsEligibleIndex(cut);
+      if (in_bound != bounded) return std::nullopt;
+      fates.push_back(RandomDeviation(items[cut], model, rng_));
+      for (size_t j = cut + 1; j < m; ++j) fates.push_back({items[j].op, {}, {}});
+      return fates;
+    }
+    if (bounded) {
+      if (eligible_.empty() || options_.k == 0) return std::nullopt;
+      const size_t d = 1 + rng_.Below(std::min<uint64_t>(options_.k, eligible_.size()));
+      std::vector<size_t> pool = eligible_;
+      for (size_t i = 0; i < d; ++i) std::swap(pool[i], pool[i + rng_.Below(pool.size() - i)]);
+      pool.resize(d);
+      std::sort(pool.begin(), pool.end());
+      for (size_t i : pool) fates.push_back(RandomDeviation(items[i], model, rng_));
+      return fates;
+    }
+    bool all_eligible = true;
+    for (size_t i = 0; i < m; ++i) {
+      if (!rng_.Chance(1, 2)) continue;
+      fates.push_back(RandomDeviation(items[i], model, rng_));
+      all_eligible = all_eligible && IsEligibleIndex(i);
+    }
+    if (fates.size() <= options_.k && all_eligible) return std::nullopt;  // exhaustive region
+    return fates;
+  }
+
+  const EnumerationOptions& options_;
+  uint64_t point_;
+  PendingSet pending_;
+  std::vector<size_t> eligible_;
+  Xoshiro256 rng_;
+  PointStats stats_;
+  Phase phase_ = Phase::kStart;
+  // exhaustive cursor
+  size_t d_ = 0;
+  uint64_t fate_index_ = 1;     // prefix model
+  std::vector<size_t> combo_;   // any subset: indexes into eligible_
+  std::vector<uint64_t> index_; // any subset: fate index per combo item
+  // sampling cursor
+  uint64_t sample_target_ = 0;
+  uint64_t sample_yielded_ = 0;
+  uint64_t sample_attempts_ = 0;
+};
+
 CrashEnumerator::CrashEnumerator(std::shared_ptr<const Recording> recording,
                                  EnumerationOptions options)
     : recording_(std::move(recording)),
@@ -19,157 +233,71 @@ CrashEnumerator::CrashEnumerator(std::shared_ptr<const Recording> recording,
       garbage_seed_(DeriveSeed(options_.seed, kGarbageSalt)) {
   INVARIANT(recording_ != nullptr);
   points_ = options_.points.empty() ? CrashPoints(*recording_) : options_.points;
+  for (uint64_t point : points_) INVARIANT(point <= recording_->op_count());
+  generators_.resize(points_.size());
+  stats_index_.assign(points_.size(), SIZE_MAX);
+  stats_.points_total = points_.size();
+  if (options_.order == EnumerationOrder::kRoundRobin) {
+    live_.resize(points_.size());
+    for (size_t i = 0; i < live_.size(); ++i) live_[i] = i;
+  }
+}
+
+CrashEnumerator::~CrashEnumerator() = default;
+
+CrashEnumerator::PointStates& CrashEnumerator::Generator(size_t i) {
+  if (generators_[i] == nullptr) {
+    INVARIANT(stats_index_[i] == SIZE_MAX && "a finished point is never restarted");
+    generators_[i] = std::make_unique<PointStates>(*recording_, options_, points_[i]);
+    const PointStats& ps = generators_[i]->stats();
+    stats_.possible = SatAdd(stats_.possible, ps.possible);
+    stats_.within_bound = SatAdd(stats_.within_bound, ps.within_bound);
+    // Points start in point order in both orders, so per_point stays sorted.
+    ++stats_.crash_points;
+    stats_index_[i] = stats_.per_point.size();
+    stats_.per_point.push_back(ps);
+  }
+  return *generators_[i];
+}
+
+std::optional<CrashState> CrashEnumerator::NextOf(size_t i) {
+  PointStates& g = Generator(i);
+  bool sampled = false;
+  while (auto fates = g.NextCandidate(&sampled)) {
+    CrashState state{options_.kind, g.point(), std::move(*fates), 0};
+    if (state.HasGarbage()) state.garbage_seed = garbage_seed_;
+    const uint64_t key = options_.dedupe ? ContentKey(*recording_, state) : state.Hash();
+    const bool fresh = seen_.insert(key).second;
+    if (sampled) g.Accepted(fresh);
+    if (!fresh) {
+      ++stats_.duplicates;
+      continue;
+    }
+    ++(sampled ? stats_.sampled : stats_.exhaustive);
+    ++stats_.per_point[stats_index_[i]].explored;
+    return state;
+  }
+  generators_[i].reset();  // the point is finished
+  return std::nullopt;
 }
 
 std::optional<CrashState> CrashEnumerator::Next() {
-  while (queue_.empty() && next_point_ < points_.size()) FillPoint(points_[next_point_++]);
-  if (queue_.empty()) return std::nullopt;
-  CrashState state = std::move(queue_.front());
-  queue_.pop_front();
-  return state;
-}
-
-CrashState CrashEnumerator::MakeState(uint64_t point, std::vector<WriteFate> fates) const {
-  CrashState state{options_.kind, point, std::move(fates), 0};
-  if (state.HasGarbage()) state.garbage_seed = garbage_seed_;
-  return state;
-}
-
-bool CrashEnumerator::Offer(CrashState state, bool sampled) {
-  const uint64_t key = options_.dedupe ? ContentKey(*recording_, state) : state.Hash();
-  if (!seen_.insert(key).second) {
-    ++stats_.duplicates;
-    return false;
-  }
-  ++(sampled ? stats_.sampled : stats_.exhaustive);
-  ++stats_.per_point.back().explored;
-  queue_.push_back(std::move(state));
-  return true;
-}
-
-void CrashEnumerator::FillPoint(uint64_t point) {
-  INVARIANT(point <= recording_->op_count());
-  ++stats_.crash_points;
-  if (options_.kind == CrashKind::kProcessKill) {
-    stats_.per_point.push_back({point, 0, 1, 1, 0});
-    stats_.possible = SatAdd(stats_.possible, 1);
-    stats_.within_bound = SatAdd(stats_.within_bound, 1);
-    Offer(MakeState(point, {}), false);
-    return;
-  }
-  const PendingSet pending = PendingAt(*recording_, point, options_.model.order);
-  auto is_eligible = [&](const PendingItem& item) {
-    return item.resize || (options_.exhaustive_tags & TagBit(item.tag)) != 0;
-  };
-  std::vector<size_t> eligible;
-  for (size_t i = 0; i < pending.items.size(); ++i) {
-    if (is_eligible(pending.items[i])) eligible.push_back(i);
-  }
-  PointStats ps{point, pending.items.size(), CountStates(pending.items, options_.model),
-                CountBounded(pending.items, options_.model, options_.k, is_eligible), 0};
-  stats_.per_point.push_back(ps);
-  stats_.possible = SatAdd(stats_.possible, ps.possible);
-  stats_.within_bound = SatAdd(stats_.within_bound, ps.within_bound);
-
-  Xoshiro256 rng(DeriveSeed(options_.seed, point));
-  if (ps.within_bound <= options_.exhaustive_budget) {
-    EnumerateExhaustive(pending, eligible);
-  } else {
-    Sample(pending, eligible, /*bounded=*/true, options_.exhaustive_budget, rng);
-  }
-  // Saturated counts compare equal but certainly leave states beyond the bound.
-  if (ps.possible == kSaturated || ps.possible != ps.within_bound) Sample(pending, eligible, /*bounded=*/false, options_.samples, rng);
-}
-
-void CrashEnumerator::EnumerateExhaustive(const PendingSet& pending,
-                                          const std::vector<size_t>& eligible) {
-  const auto& items = pending.items;
-  const CrashModel& model = options_.model;
-  Offer(MakeState(pending.point, {}), false);  // no deviation: everything persisted
-  if (model.order == OrderModel::kPrefix) {
-    const size_t m = items.size();
-    for (size_t d = 1; d <= std::min<uint64_t>(options_.k, m); ++d) {
-      const size_t cut = m - d;
-      if (!std::binary_search(eligible.begin(), eligible.end(), cut)) continue;
-      for (uint64_t index = 1; index < FateCount(items[cut], model); ++index) {
-        std::vector<WriteFate> fates{FateAt(items[cut], model, index)};
-        for (size_t j = cut + 1; j < m; ++j) fates.push_back({items[j].op, {}, {}});
-        Offer(MakeState(pending.point, std::move(fates)), false);
-      }
+  if (options_.order == EnumerationOrder::kPointByPoint) {
+    for (; cursor_ < points_.size(); ++cursor_) {
+      if (auto state = NextOf(cursor_)) return state;
     }
-    return;
+    return std::nullopt;
   }
-  const size_t max_d = std::min<uint64_t>(options_.k, eligible.size());
-  for (size_t d = 1; d <= max_d; ++d) {
-    std::vector<size_t> combo(d);
-    for (size_t i = 0; i < d; ++i) combo[i] = i;
-    for (;;) {
-      std::vector<uint64_t> index(d, 1);  // mixed radix over each item's deviating fates
-      for (;;) {
-        std::vector<WriteFate> fates;
-        for (size_t i = 0; i < d; ++i) fates.push_back(FateAt(items[eligible[combo[i]]], model, index[i]));
-        Offer(MakeState(pending.point, std::move(fates)), false);
-        size_t pos = d;
-        while (pos > 0 && ++index[pos - 1] == FateCount(items[eligible[combo[pos - 1]]], model)) {
-          index[--pos] = 1;
-        }
-        if (pos == 0) break;
-      }
-      // Next combination of d out of eligible.size(), lexicographic.
-      size_t pos = d;
-      while (pos > 0 && combo[pos - 1] == eligible.size() - d + pos - 1) --pos;
-      if (pos == 0) break;
-      ++combo[pos - 1];
-      for (size_t i = pos; i < d; ++i) combo[i] = combo[i - 1] + 1;
+  while (!live_.empty()) {
+    if (live_next_ >= live_.size()) live_next_ = 0;  // next round
+    const size_t i = live_[live_next_];
+    if (auto state = NextOf(i)) {
+      ++live_next_;
+      return state;
     }
+    live_.erase(live_.begin() + static_cast<std::ptrdiff_t>(live_next_));
   }
-}
-
-std::optional<std::vector<WriteFate>> CrashEnumerator::Draw(const PendingSet& pending,
-                                                            const std::vector<size_t>& eligible,
-                                                            bool bounded, Xoshiro256& rng) const {
-  const auto& items = pending.items;
-  const CrashModel& model = options_.model;
-  const size_t m = items.size();
-  auto is_eligible = [&](size_t i) { return std::binary_search(eligible.begin(), eligible.end(), i); };
-  std::vector<WriteFate> fates;
-  if (model.order == OrderModel::kPrefix) {
-    if (m == 0) return std::nullopt;
-    // Bounded: a cut among the last k items; beyond: any cut outside the exhaustive region.
-    const size_t cut = bounded ? m - 1 - rng.Below(std::min<uint64_t>(options_.k, m)) : rng.Below(m);
-    const bool in_bound = m - cut <= options_.k && is_eligible(cut);
-    if (in_bound != bounded) return std::nullopt;
-    fates.push_back(RandomDeviation(items[cut], model, rng));
-    for (size_t j = cut + 1; j < m; ++j) fates.push_back({items[j].op, {}, {}});
-    return fates;
-  }
-  if (bounded) {
-    if (eligible.empty() || options_.k == 0) return std::nullopt;
-    const size_t d = 1 + rng.Below(std::min<uint64_t>(options_.k, eligible.size()));
-    std::vector<size_t> pool = eligible;
-    for (size_t i = 0; i < d; ++i) std::swap(pool[i], pool[i + rng.Below(pool.size() - i)]);
-    pool.resize(d);
-    std::sort(pool.begin(), pool.end());
-    for (size_t i : pool) fates.push_back(RandomDeviation(items[i], model, rng));
-    return fates;
-  }
-  bool all_eligible = true;
-  for (size_t i = 0; i < m; ++i) {
-    if (!rng.Chance(1, 2)) continue;
-    fates.push_back(RandomDeviation(items[i], model, rng));
-    all_eligible = all_eligible && is_eligible(i);
-  }
-  if (fates.size() <= options_.k && all_eligible) return std::nullopt;  // exhaustive region
-  return fates;
-}
-
-void CrashEnumerator::Sample(const PendingSet& pending, const std::vector<size_t>& eligible,
-                             bool bounded, uint64_t count, Xoshiro256& rng) {
-  uint64_t yielded = 0;
-  for (uint64_t attempt = 0; attempt < count * kAttemptsPerSample && yielded < count; ++attempt) {
-    auto fates = Draw(pending, eligible, bounded, rng);
-    if (fates && Offer(MakeState(pending.point, std::move(*fates)), true)) ++yielded;
-  }
+  return std::nullopt;
 }
 
 }  // namespace crashsim::simdisk

@@ -10,11 +10,19 @@
 //  2. sampled: `samples` random states with more than k deviations (any tag), from a stream
 //     seeded by (seed, point), so a point's states do not depend on the points before it.
 // States whose bytes equal a state already yielded (ContentKey) are skipped when dedupe is on.
+//
+// Order: kPointByPoint yields every state of a point before the next point's. kRoundRobin
+// stratifies: round r yields the r-th state of every point that has one, in point order, so
+// every crash point has a state before any has a second (the first is the one that kept every
+// pending write), and a run capped at N states covers min(N, points) crash points, the last
+// (the clean close) included. Both orders yield the same states of each point, in the same
+// order within the point; states are made on demand, a point's generator holds only its
+// pending set and a cursor.
+//
 // Same recording, same options: the same states in the same order, on any machine.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <unordered_set>
@@ -32,6 +40,8 @@ inline constexpr uint32_t kAllTags = (uint32_t{1} << kIoTagCount) - 1;
 // Every tag but guest data: the exhaustive budget is spent on metadata ordering.
 inline constexpr uint32_t kMetadataTags = kAllTags & ~TagBit(IoTag::kData) & ~TagBit(IoTag::kCowData);
 
+enum class EnumerationOrder : uint8_t { kPointByPoint, kRoundRobin };
+
 struct EnumerationOptions {
   CrashKind kind = CrashKind::kPowerLoss;
   CrashModel model;
@@ -41,6 +51,7 @@ struct EnumerationOptions {
   uint64_t seed = 0;
   uint32_t exhaustive_tags = kAllTags;  // resizes always count as eligible
   bool dedupe = true;
+  EnumerationOrder order = EnumerationOrder::kPointByPoint;
   std::vector<uint64_t> points;  // crash points to visit; empty: CrashPoints(recording)
 };
 
@@ -53,13 +64,14 @@ struct PointStats {
 };
 
 struct EnumerationStats {
-  uint64_t crash_points = 0;
-  uint64_t possible = 0;      // summed over points, saturating
-  uint64_t within_bound = 0;  // summed over points, saturating
+  uint64_t points_total = 0;  // crash points the enumeration covers when run to the end
+  uint64_t crash_points = 0;  // crash points visited (covered) so far
+  uint64_t possible = 0;      // summed over points started, saturating
+  uint64_t within_bound = 0;  // summed over points started, saturating
   uint64_t exhaustive = 0;    // states yielded by exhaustive enumeration
   uint64_t sampled = 0;       // states yielded by sampling
   uint64_t duplicates = 0;    // states skipped: same bytes as a state already yielded
-  std::vector<PointStats> per_point;
+  std::vector<PointStats> per_point;  // points started, in point order
 
   uint64_t explored() const { return exhaustive + sampled; }
 };
@@ -67,6 +79,7 @@ struct EnumerationStats {
 class CrashEnumerator {
  public:
   CrashEnumerator(std::shared_ptr<const Recording> recording, EnumerationOptions options);
+  ~CrashEnumerator();
 
   // The next state, or nullopt when every point has been visited.
   std::optional<CrashState> Next();
@@ -74,24 +87,20 @@ class CrashEnumerator {
   const Recording& recording() const { return *recording_; }
 
  private:
-  void FillPoint(uint64_t point);
-  void EnumerateExhaustive(const PendingSet& pending, const std::vector<size_t>& eligible);
-  // Samples up to `count` new states inside (bounded) or outside the exhaustive region.
-  void Sample(const PendingSet& pending, const std::vector<size_t>& eligible, bool bounded,
-              uint64_t count, Xoshiro256& rng);
-  // One random state's fates, or nullopt if the draw fell on the wrong side of the bound.
-  std::optional<std::vector<WriteFate>> Draw(const PendingSet& pending,
-                                             const std::vector<size_t>& eligible, bool bounded,
-                                             Xoshiro256& rng) const;
-  // Queues the state unless seen; returns whether it was new.
-  bool Offer(CrashState state, bool sampled);
-  CrashState MakeState(uint64_t point, std::vector<WriteFate> fates) const;
+  class PointStates;
+
+  // The next new state of point generator `i`, or nullopt when it has no more.
+  std::optional<CrashState> NextOf(size_t i);
+  PointStates& Generator(size_t i);
 
   std::shared_ptr<const Recording> recording_;
   EnumerationOptions options_;
   std::vector<uint64_t> points_;
-  size_t next_point_ = 0;
-  std::deque<CrashState> queue_;
+  std::vector<std::unique_ptr<PointStates>> generators_;  // by index in points_, made on demand
+  std::vector<size_t> stats_index_;  // by index in points_: its entry in stats_.per_point
+  size_t cursor_ = 0;         // the point (index) to ask next
+  std::vector<size_t> live_;  // round-robin: points with states left, in point order
+  size_t live_next_ = 0;      // round-robin: position in live_ of the next point to ask
   std::unordered_set<uint64_t> seen_;  // membership only; never iterated
   uint64_t garbage_seed_;
   EnumerationStats stats_;

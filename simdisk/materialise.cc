@@ -1,8 +1,10 @@
 #include "simdisk/materialise.h"
 
 #include <algorithm>
+#include <array>
 #include <fmt/format.h>
 
+#include "engine/coding.h"
 #include "simdisk/hash.h"
 #include "simdisk/persisted_pieces.h"
 #include "simdisk/prng.h"
@@ -137,7 +139,16 @@ Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const Cr
       if (op.kind != OpKind::kWrite) return;
       ApplyPiecesToWindow(op, f, recording.atomic_unit(), state.garbage_seed, begin, window, scratch);
     });
-    medium->WriteAt(begin, window);
+    // Only the chunks whose bytes differ from the kept-everything medium are written, so the
+    // chunks the state does not share with it are exactly where the two can differ.
+    std::array<uint8_t, Medium::kChunkSize> current;
+    for (uint64_t pos = begin; pos < end;) {
+      const uint64_t piece_end = std::min(end, AlignDown(pos, Medium::kChunkSize) + Medium::kChunkSize);
+      const auto piece = std::span<const uint8_t>(window).subspan(pos - begin, piece_end - pos);
+      medium->ReadAt(pos, std::span(current).first(piece.size()));
+      if (!std::equal(piece.begin(), piece.end(), current.begin())) medium->WriteAt(pos, piece);
+      pos = piece_end;
+    }
   }
   return medium;
 }

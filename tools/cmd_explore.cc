@@ -24,6 +24,7 @@ struct ExploreArgs {
   std::string workload_file;
   uint64_t seed = kDefaultWorkloadSeed;
   size_t ops = kDefaultWorkloadOps;
+  std::string disk_size;  // empty: the default for the cluster size
   std::string cache = "writethrough";
   std::vector<std::string> image_options;
   std::string crash = "power";
@@ -81,7 +82,21 @@ Result<ExploreOptions> BuildOptions(const ExploreArgs& a) {
 
 Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
   if (a.workload_file.empty()) {
-    return RandomWorkload(a.seed, a.ops, DefaultDiskSize(cluster_size), cluster_size);
+    uint64_t disk = DefaultDiskSize(cluster_size);
+    if (!a.disk_size.empty()) {
+      auto parsed = ParseSize(a.disk_size);
+      if (!parsed.ok()) return parsed.status().WithContext("--disk-size");
+      if (*parsed < 512 || *parsed % 512 != 0) {
+        return Status::InvalidArgument(fmt::format("--disk-size {}: must be a positive multiple "
+                                                   "of 512 bytes", a.disk_size));
+      }
+      disk = *parsed;
+    }
+    return RandomWorkload(a.seed, a.ops, disk, cluster_size);
+  }
+  if (!a.disk_size.empty()) {
+    return Status::InvalidArgument("--disk-size shapes a seeded workload; a workload file names "
+                                   "its own disk size");
   }
   std::ifstream in(a.workload_file);
   if (!in) return Status::NotFound(a.workload_file + ": cannot read the workload file");
@@ -197,6 +212,8 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--workload", args->workload_file, "workload file (text form)");
   cmd->add_option("--seed", args->seed, "seed for the workload and the sampled states");
   cmd->add_option("--ops", args->ops, "guest ops in a seeded workload");
+  cmd->add_option("--disk-size", args->disk_size,
+                  "guest disk of a seeded workload (k, M, G, T suffixes)");
   cmd->add_option("-t,--cache", args->cache, "cache mode: writeback, writethrough, directsync, "
                                              "none, unsafe");
   cmd->add_option("-o", args->image_options, "image options (qemu-img -o syntax)");

@@ -1,0 +1,228 @@
+#include "properties/data_check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/image.h"
+#include "simdisk/medium.h"
+#include "simdisk/write_cache.h"
+
+namespace crashsim {
+namespace {
+
+constexpr uint64_t kBlock = 512;
+// Marks a failure that is no guest block (an L2 table that cannot be read): states at such a
+// point are always checked in full.
+constexpr uint64_t kUnplacedFailure = UINT64_MAX;
+
+void MarkBlocks(uint64_t begin, uint64_t end, std::set<uint64_t>& blocks) {
+  for (uint64_t b = begin / kBlock; b * kBlock < end; ++b) blocks.insert(b);
+}
+
+bool InsideRanges(const ByteRanges& ranges, uint64_t offset) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(offset, UINT64_MAX));
+  return it != ranges.begin() && std::prev(it)->second > offset;
+}
+
+}  // namespace
+
+std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
+                           const OpenOptions& read_only, uint64_t crash_point, const char* when,
+                           bool must_open) {
+  auto image = Image::Open(device, read_only);
+  if (!image.ok()) {
+    if (!must_open) return "";
+    return fmt::format("cannot open the image read-only {}: {}", when, image.status().ToString());
+  }
+  auto violation = oracle.Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
+    return (*image)->Read(offset, data);
+  });
+  if (!violation.ok()) {
+    return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
+  }
+  if (*violation) {
+    return fmt::format("lost or illegal guest data {}: {}", when, (*violation)->message);
+  }
+  // What no op touched must read as it did before the workload. Only clusters the image maps can
+  // read otherwise (the rest fall through to the backing file, which is the initial content).
+  Image& img = **image;
+  const uint64_t cs = img.geometry().cluster_size();
+  std::vector<uint8_t> buf;
+  std::optional<DataViolation> untouched;
+  Status st = img.ForEachMappedCluster([&](uint64_t guest) -> Status {
+    Status read = Status::Ok();
+    oracle.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
+                            [&](uint64_t begin, uint64_t end) {
+                              if (untouched || !read.ok()) return;
+                              buf.resize(end - begin);
+                              read = img.Read(begin, buf);
+                              if (read.ok()) untouched = oracle.CheckUntouched(begin, buf);
+                            });
+    RETURN_IF_ERROR(read);
+    return untouched ? Status::Corruption("stop") : Status::Ok();
+  });
+  if (untouched) return fmt::format("lost or illegal guest data {}: {}", when, untouched->message);
+  if (!st.ok()) return fmt::format("guest read failed {}: {}", when, st.ToString());
+  return "";
+}
+
+GuestDataCheck::GuestDataCheck(const GuestOracle& oracle,
+                               std::shared_ptr<const simdisk::Recording> recording,
+                               OpenOptions read_only)
+    : oracle_(oracle),
+      recording_(std::move(recording)),
+      read_only_(std::move(read_only)),
+      points_(simdisk::CrashPoints(*recording_)) {}
+
+DataCheckStats GuestDataCheck::stats() const {
+  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mutex_));
+  return stats_;
+}
+
+bool GuestDataCheck::CollectIllegal(const simdisk::Medium& image, uint64_t point,
+                                    const ByteRanges& ranges, std::set<uint64_t>& illegal) {
+  simdisk::Medium device = image;  // Image::Open borrows a mutable device; copies share chunks
+  auto opened = Image::Open(device, read_only_);
+  if (!opened.ok()) return false;
+  std::vector<uint8_t> buf;
+  for (const auto& [a, b] : ranges) {
+    buf.resize(b - a);
+    stats_.guest_bytes_read += buf.size();
+    if (!(*opened)->Read(a, buf).ok()) {
+      MarkBlocks(a, b, illegal);
+      continue;
+    }
+    oracle_.ForEachIllegalPiece(point, a, buf, [&](uint64_t begin, uint64_t end) {
+      MarkBlocks(begin, end, illegal);
+    });
+  }
+  return true;
+}
+
+bool GuestDataCheck::CollectAllIllegal(const simdisk::Medium& image, uint64_t point,
+                                       std::set<uint64_t>& illegal) {
+  ByteRanges ranges = oracle_.segments();
+  {
+    simdisk::Medium device = image;
+    auto opened = Image::Open(device, read_only_);
+    if (!opened.ok()) return false;
+    Image& img = **opened;
+    const uint64_t cs = img.geometry().cluster_size();
+    Status st = img.ForEachMappedCluster([&](uint64_t guest) {
+      oracle_.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
+                               [&](uint64_t begin, uint64_t end) { ranges.push_back({begin, end}); });
+      return Status::Ok();
+    });
+    if (!st.ok()) illegal.insert(kUnplacedFailure);
+  }
+  NormaliseRanges(ranges);
+  return CollectIllegal(image, point, ranges, illegal);
+}
+
+GuestDataCheck::Reference GuestDataCheck::BuildReference(uint64_t point, const Reference* previous,
+                                                         uint64_t previous_point) {
+  ++stats_.reference_steps;
+  std::shared_ptr<const simdisk::Medium> medium = recording_->MediumAt(point);
+  Reference ref;
+  auto snapshot = MappingSnapshot::Of(medium);
+  if (!snapshot.ok()) return ref;
+  ref.snapshot = *snapshot;
+  std::optional<ByteRanges> affected;
+  if (previous != nullptr && previous->snapshot != nullptr) {
+    ByteRanges delta;
+    for (uint64_t seq = previous_point; seq < point; ++seq) {
+      const simdisk::OpRecord& op = recording_->ops()[seq];
+      if (op.ChangesMedium() && op.kind == simdisk::OpKind::kWrite) {
+        delta.push_back({op.offset, op.offset + op.length});
+      }
+    }
+    affected = previous->snapshot->AffectedGuestRanges(*medium, std::move(delta));
+  }
+  if (!affected) {
+    if (!CollectAllIllegal(*medium, point, ref.illegal_blocks)) ref.snapshot = nullptr;
+    return ref;
+  }
+  // Ranges whose legal sources changed: an op that began, or became durable, in between.
+  const auto& timings = oracle_.timings();
+  const auto& ops = oracle_.workload().ops;
+  for (size_t j = 0; j < ops.size() && j < timings.size(); ++j) {
+    const bool began = timings[j].begin >= previous_point && timings[j].begin < point;
+    const bool durable = timings[j].durable >= previous_point && timings[j].durable < point;
+    if ((began || durable) && ops[j].TouchesData()) {
+      affected->push_back({ops[j].offset, ops[j].offset + ops[j].length});
+    }
+  }
+  NormaliseRanges(*affected);
+  for (uint64_t block : previous->illegal_blocks) {
+    if (block == kUnplacedFailure || !InsideRanges(*affected, block * kBlock)) {
+      ref.illegal_blocks.insert(block);
+    }
+  }
+  if (!CollectIllegal(*medium, point, *affected, ref.illegal_blocks)) ref.snapshot = nullptr;
+  return ref;
+}
+
+const GuestDataCheck::Reference& GuestDataCheck::ReferenceAt(uint64_t point) {
+  if (auto it = references_.find(point); it != references_.end()) return it->second;
+  // Extend the chain from the last reference below `point` through every crash point up to it.
+  auto below = references_.lower_bound(point);
+  const Reference* previous = nullptr;
+  uint64_t previous_point = 0;
+  if (below != references_.begin()) {
+    --below;
+    previous = &below->second;
+    previous_point = below->first;
+  }
+  auto next = std::upper_bound(points_.begin(), points_.end(), previous_point);
+  if (previous == nullptr) next = points_.begin();
+  for (; next != points_.end() && *next < point; ++next) {
+    Reference ref = BuildReference(*next, previous, previous_point);
+    previous = &references_.emplace(*next, std::move(ref)).first->second;
+    previous_point = *next;
+  }
+  Reference ref = BuildReference(point, previous, previous_point);
+  return references_.emplace(point, std::move(ref)).first->second;
+}
+
+std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
+                                  const ByteRanges& host_delta, const char* when, bool must_open) {
+  auto full = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.full_checks;
+    }
+    simdisk::Medium device = image;
+    return CheckGuestData(device, oracle_, read_only_, point, when, must_open);
+  };
+  std::shared_ptr<const MappingSnapshot> snapshot;
+  std::set<uint64_t> reference_illegal;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.checks;
+    const Reference& ref = ReferenceAt(point);
+    snapshot = ref.snapshot;
+    reference_illegal = ref.illegal_blocks;
+  }
+  if (snapshot == nullptr) return full();
+  std::optional<ByteRanges> affected = snapshot->AffectedGuestRanges(image, host_delta);
+  if (!affected) return full();
+  for (uint64_t block : reference_illegal) {
+    if (block == kUnplacedFailure || !InsideRanges(*affected, block * kBlock)) return full();
+  }
+  if (affected->empty() && !snapshot->OpenMayDiffer(image, host_delta)) return "";
+  simdisk::Medium device = image;
+  auto opened = Image::Open(device, read_only_);
+  if (!opened.ok()) return must_open ? full() : "";
+  std::vector<uint8_t> buf;
+  bool illegal = false;
+  for (const auto& [a, b] : *affected) {
+    buf.resize(b - a);
+    if (!(*opened)->Read(a, buf).ok()) return full();
+    oracle_.ForEachIllegalPiece(point, a, buf, [&](uint64_t, uint64_t) { illegal = true; });
+    if (illegal) return full();
+  }
+  return "";
+}
+
+}  // namespace crashsim

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <thread>
+
 #include "engine/check/check.h"
 #include "engine/image.h"
 #include "engine/memory_device.h"
@@ -14,6 +17,16 @@ namespace crashsim {
 namespace {
 
 bool IsMetadataTag(IoTag tag) { return tag != IoTag::kData && tag != IoTag::kCowData; }
+
+bool TearsMetadata(const simdisk::Recording& recording, const simdisk::CrashState& state) {
+  for (const simdisk::WriteFate& fate : state.fates) {
+    if (fate.op >= recording.ops().size()) continue;
+    const simdisk::OpRecord& op = recording.ops()[fate.op];
+    if (op.kind == simdisk::OpKind::kWrite && IsMetadataTag(op.tag)) return true;
+  }
+  return false;
+}
+
 
 Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
                BlockDevice& device, const OpenOptions& open, LiveModel& live) {
@@ -67,7 +80,7 @@ std::string ExploreReport::Summary() const {
   std::string out = fmt::format(
       "device ops {}, crash points covered {} of {}, states possible {}, within bound {}, "
       "explored {}\n",
-      device_ops, enumeration.crash_points, enumeration.points_total, count(enumeration.possible),
+      device_ops, points_covered, points_total, count(enumeration.possible),
       count(enumeration.within_bound), explored);
   for (int i = 0; i < kOutcomeCount; ++i) {
     out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
@@ -192,9 +205,20 @@ ByteRanges ChunksNotShared(const simdisk::Medium& image, const simdisk::Medium& 
 
 std::string Explorer::CheckData(const simdisk::Medium& image, uint64_t crash_point,
                                 const char* when, bool must_open) {
+  auto full = [&] {
+    simdisk::Medium device = image;
+    return CheckGuestData(device, *oracle_, OpenFor(true), crash_point, when, must_open);
+  };
+  if (options_.data_check == DataCheckMode::kFull) return full();
   const std::shared_ptr<const simdisk::Medium> reference = recording_->MediumAt(crash_point);
-  return data_check_->Check(image, crash_point, ChunksNotShared(image, *reference), when,
-                            must_open);
+  std::string incremental = data_check_->Check(image, crash_point,
+                                               ChunksNotShared(image, *reference), when, must_open);
+  if (options_.data_check == DataCheckMode::kIncremental) return incremental;
+  if (std::string definition = full(); definition != incremental) {
+    return fmt::format("the incremental data check says \"{}\" where the full one says \"{}\"",
+                       incremental, definition);
+  }
+  return incremental;
 }
 
 std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image) {
@@ -342,12 +366,7 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
 StateResult Explorer::CheckState(const simdisk::CrashState& state) {
   StateResult result;
   result.state = state;
-  for (const simdisk::WriteFate& fate : state.fates) {
-    if (fate.op < recording_->ops().size() && IsMetadataTag(recording_->ops()[fate.op].tag) &&
-        recording_->ops()[fate.op].kind == simdisk::OpKind::kWrite) {
-      result.torn_metadata = true;
-    }
-  }
+  result.torn_metadata = TearsMetadata(*recording_, state);
   Status valid = simdisk::ValidateCrashState(*recording_, state);
   auto medium = valid.ok() ? simdisk::Materialise(*recording_, key_index_->Canonicalise(state))
                            : Result<std::unique_ptr<simdisk::Medium>>(valid);
@@ -361,59 +380,115 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state) {
   return result;
 }
 
-StateResult Explorer::CheckStateCached(const simdisk::CrashState& state, VerdictStats& stats) {
-  if (!options_.verdict_cache) {
-    ++stats.computed;
-    return CheckState(state);
+namespace {
+
+// Runs fn(i) for i in [0, n) on up to `jobs` threads (the calling thread is one of them).
+void ParallelFor(size_t n, uint32_t jobs, const std::function<void(size_t)>& fn) {
+  const size_t threads = std::min<size_t>(std::max<uint32_t>(jobs, 1), n);
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
   }
-  const VerdictKey key{key_index_->KeyOf(state), oracle_->WindowAt(state.point)};
-  stats.images.insert(key.image);
-  if (auto it = verdicts_.find(key); it != verdicts_.end()) {
-    ++stats.hits;
-    StateResult result;
-    result.state = state;
-    result.outcome = it->second.outcome;
-    result.dirty = it->second.dirty;
-    for (const simdisk::WriteFate& fate : state.fates) {
-      const simdisk::OpRecord& op = recording_->ops()[fate.op];
-      result.torn_metadata = result.torn_metadata || (IsMetadataTag(op.tag) && op.kind == simdisk::OpKind::kWrite);
-    }
-    return result;
-  }
-  ++stats.computed;
-  StateResult result = CheckState(state);
-  // Failures are not cached: their text names the crash point, and they are rare.
-  if (result.outcome != Outcome::kFailure) verdicts_.emplace(key, Verdict{result.outcome, result.dirty});
-  return result;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
 }
 
-ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress) {
+}  // namespace
+
+ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
+                            const std::function<void(const StateResult&)>& observe) {
   ExploreReport report;
   report.device_ops = recording_->op_count();
   report.run_io = run_io_;
   for (const WorkloadOp& op : workload_.ops) report.guest_writes += op.TouchesData();
   report.recording_digest = recording_->Digest();
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
-  VerdictStats stats;
+  report.points_total = enumerator.stats().points_total;
+  // Every crash point gets its first state whatever the cap (round robin yields those first).
+  const uint64_t cap = options_.max_states == 0 ? 0
+                       : std::max<uint64_t>(options_.max_states,
+                                            DivRoundUp(report.points_total, options_.shard_count));
+  std::unordered_set<simdisk::ImageKey, simdisk::ImageKeyHash> images;
+  std::unordered_set<uint64_t> points;
+  // States go in batches: the batch's distinct (image, window) pairs are checked in parallel,
+  // then every state takes its verdict in enumeration order, so reports, verdicts and failures
+  // are the same for any number of jobs.
+  constexpr size_t kBatch = 512;
   uint64_t index = 0;
-  while (auto state = enumerator.Next()) {
-    if (index++ % options_.shard_count != options_.shard_index) continue;
-    if (options_.max_states && report.explored >= options_.max_states) break;
-    StateResult r = CheckStateCached(*state, stats);
-    ++report.explored;
-    ++report.outcomes[static_cast<int>(r.outcome)];
-    if (r.torn_metadata) ++report.torn_metadata_states;
-    if (r.dirty && options_.repair_crash_states) ++report.repair_crash_states;
-    if (r.outcome == Outcome::kFailure) {
-      report.failures.push_back(std::move(r));
-      if (options_.max_failures && report.failures.size() >= options_.max_failures) break;
+  bool done = false;
+  while (!done) {
+    std::vector<simdisk::CrashState> batch;
+    while (batch.size() < kBatch && (cap == 0 || report.explored + batch.size() < cap)) {
+      std::optional<simdisk::CrashState> state = enumerator.Next();
+      if (!state) break;
+      if (index++ % options_.shard_count != options_.shard_index) continue;
+      batch.push_back(std::move(*state));
     }
-    if (progress) progress(report.explored);
+    if (batch.empty()) break;
+    // Which states must be checked: the first of each (image, window) not yet passed, or all.
+    std::vector<VerdictKey> keys(batch.size());
+    std::vector<size_t> owner(batch.size());  // the batch entry whose check decides this one
+    std::vector<size_t> jobs;
+    std::unordered_map<VerdictKey, size_t, VerdictKeyHash> first_in_batch;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      owner[i] = i;
+      if (!options_.verdict_cache) {
+        jobs.push_back(i);
+        continue;
+      }
+      keys[i] = {key_index_->KeyOf(batch[i]), oracle_->WindowAt(batch[i].point)};
+      if (verdicts_.count(keys[i])) continue;
+      auto [it, fresh] = first_in_batch.emplace(keys[i], i);
+      if (fresh) jobs.push_back(i);
+      owner[i] = it->second;
+    }
+    std::vector<std::optional<StateResult>> results(batch.size());
+    ParallelFor(jobs.size(), options_.jobs, [&](size_t j) { results[jobs[j]] = CheckState(batch[jobs[j]]); });
+    for (size_t i = 0; i < batch.size() && !done; ++i) {
+      StateResult r;
+      if (results[i]) {
+        r = std::move(*results[i]);
+        ++report.verdicts_computed;
+        if (options_.verdict_cache && r.outcome != Outcome::kFailure) {
+          verdicts_.emplace(keys[i], Verdict{r.outcome, r.dirty});
+        }
+      } else if (auto it = verdicts_.find(keys[i]); it != verdicts_.end()) {
+        r.state = batch[i];
+        r.outcome = it->second.outcome;
+        r.dirty = it->second.dirty;
+        r.torn_metadata = TearsMetadata(*recording_, batch[i]);
+        ++report.cache_hits;
+      } else {
+        // The state that decides this one failed: failures are never cached (their text names
+        // the crash point), so this one is checked on its own.
+        INVARIANT(owner[i] != i && results[owner[i]].has_value());
+        r = CheckState(batch[i]);
+        ++report.verdicts_computed;
+      }
+      if (options_.verdict_cache) images.insert(keys[i].image);
+      points.insert(r.state.point);
+      if (observe) observe(r);
+      ++report.explored;
+      ++report.outcomes[static_cast<int>(r.outcome)];
+      if (r.torn_metadata) ++report.torn_metadata_states;
+      if (r.dirty && options_.repair_crash_states) ++report.repair_crash_states;
+      if (r.outcome == Outcome::kFailure) {
+        report.failures.push_back(std::move(r));
+        done = options_.max_failures && report.failures.size() >= options_.max_failures;
+      }
+      if (progress) progress(report.explored);
+    }
+    done = done || (cap != 0 && report.explored >= cap);
   }
   report.enumeration = enumerator.stats();
-  report.distinct_images = stats.images.size();
-  report.verdicts_computed = stats.computed;
-  report.cache_hits = stats.hits;
+  report.points_covered = points.size();
+  report.distinct_images = images.size();
   report.data = data_check_->stats();
   return report;
 }

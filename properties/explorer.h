@@ -31,6 +31,10 @@
 
 namespace crashsim {
 
+// How the explorer checks guest data: incrementally (data_check.h), in full, or both, failing a
+// state whose two verdicts differ (for tests of the incremental check).
+enum class DataCheckMode : uint8_t { kIncremental, kFull, kBoth };
+
 struct ExploreOptions {
   CreateOptions image;  // size comes from the workload; backing_file is set from `backing`
   // A backing file filled with a known pattern: unallocated clusters read through to it, so a
@@ -45,15 +49,17 @@ struct ExploreOptions {
   uint64_t samples = 8;           // random states per point beyond the bound
   uint64_t seed = 0;
   bool metadata_first = true;     // spend the exhaustive budget on metadata writes
-  uint64_t max_states = 0;        // 0: no limit
+  uint64_t max_states = 0;        // 0: no limit; never below one state per crash point
   uint32_t shard_index = 0;       // this shard explores states i with i % shard_count == index
   uint32_t shard_count = 1;
   bool writes_after_repair = true;
   // Check each distinct (image, durability window) once; states that leave an image already
   // checked at an equal window take its verdict. Off: every state is checked (for tests).
   bool verdict_cache = true;
+  DataCheckMode data_check = DataCheckMode::kIncremental;
   uint64_t repair_crash_states = 0;  // per dirty state: crash states of the repair to explore
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
+  uint32_t jobs = 1;              // threads checking states; results are the same for any number
 };
 
 
@@ -75,6 +81,8 @@ struct ExploreReport {
   uint64_t outcomes[kOutcomeCount] = {};
   uint64_t torn_metadata_states = 0;
   uint64_t repair_crash_states = 0;
+  uint64_t points_covered = 0;     // crash points with at least one state checked
+  uint64_t points_total = 0;       // crash points of the run
   uint64_t distinct_images = 0;    // distinct contents among the states checked
   uint64_t verdicts_computed = 0;  // states checked from scratch (the rest took a cached verdict)
   uint64_t cache_hits = 0;
@@ -91,8 +99,10 @@ class Explorer {
   static Result<std::unique_ptr<Explorer>> Record(const Workload& workload,
                                                   const ExploreOptions& options);
 
-  // Checks every state the options select; `progress(explored)` is called after each.
-  ExploreReport Run(const std::function<void(uint64_t)>& progress = {});
+  // Checks every state the options select; `progress(explored)` is called after each, and
+  // `observe` sees each state's result, in enumeration order.
+  ExploreReport Run(const std::function<void(uint64_t)>& progress = {},
+                    const std::function<void(const StateResult&)>& observe = {});
   // Checks one crash state of the recorded run.
   StateResult CheckState(const simdisk::CrashState& state);
 
@@ -121,11 +131,6 @@ class Explorer {
     Outcome outcome;
     bool dirty;
   };
-  struct VerdictStats {
-    std::unordered_set<simdisk::ImageKey, simdisk::ImageKeyHash> images;
-    uint64_t computed = 0;
-    uint64_t hits = 0;
-  };
 
   // The property for one crashed medium (repaired in place); returns the failure text, or "".
   std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,
@@ -135,7 +140,6 @@ class Explorer {
   std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
                         bool must_open = true);
   std::string CheckWritesAfterRepair(simdisk::Medium& image);
-  StateResult CheckStateCached(const simdisk::CrashState& state, VerdictStats& stats);
 
   Workload workload_;
   ExploreOptions options_;

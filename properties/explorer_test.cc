@@ -1,0 +1,115 @@
+// The explorer's shortcuts against their definitions, on every state of small workloads: the
+// incremental guest-data check against the full one (including the repaired and repair-crashed
+// images derived from each state), and verdicts taken from the cache against verdicts computed.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include "properties/explorer.h"
+#include "properties/random_workload.h"
+
+namespace crashsim {
+namespace {
+
+struct Case {
+  const char* name;
+  uint64_t seed;
+  uint64_t cluster_size;
+  uint32_t refcount_bits;
+  bool lazy;
+  CacheMode cache;
+  BackingKind backing;
+};
+
+// Snapshots (seeds 3, 5, 7 take one), both backing files, 512 B to 2 MiB clusters, refcount
+// widths 1 and 64, lazy refcounts on and off, writethrough and writeback.
+const Case kCases[] = {
+    {"lazy_wt_64k_snapshot", 3, 65536, 16, true, CacheMode::kWritethrough, BackingKind::kNone},
+    {"wb_4k_raw_backing", 5, 4096, 16, false, CacheMode::kWriteback, BackingKind::kRaw},
+    {"lazy_wb_4k_qcow2_backing", 7, 4096, 64, true, CacheMode::kWriteback, BackingKind::kQcow2},
+    {"wt_512_refcount1", 8, 512, 1, false, CacheMode::kWritethrough, BackingKind::kNone},
+    {"lazy_wt_2m", 4, 2 << 20, 16, true, CacheMode::kWritethrough, BackingKind::kNone},
+};
+
+ExploreOptions OptionsFor(const Case& c) {
+  ExploreOptions o;
+  o.image.cluster_size = c.cluster_size;
+  o.image.refcount_bits = c.refcount_bits;
+  o.image.lazy_refcounts = c.lazy;
+  o.cache_mode = c.cache;
+  o.backing = c.backing;
+  o.seed = c.seed;
+  o.exhaustive_budget = 16;
+  o.samples = 2;
+  o.repair_crash_states = 1;
+  o.max_failures = 0;
+  return o;
+}
+
+Workload WorkloadFor(const Case& c) {
+  // 2 MiB clusters make every check cost megabytes: fewer ops there.
+  const bool huge = c.cluster_size >= (1u << 20);
+  return RandomWorkload(c.seed, huge ? 4 : 10, (huge ? 4 : 24) * c.cluster_size, c.cluster_size);
+}
+
+class ExplorerShortcuts : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExplorerShortcuts, IncrementalDataCheckAgreesWithTheFullOne) {
+  const Case& c = GetParam();
+  ExploreOptions o = OptionsFor(c);
+  o.data_check = DataCheckMode::kBoth;
+  o.verdict_cache = false;  // every state, and every image derived from it, is checked
+  auto explorer = Explorer::Record(WorkloadFor(c), o);
+  ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+  ExploreReport report = (*explorer)->Run();
+  for (const StateResult& f : report.failures) ADD_FAILURE() << f.state.ToText() << ": " << f.detail;
+  EXPECT_GT(report.explored, 50u);
+  EXPECT_EQ(report.enumeration.crash_points, report.enumeration.points_total);
+  // The incremental check must have done real work, not fallen back to the full one.
+  EXPECT_LT(report.data.full_checks * 4, report.data.checks) << report.Summary();
+}
+
+TEST_P(ExplorerShortcuts, CachedVerdictsEqualComputedOnes) {
+  const Case& c = GetParam();
+  std::vector<std::string> verdicts[2];
+  ExploreReport reports[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    ExploreOptions o = OptionsFor(c);
+    o.verdict_cache = cached == 1;
+    auto explorer = Explorer::Record(WorkloadFor(c), o);
+    ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+    reports[cached] = (*explorer)->Run({}, [&](const StateResult& r) {
+      verdicts[cached].push_back(fmt::format("{} {} dirty={} torn={} {}", r.state.ToText(),
+                                             OutcomeName(r.outcome), r.dirty, r.torn_metadata,
+                                             r.detail));
+    });
+  }
+  ASSERT_EQ(verdicts[0].size(), verdicts[1].size());
+  for (size_t i = 0; i < verdicts[0].size(); ++i) ASSERT_EQ(verdicts[0][i], verdicts[1][i]);
+  EXPECT_LT(reports[1].verdicts_computed, reports[0].verdicts_computed);  // the cache was used
+  EXPECT_EQ(reports[1].verdicts_computed + reports[1].cache_hits, reports[1].explored);
+}
+
+TEST_P(ExplorerShortcuts, OneOrTwoJobsGiveTheSameReport) {
+  const Case& c = GetParam();
+  std::vector<std::string> verdicts[2];
+  ExploreReport reports[2];
+  for (uint32_t jobs : {1u, 2u}) {
+    ExploreOptions o = OptionsFor(c);
+    o.jobs = jobs;
+    auto explorer = Explorer::Record(WorkloadFor(c), o);
+    ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+    reports[jobs - 1] = (*explorer)->Run({}, [&](const StateResult& r) {
+      verdicts[jobs - 1].push_back(fmt::format("{} {} {} {}", r.state.ToText(),
+                                               OutcomeName(r.outcome), r.dirty, r.detail));
+    });
+  }
+  EXPECT_EQ(verdicts[0], verdicts[1]);
+  EXPECT_EQ(reports[0].Summary(), reports[1].Summary());
+}
+
+INSTANTIATE_TEST_SUITE_P(Workloads, ExplorerShortcuts, ::testing::ValuesIn(kCases),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+}  // namespace
+}  // namespace crashsim

@@ -181,6 +181,39 @@ std::string DescribeIncompatibleFeatures(const QcowHeader& header, uint64_t mask
   return out;
 }
 
+uint64_t HeaderBytesNeeded(std::span<const uint8_t> prefix) {
+  if (prefix.size() < 24 || LoadBE32(prefix.data()) != kQcowMagic) return prefix.size();
+  const uint32_t bits = LoadBE32(&prefix[20]);
+  if (bits < kMinClusterBits || bits > kMaxClusterBits) return prefix.size();
+  const uint64_t cs = uint64_t{1} << bits;
+  const uint32_t version = LoadBE32(&prefix[4]);
+  uint64_t header_length = kV2HeaderLength;
+  if (version == 3) {
+    if (prefix.size() < kV3MinHeaderLength) return cs;
+    header_length = LoadBE32(&prefix[100]);
+  } else if (version != 2) {
+    return prefix.size();
+  }
+  if (prefix.size() < kV2HeaderLength) return cs;
+  const uint64_t backing_offset = LoadBE64(&prefix[8]);
+  const uint64_t backing_end = backing_offset + LoadBE32(&prefix[16]);
+  if (backing_offset > cs || backing_end > cs || header_length > cs || header_length % 8 != 0) {
+    return cs;  // DecodeHeader refuses it; let it see what it always saw
+  }
+  // Walk the extensions as DecodeExtensions does, to their end marker.
+  const uint64_t area_end = backing_offset != 0 ? backing_offset : cs;
+  uint64_t offset = header_length;
+  while (offset < area_end) {
+    if (offset + 8 > prefix.size() || area_end - offset < 8) return cs;
+    const uint32_t type = LoadBE32(&prefix[offset]);
+    const uint64_t length = LoadBE32(&prefix[offset + 4]);
+    offset += 8;
+    if (type == kExtEnd) return std::max({offset, backing_end, header_length});
+    offset += PadTo8(length);
+  }
+  return cs;
+}
+
 Result<QcowHeader> DecodeHeader(std::span<const uint8_t> bytes, uint64_t file_size,
                                 HeaderDecodeOptions options) {
   if (bytes.size() < 4 || LoadBE32(bytes.data()) != kQcowMagic) {

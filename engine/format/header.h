@@ -120,6 +120,15 @@ struct HeaderDecodeOptions {
 // The number of bytes Decode needs to see for the fixed fields.
 inline constexpr size_t kHeaderProbeBytes = 112;
 
+// How many bytes from the start of the file DecodeHeader needs to see to decode this image as
+// it would from the whole first cluster: the fixed fields, the extensions up to their end marker
+// and the backing file name, as far as `prefix` (the first bytes of the file) shows them. When
+// the prefix cannot tell (the extensions run past it, or the fields are not sane) the answer is
+// the cluster size, or `prefix.size()` if even that is unknown. Lets readers fetch a few KiB of
+// a 2 MiB first cluster.
+uint64_t HeaderBytesNeeded(std::span<const uint8_t> prefix);
+inline constexpr size_t kHeaderPrefixBytes = 4096;  // what readers fetch first
+
 // Decodes the header from the first bytes of the image. `cluster0` is the start of the file, up to
 // one cluster (fewer if the file is shorter); `file_size` bounds the offsets it names.
 Result<QcowHeader> DecodeHeader(std::span<const uint8_t> cluster0, uint64_t file_size,

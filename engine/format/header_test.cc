@@ -142,5 +142,44 @@ TEST(HeaderTest, ExtensionPastTheAreaIsRefused) {
   EXPECT_NE(decoded.status().message().find("Header extension too large"), std::string::npos);
 }
 
+// Decoding from HeaderBytesNeeded bytes gives what decoding the whole cluster gives, for sound
+// headers and for every malformed one above.
+TEST(HeaderTest, DecodingTheNeededBytesEqualsDecodingTheCluster) {
+  std::vector<std::vector<uint8_t>> images;
+  for (uint32_t version : {2u, 3u}) {
+    QcowHeader h = Sample(version);
+    images.push_back(Cluster0(h));
+    h.backing_file.clear();
+    h.backing_format.reset();
+    images.push_back(Cluster0(h));
+  }
+  QcowHeader big = Sample(3);
+  big.unknown_extensions.push_back({0x0badcafe, std::vector<uint8_t>(6000, 7)});  // past 4 KiB
+  images.push_back(Cluster0(big));
+  for (const Malformed& m : ::testing::internal::ParamGenerator<Malformed>(
+           ::testing::Values(Malformed{"", 100, 4, 96, ""}, Malformed{"", 100, 4, 70000, ""},
+                             Malformed{"", 8, 8, 0x20000, ""}, Malformed{"", 16, 4, 2000, ""},
+                             Malformed{"", 112 + 4, 4, 60000, ""}, Malformed{"", 20, 4, 8, ""}))) {
+    QcowHeader h = Sample(3);
+    auto bytes = Cluster0(h);
+    if (m.width == 4) StoreBE32(&bytes[m.offset], static_cast<uint32_t>(m.value));
+    if (m.width == 8) StoreBE64(&bytes[m.offset], m.value);
+    images.push_back(bytes);
+  }
+  for (const auto& bytes : images) {
+    const std::span<const uint8_t> prefix = std::span(bytes).first(std::min<size_t>(bytes.size(), kHeaderPrefixBytes));
+    const uint64_t needed = std::min<uint64_t>(bytes.size(), std::max<uint64_t>(HeaderBytesNeeded(prefix), prefix.size()));
+    auto whole = DecodeHeader(bytes, 4 << 16);
+    auto part = DecodeHeader(std::span(bytes).first(needed), 4 << 16);
+    ASSERT_EQ(whole.ok(), part.ok()) << (whole.ok() ? part.status() : whole.status()).ToString();
+    if (!whole.ok()) {
+      EXPECT_EQ(whole.status().ToString(), part.status().ToString());
+      continue;
+    }
+    QcowHeader a = *whole, b = *part;
+    EXPECT_EQ(Cluster0(a), Cluster0(b));
+  }
+}
+
 }  // namespace
 }  // namespace crashsim

@@ -8,8 +8,9 @@
 #
 # Images, built once and cached in --cache (default ${TMPDIR:-/tmp}/crashsim-check-bench):
 #   prealloc  qemu-img create -o preallocation=metadata, 8 GiB: all 131072 clusters mapped by 16
-#             L2 tables packed at the start, data clusters contiguous and sparse on disk (~1.5 MiB
-#             really used). The metadata-only shape `qemu-img create` makes for VM templates.
+#             L2 tables, each followed by the 8192 data clusters it maps, contiguous and sparse on
+#             disk (~1.5 MiB really used). The metadata-only shape `qemu-img create` makes for VM
+#             templates.
 #   aged      8 GiB of real data written by qemu-io in 64 KiB writes in a scrambled cluster order
 #             (so L2 tables sit among the data and 99.99% of clusters are fragmented), then an
 #             internal snapshot, then 1 GiB (every 8th cluster, scrambled) rewritten after it, so

@@ -21,6 +21,9 @@
 
 namespace crashsim::check {
 
+// L1 tables are read this many bytes at a time: a huge l1_size costs no memory.
+inline constexpr uint64_t kL1ChunkBytes = 64 * 1024;
+
 struct L1Walk {
   uint64_t l1_table_offset = 0;
   uint32_t l1_size = 0;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "engine/check/bitmap_walker.h"
@@ -111,49 +113,101 @@ Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const Refcoun
   return Status::Ok();
 }
 
-// QEMU's compare_refcounts. With `fix`, mismatches it may fix are written through `reader`.
+// QEMU's compare_refcounts for cluster i, given its on-disk refcount and its reference count.
+// With `fix`, mismatches it may fix are written through `reader`.
+void CompareCluster(Context& ctx, RefcountReader& reader, RepairMode fix, uint64_t i,
+                    uint64_t refcount, uint64_t reference, bool& rebuild,
+                    uint64_t& highest_cluster) {
+  if (refcount > 0 || reference > 0) highest_cluster = i;
+  if (refcount == reference) return;
+  int64_t* num_fixed = nullptr;
+  if (refcount == 0) {
+    rebuild = true;
+  } else if (refcount > reference && fix != RepairMode::kNone) {
+    num_fixed = &ctx.res.leaks_fixed;
+  } else if (refcount < reference && fix == RepairMode::kAll) {
+    num_fixed = &ctx.res.corruptions_fixed;
+  }
+  const bool low = refcount < reference;
+  const char* prefix = num_fixed ? "Repairing" : low ? "ERROR" : "Leaked";
+  std::string message =
+      fmt::format("{} cluster {} refcount={} reference={}", prefix, i, refcount, reference);
+  if (num_fixed && reader.Set(ctx, i, reference).ok()) {
+    (*num_fixed)++;
+    ctx.Note(low ? FindingKind::kRefcountTooLow : FindingKind::kLeak,
+             low ? FindingSeverity::kCorruption : FindingSeverity::kLeak, i * ctx.cluster_size(),
+             "refcount", std::move(message), /*repaired=*/true);
+    return;
+  }
+  const FindingKind kind = refcount == 0 ? FindingKind::kRefcountZero
+                           : low         ? FindingKind::kRefcountTooLow
+                                         : FindingKind::kLeak;
+  if (low) {
+    ctx.Corruption(kind, i * ctx.cluster_size(), "refcount", std::move(message));
+  } else {
+    ctx.res.leaks++;
+    ctx.Note(kind, FindingSeverity::kLeak, i * ctx.cluster_size(), "refcount", std::move(message));
+  }
+}
+
+// The comparison of clusters [start, end), which share one refcount block: refcount_at(k) is the
+// on-disk refcount of cluster start + k. Equal counts, nearly all of them, cost a few
+// instructions; a template so that each block format gets its own tight loop.
+template <typename RefcountAt>
+void CompareBlock(Context& ctx, const ReferenceCounter& counter, RefcountReader& reader,
+                  RepairMode fix, uint64_t start, uint64_t end, RefcountAt refcount_at,
+                  bool& rebuild, uint64_t& highest_cluster) {
+  uint64_t highest = highest_cluster;  // a local: stores through the reference would stay
+  for (uint64_t i = start; i < end; ++i) {
+    const uint64_t refcount = refcount_at(i - start);
+    const uint64_t reference = counter.Get(i);
+    if (refcount == reference) {
+      if (refcount > 0) highest = i;
+      continue;
+    }
+    CompareCluster(ctx, reader, fix, i, refcount, reference, rebuild, highest);
+  }
+  highest_cluster = highest;
+}
+
+// QEMU's compare_refcounts, one refcount block at a time: the block is looked up once and its
+// entries compared in a tight loop; only clusters whose counts differ take CompareCluster.
 void CompareRefcounts(Context& ctx, const ReferenceCounter& counter, RefcountReader& reader,
                       RepairMode fix, bool& rebuild, uint64_t& highest_cluster) {
   highest_cluster = 0;
-  for (uint64_t i = 0; i < counter.nb_clusters(); ++i) {
-    Result<uint64_t> on_disk = reader.Get(ctx, i);
-    if (!on_disk.ok()) {
-      ctx.CheckError(i * ctx.cluster_size(), "refcount block",
-                     fmt::format("Can't get refcount for cluster {}: Input/output error", i));
+  const uint64_t nb_clusters = counter.nb_clusters();
+  const uint64_t per_block = ctx.geo.refcount_block_entries();
+  for (uint64_t start = 0; start < nb_clusters; start += per_block) {
+    const uint64_t end = std::min(nb_clusters, start + per_block);
+    Result<const uint8_t*> block = reader.BlockData(ctx, start);
+    if (!block.ok()) {
+      // QEMU asks again for each cluster and reports each one it cannot get.
+      for (uint64_t i = start; i < end; ++i) {
+        Result<uint64_t> on_disk = reader.Get(ctx, i);
+        if (!on_disk.ok()) {
+          ctx.CheckError(i * ctx.cluster_size(), "refcount block",
+                         fmt::format("Can't get refcount for cluster {}: Input/output error", i));
+          continue;
+        }
+        CompareCluster(ctx, reader, fix, i, *on_disk, counter.Get(i), rebuild, highest_cluster);
+      }
       continue;
     }
-    const uint64_t refcount = *on_disk;
-    const uint64_t reference = counter.Get(i);
-    if (refcount > 0 || reference > 0) highest_cluster = i;
-    if (refcount == reference) continue;
-    int64_t* num_fixed = nullptr;
-    if (refcount == 0) {
-      rebuild = true;
-    } else if (refcount > reference && fix != RepairMode::kNone) {
-      num_fixed = &ctx.res.leaks_fixed;
-    } else if (refcount < reference && fix == RepairMode::kAll) {
-      num_fixed = &ctx.res.corruptions_fixed;
-    }
-    const bool low = refcount < reference;
-    const char* prefix = num_fixed ? "Repairing" : low ? "ERROR" : "Leaked";
-    std::string message =
-        fmt::format("{} cluster {} refcount={} reference={}", prefix, i, refcount, reference);
-    if (num_fixed && reader.Set(ctx, i, reference).ok()) {
-      (*num_fixed)++;
-      ctx.Note(low ? FindingKind::kRefcountTooLow : FindingKind::kLeak,
-               low ? FindingSeverity::kCorruption : FindingSeverity::kLeak, i * ctx.cluster_size(),
-               "refcount", std::move(message), /*repaired=*/true);
-      continue;
-    }
-    const FindingKind kind = refcount == 0 ? FindingKind::kRefcountZero
-                             : low         ? FindingKind::kRefcountTooLow
-                                           : FindingKind::kLeak;
-    if (low) {
-      ctx.Corruption(kind, i * ctx.cluster_size(), "refcount", std::move(message));
+    const uint8_t* bytes = *block;
+    if (!bytes) {
+      if (counter.AllZero(start, end)) continue;  // no refcounts and no references
+      CompareBlock(ctx, counter, reader, fix, start, end, [](uint64_t) { return uint64_t{0}; },
+                   rebuild, highest_cluster);
+    } else if (ctx.geo.refcount_order == 4) {  // 16-bit refcounts, the default
+      CompareBlock(ctx, counter, reader, fix, start, end,
+                   [bytes](uint64_t k) -> uint64_t { return LoadBE16(bytes + k * 2); }, rebuild,
+                   highest_cluster);
     } else {
-      ctx.res.leaks++;
-      ctx.Note(kind, FindingSeverity::kLeak, i * ctx.cluster_size(), "refcount",
-               std::move(message));
+      const std::span<const uint8_t> entries(bytes, ctx.cluster_size());
+      const uint32_t order = ctx.geo.refcount_order;
+      CompareBlock(ctx, counter, reader, fix, start, end,
+                   [entries, order](uint64_t k) { return GetRefcountEntry(entries, k, order); },
+                   rebuild, highest_cluster);
     }
   }
 }
@@ -165,13 +219,23 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
   const uint64_t cs = ctx.cluster_size();
   const Geometry& geo = ctx.geo;
   std::vector<uint8_t> l2(cs);
+  // The L1 table is read a chunk at a time; entries [chunk_first, chunk_end) are in `chunk`.
+  // Any repair write empties it, so every entry is read after the writes before it, as QEMU
+  // reads it.
+  std::vector<uint8_t> chunk;
+  uint64_t chunk_first = 0;
+  uint64_t chunk_end = 0;
   bool wrote = false;
   for (uint64_t i = 0; i < ctx.header.l1_size; ++i) {
     const uint64_t l1_entry_offset = ctx.header.l1_table_offset + i * 8;
     if (l1_entry_offset >= ctx.file_size) break;  // zeros from here on
-    uint8_t raw[8];
-    RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l1_entry_offset, raw));
-    const uint64_t l1_entry = LoadBE64(raw);
+    if (i >= chunk_end) {
+      chunk_first = i;
+      chunk_end = std::min<uint64_t>(ctx.header.l1_size, i + kL1ChunkBytes / 8);
+      chunk.resize((chunk_end - chunk_first) * 8);
+      RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l1_entry_offset, chunk));
+    }
+    const uint64_t l1_entry = LoadBE64(&chunk[(i - chunk_first) * 8]);
     const uint64_t l2_offset = l1_entry & kL1OffsetMask;
     if (!l2_offset) continue;
     Result<uint64_t> refcount = reader.Get(ctx, l2_offset / cs);
@@ -182,8 +246,10 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
                                     *refcount);
       if (repair) {
         RETURN_IF_ERROR(ctx.PrepareToWrite());
+        uint8_t raw[8];
         StoreBE64(raw, *refcount == 1 ? l1_entry | kOflagCopied : l1_entry & ~kOflagCopied);
         RETURN_IF_ERROR(RepairWriteSync(ctx.device, l1_entry_offset, raw, IoTag::kL1Table));
+        chunk_end = 0;
         ctx.Fixed(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table", std::move(msg));
       } else {
         ctx.Corruption(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table",
@@ -193,13 +259,19 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
     RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, l2));
     int64_t l2_dirty = 0;
     const std::string l2_name = fmt::format("active L2 table at {:#x}", l2_offset);
-    for (uint64_t j = 0; j < geo.l2_entries(); ++j) {
+    const uint64_t entries = geo.l2_entries();  // a division: not once per entry
+    for (uint64_t j = 0; j < entries; ++j) {
       uint8_t* p = &l2[j * geo.l2_entry_size()];
       const uint64_t entry = LoadBE64(p);
       ClusterType type = ClassifyL2Entry(entry, geo.extended_l2);
       if (type != ClusterType::kNormal && type != ClusterType::kZeroAlloc) continue;
-      Result<uint64_t> data_refcount = reader.Get(ctx, (entry & kL2OffsetMask) / cs);
-      if (!data_refcount.ok()) continue;
+      const uint64_t data_cluster = (entry & kL2OffsetMask) >> geo.cluster_bits;
+      std::optional<uint64_t> data_refcount = reader.GetCached(ctx, data_cluster);
+      if (!data_refcount) {
+        Result<uint64_t> looked_up = reader.Get(ctx, data_cluster);
+        if (!looked_up.ok()) continue;  // already reported by the comparison
+        data_refcount = *looked_up;
+      }
       if ((*data_refcount == 1) == ((entry & kOflagCopied) != 0)) continue;
       std::string msg = fmt::format("{} OFLAG_COPIED data cluster: l2_entry={:x} refcount={}",
                                     repair ? "Repairing" : "ERROR", entry, *data_refcount);
@@ -220,6 +292,7 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
     RETURN_IF_ERROR(ctx.PrepareToWrite());
     RETURN_IF_ERROR(RepairWrite(ctx.device, l2_offset, l2, IoTag::kL2Table));
     wrote = true;
+    chunk_end = 0;
     // These were counted as corruptions above; the write fixed them.
     ctx.res.corruptions -= l2_dirty;
     ctx.res.corruptions_fixed += l2_dirty;

@@ -2,23 +2,22 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/check/device_io.h"
 #include "engine/coding.h"
 
 namespace crashsim::check {
 namespace {
 
-// Enough for the sequential comparison and the scattered COPIED lookups of a large image,
-// small enough that a table naming thousands of blocks cannot grow memory past a few MiB.
-constexpr size_t kMaxCachedBlocks = 64;
+// The comparison reads each block once, in order, so the cache only serves the scattered
+// lookups of the COPIED check: 1 MiB of blocks (16 at 64 KiB clusters, at least 4 of any size)
+// covers 32 GiB of a large image's file at 16-bit refcounts and keeps the peak memory small.
+constexpr uint64_t kCacheBytes = 1 << 20;
+constexpr uint64_t kMinCachedBlocks = 4;
 
-// log2 of the entries in one refcount block: cluster_bits + 3 - refcount_order.
-uint32_t BlockEntriesBits(const Context& ctx) {
-  return ctx.geo.cluster_bits + 3 - ctx.geo.refcount_order;
-}
-
-uint64_t IndexInBlock(const Context& ctx, uint64_t cluster) {
-  return cluster & ((uint64_t{1} << BlockEntriesBits(ctx)) - 1);
+uint64_t MaxCachedBlocks(const Context& ctx) {
+  return std::max(kMinCachedBlocks, kCacheBytes / ctx.cluster_size());
 }
 
 }  // namespace
@@ -55,7 +54,7 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
   }
   auto it = cache_.find(offset);
   if (it != cache_.end()) return Remember(index, &it->second, false);
-  if (cache_.size() >= kMaxCachedBlocks) {
+  if (cache_.size() >= MaxCachedBlocks(ctx)) {
     auto victim = cache_.begin();
     RETURN_IF_ERROR(WriteBack(ctx, victim->first, victim->second));
     if (&victim->second == last_block_) Remember(UINT64_MAX, nullptr, false);
@@ -68,11 +67,18 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
 }
 
 Result<uint64_t> RefcountReader::Get(Context& ctx, uint64_t cluster) {
+  if (std::optional<uint64_t> cached = GetCached(ctx, cluster)) return *cached;
   bool absent = false;
   ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
   if (absent) return uint64_t{0};
   return GetRefcountEntry(block->bytes, IndexInBlock(ctx, cluster),
                           ctx.geo.refcount_order);
+}
+
+Result<const uint8_t*> RefcountReader::BlockData(Context& ctx, uint64_t cluster) {
+  bool absent = false;
+  ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
+  return absent ? nullptr : block->bytes.data();
 }
 
 Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {

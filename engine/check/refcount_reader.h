@@ -3,12 +3,14 @@
 // through a small write-back cache. A missing table entry or one past the table means refcount
 // 0; an unaligned refcount block offset is an error ("Can't get refcount"). Set() changes an
 // entry in an existing block; Flush() writes the dirty blocks and flushes the device, which is
-// the only way a refcount change made by the repair becomes durable. The last block looked up is
-// remembered, so the sequential comparison costs one map lookup per block, not per cluster.
+// the only way a refcount change made by the repair becomes durable. The comparison reads a
+// block at a time (BlockData); the last block looked up is remembered, and a lookup in it is
+// inline (GetCached), so a scan over a table costs one map lookup per block, not per cluster.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "engine/check/check_context.h"
@@ -24,6 +26,17 @@ class RefcountReader {
   uint64_t table_entry(uint64_t index) const { return table_[index]; }
 
   Result<uint64_t> Get(Context& ctx, uint64_t cluster);
+  // Get for a cluster of the block looked up last, inline (nearly every lookup of a scan over
+  // a table); nullopt for a cluster of any other block.
+  std::optional<uint64_t> GetCached(const Context& ctx, uint64_t cluster) const {
+    if ((cluster >> BlockEntriesBits(ctx)) != last_index_) return std::nullopt;
+    if (last_absent_) return uint64_t{0};
+    return GetRefcountEntry(last_block_->bytes, IndexInBlock(ctx, cluster),
+                            ctx.geo.refcount_order);
+  }
+  // The refcount block holding `cluster`'s refcount (cluster_size bytes), or nullptr when the
+  // table names none (refcounts 0). Valid until a lookup in another block evicts it.
+  Result<const uint8_t*> BlockData(Context& ctx, uint64_t cluster);
   // Sets the refcount of `cluster`, whose refcount block must exist.
   Status Set(Context& ctx, uint64_t cluster, uint64_t value);
   // Writes every dirty block back, then flushes the device.
@@ -34,6 +47,13 @@ class RefcountReader {
     std::vector<uint8_t> bytes;
     bool dirty = false;
   };
+  // log2 of the entries in one refcount block: cluster_bits + 3 - refcount_order.
+  static uint32_t BlockEntriesBits(const Context& ctx) {
+    return ctx.geo.cluster_bits + 3 - ctx.geo.refcount_order;
+  }
+  static uint64_t IndexInBlock(const Context& ctx, uint64_t cluster) {
+    return cluster & ((uint64_t{1} << BlockEntriesBits(ctx)) - 1);
+  }
   Result<Block*> BlockFor(Context& ctx, uint64_t cluster, bool* absent);
   Status WriteBack(Context& ctx, uint64_t offset, Block& block);
   Block* Remember(uint64_t index, Block* block, bool absent) {

@@ -38,11 +38,9 @@ const char* OwnerName(Owner owner) {
 
 void ReferenceCounter::Reset(uint64_t nb_clusters, uint64_t refcount_max) {
   max_ = std::min<uint64_t>(refcount_max, std::numeric_limits<uint32_t>::max());
-  wide_ = max_ > std::numeric_limits<uint16_t>::max();
   size_ = 0;
-  counts16_.clear();
-  counts32_.clear();
-  classes_.clear();
+  bytes_.clear();
+  wide_pages_.clear();
   other_owners_.clear();
   Grow(nb_clusters);
 }
@@ -50,29 +48,38 @@ void ReferenceCounter::Reset(uint64_t nb_clusters, uint64_t refcount_max) {
 void ReferenceCounter::Grow(uint64_t nb_clusters) {
   if (nb_clusters <= size_) return;
   size_ = nb_clusters;
-  if (wide_) {
-    counts32_.resize(size_, 0);
-  } else {
-    counts16_.resize(size_, 0);
-  }
-  classes_.resize(DivRoundUp(size_, 4), 0);
+  bytes_.resize(size_, Byte{0});
+  wide_pages_.resize(DivRoundUp(size_, uint64_t{1} << kWidePageBits));
 }
 
-Owner ReferenceCounter::owner(uint64_t cluster) const {
-  if (cluster >= size_) return Owner::kNone;
-  switch (ClassOf(cluster)) {
-    case kClassNone: return Owner::kNone;
-    case kClassL2: return Owner::kL2;
-    case kClassData: return Owner::kData;
-    case kClassOther: break;
+void ReferenceCounter::Store(uint64_t cluster, uint64_t value) {
+  const uint8_t owner_bit = static_cast<uint8_t>(bytes_[cluster]) & kNotData;
+  if (value < kEscape) {
+    bytes_[cluster] = static_cast<Byte>(owner_bit | value);
+    return;
   }
-  auto it = other_owners_.find(cluster);
-  return it == other_owners_.end() ? Owner::kNone : it->second;
+  std::unique_ptr<uint32_t[]>& page = wide_pages_[cluster >> kWidePageBits];
+  if (!page) page = std::make_unique<uint32_t[]>(uint64_t{1} << kWidePageBits);
+  page[cluster & ((1u << kWidePageBits) - 1)] = static_cast<uint32_t>(value);
+  bytes_[cluster] = static_cast<Byte>(owner_bit | kEscape);
+}
+
+bool ReferenceCounter::AllZero(uint64_t begin, uint64_t end) const {
+  uint8_t any = 0;  // an owner bit is only ever set with a count
+  for (uint64_t k = begin; k < end; ++k) any |= static_cast<uint8_t>(bytes_[k]);
+  return any == 0;
 }
 
 void ReferenceCounter::Set(uint64_t cluster, uint64_t value) {
   Grow(cluster + 1);
   Store(cluster, std::min(value, max_));
+}
+
+Owner ReferenceCounter::owner(uint64_t cluster) const {
+  if (Get(cluster) == 0) return Owner::kNone;
+  if (!(static_cast<uint8_t>(bytes_[cluster]) & kNotData)) return Owner::kData;
+  auto it = other_owners_.find(cluster);
+  return it == other_owners_.end() ? Owner::kL2 : it->second;
 }
 
 void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner owner) {
@@ -90,10 +97,6 @@ void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner o
   const uint64_t first = offset >> ctx.geo.cluster_bits;
   const uint64_t last = (offset + size - 1) >> ctx.geo.cluster_bits;
   Grow(last + 1);
-  const OwnerClass cls = owner == Owner::kL2     ? kClassL2
-                         : owner == Owner::kData ? kClassData
-                         : owner == Owner::kNone ? kClassNone
-                                                 : kClassOther;
   for (uint64_t k = first; k <= last; ++k) {
     const uint64_t count = Get(k);
     if (count >= max_) {
@@ -102,8 +105,9 @@ void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner o
       continue;
     }
     if (count == 0) {
-      SetClass(k, cls);
-      if (cls == kClassOther) other_owners_[k] = owner;
+      // The first claim: the owner bit and, for metadata other than L2 tables, the map.
+      bytes_[k] = static_cast<Byte>(owner == Owner::kData ? 0 : kNotData);
+      if (owner != Owner::kData && owner != Owner::kL2) other_owners_[k] = owner;
     } else if (ctx.annotate_overlaps) {
       const Owner first_owner = this->owner(k);
       if (first_owner != owner || Exclusive(owner)) {

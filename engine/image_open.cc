@@ -30,17 +30,10 @@ Result<std::vector<uint64_t>> ReadTable(BlockDevice& device, uint64_t offset, ui
 
 Result<QcowHeader> ReadHeader(BlockDevice& device, const OpenOptions& options) {
   ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
-  std::vector<uint8_t> probe(std::min<uint64_t>(file_size, kHeaderProbeBytes));
-  RETURN_IF_ERROR(device.Read(0, probe));
-  uint64_t want = probe.size();
-  if (probe.size() >= 24) {
-    uint32_t bits = LoadBE32(&probe[20]);
-    if (bits >= kMinClusterBits && bits <= kMaxClusterBits) {
-      want = std::min<uint64_t>(file_size, uint64_t{1} << bits);
-    }
-  }
-  std::vector<uint8_t> bytes(want);
-  RETURN_IF_ERROR(device.Read(0, bytes));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                   ReadHeaderArea(file_size, [&](uint64_t offset, std::span<uint8_t> out) {
+                     return device.Read(offset, out);
+                   }));
   return DecodeHeader(bytes, file_size, {.for_check = options.for_check});
 }
 

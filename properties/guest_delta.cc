@@ -10,19 +10,12 @@ namespace {
 
 // The header the engine's read-only open decodes (engine/image_open.cc reads the same bytes).
 Result<QcowHeader> DecodeImageHeader(const simdisk::Medium& image) {
-  const uint64_t size = image.size();
-  std::vector<uint8_t> bytes(std::min<uint64_t>(size, kHeaderProbeBytes));
-  image.ReadAt(0, bytes);
-  uint64_t want = bytes.size();
-  if (bytes.size() >= 24) {
-    const uint32_t bits = LoadBE32(&bytes[20]);
-    if (bits >= kMinClusterBits && bits <= kMaxClusterBits) {
-      want = std::min<uint64_t>(size, uint64_t{1} << bits);
-    }
-  }
-  bytes.resize(want);
-  image.ReadAt(0, bytes);
-  return DecodeHeader(bytes, size);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                   ReadHeaderArea(image.size(), [&](uint64_t offset, std::span<uint8_t> out) {
+                     image.ReadAt(offset, out);
+                     return Status::Ok();
+                   }));
+  return DecodeHeader(bytes, image.size());
 }
 
 // Header fields guest reads depend on (the dirty and corrupt bits, snapshots and refcount

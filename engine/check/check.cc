@@ -33,8 +33,10 @@ struct PassOutcome {
 
 Status OpenHeader(Context& ctx, PassOutcome& out) {
   RETURN_IF_ERROR(check::RefreshFileSize(ctx));
-  std::vector<uint8_t> cluster0(std::min<uint64_t>(ctx.file_size, uint64_t{1} << kMaxClusterBits));
-  RETURN_IF_ERROR(ctx.device.Read(0, cluster0));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> cluster0,
+                   ReadHeaderArea(ctx.file_size, [&](uint64_t offset, std::span<uint8_t> bytes) {
+                     return ctx.device.Read(offset, bytes);
+                   }));
   if (cluster0.size() < 4 || LoadBE32(cluster0.data()) != kQcowMagic) out.not_qcow2 = true;
   ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, kUnboundedFileSize, {.for_check = true}));
   ctx.geo = Geometry{ctx.header.cluster_bits, ctx.header.refcount_order, ctx.header.extended_l2()};

@@ -214,6 +214,19 @@ uint64_t HeaderBytesNeeded(std::span<const uint8_t> prefix) {
   return cs;
 }
 
+Result<std::vector<uint8_t>> ReadHeaderArea(
+    uint64_t file_size, const std::function<Status(uint64_t, std::span<uint8_t>)>& read) {
+  std::vector<uint8_t> bytes(std::min<uint64_t>(file_size, kHeaderPrefixBytes));
+  RETURN_IF_ERROR(read(0, bytes));
+  const uint64_t needed = std::min<uint64_t>(file_size, HeaderBytesNeeded(bytes));
+  if (needed > bytes.size()) {
+    const size_t have = bytes.size();
+    bytes.resize(needed);
+    RETURN_IF_ERROR(read(have, std::span(bytes).subspan(have)));
+  }
+  return bytes;
+}
+
 Result<QcowHeader> DecodeHeader(std::span<const uint8_t> bytes, uint64_t file_size,
                                 HeaderDecodeOptions options) {
   if (bytes.size() < 4 || LoadBE32(bytes.data()) != kQcowMagic) {

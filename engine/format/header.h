@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -128,6 +129,11 @@ inline constexpr size_t kHeaderProbeBytes = 112;
 // a 2 MiB first cluster.
 uint64_t HeaderBytesNeeded(std::span<const uint8_t> prefix);
 inline constexpr size_t kHeaderPrefixBytes = 4096;  // what readers fetch first
+
+// Reads the header area of a file of `file_size` bytes through `read` (bytes at an offset): a
+// 4 KiB prefix, then as much more as HeaderBytesNeeded says (never past the file).
+Result<std::vector<uint8_t>> ReadHeaderArea(
+    uint64_t file_size, const std::function<Status(uint64_t, std::span<uint8_t>)>& read);
 
 // Decodes the header from the first bytes of the image. `cluster0` is the start of the file, up to
 // one cluster (fewer if the file is shorter); `file_size` bounds the offsets it names.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -33,6 +34,13 @@ enum class IoTag : uint8_t {
 inline constexpr int kIoTagCount = 10;
 const char* IoTagName(IoTag tag);
 
+// A name for some bytes (BlockDevice::NameContent).
+struct ContentName {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  bool operator==(const ContentName&) const = default;
+};
+
 struct WriteOptions {
   bool fua = false;  // durable when Write() returns
   IoTag tag = IoTag::kUnknown;
@@ -55,6 +63,17 @@ class BlockDevice {
   virtual Status Resize(uint64_t size) = 0;
   // A short human name for messages: the file path, or "simdisk".
   virtual std::string Name() const = 0;
+
+  // A name for the bytes of [offset, offset + length) as they are now, where the device can give
+  // one without reading them: equal names guarantee equal bytes, for the life of the process
+  // (128 bits, so two different contents share one only with probability 2^-128). Optional (the
+  // default gives none) and never needed for correctness: the checker uses names to reuse what
+  // it computed from the same bytes before (check/check_memo.h).
+  virtual std::optional<ContentName> NameContent(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+    return std::nullopt;
+  }
 };
 
 }  // namespace crashsim

@@ -32,7 +32,11 @@ std::string FirstFindings(const CheckReport& report, size_t max_lines) {
 }
 
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check_data,
-                                   const std::function<std::string()>& before_repair) {
+                                   const std::function<std::string()>& before_repair,
+                                   const CheckFn& run_check) {
+  auto check = [&](RepairMode repair) {
+    return run_check ? run_check(device, repair) : Check(device, {.repair = repair});
+  };
   CrashCheckResult r;
   auto fail = [&r](std::string why) {
     r.outcome = Outcome::kFailure;
@@ -45,7 +49,7 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check
   if (!r.dirty) {
     std::string s = check_data("(clean image)", /*must_open=*/true);
     if (!s.empty()) return fail(s);
-    CheckReport report = Check(device);
+    CheckReport report = check(RepairMode::kNone);
     if (!report.status.ok() || report.check_errors > 0) {
       return fail("check could not complete on a clean image: " + FirstFindings(report));
     }
@@ -61,14 +65,14 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check
   if (before_repair) {
     if (std::string s = before_repair(); !s.empty()) return fail(s);
   }
-  CheckReport repair = Repair(device, RepairMode::kAll);
+  CheckReport repair = check(RepairMode::kAll);
   if (!repair.status.ok() || CheckExitCode(repair) != 0) {
     return fail(fmt::format("repair of the dirty image failed (exit {}): {}",
                             CheckExitCode(repair), FirstFindings(repair)));
   }
   auto after = ReadImageHeader(device, true);
   if (!after.ok() || after->dirty()) return fail("repair succeeded but left the dirty bit set");
-  CheckReport again = Check(device);
+  CheckReport again = check(RepairMode::kNone);
   if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
     return fail("the check after repair is not clean: " + FirstFindings(again));
   }

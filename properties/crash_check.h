@@ -37,8 +37,12 @@ using GuestDataFn = std::function<std::string(const char* when, bool must_open)>
 // Checks (and for a dirty image repairs, in place) the crashed image on `device`, with
 // `check_data` for the guest data (data_check.h: the full or the incremental check).
 // `before_repair`, if set, runs on a dirty image before the repair and may return a failure.
+// Runs qemu-img check (RepairMode::kNone) or a repair on a device.
+using CheckFn = std::function<CheckReport(BlockDevice& device, RepairMode repair)>;
+
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check_data,
-                                   const std::function<std::string()>& before_repair = {});
+                                   const std::function<std::string()>& before_repair = {},
+                                   const CheckFn& run_check = {});
 // The same with the full data check at `crash_point`.
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
                                    const OpenOptions& read_only, uint64_t crash_point,

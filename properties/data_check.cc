@@ -225,4 +225,9 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
   return "";
 }
 
+std::shared_ptr<const MappingSnapshot> GuestDataCheck::SnapshotAt(uint64_t point) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ReferenceAt(point).snapshot;
+}
+
 }  // namespace crashsim

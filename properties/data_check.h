@@ -55,6 +55,8 @@ class GuestDataCheck {
                     const char* when, bool must_open = true);
 
   DataCheckStats stats() const;
+  // The parsed mapping of recording.MediumAt(point), or null where it does not open. Thread-safe.
+  std::shared_ptr<const MappingSnapshot> SnapshotAt(uint64_t point);
 
  private:
   struct Reference {

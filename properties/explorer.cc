@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "engine/check/check.h"
@@ -221,77 +222,123 @@ std::string Explorer::CheckData(const simdisk::Medium& image, uint64_t crash_poi
   return incremental;
 }
 
-std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image) {
-  const uint64_t size = workload_.disk_size;
-  const auto before = std::make_shared<const simdisk::Medium>(image);  // shares every chunk
-  // Two writes: one over the start of the disk (overwrites, COW) and one in the middle.
-  const uint64_t cs = options_.image.cluster_size;
-  WorkloadOp a{.kind = WorkloadOpKind::kWrite, .offset = 0,
-               .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01};
-  WorkloadOp b{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
-               .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02};
+const std::vector<Explorer::AfterRepairWrite>& Explorer::AfterRepairWrites() {
+  std::call_once(after_repair_once_, [&] {
+    // Two writes: one over the start of the disk (overwrites, COW) and one in the middle.
+    const uint64_t size = workload_.disk_size;
+    const uint64_t cs = options_.image.cluster_size;
+    for (const WorkloadOp& op :
+         {WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = 0,
+                     .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01},
+          WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
+                     .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02}}) {
+      std::vector<uint8_t> data(op.length);
+      FillPattern(op.pattern, op.offset, data);
+      after_repair_writes_.push_back({op.offset, std::move(data)});
+    }
+  });
+  return after_repair_writes_;
+}
+
+std::optional<ByteRanges> Explorer::ChangedGuestRanges(const simdisk::Medium& before,
+                                                       const simdisk::Medium& after,
+                                                       uint64_t crash_point) {
+  // Both images derive from the crash point's kept-everything medium, whose mapping the data
+  // check has parsed: outside the clusters either differs from it in, they read alike.
+  if (auto reference = data_check_->SnapshotAt(crash_point)) {
+    const simdisk::Medium& base = reference->image();
+    auto from_before = reference->AffectedGuestRanges(before, ChunksNotShared(before, base));
+    auto from_after = reference->AffectedGuestRanges(after, ChunksNotShared(after, base));
+    if (from_before && from_after) {
+      from_before->insert(from_before->end(), from_after->begin(), from_after->end());
+      NormaliseRanges(*from_before);
+      return from_before;
+    }
+  }
+  auto snapshot = MappingSnapshot::Of(std::make_shared<const simdisk::Medium>(before));
+  if (!snapshot.ok()) return std::nullopt;
+  return (*snapshot)->AffectedGuestRanges(after, ChunksNotShared(after, before));
+}
+
+std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image, uint64_t crash_point,
+                                             Checker& checker) {
+  const simdisk::Medium before = image;  // shares every chunk
+  const std::vector<AfterRepairWrite>& writes = AfterRepairWrites();
   {
     auto opened = Image::Open(image, OpenFor(false));
     if (!opened.ok()) return "cannot open read-write after repair: " + opened.status().ToString();
-    for (const WorkloadOp& op : {a, b}) {
-      std::vector<uint8_t> data(op.length);
-      FillPattern(op.pattern, op.offset, data);
-      if (Status st = (*opened)->Write(op.offset, data); !st.ok()) {
+    for (const AfterRepairWrite& w : writes) {
+      if (Status st = (*opened)->Write(w.offset, w.data); !st.ok()) {
         return "write after repair failed: " + st.ToString();
       }
     }
     if (Status st = (*opened)->Close(); !st.ok()) return "close after repair: " + st.ToString();
   }
-  CheckReport report = Check(image);
+  CheckReport report = checker.Run(image);
   if (!report.status.ok() || report.corruptions > 0 || report.check_errors > 0) {
     return "writes after repair corrupted the image (a cluster used twice?): " +
            FirstFindings(report);
   }
-  // Every guest byte must read as before, but for the two writes. Only guest clusters whose
-  // mapping or data the writes' host ranges changed can read otherwise: compare those.
-  auto snapshot = MappingSnapshot::Of(before);
-  if (!snapshot.ok()) return "cannot read the repaired image's mapping: " + snapshot.status().ToString();
-  std::optional<ByteRanges> ranges =
-      (*snapshot)->AffectedGuestRanges(image, ChunksNotShared(image, *before));
+  // Every guest byte must read as before, but for the two writes, which must read as written.
+  // Only guest clusters whose mapping or data changed can read otherwise: compare those.
+  std::optional<ByteRanges> ranges = ChangedGuestRanges(before, image, crash_point);
   if (!ranges) ranges = oracle_->segments();  // the header changed shape: all the workload touched
-  for (const WorkloadOp& op : {a, b}) ranges->push_back({op.offset, op.offset + op.length});
+  for (const AfterRepairWrite& w : writes) ranges->push_back({w.offset, w.offset + w.data.size()});
   NormaliseRanges(*ranges);
-  simdisk::Medium before_device = *before;
+  simdisk::Medium before_device = before;
   auto old_image = Image::Open(before_device, OpenFor(true));
   if (!old_image.ok()) return "cannot reopen the repaired image: " + old_image.status().ToString();
   auto new_image = Image::Open(image, OpenFor(true));
   if (!new_image.ok()) return "cannot reopen after writes: " + new_image.status().ToString();
-  std::vector<uint8_t> expect, got, written;
-  for (const auto& [begin, end] : *ranges) {
-    expect.resize(end - begin);
+  std::vector<uint8_t> expect, got;
+  auto compare = [&](uint64_t begin, uint64_t end, const AfterRepairWrite* written) -> std::string {
     got.resize(end - begin);
-    if (Status st = (*old_image)->Read(begin, expect); !st.ok()) return "read after repair: " + st.ToString();
     if (Status st = (*new_image)->Read(begin, got); !st.ok()) return "read after writes: " + st.ToString();
-    for (const WorkloadOp& op : {a, b}) {
-      const uint64_t from = std::max(begin, op.offset);
-      const uint64_t to = std::min(end, op.offset + op.length);
-      if (from >= to) continue;
-      written.resize(to - from);
-      FillPattern(op.pattern, from, written);
-      std::copy(written.begin(), written.end(), expect.begin() + static_cast<ptrdiff_t>(from - begin));
+    std::span<const uint8_t> want;
+    if (written != nullptr) {
+      want = std::span(written->data).subspan(begin - written->offset, end - begin);
+    } else {
+      expect.resize(end - begin);
+      if (Status st = (*old_image)->Read(begin, expect); !st.ok()) return "read after repair: " + st.ToString();
+      want = expect;
     }
-    auto [x, y] = std::mismatch(got.begin(), got.end(), expect.begin());
-    if (x != got.end()) {
-      return fmt::format("after repair and two more writes, guest byte {:#x} reads {:#04x}, "
-                         "expected {:#04x}", begin + static_cast<uint64_t>(x - got.begin()), *x, *y);
+    auto [x, y] = std::mismatch(got.begin(), got.end(), want.begin());
+    if (x == got.end()) return "";
+    return fmt::format("after repair and two more writes, guest byte {:#x} reads {:#04x}, "
+                       "expected {:#04x}", begin + static_cast<uint64_t>(x - got.begin()), *x, *y);
+  };
+  for (const auto& [begin, end] : *ranges) {
+    // In offset order: the parts the writes covered, and the parts between them.
+    uint64_t pos = begin;
+    while (pos < end) {
+      const AfterRepairWrite* inside = nullptr;
+      uint64_t piece_end = end;
+      for (const AfterRepairWrite& w : writes) {
+        const uint64_t w_end = w.offset + w.data.size();
+        if (w.offset <= pos && pos < w_end) {
+          inside = &w;
+          piece_end = std::min(piece_end, w_end);
+        } else if (w.offset > pos) {
+          piece_end = std::min(piece_end, w.offset);
+        }
+      }
+      if (std::string s = compare(pos, piece_end, inside); !s.empty()) return s;
+      pos = piece_end;
     }
   }
   return "";
 }
 
-std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point) {
+std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
+                                         Checker& checker) {
   // Record the repair itself on a simulated disk that starts from the crashed image.
   const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
   simdisk::SimDiskOptions so;
   so.cache_mode = simdisk::CacheMode::kWriteback;  // qemu-img check's default
   so.atomic_unit = options_.atomic_unit;
+  so.hash_writes = false;  // only enumerated here
   simdisk::SimDisk disk(so, start);
-  CheckReport first = Repair(disk, RepairMode::kAll);
+  CheckReport first = checker.Run(disk, RepairMode::kAll);
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
   auto recording = disk.SnapshotRecording();
   simdisk::EnumerationOptions e;
@@ -308,7 +355,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
     auto medium = simdisk::Materialise(*recording, *state);
     if (!medium.ok()) return "cannot materialise a repair crash state: " +
                              medium.status().ToString();
-    CheckReport second = Repair(**medium, RepairMode::kAll);
+    CheckReport second = checker.Run(**medium, RepairMode::kAll);
     if (!second.status.ok() || CheckExitCode(second) != 0) {
       return fmt::format("a crash during repair ({}) left an image a second repair cannot fix: "
                          "{}", state->ToText(), FirstFindings(second));
@@ -325,17 +372,17 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   for (uint64_t n = 0; n < std::min(repair_writes, options_.repair_crash_states); ++n) {
     simdisk::SimDisk faulty(so, start);
     faulty.SetFaultPlan(simdisk::FaultPlan::FailNth(simdisk::OpKind::kWrite, n));
-    CheckReport failed = Repair(faulty, RepairMode::kAll);
+    CheckReport failed = checker.Run(faulty, RepairMode::kAll);
     if (failed.status.ok() && CheckExitCode(failed) == 0) continue;  // the error was survived
     auto header = ReadImageHeader(faulty, /*for_check=*/true);
     if (header.ok() && !header->dirty()) {
-      CheckReport after = Check(faulty);
+      CheckReport after = checker.Run(faulty);
       if (after.corruptions || after.check_errors || !after.status.ok()) {
         return fmt::format("a repair that failed (I/O error on its write #{}) cleared the dirty "
                            "bit of an image that is not clean: {}", n, FirstFindings(after));
       }
     }
-    CheckReport again = Repair(faulty, RepairMode::kAll);
+    CheckReport again = checker.Run(faulty, RepairMode::kAll);
     if (!again.status.ok() || CheckExitCode(again) != 0) {
       return fmt::format("after a repair failed on its write #{}, a second repair failed: {}", n,
                          FirstFindings(again));
@@ -347,23 +394,38 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
 }
 
 std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
-                                  StateResult& result, bool allow_repair_crashes) {
+                                  StateResult& result, Checker& checker) {
   std::function<std::string()> before_repair;
-  if (allow_repair_crashes && options_.repair_crash_states > 0) {
-    before_repair = [&] { return CheckRepairCrashes(medium, crash_point); };
+  if (options_.repair_crash_states > 0) {
+    before_repair = [&] { return CheckRepairCrashes(medium, crash_point, checker); };
   }
   CrashCheckResult r = CheckCrashedImage(
       medium,
       [&](const char* when, bool must_open) { return CheckData(medium, crash_point, when, must_open); },
-      before_repair);
+      before_repair,
+      [&](BlockDevice& device, RepairMode repair) { return checker.Run(device, repair); });
   result.dirty = r.dirty;
   result.outcome = r.outcome;
-  if (!r.failure.empty()) return r.failure;
-  if (options_.writes_after_repair) return CheckWritesAfterRepair(medium);
-  return "";
+  std::string failure = r.failure;
+  if (failure.empty() && options_.writes_after_repair) {
+    failure = CheckWritesAfterRepair(medium, crash_point, checker);
+  }
+  if (std::string disagreement = checker.TakeDisagreement(); !disagreement.empty()) return disagreement;
+  return failure;
+}
+
+Checker& Explorer::CheckerFor(size_t worker) {
+  while (checkers_.size() <= worker) {
+    checkers_.push_back(std::make_unique<Checker>(options_.checker));
+  }
+  return *checkers_[worker];
 }
 
 StateResult Explorer::CheckState(const simdisk::CrashState& state) {
+  return CheckState(state, CheckerFor(0));
+}
+
+StateResult Explorer::CheckState(const simdisk::CrashState& state, Checker& checker) {
   StateResult result;
   result.state = state;
   result.torn_metadata = TearsMetadata(*recording_, state);
@@ -375,27 +437,27 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state) {
     result.detail = "cannot materialise the crash state: " + medium.status().ToString();
     return result;
   }
-  result.detail = CheckMedium(**medium, state.point, result, /*allow_repair_crashes=*/true);
+  result.detail = CheckMedium(**medium, state.point, result, checker);
   if (!result.detail.empty()) result.outcome = Outcome::kFailure;
   return result;
 }
 
 namespace {
 
-// Runs fn(i) for i in [0, n) on up to `jobs` threads (the calling thread is one of them).
-void ParallelFor(size_t n, uint32_t jobs, const std::function<void(size_t)>& fn) {
+// Runs fn(i, worker) for i in [0, n) on up to `jobs` threads (the calling thread is worker 0).
+void ParallelFor(size_t n, uint32_t jobs, const std::function<void(size_t, size_t)>& fn) {
   const size_t threads = std::min<size_t>(std::max<uint32_t>(jobs, 1), n);
   if (threads <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
+    for (size_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
   std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < n; i = next++) fn(i);
+  auto work = [&](size_t worker) {
+    for (size_t i = next++; i < n; i = next++) fn(i, worker);
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
   for (std::thread& t : pool) t.join();
 }
 
@@ -449,7 +511,10 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
       owner[i] = it->second;
     }
     std::vector<std::optional<StateResult>> results(batch.size());
-    ParallelFor(jobs.size(), options_.jobs, [&](size_t j) { results[jobs[j]] = CheckState(batch[jobs[j]]); });
+    for (uint32_t w = 0; w < std::max<uint32_t>(options_.jobs, 1); ++w) CheckerFor(w);
+    ParallelFor(jobs.size(), options_.jobs, [&](size_t j, size_t worker) {
+      results[jobs[j]] = CheckState(batch[jobs[j]], *checkers_[worker]);
+    });
     for (size_t i = 0; i < batch.size() && !done; ++i) {
       StateResult r;
       if (results[i]) {
@@ -468,7 +533,7 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
         // The state that decides this one failed: failures are never cached (their text names
         // the crash point), so this one is checked on its own.
         INVARIANT(owner[i] != i && results[owner[i]].has_value());
-        r = CheckState(batch[i]);
+        r = CheckState(batch[i], CheckerFor(0));
         ++report.verdicts_computed;
       }
       if (options_.verdict_cache) images.insert(keys[i].image);

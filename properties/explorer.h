@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -20,6 +21,7 @@
 #include "engine/options.h"
 #include "engine/status.h"
 #include "properties/backing_file.h"
+#include "properties/checker.h"
 #include "properties/crash_check.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
@@ -57,6 +59,7 @@ struct ExploreOptions {
   // checked at an equal window take its verdict. Off: every state is checked (for tests).
   bool verdict_cache = true;
   DataCheckMode data_check = DataCheckMode::kIncremental;
+  CheckerMode checker = CheckerMode::kMemo;  // kBoth fails a state where memo and plain differ
   uint64_t repair_crash_states = 0;  // per dirty state: crash states of the repair to explore
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
   uint32_t jobs = 1;              // threads checking states; results are the same for any number
@@ -132,14 +135,27 @@ class Explorer {
     bool dirty;
   };
 
+  StateResult CheckState(const simdisk::CrashState& state, Checker& checker);
   // The property for one crashed medium (repaired in place); returns the failure text, or "".
   std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,
-                          bool allow_repair_crashes);
-  std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point);
+                          Checker& checker);
+  std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
+                                 Checker& checker);
   // The guest data `image` shows, at crash_point (incremental: data_check.h).
   std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
                         bool must_open = true);
-  std::string CheckWritesAfterRepair(simdisk::Medium& image);
+  struct AfterRepairWrite {
+    uint64_t offset;
+    std::vector<uint8_t> data;
+  };
+  // The two writes made after a repair (made once: the same for every state).
+  const std::vector<AfterRepairWrite>& AfterRepairWrites();
+  std::string CheckWritesAfterRepair(simdisk::Medium& image, uint64_t crash_point, Checker& checker);
+  // Guest ranges where `before` and `after` (both from the crash point's medium) can read
+  // differently; nullopt when that cannot be bounded.
+  std::optional<ByteRanges> ChangedGuestRanges(const simdisk::Medium& before,
+                                               const simdisk::Medium& after, uint64_t crash_point);
+  Checker& CheckerFor(size_t worker);
 
   Workload workload_;
   ExploreOptions options_;
@@ -148,6 +164,9 @@ class Explorer {
   std::unique_ptr<simdisk::ImageKeyIndex> key_index_;
   std::unique_ptr<GuestDataCheck> data_check_;
   std::unordered_map<VerdictKey, Verdict, VerdictKeyHash> verdicts_;
+  std::vector<std::unique_ptr<Checker>> checkers_;  // one per worker thread
+  std::once_flag after_repair_once_;
+  std::vector<AfterRepairWrite> after_repair_writes_;
   simdisk::IoCounters run_io_;
   BackingFile backing_;
 };

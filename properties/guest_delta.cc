@@ -144,8 +144,9 @@ std::optional<ByteRanges> MappingSnapshot::AffectedGuestRanges(const simdisk::Me
   std::vector<uint64_t> clusters;  // guest cluster indices that may read differently
   const uint64_t entry_size = geometry_.l2_entry_size();
   const uint64_t entries = geometry_.l2_entries();
-  std::vector<uint8_t> x_table(cs), y_table(cs);
+  std::vector<uint8_t> x_table, y_table;  // sized when a table is compared
   auto read_table = [&](const simdisk::Medium& image, uint64_t offset, std::vector<uint8_t>& out) {
+    out.resize(cs);
     if (offset == 0) {
       std::fill(out.begin(), out.end(), uint8_t{0});
     } else {
@@ -181,6 +182,8 @@ std::optional<ByteRanges> MappingSnapshot::AffectedGuestRanges(const simdisk::Me
       const uint64_t last = DivRoundUp(std::min(b, yo + cs) - yo, entry_size);
       const uint64_t at = first * entry_size;
       const size_t n = static_cast<size_t>((last - first) * entry_size);
+      x_table.resize(cs);
+      y_table.resize(cs);
       x.ReadAt(yo + at, std::span(x_table).subspan(at, n));
       image_->ReadAt(yo + at, std::span(y_table).subspan(at, n));
       diff_entries(i, first, last);

@@ -1,5 +1,7 @@
 #include "simdisk/fault_plan.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace crashsim::simdisk {
@@ -33,6 +35,11 @@ Status FaultPlan::Check(OpKind kind, IoTag tag, uint64_t offset, uint64_t length
                                          length));
   }
   return Status::Ok();
+}
+
+bool FaultPlan::FailsReads() const {
+  return std::any_of(rules_.begin(), rules_.end(),
+                     [](const Armed& a) { return a.rule.kind == OpKind::kRead; });
 }
 
 }  // namespace crashsim::simdisk

@@ -35,6 +35,8 @@ class FaultPlan {
   static FaultPlan FailNth(OpKind kind, uint64_t n, StatusCode code = StatusCode::kIoError);
 
   void Add(FaultRule rule);
+  // Whether any read can fail under this plan.
+  bool FailsReads() const;
   // Called for every device operation in order; a non-ok Status means "fail it".
   Status Check(OpKind kind, IoTag tag, uint64_t offset, uint64_t length);
 

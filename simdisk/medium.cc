@@ -80,7 +80,7 @@ Medium::Chunk& Medium::MutableChunk(uint64_t chunk_index, bool overwrite_whole) 
   }
   std::shared_ptr<Chunk>& chunk = page->chunks[chunk_index % kChunksPerPage];
   if (chunk == nullptr) {
-    chunk = std::make_shared<Chunk>();
+    chunk = std::make_shared_for_overwrite<Chunk>();  // zeroed only if not overwritten whole
     if (!overwrite_whole) chunk->bytes.fill(0);
   } else if (chunk.use_count() > 1) {  // shared: clone before writing
     chunk = std::make_shared<Chunk>(*chunk);
@@ -161,14 +161,21 @@ void Medium::ForEachChunkNotSharedWith(const Medium& other,
   }
 }
 
-uint64_t Medium::ContentToken(uint64_t offset, uint64_t length) const {
-  uint64_t h = HashCombine(HashCombine(HashCombine(0x70c3, offset), length), size_);
-  if (length == 0) return h;
+ContentName Medium::ContentToken(uint64_t offset, uint64_t length) const {
+  INVARIANT(offset <= size_ && length <= size_ - offset);
+  // Chunks past the end are dropped when a medium shrinks, so inside the size an absent chunk is
+  // zeros and the versions name every byte; the size itself is not part of the name. Two
+  // independent hashes of (offset, length, versions) make the name 128 bits.
+  uint64_t lo = HashCombine(HashCombine(0x70c3, offset), length);
+  uint64_t hi = HashCombine(HashCombine(0x9a11, length), offset);
+  if (length == 0) return {lo, hi};
   for (uint64_t c = offset / kChunkSize; c <= (offset + length - 1) / kChunkSize; ++c) {
     const Chunk* chunk = FindChunk(c);
-    h = HashCombine(h, chunk != nullptr ? chunk->version : 0);
+    const uint64_t version = chunk != nullptr ? chunk->version : 0;
+    lo = HashCombine(lo, version);
+    hi = Mix64(hi ^ (version * 0x9e3779b97f4a7c15ULL + c));
   }
-  return h;
+  return {lo, hi};
 }
 
 uint64_t Medium::Digest() const {

@@ -68,9 +68,14 @@ class Medium final : public BlockDevice {
   // per page plus one per chunk of the pages they do not share.
   void ForEachChunkNotSharedWith(const Medium& other,
                                  const std::function<void(uint64_t chunk_index)>& fn) const;
-  // Names the bytes of [offset, offset + length) as this medium holds them now: equal tokens
-  // mean equal bytes (and equal size). Costs one lookup per chunk of the range.
-  uint64_t ContentToken(uint64_t offset, uint64_t length) const;
+  // Names the bytes of [offset, offset + length), which must lie inside size(), as this medium
+  // holds them now: equal tokens mean equal bytes. Costs one lookup per chunk of the range.
+  ContentName ContentToken(uint64_t offset, uint64_t length) const;
+  // BlockDevice's optional name: the token, for ranges inside the medium.
+  std::optional<ContentName> NameContent(uint64_t offset, uint64_t length) override {
+    if (offset > size_ || length > size_ - offset) return std::nullopt;
+    return ContentToken(offset, length);
+  }
 
  private:
   struct Chunk {

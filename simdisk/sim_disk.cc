@@ -68,7 +68,7 @@ Status SimDisk::Write(uint64_t offset, std::span<const uint8_t> data, WriteOptio
   op.step = options.step;
   Status status = faults_.Check(OpKind::kWrite, options.tag, offset, data.size());
   if (status.ok()) {
-    op.data_hash = HashBytes(data);
+    if (options_.hash_writes) op.data_hash = HashBytes(data);
     op.data = std::make_shared<const Bytes>(data.begin(), data.end());
     live_.WriteAt(offset, data);
   }

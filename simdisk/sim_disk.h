@@ -33,6 +33,9 @@ struct SimDiskOptions {
   CostModel cost;
   std::string name = "simdisk";
   uint64_t initial_size = 0;  // size of the empty medium made when none is given
+  // Record each write's data_hash (digests and trace device logs use it). Off for recordings
+  // that are only enumerated and materialised, such as a repair's own crash study.
+  bool hash_writes = true;
 };
 
 class SimDisk final : public BlockDevice {
@@ -47,6 +50,11 @@ class SimDisk final : public BlockDevice {
   Result<uint64_t> Size() override { return live_.size(); }
   Status Resize(uint64_t size) override;
   std::string Name() const override { return options_.name; }
+  // Names only where a read cannot fail: a name lets a reader skip the read.
+  std::optional<ContentName> NameContent(uint64_t offset, uint64_t length) override {
+    if (faults_.FailsReads()) return std::nullopt;
+    return live_.NameContent(offset, length);
+  }
 
   // Stamps every following device op with guest operation `id` until AckGuestOp.
   void BeginGuestOp(uint64_t id, std::string label);
@@ -55,6 +63,7 @@ class SimDisk final : public BlockDevice {
   uint64_t current_guest_op() const { return guest_op_; }
 
   void SetFaultPlan(FaultPlan plan) { faults_ = std::move(plan); }
+  const FaultPlan& fault_plan() const { return faults_; }
 
   const SimDiskOptions& options() const { return options_; }
   const Recording& recording() const { return recording_; }

@@ -178,6 +178,7 @@ const char* FindingKindName(FindingKind kind) {
 CheckReport Check(BlockDevice& device, CheckOptions options) {
   CheckReport report;
   Context ctx(device, options.repair, report.findings);
+  ctx.memo = options.memo;
   PassOutcome out;
   out.status = RunPassSteps(ctx, out);
   report.status = out.status;
@@ -196,6 +197,7 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   // "Double checking the fixed image now...": a read-only pass whose counts are the result.
   std::vector<Finding> second_findings;
   Context second(device, RepairMode::kNone, second_findings);
+  second.memo = options.memo;
   PassOutcome second_out;
   second_out.status = RunPassSteps(second, second_out);
   for (Finding& f : second_findings) {
@@ -209,8 +211,8 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   return report;
 }
 
-CheckReport Repair(BlockDevice& device, RepairMode mode) {
-  return Check(device, CheckOptions{.repair = mode});
+CheckReport Repair(BlockDevice& device, RepairMode mode, check::CheckMemo* memo) {
+  return Check(device, CheckOptions{.repair = mode, .memo = memo});
 }
 
 }  // namespace crashsim

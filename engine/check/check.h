@@ -106,16 +106,23 @@ struct CheckReport {
   bool marked_clean = false;     // the repair cleared the dirty and corrupt bits
 };
 
+namespace check {
+class CheckMemo;
+}
+
 struct CheckOptions {
   RepairMode repair = RepairMode::kNone;
+  // Reuse what earlier checks derived from tables with the same bytes (check/check_memo.h):
+  // same report, less work, on devices that name their bytes. Used by one thread at a time.
+  check::CheckMemo* memo = nullptr;
 };
 
 // qemu-img check [-r leaks|all]: checks, repairs if asked, and double-checks after a repair that
 // fixed something. Never fails as a call: problems are in the report.
 CheckReport Check(BlockDevice& device, CheckOptions options = {});
 
-// Check(device, {.repair = mode}).
-CheckReport Repair(BlockDevice& device, RepairMode mode);
+// Check(device, {.repair = mode, .memo = memo}).
+CheckReport Repair(BlockDevice& device, RepairMode mode, check::CheckMemo* memo = nullptr);
 
 // --- Output (qemu-img 7.2 text) ---
 

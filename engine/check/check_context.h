@@ -16,6 +16,8 @@
 
 namespace crashsim::check {
 
+class CheckMemo;
+
 struct Counters {
   int64_t corruptions = 0;
   int64_t leaks = 0;
@@ -46,6 +48,7 @@ class Context {
   std::vector<SnapshotEntry> snapshots;  // the entries the walk follows
   uint64_t snapshots_size = 0;           // bytes of the snapshot table counted as referenced
   bool annotate_overlaps = true;         // only the first walk of a pass names overlaps
+  CheckMemo* memo = nullptr;             // optional: reuse results derived from the same bytes
 
   bool fix_errors() const { return mode == RepairMode::kAll; }
   bool fix_leaks() const { return mode != RepairMode::kNone; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/check/check_memo.h"
 #include "engine/check/device_io.h"
 #include "engine/coding.h"
 
@@ -64,7 +65,21 @@ class L2Walker {
     }
     tally.next_contiguous_offset = offset + ctx_.cluster_size();
     counter_.AddDataCluster(ctx_, offset);
+    if (recording_) recorded_.push_back({offset, 0});
   }
+  // A compressed span: the reference (the walk's only other kind).
+  void CountCompressed(uint64_t offset, uint64_t size) {
+    counter_.Add(ctx_, offset, size, Owner::kData);
+    if (recording_) recorded_.push_back({offset, size});
+  }
+  void AddTally(const Tally& tally) {
+    if (!walk_.active) return;
+    ctx_.bfi.allocated_clusters += tally.allocated;
+    ctx_.bfi.fragmented_clusters += tally.fragmented;
+    ctx_.bfi.compressed_clusters += tally.compressed;
+  }
+  // The memo's key for the table at l2_offset, if there is a memo and the device names it.
+  std::optional<CheckMemo::Key> MemoKey(uint64_t l2_offset) const;
 
   Context& ctx_;
   ReferenceCounter& counter_;
@@ -73,7 +88,20 @@ class L2Walker {
   bool dirty_ = false;
   std::string table_name_;
   std::vector<uint8_t> table_;  // the table being walked, reused for every table
+  bool recording_ = false;  // keeping the references counted, for the memo
+  std::vector<MemoL2Walk::Reference> recorded_;
 };
+
+std::optional<CheckMemo::Key> L2Walker::MemoKey(uint64_t l2_offset) const {
+  const uint64_t cs = ctx_.cluster_size();
+  if (ctx_.memo == nullptr || l2_offset > ctx_.file_size || cs > ctx_.file_size - l2_offset) {
+    return std::nullopt;
+  }
+  std::optional<ContentName> name = ctx_.device.NameContent(l2_offset, cs);
+  if (!name) return std::nullopt;
+  return CheckMemo::Key{*name, uint64_t{geo_.cluster_bits} | uint64_t{geo_.extended_l2} << 8,
+                        CheckMemo::Kind::kL2Walk};
+}
 
 void L2Walker::Zeroify(uint64_t& entry, uint64_t& bitmap, bool compressed) const {
   if (geo_.extended_l2) {
@@ -137,7 +165,7 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
                     fmt::format("compressed data at {:#x} is past the end of the file",
                                 d.host_offset));
       }
-      counter_.Add(ctx_, d.host_offset, d.compressed_size(), Owner::kData);
+      CountCompressed(d.host_offset, d.compressed_size());
       tally.allocated++;
       tally.compressed++;
       tally.fragmented++;  // QEMU counts every compressed cluster as fragmented
@@ -197,6 +225,26 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
 }
 
 Status L2Walker::Walk(uint64_t l2_offset, uint64_t l1_index) {
+  const std::optional<CheckMemo::Key> key = MemoKey(l2_offset);
+  if (key) {
+    std::shared_ptr<const MemoL2Walk> kept = ctx_.memo->FindWalk(*key);
+    if (kept && ctx_.file_size >= kept->min_file_size) {
+      for (const MemoL2Walk::Reference& r : kept->references) {
+        if (r.size == 0) {
+          counter_.AddDataCluster(ctx_, r.offset);
+        } else {
+          counter_.Add(ctx_, r.offset, r.size, Owner::kData);
+        }
+      }
+      AddTally({kept->allocated, kept->fragmented, kept->compressed, 0});
+      return Status::Ok();
+    }
+  }
+  recording_ = key.has_value();
+  recorded_.clear();
+  // Whether the walk reports or repairs anything; if not, it is its references alone.
+  const size_t findings_before = ctx_.finding_count();
+  const Counters counters_before = ctx_.res;
   table_name_ = fmt::format("{} L2 table at {:#x}", walk_.name, l2_offset);
   table_.resize(ctx_.cluster_size());
   Status st = ReadZeroFilled(ctx_.device, ctx_.file_size, l2_offset, table_);
@@ -223,11 +271,22 @@ Status L2Walker::Walk(uint64_t l2_offset, uint64_t l1_index) {
       if (geo_.extended_l2) StoreBE64(p + 8, bitmap);
     }
   }
-  if (walk_.active) {
-    ctx_.bfi.allocated_clusters += tally.allocated;
-    ctx_.bfi.fragmented_clusters += tally.fragmented;
-    ctx_.bfi.compressed_clusters += tally.compressed;
+  AddTally(tally);
+  const bool silent = ctx_.finding_count() == findings_before && !dirty_ &&
+                      ctx_.res.corruptions == counters_before.corruptions &&
+                      ctx_.res.corruptions_fixed == counters_before.corruptions_fixed &&
+                      ctx_.res.check_errors == counters_before.check_errors;
+  if (key && silent) {
+    // Valid for any file the last reference fits in: no past-EOF verdict can differ there.
+    uint64_t min_file_size = 0;
+    for (const MemoL2Walk::Reference& r : recorded_) {
+      min_file_size = std::max(min_file_size, r.offset + (r.size == 0 ? ctx_.cluster_size() : r.size));
+    }
+    ctx_.memo->PutWalk(*key, {min_file_size, std::move(recorded_), tally.allocated,
+                              tally.fragmented, tally.compressed});
+    recorded_ = {};
   }
+  recording_ = false;
   if (dirty_) {
     RETURN_IF_ERROR(ctx_.PrepareToWrite());
     st = RepairWriteSync(ctx_.device, l2_offset, table_, IoTag::kL2Table);

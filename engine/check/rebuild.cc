@@ -73,10 +73,12 @@ Status RebuildRefcountStructure(Context& ctx, ReferenceCounter& counter) {
     const uint64_t range = layout.block_ranges[k];
     const uint64_t block_offset = (layout.first_cluster + k) * cs;
     std::fill(block.begin(), block.end(), uint8_t{0});
-    for (uint64_t j = 0; j < per_block; ++j) {
-      if (uint64_t v = counter.Get(range * per_block + j)) {
-        SetRefcountEntry(block, j, geo.refcount_order, v);
-      }
+    // Clusters past the counter's end have no references: their entries stay 0.
+    const uint64_t first = range * per_block;
+    const uint64_t counted = counter.nb_clusters() > first
+                                 ? std::min(per_block, counter.nb_clusters() - first) : 0;
+    for (uint64_t j = 0; j < counted; ++j) {
+      if (uint64_t v = counter.Get(first + j)) SetRefcountEntry(block, j, geo.refcount_order, v);
     }
     RETURN_IF_ERROR(RepairWrite(ctx.device, block_offset, block, IoTag::kRefcountBlock));
     StoreBE64(&table[range * 8], block_offset);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/check/bitmap_walker.h"
+#include "engine/check/check_memo.h"
 #include "engine/check/device_io.h"
 #include "engine/check/l2_walker.h"
 #include "engine/check/metadata_map.h"
@@ -26,7 +27,7 @@ MetadataMap BuildMetadataMap(const Context& ctx, const RefcountReader& reader) {
   map.Add(0, cs, "qcow2 header");
   map.Add(h.l1_table_offset, uint64_t{h.l1_size} * 8, "active L1 table");
   map.Add(h.refcount_table_offset, uint64_t{h.refcount_table_clusters} * cs, "refcount table");
-  for (uint64_t i = 0; i < reader.table_entries(); ++i) {
+  for (uint32_t i : reader.nonzero_entries()) {
     uint64_t offset = reader.table_entry(i) & kReftableOffsetMask;
     if (offset) map.Add(offset, cs, "refcount block");
   }
@@ -42,7 +43,8 @@ MetadataMap BuildMetadataMap(const Context& ctx, const RefcountReader& reader) {
 void CheckRefblocks(Context& ctx, ReferenceCounter& counter, const RefcountReader& reader,
                     bool& rebuild) {
   const uint64_t cs = ctx.cluster_size();
-  for (uint64_t i = 0; i < reader.table_entries(); ++i) {
+  // An entry of 0 has nothing to check (no reserved bits, no block): only the others are seen.
+  for (const uint64_t i : reader.nonzero_entries()) {
     const uint64_t raw = reader.table_entry(i);
     const uint64_t offset = raw & kReftableOffsetMask;
     const uint64_t entry_offset = ctx.header.refcount_table_offset + i * 8;
@@ -212,13 +214,51 @@ void CompareRefcounts(Context& ctx, const ReferenceCounter& counter, RefcountRea
   }
 }
 
+// The refcount of a data cluster, as the COPIED check reads it; nullopt if it cannot be read.
+std::optional<uint64_t> DataRefcount(Context& ctx, RefcountReader& reader, uint64_t cluster) {
+  if (std::optional<uint64_t> cached = reader.GetCached(ctx, cluster)) return cached;
+  Result<uint64_t> looked_up = reader.Get(ctx, cluster);
+  if (!looked_up.ok()) return std::nullopt;
+  return *looked_up;
+}
+
+// The normal and preallocated entries of an L2 table's bytes, in order: the entries the COPIED
+// check looks at.
+MemoCopiedEntries ListAllocated(const Geometry& geo, std::span<const uint8_t> table) {
+  MemoCopiedEntries allocated;
+  const uint64_t entries = geo.l2_entries();  // a division: not once per entry
+  for (uint64_t j = 0; j < entries; ++j) {
+    const uint64_t entry = LoadBE64(&table[j * geo.l2_entry_size()]);
+    const ClusterType type = ClassifyL2Entry(entry, geo.extended_l2);
+    if (type == ClusterType::kNormal || type == ClusterType::kZeroAlloc) {
+      allocated.entries.push_back({static_cast<uint32_t>(j), entry});
+    }
+  }
+  return allocated;
+}
+
+// The normal and preallocated entries of the active L2 table at l2_offset, from the memo (or
+// read and kept there); null without a memo or a name for the table.
+std::shared_ptr<const MemoCopiedEntries> AllocatedEntries(Context& ctx, uint64_t l2_offset) {
+  const uint64_t cs = ctx.cluster_size();
+  if (ctx.memo == nullptr || l2_offset > ctx.file_size || cs > ctx.file_size - l2_offset) return nullptr;
+  std::optional<ContentName> name = ctx.device.NameContent(l2_offset, cs);
+  if (!name) return nullptr;
+  const CheckMemo::Key key{*name, uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.extended_l2} << 8,
+                           CheckMemo::Kind::kCopiedEntries};
+  if (auto kept = ctx.memo->FindCopied(key)) return kept;
+  std::vector<uint8_t> table(cs);
+  if (!ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, table).ok()) return nullptr;
+  return ctx.memo->PutCopied(key, ListAllocated(ctx.geo, table));
+}
+
 // QEMU's check_oflag_copied over the active tables.
 Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap& metadata) {
   bool repair = ctx.fix_errors() ||
                 (ctx.fix_leaks() && !ctx.res.check_errors && !ctx.res.corruptions && !ctx.res.leaks);
   const uint64_t cs = ctx.cluster_size();
   const Geometry& geo = ctx.geo;
-  std::vector<uint8_t> l2(cs);
+  std::vector<uint8_t> l2;  // sized when a table must be read
   // The L1 table is read a chunk at a time; entries [chunk_first, chunk_end) are in `chunk`.
   // Any repair write empties it, so every entry is read after the writes before it, as QEMU
   // reads it.
@@ -256,29 +296,35 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
                        std::move(msg));
       }
     }
-    RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, l2));
+    // The table's normal and preallocated entries: known from a memo (the table's bytes are
+    // read only if one must be rewritten), or read here.
+    std::shared_ptr<const MemoCopiedEntries> allocated = AllocatedEntries(ctx, l2_offset);
+    bool have_table = allocated == nullptr;
+    if (have_table) {
+      l2.resize(cs);
+      RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, l2));
+      allocated = std::make_shared<const MemoCopiedEntries>(ListAllocated(geo, l2));
+    }
     int64_t l2_dirty = 0;
-    const std::string l2_name = fmt::format("active L2 table at {:#x}", l2_offset);
-    const uint64_t entries = geo.l2_entries();  // a division: not once per entry
-    for (uint64_t j = 0; j < entries; ++j) {
-      uint8_t* p = &l2[j * geo.l2_entry_size()];
-      const uint64_t entry = LoadBE64(p);
-      ClusterType type = ClassifyL2Entry(entry, geo.extended_l2);
-      if (type != ClusterType::kNormal && type != ClusterType::kZeroAlloc) continue;
+    std::string l2_name;
+    for (const auto& [j, entry] : allocated->entries) {
       const uint64_t data_cluster = (entry & kL2OffsetMask) >> geo.cluster_bits;
-      std::optional<uint64_t> data_refcount = reader.GetCached(ctx, data_cluster);
-      if (!data_refcount) {
-        Result<uint64_t> looked_up = reader.Get(ctx, data_cluster);
-        if (!looked_up.ok()) continue;  // already reported by the comparison
-        data_refcount = *looked_up;
-      }
+      std::optional<uint64_t> data_refcount = DataRefcount(ctx, reader, data_cluster);
+      if (!data_refcount) continue;  // already reported by the comparison
       if ((*data_refcount == 1) == ((entry & kOflagCopied) != 0)) continue;
+      if (l2_name.empty()) l2_name = fmt::format("active L2 table at {:#x}", l2_offset);
       std::string msg = fmt::format("{} OFLAG_COPIED data cluster: l2_entry={:x} refcount={}",
                                     repair ? "Repairing" : "ERROR", entry, *data_refcount);
       ctx.Corruption(FindingKind::kCopiedFlagMismatch, l2_offset + j * geo.l2_entry_size(), l2_name,
                      std::move(msg));
       if (repair) {
-        StoreBE64(p, *data_refcount == 1 ? entry | kOflagCopied : entry & ~kOflagCopied);
+        if (!have_table) {
+          l2.resize(cs);
+          RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, l2_offset, l2));
+          have_table = true;
+        }
+        StoreBE64(&l2[j * geo.l2_entry_size()],
+                  *data_refcount == 1 ? entry | kOflagCopied : entry & ~kOflagCopied);
         l2_dirty++;
       }
     }

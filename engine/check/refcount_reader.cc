@@ -20,6 +20,18 @@ uint64_t MaxCachedBlocks(const Context& ctx) {
   return std::max(kMinCachedBlocks, kCacheBytes / ctx.cluster_size());
 }
 
+// The memo's key for [offset, offset + length), if there is a memo and the device names it.
+std::optional<CheckMemo::Key> MemoKey(Context& ctx, uint64_t offset, uint64_t length,
+                                      CheckMemo::Kind kind) {
+  if (ctx.memo == nullptr || offset > ctx.file_size || length > ctx.file_size - offset) {
+    return std::nullopt;
+  }
+  std::optional<ContentName> name = ctx.device.NameContent(offset, length);
+  if (!name) return std::nullopt;
+  return CheckMemo::Key{*name, uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.refcount_order} << 8,
+                        kind};
+}
+
 }  // namespace
 
 Status RefcountReader::Load(Context& ctx) {
@@ -27,10 +39,24 @@ Status RefcountReader::Load(Context& ctx) {
   last_index_ = UINT64_MAX;
   last_block_ = nullptr;
   const uint64_t bytes = uint64_t{ctx.header.refcount_table_clusters} * ctx.cluster_size();
+  const std::optional<CheckMemo::Key> key =
+      MemoKey(ctx, ctx.header.refcount_table_offset, bytes, CheckMemo::Kind::kRefcountTable);
+  if (key) {
+    if (auto kept = ctx.memo->FindRefcountTable(*key)) {
+      table_ = std::move(kept);
+      return Status::Ok();
+    }
+  }
   std::vector<uint8_t> raw(bytes);
   RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, ctx.header.refcount_table_offset, raw));
-  table_.resize(bytes / 8);
-  for (size_t i = 0; i < table_.size(); ++i) table_[i] = LoadBE64(&raw[i * 8]);
+  MemoRefcountTable table;
+  table.entries.resize(bytes / 8);
+  for (size_t i = 0; i < table.entries.size(); ++i) {
+    table.entries[i] = LoadBE64(&raw[i * 8]);
+    if (table.entries[i] != 0) table.nonzero.push_back(static_cast<uint32_t>(i));
+  }
+  table_ = key ? ctx.memo->PutRefcountTable(*key, std::move(table))
+               : std::make_shared<const MemoRefcountTable>(std::move(table));
   return Status::Ok();
 }
 
@@ -42,7 +68,7 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
     return last_block_;
   }
   *absent = false;
-  uint64_t offset = index < table_.size() ? table_[index] & kReftableOffsetMask : 0;
+  uint64_t offset = index < table_->entries.size() ? table_->entries[index] & kReftableOffsetMask : 0;
   if (offset == 0) {
     *absent = true;
     Remember(index, nullptr, true);
@@ -61,8 +87,15 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
     cache_.erase(victim);
   }
   Block block;
-  block.bytes.resize(ctx.cluster_size());
-  RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, offset, block.bytes));
+  const std::optional<CheckMemo::Key> key =
+      MemoKey(ctx, offset, ctx.cluster_size(), CheckMemo::Kind::kRefcountBlock);
+  if (key) block.shared = ctx.memo->FindBlock(*key);
+  if (!block.shared) {
+    std::vector<uint8_t> bytes(ctx.cluster_size());
+    RETURN_IF_ERROR(ReadZeroFilled(ctx.device, ctx.file_size, offset, bytes));
+    block.shared = key ? ctx.memo->PutBlock(*key, std::move(bytes))
+                       : std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  }
   return Remember(index, &cache_.emplace(offset, std::move(block)).first->second, false);
 }
 
@@ -71,14 +104,14 @@ Result<uint64_t> RefcountReader::Get(Context& ctx, uint64_t cluster) {
   bool absent = false;
   ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
   if (absent) return uint64_t{0};
-  return GetRefcountEntry(block->bytes, IndexInBlock(ctx, cluster),
+  return GetRefcountEntry(std::span(block->data(), ctx.cluster_size()), IndexInBlock(ctx, cluster),
                           ctx.geo.refcount_order);
 }
 
 Result<const uint8_t*> RefcountReader::BlockData(Context& ctx, uint64_t cluster) {
   bool absent = false;
   ASSIGN_OR_RETURN(Block * block, BlockFor(ctx, cluster, &absent));
-  return absent ? nullptr : block->bytes.data();
+  return absent ? nullptr : block->data();
 }
 
 Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {
@@ -88,7 +121,7 @@ Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {
     return Status::Corruption(fmt::format("cluster {} has no refcount block", cluster));
   }
   RETURN_IF_ERROR(ctx.PrepareToWrite());
-  SetRefcountEntry(block->bytes, IndexInBlock(ctx, cluster),
+  SetRefcountEntry(std::span(block->mutable_data(), ctx.cluster_size()), IndexInBlock(ctx, cluster),
                    ctx.geo.refcount_order, value);
   block->dirty = true;
   return Status::Ok();
@@ -96,7 +129,8 @@ Status RefcountReader::Set(Context& ctx, uint64_t cluster, uint64_t value) {
 
 Status RefcountReader::WriteBack(Context& ctx, uint64_t offset, Block& block) {
   if (!block.dirty) return Status::Ok();
-  RETURN_IF_ERROR(RepairWrite(ctx.device, offset, block.bytes, IoTag::kRefcountBlock));
+  RETURN_IF_ERROR(RepairWrite(ctx.device, offset, std::span(block.data(), ctx.cluster_size()),
+                              IoTag::kRefcountBlock));
   block.dirty = false;
   return Status::Ok();
 }

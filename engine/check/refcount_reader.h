@@ -10,10 +10,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <span>
 #include <optional>
 #include <vector>
 
 #include "engine/check/check_context.h"
+#include "engine/check/check_memo.h"
 
 namespace crashsim::check {
 
@@ -22,8 +25,10 @@ class RefcountReader {
   // Reads the refcount table named by ctx.header (zero-filled past EOF, as QEMU reads it).
   Status Load(Context& ctx);
 
-  uint64_t table_entries() const { return table_.size(); }
-  uint64_t table_entry(uint64_t index) const { return table_[index]; }
+  uint64_t table_entries() const { return table_->entries.size(); }
+  uint64_t table_entry(uint64_t index) const { return table_->entries[index]; }
+  // Indexes of the entries that are not 0, increasing.
+  const std::vector<uint32_t>& nonzero_entries() const { return table_->nonzero; }
 
   Result<uint64_t> Get(Context& ctx, uint64_t cluster);
   // Get for a cluster of the block looked up last, inline (nearly every lookup of a scan over
@@ -31,8 +36,8 @@ class RefcountReader {
   std::optional<uint64_t> GetCached(const Context& ctx, uint64_t cluster) const {
     if ((cluster >> BlockEntriesBits(ctx)) != last_index_) return std::nullopt;
     if (last_absent_) return uint64_t{0};
-    return GetRefcountEntry(last_block_->bytes, IndexInBlock(ctx, cluster),
-                            ctx.geo.refcount_order);
+    return GetRefcountEntry(std::span(last_block_->data(), ctx.cluster_size()),
+                            IndexInBlock(ctx, cluster), ctx.geo.refcount_order);
   }
   // The refcount block holding `cluster`'s refcount (cluster_size bytes), or nullptr when the
   // table names none (refcounts 0). Valid until a lookup in another block evicts it.
@@ -43,9 +48,21 @@ class RefcountReader {
   Status Flush(Context& ctx);
 
  private:
+  // A block's bytes: shared with the memo until the repair changes them, then its own copy
+  // (the shared bytes stay alive with the block, so a pointer BlockData gave stays valid).
   struct Block {
-    std::vector<uint8_t> bytes;
+    std::shared_ptr<const std::vector<uint8_t>> shared;
+    std::vector<uint8_t> own;
+    bool owns = false;
     bool dirty = false;
+    const uint8_t* data() const { return owns ? own.data() : shared->data(); }
+    uint8_t* mutable_data() {
+      if (!owns) {
+        own = *shared;
+        owns = true;
+      }
+      return own.data();
+    }
   };
   // log2 of the entries in one refcount block: cluster_bits + 3 - refcount_order.
   static uint32_t BlockEntriesBits(const Context& ctx) {
@@ -63,7 +80,7 @@ class RefcountReader {
     return block;
   }
 
-  std::vector<uint64_t> table_;
+  std::shared_ptr<const MemoRefcountTable> table_ = std::make_shared<const MemoRefcountTable>();
   std::map<uint64_t, Block> cache_;  // by refcount block offset
 
   // The last BlockFor answer (map nodes are stable until erased). Cleared by Load and eviction.

@@ -317,10 +317,14 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
   state->repair_log = std::move(repair_log);
   ASSIGN_OR_RETURN(state->l1, ReadTable(device, header.l1_table_offset, header.l1_size,
                                         "active L1 table"));
-  ASSIGN_OR_RETURN(state->reftable,
-                   ReadTable(device, header.refcount_table_offset,
-                             uint64_t{header.refcount_table_clusters} * header.cluster_size() / 8,
-                             "refcount table"));
+  // Only a writer needs the refcount table (the header decoder has checked that it lies in the
+  // file): a read-only open, which the crash checks make thousands of times, skips reading it.
+  if (!options.read_only) {
+    ASSIGN_OR_RETURN(state->reftable,
+                     ReadTable(device, header.refcount_table_offset,
+                               uint64_t{header.refcount_table_clusters} * header.cluster_size() / 8,
+                               "refcount table"));
+  }
   if (header.has_backing_file()) {
     auto backing = OpenBacking(header, options);
     if (!backing.ok()) return backing.status().WithContext(name);

@@ -224,14 +224,16 @@ std::string Explorer::CheckData(const simdisk::Medium& image, uint64_t crash_poi
 
 const std::vector<Explorer::AfterRepairWrite>& Explorer::AfterRepairWrites() {
   std::call_once(after_repair_once_, [&] {
-    // Two writes: one over the start of the disk (overwrites, COW) and one in the middle.
+    // Two writes: a whole first cluster and the head of the second (an overwrite or a fresh
+    // cluster, and copy-on-write of the rest of the second), and a small one in the middle of
+    // the disk that copies on write at both ends.
     const uint64_t size = workload_.disk_size;
     const uint64_t cs = options_.image.cluster_size;
     for (const WorkloadOp& op :
          {WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = 0,
-                     .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01},
+                     .length = std::min<uint64_t>(size, cs + 512), .pattern = 0xfeed01},
           WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
-                     .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02}}) {
+                     .length = std::min<uint64_t>(size / 2 - 512, 1000), .pattern = 0xfeed02}}) {
       std::vector<uint8_t> data(op.length);
       FillPattern(op.pattern, op.offset, data);
       after_repair_writes_.push_back({op.offset, std::move(data)});
@@ -330,8 +332,10 @@ std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image, uint64_t cr
 }
 
 std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
-                                         Checker& checker) {
-  // Record the repair itself on a simulated disk that starts from the crashed image.
+                                         Checker& checker, RecordedRepair& recorded) {
+  // Record the repair itself on a simulated disk that starts from the crashed image; it is also
+  // the repair the property then holds to account (the repair is deterministic: running it again
+  // on the same bytes would give the same report and image).
   const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
   simdisk::SimDiskOptions so;
   so.cache_mode = simdisk::CacheMode::kWriteback;  // qemu-img check's default
@@ -339,6 +343,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   so.hash_writes = false;  // only enumerated here
   simdisk::SimDisk disk(so, start);
   CheckReport first = checker.Run(disk, RepairMode::kAll);
+  recorded.emplace(first, disk.live());
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
   auto recording = disk.SnapshotRecording();
   simdisk::EnumerationOptions e;
@@ -396,14 +401,24 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
 std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
                                   StateResult& result, Checker& checker) {
   std::function<std::string()> before_repair;
+  RecordedRepair recorded;
   if (options_.repair_crash_states > 0) {
-    before_repair = [&] { return CheckRepairCrashes(medium, crash_point, checker); };
+    before_repair = [&] { return CheckRepairCrashes(medium, crash_point, checker, recorded); };
   }
+  auto run_check = [&](BlockDevice& device, RepairMode repair) {
+    if (repair == RepairMode::kAll && &device == &medium && recorded) {
+      // The repair of these very bytes was recorded for the repair-crash study: take its result.
+      CheckReport report = std::move(recorded->first);
+      medium = std::move(recorded->second);
+      recorded.reset();
+      return report;
+    }
+    return checker.Run(device, repair);
+  };
   CrashCheckResult r = CheckCrashedImage(
       medium,
       [&](const char* when, bool must_open) { return CheckData(medium, crash_point, when, must_open); },
-      before_repair,
-      [&](BlockDevice& device, RepairMode repair) { return checker.Run(device, repair); });
+      before_repair, run_check);
   result.dirty = r.dirty;
   result.outcome = r.outcome;
   std::string failure = r.failure;

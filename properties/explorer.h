@@ -139,8 +139,10 @@ class Explorer {
   // The property for one crashed medium (repaired in place); returns the failure text, or "".
   std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,
                           Checker& checker);
+  // A repair run on a copy of the crashed image, and the image it left.
+  using RecordedRepair = std::optional<std::pair<CheckReport, simdisk::Medium>>;
   std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
-                                 Checker& checker);
+                                 Checker& checker, RecordedRepair& recorded);
   // The guest data `image` shows, at crash_point (incremental: data_check.h).
   std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
                         bool must_open = true);

@@ -8,10 +8,6 @@
 
 namespace crashsim {
 
-uint64_t DefaultDiskSize(uint64_t cluster_size) {
-  return AlignUp(std::max<uint64_t>(16 * cluster_size, 1 << 20) + 4096, 512);
-}
-
 Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
                         uint64_t cluster_size) {
   simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x776f726bull));  // "work"

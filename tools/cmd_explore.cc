@@ -86,7 +86,7 @@ Result<ExploreOptions> BuildOptions(const ExploreArgs& a) {
 
 Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
   if (a.workload_file.empty()) {
-    uint64_t disk = DefaultDiskSize(cluster_size);
+    uint64_t disk = kDefaultDiskSize;
     if (!a.disk_size.empty()) {
       auto parsed = ParseSize(a.disk_size);
       if (!parsed.ok()) return parsed.status().WithContext("--disk-size");
@@ -217,12 +217,12 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--seed", args->seed, "seed for the workload and the sampled states");
   cmd->add_option("--ops", args->ops, "guest ops in a seeded workload");
   cmd->add_option("--disk-size", args->disk_size,
-                  "guest disk of a seeded workload (k, M, G, T suffixes)");
+                  "guest disk of a seeded workload (k, M, G, T suffixes; default 1G)");
   cmd->add_option("-t,--cache", args->cache, "cache mode: writeback, writethrough, directsync, "
                                              "none, unsafe");
   cmd->add_option("-o", args->image_options, "image options (qemu-img -o syntax)");
   cmd->add_option("--crash", args->crash, "power or kill");
-  cmd->add_option("--max-states", args->max_states, "stop after this many states (0: all)");
+  cmd->add_option("--max-states", args->max_states, "stop after about this many states, spread over every crash point (at least one each; 0: all)");
   cmd->add_option("--shard", args->shard, "I/N: explore every N-th state starting at I");
   cmd->add_option("--trace-dir", args->trace_dir,
                   "write a trace for each failure here (default $CRASHSIM_TRACE_DIR)");

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `crashsim explore` as the README describes it: the built-in default workload's geometry, a
+# capped run that still covers every crash point, the same report for any -j, sparse disks of
+# any size, and clear errors for bad flags. Run by ctest with CRASHSIM set.
+set -uo pipefail
+CRASHSIM=${CRASHSIM:?set CRASHSIM to the crashsim binary}
+FAILURES=0
+
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL: $1"; [ $# -lt 2 ] || printf '%s\n' "$2" | sed 's/^/    | /' | head -30; }
+# The report without its timing line, which is the only part allowed to differ between runs.
+report() { "$CRASHSIM" explore -q "$@" 2>&1 | grep -v ' states/s; run cost '; }
+# covered_all REPORT: the report's "crash points covered X of Y" has X == Y > 0.
+covered_all() {
+  local line
+  line=$(grep -o 'crash points covered [0-9]* of [0-9]*' <<<"$1") || return 1
+  set -- $line
+  [ "$4" -gt 0 ] && [ "$4" = "$6" ]
+}
+
+# The default workload: 200 guest ops on a 1 GiB disk with 64 KiB clusters; capped at 100
+# states it still checks a state at every crash point (so the clean close is among them).
+out=$(report --max-states 100)
+grep -q '^workload: 200 guest ops on a 1073741824-byte disk; image .*cluster_size=65536' <<<"$out" ||
+  fail "the default workload is not 200 ops on 1 GiB with 64 KiB clusters" "$out"
+covered_all "$out" || fail "--max-states 100 left crash points uncovered" "$out"
+grep -q 'FAILURE          0' <<<"$out" || fail "the default workload fails" "$out"
+
+# One job or two: the same report, byte for byte.
+one=$(report --ops 40 --seed 7 -o lazy_refcounts=on -j 1)
+two=$(report --ops 40 --seed 7 -o lazy_refcounts=on -j 2)
+[ "$one" = "$two" ] || fail "-j 1 and -j 2 reports differ" "$(diff <(echo "$one") <(echo "$two"))"
+covered_all "$one" || fail "an uncapped run left crash points uncovered" "$one"
+
+# A sparse 1 TiB disk takes the same ops and covers every point.
+out=$(report --ops 20 --disk-size 1T)
+grep -q '^workload: 20 guest ops on a 1099511627776-byte disk' <<<"$out" &&
+  covered_all "$out" || fail "--disk-size 1T" "$out"
+
+# Bad flags: a message naming the flag, exit 1.
+for bad in "--disk-size 3x" "--disk-size 1000" "-j 0" "--crash flood"; do
+  # shellcheck disable=SC2086
+  msg=$("$CRASHSIM" explore -q $bad 2>&1)
+  rc=$?
+  flag=${bad%% *}
+  [ "$rc" -eq 1 ] && grep -q -- "$flag" <<<"$msg" || fail "explore $bad: exit $rc" "$msg"
+done
+
+[ "$FAILURES" -eq 0 ] && echo PASS && exit 0
+echo "FAILED: $FAILURES"
+exit 1

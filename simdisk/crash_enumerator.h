@@ -14,10 +14,11 @@
 // Order: kPointByPoint yields every state of a point before the next point's. kRoundRobin
 // stratifies: round r yields the r-th state of every point that has one, in point order, so
 // every crash point has a state before any has a second (the first is the one that kept every
-// pending write), and a run capped at N states covers min(N, points) crash points, the last
-// (the clean close) included. Both orders yield the same states of each point, in the same
-// order within the point; states are made on demand, a point's generator holds only its
-// pending set and a cursor.
+// pending write): a run capped at N states covers the first min(N, points) crash points, and
+// so reaches the last (the clean close) only when N >= points; the explorer never caps below
+// that. With dedupe off, both orders yield the same states of each point, in the same order
+// within the point (with dedupe on, which of two equal states is kept depends on the order);
+// states are made on demand, a point's generator holds only its pending set and a cursor.
 //
 // Same recording, same options: the same states in the same order, on any machine.
 #pragma once

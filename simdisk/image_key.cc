@@ -16,10 +16,10 @@ namespace crashsim::simdisk {
 namespace {
 
 constexpr uint64_t kSector = kKeySectorSize;
-// Above this many sectors (128 GiB of medium) the dense sector table would cost too much; the
-// index then answers every KeyOf by materialising (correct, slow). Recordings of real runs stay
-// far below it: the medium is the image file, which grows with what was written.
-constexpr uint64_t kMaxIndexedSectors = uint64_t{1} << 28;
+// Sectors below this (8 GiB of medium) find their history in a dense table; those above it (a
+// sparse image file that places metadata far out, e.g. preallocated L2 tables of a 1 TiB disk)
+// in a hash map, so the index's memory follows the sectors written, not the medium's size.
+constexpr uint64_t kDenseSectors = uint64_t{1} << 24;
 
 bool AllZero(std::span<const uint8_t> bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
@@ -36,6 +36,20 @@ const WriteFate* FindFate(const CrashState& state, uint64_t seq) {
   auto it = std::lower_bound(state.fates.begin(), state.fates.end(), seq,
                              [](const WriteFate& f, uint64_t s) { return f.op < s; });
   return it != state.fates.end() && it->op == seq ? &*it : nullptr;
+}
+
+// Calls fn(sector) for every sector a garbage unit of `fate` (a fate of write `op`) covers:
+// garbage changes those bytes whether or not the write changed them in the run.
+template <typename Fn>
+void ForEachGarbageSector(const OpRecord& op, const WriteFate& fate, uint64_t atomic_unit, Fn fn) {
+  if (fate.garbage.empty() || op.length == 0) return;
+  const uint64_t units = UnitsOf(op, atomic_unit);
+  for (uint64_t u = 0; u < units; ++u) {
+    if (!fate.garbage.Test(u)) continue;
+    const uint64_t a = std::max(op.offset, (op.offset / atomic_unit + u) * atomic_unit);
+    const uint64_t b = std::min(op.offset + op.length, (op.offset / atomic_unit + u + 1) * atomic_unit);
+    for (uint64_t s = a / kSector; s <= (b - 1) / kSector; ++s) fn(s);
+  }
 }
 
 }  // namespace
@@ -68,14 +82,23 @@ ImageKey KeyOfMedium(const Medium& medium) {
 }
 
 const ImageKeyIndex::History* ImageKeyIndex::HistoryOf(uint64_t sector) const {
-  if (sector >= history_of_sector_.size() || history_of_sector_[sector] < 0) return nullptr;
-  return &histories_[static_cast<size_t>(history_of_sector_[sector])];
+  int32_t index = -1;
+  if (sector < history_of_sector_.size()) {
+    index = history_of_sector_[sector];
+  } else if (auto it = history_of_far_sector_.find(sector); it != history_of_far_sector_.end()) {
+    index = it->second;
+  }
+  return index < 0 ? nullptr : &histories_[static_cast<size_t>(index)];
 }
 
 ImageKeyIndex::History& ImageKeyIndex::MutableHistory(uint64_t sector, const Medium& initial) {
-  if (sector >= history_of_sector_.size()) history_of_sector_.resize(sector + 1, -1);
-  int32_t& index = history_of_sector_[sector];
+  if (sector < kDenseSectors && sector >= history_of_sector_.size()) {
+    history_of_sector_.resize(sector + 1, -1);
+  }
+  int32_t& index = sector < kDenseSectors ? history_of_sector_[sector]
+                                          : history_of_far_sector_.try_emplace(sector, -1).first->second;
   if (index < 0) {
+    INVARIANT(histories_.size() < static_cast<size_t>(INT32_MAX));
     index = static_cast<int32_t>(histories_.size());
     std::array<uint8_t, kSector> bytes;
     ReadPadded(initial, sector * kSector, bytes);
@@ -105,7 +128,6 @@ ImageKeyIndex::ImageKeyIndex(std::shared_ptr<const Recording> recording)
     if (op.kind == OpKind::kWrite && op.length > 0) {
       const uint64_t first = op.offset / kSector;
       const uint64_t last = (op.offset + op.length - 1) / kSector;
-      INVARIANT(last < kMaxIndexedSectors && "a write past 128 GiB of simulated medium");
       before.resize((last - first + 1) * kSector);
       after.resize(before.size());
       ReadPadded(live, first * kSector, before);
@@ -128,7 +150,6 @@ ImageKeyIndex::ImageKeyIndex(std::shared_ptr<const Recording> recording)
       const uint64_t old_size = live.size();
       const uint64_t first = op.offset / kSector;
       const uint64_t last = (old_size - 1) / kSector;
-      INVARIANT(last < kMaxIndexedSectors);
       before.resize((last - first + 1) * kSector);
       ReadPadded(live, first * kSector, before);
       live.SetSize(op.offset);
@@ -245,16 +266,19 @@ ImageKey ImageKeyIndex::KeyOf(const CrashState& state) const {
   const std::optional<uint64_t> size = StateSize(state, barrier);
   if (!size) return KeyOfMedium(*MaterialiseByReplay(*recording_, state));
   ImageKey key = key_at_[state.point];
-  // Only sectors a fated write changed in the run can differ from MediumAt(point) (if none of
-  // the fated writes covering a sector changed it, every path through them leaves the same
-  // bytes), plus the sector the state's end falls in when it is shorter.
+  // Only sectors a fated write changed in the run or covered with garbage can differ from
+  // MediumAt(point) (if none of the fated writes covering a sector changed it and none put
+  // garbage there, every path through them leaves the same bytes), plus the sector the state's
+  // end falls in when it is shorter.
   std::vector<uint64_t> sectors;
   for (const WriteFate& fate : state.fates) {
     const std::span<const uint64_t> changed = ChangedSectors(fate.op);
     sectors.insert(sectors.end(), changed.begin(), changed.end());
+    ForEachGarbageSector(recording_->ops()[fate.op], fate, recording_->atomic_unit(),
+                         [&](uint64_t s) { sectors.push_back(s); });
   }
   if (*size < key.size && *size % kSector != 0) sectors.push_back(*size / kSector);
-  if (state.fates.size() > 1 || *size < key.size) {
+  if (state.fates.size() > 1 || state.HasGarbage() || *size < key.size) {
     std::sort(sectors.begin(), sectors.end());
     sectors.erase(std::unique(sectors.begin(), sectors.end()), sectors.end());
   }
@@ -274,6 +298,10 @@ bool ImageKeyIndex::FatedOpChanged(const CrashState& state, uint64_t before_seq,
     if (fate.op >= before_seq) break;
     const std::span<const uint64_t> changed = ChangedSectors(fate.op);
     if (std::binary_search(changed.begin(), changed.end(), sector)) return true;
+    bool garbage = false;
+    ForEachGarbageSector(recording_->ops()[fate.op], fate, recording_->atomic_unit(),
+                         [&](uint64_t s) { garbage = garbage || s == sector; });
+    if (garbage) return true;
   }
   return false;
 }

@@ -13,8 +13,9 @@
 // every sector any write touched it keeps the history of its term after each such write, and for
 // every write the sectors it changed (bytes differ from what lay beneath in the run). A state at
 // crash point N differs from MediumAt(N), the state that kept every pending write, only in
-// sectors that one of its fated writes changed in the run; so its key is KeyAt(N) corrected on
-// those sectors (most 64 KiB metadata write-backs change one or two of their 128 sectors).
+// sectors that one of its fated writes changed in the run or filled with garbage; so its key is
+// KeyAt(N) corrected on those sectors (most 64 KiB metadata write-backs change one or two of
+// their 128 sectors).
 //
 // Canonicalise rewrites a state's fates so that tear units whose bytes equal what lies beneath
 // them at that moment are marked kept (they cannot matter), and fates that then keep every unit
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "simdisk/crash_state.h"
@@ -92,6 +94,7 @@ class ImageKeyIndex {
                std::span<uint8_t> out) const;
   // The state's size, or nothing if a pending resize may shrink the medium (no fast path then).
   std::optional<uint64_t> StateSize(const CrashState& state, uint64_t barrier) const;
+  // Whether a fated op before `before_seq` changed `sector` in the run or put garbage in it.
   bool FatedOpChanged(const CrashState& state, uint64_t before_seq, uint64_t sector) const;
   bool UnitEqualsBeneath(const CrashState& state, uint64_t barrier, const OpRecord& op,
                          uint64_t unit) const;
@@ -99,6 +102,7 @@ class ImageKeyIndex {
   std::shared_ptr<const Recording> recording_;
   std::vector<ImageKey> key_at_;            // by point, 0..op_count
   std::vector<int32_t> history_of_sector_;  // index into histories_, -1: never written
+  std::unordered_map<uint64_t, int32_t> history_of_far_sector_;  // the same, past kDenseSectors
   std::vector<History> histories_;
   std::vector<uint64_t> changed_;           // ChangedSectors of every op, concatenated
   std::vector<uint64_t> changed_begin_;     // by seq: where its sectors start in changed_

@@ -99,5 +99,65 @@ TEST(ImageKeyIndex, AWriteBackThatChangedOneUnitHasTwoOutcomes) {
   }
 }
 
+// Garbage changes a sector even where its write changed nothing in the run: a 512-byte table
+// written back unchanged, then torn with garbage, leaves other bytes, so another key.
+// A 512-byte table written and flushed (ops 0, 1), then written back unchanged `rewrites` times.
+std::shared_ptr<const Recording> TableRewrittenUnchanged(int rewrites) {
+  SimDiskOptions options;
+  options.initial_size = 16384;
+  SimDisk disk(options);
+  const std::vector<uint8_t> table(512, 7);
+  INVARIANT(disk.Write(0, table, {.tag = IoTag::kL2Table}).ok() && disk.Flush().ok());
+  for (int i = 0; i < rewrites; ++i) INVARIANT(disk.Write(0, table, {.tag = IoTag::kL2Table}).ok());
+  return disk.SnapshotRecording();
+}
+
+TEST(ImageKeyIndex, GarbageOverAnUnchangedRewriteChangesTheKey) {
+  auto recording = TableRewrittenUnchanged(1);
+  ImageKeyIndex index(recording);
+  EXPECT_TRUE(index.ChangedSectors(2).empty());
+  const CrashState torn{CrashKind::kPowerLoss, 3, {{2, {}, UnitMask::FromWord(1)}}, 0x5eed};
+  ASSERT_TRUE(ValidateCrashState(*recording, torn).ok());
+  EXPECT_EQ(index.KeyOf(torn), KeyOfMedium(*MaterialiseByReplay(*recording, torn)));
+  EXPECT_NE(index.KeyOf(torn), index.KeyAt(3));
+}
+
+// A unit written over an earlier write's garbage does not equal what lies beneath it, though
+// neither write changed the sector in the run: canonicalising must keep its fate.
+TEST(ImageKeyIndex, AUnitOverGarbageIsNotCanonicalisedAway) {
+  auto recording = TableRewrittenUnchanged(2);
+  ImageKeyIndex index(recording);
+  const CrashState state{CrashKind::kPowerLoss, 4,
+                         {{2, {}, UnitMask::FromWord(1)}, {3, {}, {}}}, 0x5eed};
+  ASSERT_TRUE(ValidateCrashState(*recording, state).ok());
+  const CrashState canonical = index.Canonicalise(state);
+  EXPECT_EQ(ReadAll(*MaterialiseByReplay(*recording, state)),
+            ReadAll(*MaterialiseByReplay(*recording, canonical)))
+      << state.ToText() << " became " << canonical.ToText();
+  EXPECT_EQ(index.KeyOf(state), KeyOfMedium(*MaterialiseByReplay(*recording, state)));
+}
+
+// Sectors far out in a sparse medium (past the dense table) are indexed like near ones.
+TEST(ImageKeyIndex, SectorsFarOutInASparseMediumAreIndexed) {
+  SimDiskOptions options;
+  options.initial_size = uint64_t{1} << 40;  // 1 TiB, sparse
+  SimDisk disk(options);
+  const uint64_t far = (uint64_t{1} << 40) - 65536;
+  std::vector<uint8_t> table(1024, 9);
+  ASSERT_TRUE(disk.Write(far, table, {.tag = IoTag::kL2Table}).ok());
+  ASSERT_TRUE(disk.Flush().ok());
+  table[700] = 1;
+  ASSERT_TRUE(disk.Write(far, table, {.tag = IoTag::kL2Table}).ok());
+  auto recording = disk.SnapshotRecording();
+  ImageKeyIndex index(recording);
+  EXPECT_EQ(index.ChangedSectors(2).size(), 1u);
+  for (uint64_t point = 0; point <= recording->op_count(); ++point) {
+    EXPECT_EQ(index.KeyAt(point), KeyOfMedium(*recording->MediumAt(point)));
+  }
+  const CrashState dropped{CrashKind::kPowerLoss, 3, {{2, {}, {}}}, 0};
+  EXPECT_EQ(index.KeyOf(dropped), KeyOfMedium(*MaterialiseByReplay(*recording, dropped)));
+  EXPECT_EQ(index.KeyOf(dropped), index.KeyAt(2));
+}
+
 }  // namespace
 }  // namespace crashsim::simdisk

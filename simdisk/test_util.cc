@@ -22,7 +22,8 @@ std::unique_ptr<SimDisk> RunWorkload(const std::vector<WorkOp>& ops, SimDiskOpti
     const WorkOp& op = ops[i];
     Status status;
     if (op.kind == WorkOp::kWrite) {
-      status = disk->Write(op.offset, PayloadFor(op, i), WriteOptions{op.fua, op.tag});
+      const size_t payload = op.payload_of < 0 ? i : static_cast<size_t>(op.payload_of);
+      status = disk->Write(op.offset, PayloadFor(op, payload), WriteOptions{op.fua, op.tag});
     } else if (op.kind == WorkOp::kFlush) {
       status = disk->Flush();
     } else {
@@ -96,7 +97,26 @@ rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, b
     }
     return op;
   });
-  return rc::gen::resize(static_cast<int>(max_ops), rc::gen::container<std::vector<WorkOp>>(gen_op));
+  auto gen_step = rc::gen::pair(gen_op, rc::gen::inRange(0, 4));
+  return rc::gen::map(
+      rc::gen::resize(static_cast<int>(max_ops),
+                      rc::gen::container<std::vector<std::pair<WorkOp, int>>>(gen_step)),
+      [](const std::vector<std::pair<WorkOp, int>>& steps) {
+        std::vector<WorkOp> ops;
+        int64_t last_write = -1;
+        for (const auto& [op, roll] : steps) {
+          if (roll == 0 && last_write >= 0 && op.kind == WorkOp::kWrite) {
+            WorkOp again = ops[static_cast<size_t>(last_write)];
+            if (again.payload_of < 0) again.payload_of = last_write;
+            again.fua = op.fua;
+            ops.push_back(again);
+          } else {
+            ops.push_back(op);
+          }
+          if (ops.back().kind == WorkOp::kWrite) last_write = static_cast<int64_t>(ops.size()) - 1;
+        }
+        return ops;
+      });
 }
 
 CrashModel GenModel() {

@@ -24,6 +24,7 @@ struct WorkOp {
   bool fua = false;
   IoTag tag = IoTag::kData;
   uint8_t fill = 0;  // data byte pattern seed
+  int64_t payload_of = -1;  // -1: its own payload; else the index of the write whose bytes it repeats
 };
 
 // The bytes written by op: distinct per (op index, fill) so tests can tell writes apart.
@@ -41,7 +42,9 @@ std::vector<uint8_t> ReadAll(const Medium& medium);
 std::vector<uint8_t> ReferenceImage(const Recording& recording, const CrashState& state,
                                     std::vector<bool>* garbage_bytes = nullptr);
 
-// rapidcheck generator of workloads on a device of device_size bytes.
+// rapidcheck generator of workloads on a device of device_size bytes. Some writes repeat an
+// earlier write's bytes at its offset (a table written back unchanged), which change nothing in
+// the run and matter only when torn with garbage or when what lies beneath them changes.
 rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, bool with_resize);
 
 // Any crash model (order, tear shape, tear content).

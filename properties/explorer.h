@@ -110,6 +110,7 @@ class Explorer {
   StateResult CheckState(const simdisk::CrashState& state);
 
   const simdisk::Recording& recording() const { return *recording_; }
+  std::shared_ptr<const simdisk::Recording> shared_recording() const { return recording_; }
   const Workload& workload() const { return workload_; }
   const ExploreOptions& options() const { return options_; }
   simdisk::EnumerationOptions EnumerationFor() const;

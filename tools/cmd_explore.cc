@@ -140,8 +140,10 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
 
 void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r) {
   const ExploreReport& rep = r.report;
+  CreateOptions image = o.image;
+  image.size = w.disk_size;  // the image is created at the workload's disk size
   fmt::print("workload: {} guest ops on a {}-byte disk; image {}; cache {}; crash {}\n",
-             w.ops.size(), w.disk_size, o.image.ToString(), CacheModeName(o.cache_mode),
+             w.ops.size(), w.disk_size, image.ToString(), CacheModeName(o.cache_mode),
              o.crash == simdisk::CrashKind::kPowerLoss ? "power-loss" : "process-kill");
   fmt::print("{}", rep.Summary());
   fmt::print("  {:.1f} s, {:.0f} states/s; run cost {} device writes, {} flushes, {:.2f} ms "

@@ -4,7 +4,10 @@
 //   - dirty bit set: repair (-r all) succeeds, and the image then checks clean, twice;
 //   - guest data is legal (GuestOracle) before repair where the image is readable, and after;
 //   - after repair the image takes further writes with no cluster used twice;
-//   - optionally, a crash during the repair itself still ends, after another repair, clean.
+//   - optionally, the repair itself is crashed (power loss at points spread over the whole
+//     repair, and an I/O error on each of its first writes): each image it can leave satisfies
+//     the crash property again (dirty and repairable, or clean with no corruptions), with the
+//     durable guest data intact.
 // Used by the rapidcheck properties and by `crashsim explore`.
 #pragma once
 
@@ -60,7 +63,9 @@ struct ExploreOptions {
   bool verdict_cache = true;
   DataCheckMode data_check = DataCheckMode::kIncremental;
   CheckerMode checker = CheckerMode::kMemo;  // kBoth fails a state where memo and plain differ
-  uint64_t repair_crash_states = 0;  // per dirty state: crash states of the repair to explore
+  // Per dirty state: power-loss states of its repair to check (spread over the repair's crash
+  // points), and repairs failed by an I/O error on each of its first this-many writes.
+  uint64_t repair_crash_states = 0;
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
   uint32_t jobs = 1;              // threads checking states; results are the same for any number
 };

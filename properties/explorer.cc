@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -340,25 +341,15 @@ namespace {
 // before the repair's first write) and the repaired one (the end of the recording).
 std::vector<uint64_t> RepairCrashPoints(const simdisk::Recording& repair, uint64_t n) {
   const auto& ops = repair.ops();
-  uint64_t first_write = ops.size();
-  for (uint64_t seq = 0; seq < ops.size(); ++seq) {
-    if (ops[seq].kind == simdisk::OpKind::kWrite) {
-      first_write = seq;
-      break;
-    }
-  }
+  const auto first_write = std::find_if(ops.begin(), ops.end(), [](const simdisk::OpRecord& op) {
+    return op.kind == simdisk::OpKind::kWrite;
+  });
+  const uint64_t first = static_cast<uint64_t>(first_write - ops.begin());
   std::vector<uint64_t> candidates;
   for (uint64_t point : simdisk::CrashPoints(repair)) {
-    if (point > first_write && point < ops.size()) candidates.push_back(point);
+    if (point > first && point < ops.size()) candidates.push_back(point);
   }
-  if (n == 0 || candidates.size() <= n) return candidates;
-  std::vector<uint64_t> chosen;
-  for (uint64_t i = 0; i < n; ++i) {
-    // i = n - 1 picks the last candidate; n == 1 picks only it.
-    const uint64_t at = n == 1 ? candidates.size() - 1 : i * (candidates.size() - 1) / (n - 1);
-    if (chosen.empty() || chosen.back() != candidates[at]) chosen.push_back(candidates[at]);
-  }
-  return chosen;
+  return simdisk::EvenlySpaced(candidates, n);
 }
 
 }  // namespace
@@ -393,8 +384,9 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   e.order = simdisk::EnumerationOrder::kRoundRobin;
   uint64_t checked = 0;
   // (No points: a repair whose crashes can only leave the crashed or the repaired image.)
-  simdisk::CrashEnumerator en(recording, e);
-  while (auto state = e.points.empty() ? std::nullopt : en.Next()) {
+  std::optional<simdisk::CrashEnumerator> en;
+  if (!e.points.empty()) en.emplace(recording, e);
+  while (auto state = en ? en->Next() : std::nullopt) {
     if (state->fates.empty()) continue;
     if (checked++ >= options_.repair_crash_states) break;
     auto medium = simdisk::Materialise(*recording, *state);

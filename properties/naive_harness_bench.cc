@@ -132,10 +132,9 @@ int Main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
   ExploreOptions o;  // the same enumeration `crashsim explore` makes with its defaults
   o.image.lazy_refcounts = a.lazy;
-  if (a.cache == "writethrough") o.cache_mode = CacheMode::kWritethrough;
-  else if (a.cache == "writeback") o.cache_mode = CacheMode::kWriteback;
-  else if (a.cache == "directsync") o.cache_mode = CacheMode::kDirectsync;
-  else Usage("--cache: writethrough, writeback or directsync");
+  auto mode = ParseCacheMode(a.cache);
+  if (!mode.ok()) Usage(("--cache: " + mode.status().ToString()).c_str());
+  o.cache_mode = *mode;
   o.seed = a.seed;
   const Workload w = RandomWorkload(a.seed, a.ops, a.disk_size, o.image.cluster_size);
   if (a.workload_text) {

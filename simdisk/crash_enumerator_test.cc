@@ -156,6 +156,17 @@ TEST(CrashEnumerator, FlushAndFuaLeaveNothingPending) {
   EXPECT_EQ(PendingAt(*recording, 3, OrderModel::kAnySubset).barrier, 2u);
 }
 
+TEST(CrashPoints, EvenlySpacedKeepsTheLastAndSpreads) {
+  const std::vector<uint64_t> points = {2, 3, 5, 8, 13, 21, 34};
+  EXPECT_EQ(EvenlySpaced(points, 0), points);
+  EXPECT_EQ(EvenlySpaced(points, 7), points);
+  EXPECT_EQ(EvenlySpaced(points, 9), points);
+  EXPECT_EQ(EvenlySpaced(points, 1), (std::vector<uint64_t>{34}));
+  EXPECT_EQ(EvenlySpaced(points, 2), (std::vector<uint64_t>{2, 34}));
+  EXPECT_EQ(EvenlySpaced(points, 3), (std::vector<uint64_t>{2, 8, 34}));
+  EXPECT_EQ(EvenlySpaced(points, 4), (std::vector<uint64_t>{2, 5, 13, 34}));
+}
+
 TEST(CrashEnumerator, UnsafeModeIgnoresFlushAndFua) {
   SimDiskOptions disk_options;
   disk_options.initial_size = 4096;

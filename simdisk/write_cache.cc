@@ -1,5 +1,7 @@
 #include "simdisk/write_cache.h"
 
+#include <algorithm>
+
 namespace crashsim::simdisk {
 
 uint64_t UnitsOf(const OpRecord& op, uint64_t atomic_unit) {
@@ -33,6 +35,18 @@ std::vector<uint64_t> CrashPoints(const Recording& recording) {
   }
   points.push_back(ops.size());
   return points;
+}
+
+std::vector<uint64_t> EvenlySpaced(const std::vector<uint64_t>& points, size_t n) {
+  if (n == 0 || points.size() <= n) return points;
+  std::vector<uint64_t> chosen;
+  for (size_t i = 0; i < n; ++i) {
+    // Counted back from the last point, so i = n - 1 (and n = 1) picks it.
+    chosen.push_back(points[(points.size() - 1) -
+                            (n - 1 - i) * (points.size() - 1) / std::max<size_t>(1, n - 1)]);
+  }
+  chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  return chosen;
 }
 
 }  // namespace crashsim::simdisk

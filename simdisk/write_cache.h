@@ -41,4 +41,8 @@ PendingSet PendingAt(const Recording& recording, uint64_t point, OrderModel orde
 // point to check.
 std::vector<uint64_t> CrashPoints(const Recording& recording);
 
+// Up to n of `points` (increasing), evenly spaced with the last always among them, for a run
+// that can afford only some points but must reach the end; all of them if there are at most n.
+std::vector<uint64_t> EvenlySpaced(const std::vector<uint64_t>& points, size_t n);
+
 }  // namespace crashsim::simdisk

@@ -461,14 +461,7 @@ ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
   const uint64_t per_point = std::max<uint64_t>(1, options_.exhaustive_budget + options_.samples);
   std::vector<uint64_t> points = simdisk::CrashPoints(*recording_);
   if (options_.max_states && points.size() * per_point > options_.max_states) {
-    const size_t keep = std::max<size_t>(1, options_.max_states / per_point);
-    std::vector<uint64_t> chosen;
-    for (size_t i = 0; i < keep; ++i) {
-      chosen.push_back(points[(points.size() - 1) - (keep - 1 - i) * (points.size() - 1) /
-                                                        std::max<size_t>(1, keep - 1)]);
-    }
-    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-    e.points = chosen;
+    e.points = simdisk::EvenlySpaced(points, std::max<size_t>(1, options_.max_states / per_point));
   }
   simdisk::CrashEnumerator enumerator(recording_, e);
   for (const auto& repair : t.repairs) {

@@ -1,8 +1,8 @@
 #include "properties/initial_content.h"
 
 #include <algorithm>
-#include <array>
 
+#include "engine/all_zero.h"
 #include "properties/workload.h"
 
 namespace crashsim {
@@ -19,16 +19,14 @@ void InitialContent::Fill(uint64_t offset, std::span<uint8_t> out) const {
 }
 
 bool InitialContent::Matches(uint64_t offset, std::span<const uint8_t> got) const {
-  std::array<uint8_t, 4096> expect;
-  for (uint64_t done = 0; done < got.size(); done += expect.size()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(expect.size(), got.size() - done));
-    Fill(offset + done, std::span(expect).first(n));
-    if (!std::equal(expect.begin(), expect.begin() + static_cast<std::ptrdiff_t>(n),
-                    got.begin() + static_cast<std::ptrdiff_t>(done))) {
-      return false;
-    }
-  }
-  return true;
+  bool ok = true;
+  pattern_.Visit(offset, offset + got.size(), [&](uint64_t begin, uint64_t end, const bool* p) {
+    if (!ok) return;
+    std::span<const uint8_t> part = got.subspan(begin - offset, end - begin);
+    ok = p != nullptr ? PatternMismatch(kBackingPattern, begin, part) == part.size()
+                      : AllZero(part);
+  });
+  return ok;
 }
 
 }  // namespace crashsim

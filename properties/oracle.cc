@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "engine/all_zero.h"
+
 namespace crashsim {
 namespace {
 
@@ -90,13 +92,11 @@ void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
 bool GuestOracle::PieceMatches(int64_t source, uint64_t offset,
                                std::span<const uint8_t> got) const {
   if (source == kZero) {
-    return std::all_of(got.begin(), got.end(), [](uint8_t b) { return b == 0; });
+    return AllZero(got);
   }
   if (source == kInitial) return initial_.Matches(offset, got);
-  uint8_t expect[kPiece];
-  FillPattern(workload_.ops[static_cast<size_t>(source)].pattern, offset,
-              std::span<uint8_t>(expect, got.size()));
-  return std::equal(got.begin(), got.end(), expect);
+  return PatternMismatch(workload_.ops[static_cast<size_t>(source)].pattern, offset, got) ==
+         got.size();
 }
 
 std::string GuestOracle::DescribeSource(int64_t source) const {

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <sstream>
 
 namespace crashsim {
@@ -64,15 +66,51 @@ uint8_t PatternByte(uint32_t pattern, uint64_t offset) {
   return static_cast<uint8_t>(word >> ((offset & 7) * 8));
 }
 
+namespace {
+
+// The pattern's eight bytes at guest offsets [8 * word_index, 8 * word_index + 8), as the word
+// a little-endian load would give.
+uint64_t PatternWord(uint32_t pattern, uint64_t word_index) {
+  return Mix((uint64_t{pattern} << 40) ^ word_index);
+}
+
+uint64_t LoadWord(const uint8_t* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+  return w;
+}
+
+}  // namespace
+
 void FillPattern(uint32_t pattern, uint64_t offset, std::span<uint8_t> out) {
   size_t i = 0;
-  while (i < out.size()) {
-    uint64_t pos = offset + i;
-    uint64_t word = Mix((uint64_t{pattern} << 40) ^ (pos >> 3));
-    for (uint64_t b = pos & 7; b < 8 && i < out.size(); ++b, ++i) {
-      out[i] = static_cast<uint8_t>(word >> (b * 8));
-    }
+  // Bytes up to the first word boundary, then whole words, then the tail.
+  while (i < out.size() && ((offset + i) & 7) != 0) {
+    out[i] = PatternByte(pattern, offset + i);
+    ++i;
   }
+  for (; i + 8 <= out.size(); i += 8) {
+    uint64_t w = PatternWord(pattern, (offset + i) >> 3);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    std::memcpy(&out[i], &w, sizeof w);
+  }
+  for (; i < out.size(); ++i) out[i] = PatternByte(pattern, offset + i);
+}
+
+size_t PatternMismatch(uint32_t pattern, uint64_t offset, std::span<const uint8_t> got) {
+  size_t i = 0;
+  while (i < got.size() && ((offset + i) & 7) != 0) {
+    if (got[i] != PatternByte(pattern, offset + i)) return i;
+    ++i;
+  }
+  for (; i + 8 <= got.size(); i += 8) {
+    if (LoadWord(&got[i]) != PatternWord(pattern, (offset + i) >> 3)) break;  // find the byte below
+  }
+  for (; i < got.size(); ++i) {
+    if (got[i] != PatternByte(pattern, offset + i)) return i;
+  }
+  return got.size();
 }
 
 std::string WorkloadOp::ToText() const {

@@ -55,5 +55,8 @@ void showValue(const Workload& workload, std::ostream& os);
 // The byte a write with `pattern` puts at guest offset `offset`.
 uint8_t PatternByte(uint32_t pattern, uint64_t offset);
 void FillPattern(uint32_t pattern, uint64_t offset, std::span<uint8_t> out);
+// The index of the first byte of `got` that differs from the pattern written at `offset`, or
+// got.size(): FillPattern and a compare without the buffer, stopping at the first difference.
+size_t PatternMismatch(uint32_t pattern, uint64_t offset, std::span<const uint8_t> got);
 
 }  // namespace crashsim

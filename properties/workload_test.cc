@@ -47,5 +47,19 @@ TEST(WorkloadTest, PatternIsPositionDependent) {
   EXPECT_TRUE(std::equal(c.begin(), c.end(), a.begin() + 13));
 }
 
+RC_GTEST_PROP(WorkloadTest, PatternMismatchFindsTheFirstChangedByte, ()) {
+  const auto pattern = *rc::gen::inRange<uint32_t>(0, 1000);
+  const auto offset = *rc::gen::inRange<uint64_t>(0, 1 << 20);
+  const auto length = *rc::gen::inRange<size_t>(0, 200);
+  std::vector<uint8_t> bytes(length);
+  FillPattern(pattern, offset, bytes);
+  for (size_t i = 0; i < length; ++i) RC_ASSERT(bytes[i] == PatternByte(pattern, offset + i));
+  RC_ASSERT(PatternMismatch(pattern, offset, bytes) == length);
+  if (length == 0) return;
+  const auto at = *rc::gen::inRange<size_t>(0, length);
+  bytes[at] ^= *rc::gen::inRange<uint8_t>(1, 255);
+  RC_ASSERT(PatternMismatch(pattern, offset, bytes) == at);
+}
+
 }  // namespace
 }  // namespace crashsim

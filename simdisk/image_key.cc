@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 
+#include "engine/all_zero.h"
 #include "engine/coding.h"
 #include "simdisk/hash.h"
 #include "simdisk/materialise.h"
@@ -20,10 +21,6 @@ constexpr uint64_t kSector = kKeySectorSize;
 // sparse image file that places metadata far out, e.g. preallocated L2 tables of a 1 TiB disk)
 // in a hash map, so the index's memory follows the sectors written, not the medium's size.
 constexpr uint64_t kDenseSectors = uint64_t{1} << 24;
-
-bool AllZero(std::span<const uint8_t> bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
-}
 
 // Reads [offset, offset + out.size()) of a medium, zeros past its end.
 void ReadPadded(const Medium& medium, uint64_t offset, std::span<uint8_t> out) {

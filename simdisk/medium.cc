@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "engine/all_zero.h"
 #include "engine/coding.h"
 #include "simdisk/hash.h"
 
@@ -189,7 +190,7 @@ uint64_t Medium::Digest() const {
       if (chunk == nullptr || base >= size_) continue;
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize, size_ - base));
       const auto bytes = std::span<const uint8_t>(chunk->bytes.data(), n);
-      if (std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; })) {
+      if (AllZero(bytes)) {
         continue;  // an all-zero chunk reads the same as an absent one
       }
       h = HashCombine(h, index);

@@ -15,6 +15,7 @@
 #include "engine/check/check.h"
 #include "properties/crash_check.h"
 #include "properties/guest_delta.h"
+#include "engine/all_zero.h"
 #include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
@@ -46,10 +47,7 @@ Status SaveDevice(BlockDevice& device, const std::string& path) {
   for (uint64_t at = 0; at < size; at += buf.size()) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
     RETURN_IF_ERROR(device.Read(at, std::span<uint8_t>(buf.data(), n)));
-    if (std::all_of(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
-                    [](uint8_t b) { return b == 0; })) {
-      continue;
-    }
+    if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
     out.seekp(static_cast<std::streamoff>(at));
     out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(n));
   }

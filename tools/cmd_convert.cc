@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/all_zero.h"
 #include "engine/posix_device.h"
 #include "tools/common.h"
 
@@ -24,11 +25,6 @@ struct ConvertArgs {
   std::string image;
   std::string output;
 };
-
-bool AllZero(const std::vector<uint8_t>& buf, size_t n) {
-  return std::all_of(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n),
-                     [](uint8_t b) { return b == 0; });
-}
 
 int RunConvert(const ConvertArgs& args) {
   for (Status st : {CheckFormat(args.format, {"qcow2"}), CheckFormat(args.output_format, {"raw"})}) {
@@ -51,7 +47,7 @@ int RunConvert(const ConvertArgs& args) {
       return Fail(fmt::format("{}: read of {} bytes at offset {} failed: {}", args.image, n,
                               offset, st.ToString()));
     }
-    if (AllZero(buf, n)) continue;
+    if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
     st = (*out)->Write(offset, chunk, WriteOptions{});
     if (!st.ok()) return Fail(InFile(args.output, st.message()));
   }

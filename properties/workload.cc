@@ -154,8 +154,23 @@ Result<Workload> Workload::Parse(std::string_view text) {
       return Status::Ok();
     };
     if (cmd == "disk") {
+      // One disk size, before the ops: a later one would leave earlier ops outside the disk.
+      if (have_disk) {
+        return Status::InvalidArgument(fmt::format(
+            "workload line {}: a second 'disk' line (the size is given once, on the first line)",
+            line_no));
+      }
       RETURN_IF_ERROR(need(2));
+      if (words.size() > 2) {
+        return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'", line_no,
+                                                   words[2]));
+      }
       ASSIGN_OR_RETURN(w.disk_size, Number(words[1], line_no, "disk size"));
+      if (w.disk_size == 0 || w.disk_size % 512 != 0) {
+        return Status::InvalidArgument(fmt::format(
+            "workload line {}: disk size {} is not a positive multiple of 512", line_no,
+            w.disk_size));
+      }
       have_disk = true;
       continue;
     }
@@ -168,6 +183,10 @@ Result<Workload> Workload::Parse(std::string_view text) {
       op.kind = cmd == "flush"    ? WorkloadOpKind::kFlush
                 : cmd == "reopen" ? WorkloadOpKind::kReopen
                                   : WorkloadOpKind::kSnapshot;
+      if (words.size() > 1) {
+        return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'", line_no,
+                                                   words[1]));
+      }
     } else if (cmd == "write" || cmd == "zero" || cmd == "discard" || cmd == "read") {
       op.kind = cmd == "write"  ? WorkloadOpKind::kWrite
                 : cmd == "zero" ? WorkloadOpKind::kZero
@@ -179,6 +198,10 @@ Result<Workload> Workload::Parse(std::string_view text) {
       for (size_t i = 3; i < words.size(); ++i) {
         if (op.kind == WorkloadOpKind::kWrite && words[i].starts_with("p=")) {
           ASSIGN_OR_RETURN(uint64_t p, Number(words[i].substr(2), line_no, "pattern"));
+          if (p > UINT32_MAX) {
+            return Status::InvalidArgument(fmt::format(
+                "workload line {}: pattern {} is more than 32 bits", line_no, p));
+          }
           op.pattern = static_cast<uint32_t>(p);
         } else if (op.kind == WorkloadOpKind::kZero && words[i] == "unmap") {
           op.unmap = true;

@@ -45,6 +45,16 @@ for bad in "--disk-size 3x" "--disk-size 1000" "-j 0" "--crash flood"; do
   [ "$rc" -eq 1 ] && grep -q -- "$flag" <<<"$msg" || fail "explore $bad: exit $rc" "$msg"
 done
 
+# A bad workload file: a message naming the file and line, exit 1, no crash. A second disk line
+# once shrank the disk under earlier ops and crashed explore (issue 13, finding 1).
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+printf 'disk 4096\nread 0 7\ndisk 512\n' >"$WORK/two-disks.txt"
+msg=$("$CRASHSIM" explore -q --workload "$WORK/two-disks.txt" 2>&1)
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "two-disks.txt: workload line 3: a second 'disk' line" <<<"$msg" ||
+  fail "explore --workload with a second disk line: exit $rc" "$msg"
+
 [ "$FAILURES" -eq 0 ] && echo PASS && exit 0
 echo "FAILED: $FAILURES"
 exit 1

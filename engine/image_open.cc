@@ -12,12 +12,6 @@
 #include "engine/invariant.h"
 
 namespace crashsim {
-namespace {
-
-// Clean metadata clusters kept per cache; dirty ones stay until their flush point.
-constexpr size_t kL2CacheClusters = 512;
-constexpr size_t kRefblockCacheClusters = 64;
-
 Result<std::vector<uint64_t>> ReadTable(BlockDevice& device, uint64_t offset, uint64_t entries,
                                         const char* what) {
   std::vector<uint8_t> raw(entries * 8);
@@ -27,6 +21,12 @@ Result<std::vector<uint64_t>> ReadTable(BlockDevice& device, uint64_t offset, ui
   for (uint64_t i = 0; i < entries; ++i) table[i] = LoadBE64(&raw[i * 8]);
   return table;
 }
+
+namespace {
+
+// Clean metadata clusters kept per cache; dirty ones stay until their flush point.
+constexpr size_t kL2CacheClusters = 512;
+constexpr size_t kRefblockCacheClusters = 64;
 
 Result<QcowHeader> ReadHeader(BlockDevice& device, const OpenOptions& options) {
   ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
@@ -128,6 +128,7 @@ Image::State::State(BlockDevice& dev, QcowHeader hdr, OpenOptions opts)
 Status Image::State::DevWrite(uint64_t offset, std::span<const uint8_t> data, IoTag tag,
                               DurableStep step, bool fua) {
   INVARIANT(!options.read_only);
+  RETURN_IF_ERROR(PreWriteOverlapCheck(offset, data.size(), tag));
   ++stats.device_writes;
   stats.device_write_bytes += data.size();
   if (!fua) ++writes_since_flush;
@@ -299,6 +300,8 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
     header = std::move(repaired).value();
     if (header.dirty()) return Status::Corruption(name + ": repair left the image dirty");
   }
+  std::vector<SnapshotL1Location> snapshot_l1s;
+  uint64_t snapshot_table_size = 0;
   if (header.nb_snapshots > 0) {
     // The snapshot table is kept, never rewritten; it must at least be sound to write beside it.
     ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
@@ -310,11 +313,15 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
     for (uint32_t i = 0; i < table->entries.size(); ++i) {
       Status st = ValidateSnapshotL1(table->entries[i], i, header.cluster_size(), file_size);
       if (!st.ok()) return st.WithContext(name);
+      snapshot_l1s.push_back({table->entries[i].l1_table_offset, table->entries[i].l1_size});
     }
+    snapshot_table_size = table->table_size;
   }
   auto state = std::make_unique<State>(device, header, options);
   state->lazy = lazy;
   state->repair_log = std::move(repair_log);
+  state->snapshot_l1s = std::move(snapshot_l1s);
+  state->snapshot_table_size = snapshot_table_size;
   ASSIGN_OR_RETURN(state->l1, ReadTable(device, header.l1_table_offset, header.l1_size,
                                         "active L1 table"));
   // Only a writer needs the refcount table (the header decoder has checked that it lies in the
@@ -384,6 +391,9 @@ Status Image::Create(BlockDevice& device, const CreateOptions& options,
   RETURN_IF_ERROR(device.Resize(0));
   OpenOptions oo;
   oo.cache_mode = CacheMode::kWriteback;
+  // The overlap check needs a complete layout (the header names an L1 table only once it is
+  // placed); it starts once the header is written, before any preallocation.
+  oo.overlap_check = 0;
   State s(device, h, oo);
   s.reftable.assign(cs / 8, 0);
   s.reftable[0] = 2 * cs;
@@ -409,6 +419,7 @@ Status Image::Create(BlockDevice& device, const CreateOptions& options,
   RETURN_IF_ERROR(s.DevFlush());
   RETURN_IF_ERROR(s.WriteHeader(DurableStep::kCreate));
   RETURN_IF_ERROR(s.DevFlush());
+  s.options.overlap_check = OpenOptions{}.overlap_check;
   if (options.preallocation == Preallocation::kMetadata) {
     RETURN_IF_ERROR(s.PreallocateMetadata());
   }

@@ -15,6 +15,7 @@
 #include "engine/image.h"
 #include "engine/metadata_cache.h"
 #include "engine/options.h"
+#include "engine/overlap_check.h"
 #include "engine/protocol.h"
 
 namespace crashsim {
@@ -45,6 +46,9 @@ struct Image::State {
   MetadataCache refblock_cache;
   EngineStats stats;
   std::string repair_log;  // what the automatic repair of a dirty image printed
+  // Where the snapshots' L1 tables and the snapshot table lie, for the overlap check.
+  std::vector<SnapshotL1Location> snapshot_l1s;
+  uint64_t snapshot_table_size = 0;
 
   // Commit-protocol state (engine/protocol.h).
   bool dirty_on_disk = false;         // the dirty bit as the disk has it
@@ -62,6 +66,12 @@ struct Image::State {
   // Reads host bytes for guest data: bytes past the end of the file read as zeros (a sparse
   // preallocated image), as QEMU's file driver does.
   Status ReadHostData(uint64_t offset, std::span<uint8_t> data);
+
+  // --- metadata overlap check (image_overlap.cc) ---
+  // Refuses a write tagged `tag` that would land on metadata it is not meant for: the image is
+  // marked corrupt and this Image refuses all further writes, as QEMU does.
+  Status PreWriteOverlapCheck(uint64_t offset, uint64_t size, IoTag tag);
+  MetadataLayout metadata_layout() const;
 
   // --- header and dirty bit (image_open.cc) ---
   Status WriteHeader(DurableStep step);
@@ -118,6 +128,10 @@ struct Image::State {
   Status WriteCluster(uint64_t guest_offset, std::span<const uint8_t> data);
   Status ZeroCluster(uint64_t guest_offset, bool unmap, bool discard);
 };
+
+// Reads `entries` big-endian 64-bit words at `offset` (an L1 or refcount table).
+Result<std::vector<uint64_t>> ReadTable(BlockDevice& device, uint64_t offset, uint64_t entries,
+                                        const char* what);
 
 // Reads a whole file as a raw guest disk (a raw backing file).
 std::unique_ptr<GuestReader> MakeRawReader(std::unique_ptr<BlockDevice> device);

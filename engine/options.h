@@ -11,6 +11,7 @@
 
 #include "engine/block_device.h"
 #include "engine/format/header.h"
+#include "engine/overlap_check.h"
 #include "engine/status.h"
 
 namespace crashsim {
@@ -67,6 +68,9 @@ struct OpenOptions {
   bool repair_dirty = true;            // repair a dirty image on a read-write open (QEMU does)
   BackingOpener open_backing;          // unset: images with a backing file fail to open
   int max_backing_depth = 16;
+  // Which writes of the engine's own are refused for landing on metadata (engine/overlap_check.h);
+  // QEMU's default.
+  MetadataClasses overlap_check = kOverlapCheckCached;
 };
 
 }  // namespace crashsim

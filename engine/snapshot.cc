@@ -158,6 +158,8 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
     const uint64_t old_offset = s.header.snapshots_offset;
     s.header.nb_snapshots += 1;
     s.header.snapshots_offset = table_offset;
+    s.snapshot_l1s.push_back({l1_copy, s.l1.size()});
+    s.snapshot_table_size = AlignUp(old.table_size, 8) + entry.size();
 
     // 6. The old table is free once the header no longer names it (R3), then the dirty bit goes.
     if (old.table_size > 0) s.QueueDecrement(old_offset, DivRoundUp(old.table_size, cs));

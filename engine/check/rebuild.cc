@@ -56,7 +56,14 @@ Layout PlanLayout(const ReferenceCounter& counter, const Geometry& geo) {
 Status RebuildRefcountStructure(Context& ctx, ReferenceCounter& counter) {
   const Geometry& geo = ctx.geo;
   const uint64_t cs = geo.cluster_size();
+  // The new structures go after the file's end, but never on a structure that already claims
+  // clusters there (an L1 table past EOF): the layout moves past such a claim and, as the file
+  // will cover it, counts it.
   Layout layout = PlanLayout(counter, geo);
+  while (counter.CountPastEofBelow(ctx, layout.first_cluster + layout.block_ranges.size() +
+                                             layout.table_clusters) > 0) {
+    layout = PlanLayout(counter, geo);
+  }
   if (layout.table_clusters * cs > kMaxReftableBytes) {
     return Status::NoSpace(fmt::format("Reference count table too large: {} clusters needed",
                                        layout.table_clusters));

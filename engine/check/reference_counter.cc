@@ -42,6 +42,7 @@ void ReferenceCounter::Reset(uint64_t nb_clusters, uint64_t refcount_max) {
   bytes_.clear();
   wide_pages_.clear();
   other_owners_.clear();
+  past_eof_.clear();
   Grow(nb_clusters);
 }
 
@@ -92,10 +93,26 @@ void ReferenceCounter::Add(Context& ctx, uint64_t offset, uint64_t size, Owner o
                    fmt::format("ERROR: counting reference for region exceeding the end of the "
                                "file by one cluster or more: offset {:#x} size {:#x}",
                                offset, size));
+    past_eof_.push_back({offset, size, owner, false});
     return;
   }
-  const uint64_t first = offset >> ctx.geo.cluster_bits;
-  const uint64_t last = (offset + size - 1) >> ctx.geo.cluster_bits;
+  Count(ctx, offset >> ctx.geo.cluster_bits, (offset + size - 1) >> ctx.geo.cluster_bits, owner);
+}
+
+size_t ReferenceCounter::CountPastEofBelow(Context& ctx, uint64_t end) {
+  size_t counted = 0;
+  for (PastEofRegion& r : past_eof_) {
+    if (r.counted || (r.offset >> ctx.geo.cluster_bits) >= end) continue;
+    r.counted = true;
+    ++counted;
+    Count(ctx, r.offset >> ctx.geo.cluster_bits, (r.offset + r.size - 1) >> ctx.geo.cluster_bits,
+          r.owner);
+  }
+  return counted;
+}
+
+void ReferenceCounter::Count(Context& ctx, uint64_t first, uint64_t last, Owner owner) {
+  const uint64_t cs = ctx.cluster_size();
   Grow(last + 1);
   for (uint64_t k = first; k <= last; ++k) {
     const uint64_t count = Get(k);

@@ -75,6 +75,12 @@ class ReferenceCounter {
   // The structure that first claimed `cluster` (kNone when nothing did).
   Owner owner(uint64_t cluster) const;
 
+  // Regions Add refused for ending a cluster or more past EOF are remembered: a rebuild that
+  // extends the file must not place a structure on one, and once the file covers one it is a
+  // reference like any other. Counts, as Add would, each refused region that starts below
+  // cluster `end` and was not counted yet, growing the table over it; returns how many.
+  size_t CountPastEofBelow(Context& ctx, uint64_t end);
+
  private:
   // A cluster's byte. Not uint8_t: a store through a character type may alias any object, so
   // the compiler would reload every member and every caller's field after each count it stores.
@@ -85,6 +91,8 @@ class ReferenceCounter {
   static constexpr uint64_t kWidePageBits = 12;  // 4096 clusters, 16 KiB a page
 
   void Grow(uint64_t nb_clusters);
+  // Adds one reference to clusters [first, last] for `owner`.
+  void Count(Context& ctx, uint64_t first, uint64_t last, Owner owner);
   uint32_t WideCount(uint64_t cluster) const {
     return wide_pages_[cluster >> kWidePageBits][cluster & ((1u << kWidePageBits) - 1)];
   }
@@ -97,6 +105,13 @@ class ReferenceCounter {
   std::vector<std::unique_ptr<uint32_t[]>> wide_pages_;  // by cluster >> kWidePageBits
   // The first owner of clusters marked kNotData that are not L2 tables.
   std::unordered_map<uint64_t, Owner> other_owners_;
+  struct PastEofRegion {
+    uint64_t offset;
+    uint64_t size;
+    Owner owner;
+    bool counted;
+  };
+  std::vector<PastEofRegion> past_eof_;
 };
 
 }  // namespace crashsim::check

@@ -92,6 +92,25 @@ TEST_F(ReferenceCounterTest, GrowsOnlyForReferencesEndingInTheClusterAfterEof) {
   EXPECT_EQ(Messages(FindingKind::kPastEndOfFile).size(), 1u);
 }
 
+// A rebuild that extends the file must not land on a structure already claiming clusters past
+// EOF (issue 13, finding 2: the new refcount table went onto an L1 table past the end).
+TEST_F(ReferenceCounterTest, RegionsPastEofAreCountedOnlyOnceTheRebuildReachesThem) {
+  Start(7);
+  counter_.Add(ctx_, 8 * kCluster, 8, Owner::kActiveL1);      // one cluster past EOF and more
+  counter_.Add(ctx_, 1000 * kCluster, 8, Owner::kSnapshotL1);  // far beyond
+  EXPECT_EQ(Messages(FindingKind::kPastEndOfFile).size(), 2u);
+  EXPECT_EQ(counter_.CountPastEofBelow(ctx_, 8), 0u);  // new structures in cluster 7 only
+  EXPECT_EQ(counter_.nb_clusters(), 7u);
+  EXPECT_EQ(counter_.CountPastEofBelow(ctx_, 9), 1u);  // ... reaching cluster 8
+  EXPECT_EQ(counter_.nb_clusters(), 9u);
+  EXPECT_EQ(counter_.Get(8), 1u);
+  EXPECT_EQ(counter_.owner(8), Owner::kActiveL1);
+  EXPECT_EQ(counter_.CountPastEofBelow(ctx_, 11), 0u);  // counted once; the far one untouched
+  EXPECT_EQ(counter_.Get(8), 1u);
+  counter_.Reset(7, ctx_.geo.refcount_max());
+  EXPECT_EQ(counter_.CountPastEofBelow(ctx_, 2000), 0u);  // a reset forgets them
+}
+
 TEST_F(ReferenceCounterTest, NamesTheFirstOwnerOfASharedCluster) {
   Start(1 << 16);
   AddCluster(3, Owner::kL2);

@@ -66,6 +66,11 @@ same_file() {
   return 0
 }
 
+# poke FILE OFFSET HEX: writes the bytes HEX (e.g. 00000004) at OFFSET.
+poke() {
+  printf "$(sed 's/../\\x&/g' <<<"$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # finish: prints the summary and exits with the test's status.
 finish() {
   if [ "$FAILURES" -eq 0 ]; then

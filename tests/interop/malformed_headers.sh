@@ -9,10 +9,6 @@
 # and must not write to an image it could not open.
 source "$(dirname "$0")/lib.sh"
 
-# poke FILE OFFSET HEX: writes the bytes HEX (e.g. 00000004) at OFFSET.
-poke() {
-  printf "$(sed 's/../\\x&/g' <<<"$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 
 run qemu-img create -q -f qcow2 "$WORK/good.qcow2" 64M
 run qemu-io -c "write -P 0x5a 0 64k" "$WORK/good.qcow2"

@@ -1,7 +1,7 @@
 // A BlockDevice over a host file: pread/pwrite/fdatasync. With engine/atomic_output_file.cc,
-// the only engine files that call the OS. The O_DIRECT variant bypasses the host page cache (cache=none and directsync); it keeps
-// the BlockDevice's byte-granular contract by bouncing unaligned requests through an aligned
-// buffer (read-modify-write of the covering blocks).
+// the only engine files that call the OS. The O_DIRECT variant bypasses the host page cache
+// (cache=none and directsync); it keeps the BlockDevice's byte-granular contract by bouncing
+// unaligned requests through an aligned buffer (read-modify-write of the covering blocks).
 #pragma once
 
 #include <memory>

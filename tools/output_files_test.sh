@@ -43,7 +43,8 @@ expect_failed_output() {
 
 # expect_untouched WHAT FILE: FILE still has the bytes of precious.orig.
 expect_untouched() {
-  cmp -s "$2" precious.orig || fail "$1 damaged the file that was at $2" "$(cmp "$2" precious.orig 2>&1)"
+  cmp -s "$2" precious.orig ||
+    fail "$1 damaged the file that was at $2" "$(cmp "$2" precious.orig 2>&1)"
   no_leftovers "$1"
 }
 
@@ -92,8 +93,10 @@ chmod 600 target.qcow2
 out=$("$CRASHSIM" create -q target.qcow2 64M 2>&1) || fail "create over an existing file" "$out"
 "$CRASHSIM" check target.qcow2 >/dev/null 2>&1 || fail "the overwritten image does not check clean"
 [ "$(stat -c %a target.qcow2)" = 600 ] || fail "create changed the mode of the file it replaced"
-out=$("$CRASHSIM" convert -O raw src.qcow2 target.raw 2>&1) || fail "convert over an existing file" "$out"
-[ "$(stat -c %s target.raw)" = $((64 << 20)) ] || fail "convert wrote $(stat -c %s target.raw) bytes"
+out=$("$CRASHSIM" convert -O raw src.qcow2 target.raw 2>&1) ||
+  fail "convert over an existing file" "$out"
+[ "$(stat -c %s target.raw)" = $((64 << 20)) ] ||
+  fail "convert wrote $(stat -c %s target.raw) bytes"
 [ "$(head -c 1 target.raw | od -An -tx1 | tr -d ' ')" = 5a ] || fail "convert lost the first write"
 out=$("$CRASHSIM" show --svg timeline.svg "$TRACE" 2>&1) || fail "show --svg" "$out"
 grep -q '<svg' timeline.svg || fail "show --svg wrote no SVG"

@@ -18,12 +18,6 @@ namespace {
 // every device and file system we run on.
 constexpr uint64_t kDirectAlignment = 4096;
 
-Status ErrnoStatus(const std::string& what, int err) {
-  std::string msg = what + ": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
-  return Status::IoError(msg);
-}
-
 struct AlignedBuffer {
   explicit AlignedBuffer(size_t bytes)
       : data(static_cast<uint8_t*>(std::aligned_alloc(kDirectAlignment, bytes))), size(bytes) {}
@@ -35,6 +29,16 @@ struct AlignedBuffer {
 };
 
 }  // namespace
+
+Status ErrnoStatus(const std::string& what, int err) {
+  std::string msg = what + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
+  return Status::IoError(msg);
+}
+
+std::unique_ptr<PosixDevice> PosixDevice::Adopt(int fd, std::string name) {
+  return std::unique_ptr<PosixDevice>(new PosixDevice(fd, std::move(name), /*direct=*/false));
+}
 
 Result<std::unique_ptr<PosixDevice>> PosixDevice::Open(const std::string& path,
                                                        PosixOpenOptions options) {

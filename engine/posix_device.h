@@ -1,7 +1,7 @@
-// A BlockDevice over a host file: pread/pwrite/fdatasync. The only engine file that calls the
-// OS. The O_DIRECT variant bypasses the host page cache (cache=none and directsync); it keeps
-// the BlockDevice's byte-granular contract by bouncing unaligned requests through an aligned
-// buffer (read-modify-write of the covering blocks).
+// A BlockDevice over a host file: pread/pwrite/fdatasync. With engine/atomic_output_file.cc,
+// the only engine files that call the OS. The O_DIRECT variant bypasses the host page cache
+// (cache=none and directsync); it keeps the BlockDevice's byte-granular contract by bouncing
+// unaligned requests through an aligned buffer (read-modify-write of the covering blocks).
 #pragma once
 
 #include <memory>
@@ -18,10 +18,16 @@ struct PosixOpenOptions {
   bool direct = false;     // O_DIRECT; falls back with an error if the file system refuses
 };
 
+// "what: strerror(err)" as a Status: NoSpace for ENOSPC and EDQUOT, IoError otherwise.
+Status ErrnoStatus(const std::string& what, int err);
+
 class PosixDevice : public BlockDevice {
  public:
   static Result<std::unique_ptr<PosixDevice>> Open(const std::string& path,
                                                    PosixOpenOptions options);
+  // A device over an open file descriptor, which it then owns and closes; `name` is what its
+  // messages call it (AtomicOutputFile names the target, not its temporary file).
+  static std::unique_ptr<PosixDevice> Adopt(int fd, std::string name);
   ~PosixDevice() override;
   PosixDevice(const PosixDevice&) = delete;
   PosixDevice& operator=(const PosixDevice&) = delete;

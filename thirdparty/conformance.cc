@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 
+#include "engine/atomic_output_file.h"
 #include "engine/check/check.h"
 #include "engine/coding.h"
 #include "engine/compression.h"
@@ -189,6 +190,8 @@ std::string Slug(const std::string& feature) {
   return s;
 }
 
+// Builds the recipe's image at `path`, which appears only once the image is complete (a
+// recipe that fails leaves no image a reader could be run on).
 Status MakeImage(const Recipe& recipe, const std::string& path, const std::string& backing_path,
                  Model& model) {
   CreateOptions create;
@@ -198,7 +201,8 @@ Status MakeImage(const Recipe& recipe, const std::string& path, const std::strin
     create.backing_file = fs::path(backing_path).filename().string();
     create.backing_format = "qcow2";
   }
-  ASSIGN_OR_RETURN(auto device, PosixDevice::Open(path, PosixOpenOptions{.create = true}));
+  ASSIGN_OR_RETURN(auto output, AtomicOutputFile::Create(path));
+  ASSIGN_OR_RETURN(auto device, output->Device());
   RETURN_IF_ERROR(Image::Create(*device, create, PosixBackingOpener(path)));
   OpenOptions open;
   open.open_backing = PosixBackingOpener(path);
@@ -208,7 +212,7 @@ Status MakeImage(const Recipe& recipe, const std::string& path, const std::strin
     RETURN_IF_ERROR(recipe.fill(*image, model, *device));
     if (recipe.leave_dirty) {
       RETURN_IF_ERROR(image->Flush());
-      return Status::Ok();  // never closed: the dirty bit stays set
+      return output->Commit();  // never closed: the dirty bit stays set
     }
     RETURN_IF_ERROR(image->Close());
   }
@@ -220,7 +224,7 @@ Status MakeImage(const Recipe& recipe, const std::string& path, const std::strin
                                 FormatCheckFindings(fixed));
     }
   }
-  return Status::Ok();
+  return output->Commit();
 }
 
 }  // namespace
@@ -231,7 +235,6 @@ Result<std::vector<CorpusImage>> BuildCorpus(const std::string& dir) {
   std::map<std::string, std::pair<std::string, Model>> made;
   for (const Recipe& recipe : Recipes()) {
     const std::string path = dir + "/" + Slug(recipe.feature) + ".qcow2";
-    fs::remove(path);
     Model model;
     std::string backing_path;
     if (!recipe.backing.empty()) {
@@ -266,7 +269,7 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
                                      const std::string& reader, const std::string& dir,
                                      int timeout_ms) {
   const std::string script = dir + "/libqcow_to_raw.py";
-  std::ofstream(script) << kLibqcowScript;
+  (void)WriteFileAtomically(script, kLibqcowScript);  // a missing script fails each read
   std::vector<ReaderOutcome> out;
   for (const CorpusImage& image : corpus) {
     ReaderOutcome o{image.feature, false, ""};

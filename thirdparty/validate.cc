@@ -16,9 +16,11 @@
 #include "properties/crash_check.h"
 #include "properties/guest_delta.h"
 #include "engine/all_zero.h"
+#include "engine/atomic_output_file.h"
 #include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
+#include "engine/posix_device.h"
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
 #include "simdisk/prng.h"
@@ -38,24 +40,33 @@ std::string Verdict(int exit_code, int64_t corruptions, int64_t leaks) {
   return fmt::format("exit {}: {} corruptions, {} leaks", exit_code, corruptions, leaks);
 }
 
-// Writes a device's bytes to a sparse file.
-Status SaveDevice(BlockDevice& device, const std::string& path) {
-  ASSIGN_OR_RETURN(uint64_t size, device.Size());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return Status::IoError("cannot write " + path);
+// Copies a device's bytes over `to`'s, leaving all-zero chunks as holes.
+Status CopySparse(BlockDevice& from, BlockDevice& to) {
+  ASSIGN_OR_RETURN(uint64_t size, from.Size());
+  RETURN_IF_ERROR(to.Resize(0));
   std::vector<uint8_t> buf(1 << 16);
   for (uint64_t at = 0; at < size; at += buf.size()) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-    RETURN_IF_ERROR(device.Read(at, std::span<uint8_t>(buf.data(), n)));
+    RETURN_IF_ERROR(from.Read(at, std::span<uint8_t>(buf.data(), n)));
     if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
-    out.seekp(static_cast<std::streamoff>(at));
-    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(n));
+    RETURN_IF_ERROR(to.Write(at, std::span<const uint8_t>(buf.data(), n), WriteOptions{}));
   }
-  out.close();
-  std::error_code ec;
-  fs::resize_file(path, size, ec);
-  if (ec) return Status::IoError(fmt::format("resize {}: {}", path, ec.message()));
-  return Status::Ok();
+  return to.Resize(size);
+}
+
+// Writes a device's bytes to a scratch file, rewritten in place for every crash state: only
+// the target reads it, and a rename with an fsync per state would cost more than the check.
+Status SaveDevice(BlockDevice& device, const std::string& path) {
+  ASSIGN_OR_RETURN(auto out, PosixDevice::Open(path, PosixOpenOptions{.create = true}));
+  return CopySparse(device, *out);
+}
+
+// Writes a device's bytes to a finding's file, which appears only whole.
+Status SaveDeviceAsOutput(BlockDevice& device, const std::string& path) {
+  ASSIGN_OR_RETURN(auto file, AtomicOutputFile::Create(path));
+  ASSIGN_OR_RETURN(auto out, file->Device());
+  RETURN_IF_ERROR(CopySparse(device, *out));
+  return file->Commit();
 }
 
 Result<std::unique_ptr<simdisk::Medium>> LoadFile(const std::string& path) {
@@ -708,24 +719,26 @@ void Validator::RecordFinding(const simdisk::CrashState& state, const std::strin
     const std::string dir = fmt::format("{}/{}-{}-{}", options_.trace_dir, report_.target_name,
                                         slug, report_.findings.size());
     fs::create_directories(dir);
+    // Each file appears whole or not at all (the finding is reported either way).
     auto medium = simdisk::Materialise(*recording_, best);
-    if (medium.ok()) (void)SaveDevice(**medium, dir + "/crash.qcow2");
-    std::ofstream(dir + "/workload.txt") << report_.workload.ToText();
-    std::ofstream ops(dir + "/device-ops.txt");
-    for (const simdisk::OpRecord& op : recording_->ops()) ops << simdisk::OpRecordToText(op) << "\n";
-    std::ofstream(dir + "/finding.txt")
-        << "target: " << report_.target_name << " (" << report_.target_version << ")\n"
-        << "config: " << report_.config << "\n"
-        << "state: " << best.ToText() << "\n"
-        << "as enumerated: " << state.ToText() << "\n"
-        << "property: " << detail << "\n";
+    if (medium.ok()) (void)SaveDeviceAsOutput(**medium, dir + "/crash.qcow2");
+    (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
+    std::string ops;
+    for (const simdisk::OpRecord& op : recording_->ops()) ops += simdisk::OpRecordToText(op) + "\n";
+    (void)WriteFileAtomically(dir + "/device-ops.txt", ops);
+    (void)WriteFileAtomically(
+        dir + "/finding.txt",
+        fmt::format("target: {} ({})\nconfig: {}\nstate: {}\nas enumerated: {}\nproperty: {}\n",
+                    report_.target_name, report_.target_version, report_.config, best.ToText(),
+                    state.ToText(), detail));
     const std::string trace = WriteStateTrace(
         dir, best, best == state ? "" : "crash state minimised from " + state.ToText());
-    std::ofstream(dir + "/repro.sh")
-        << "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised);\n"
-        << "# trace.cstrace rebuilds it from the recorded writes (crashsim replay / show).\n"
-        << "crashsim replay trace.cstrace\n"
-        << "qemu-img check -f qcow2 crash.qcow2\ncrashsim check crash.qcow2\n";
+    (void)WriteFileAtomically(
+        dir + "/repro.sh",
+        "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised);\n"
+        "# trace.cstrace rebuilds it from the recorded writes (crashsim replay / show).\n"
+        "crashsim replay trace.cstrace\n"
+        "qemu-img check -f qcow2 crash.qcow2\ncrashsim check crash.qcow2\n");
     finding.trace_path = trace.empty() ? dir : trace;
   }
   report_.findings.push_back(std::move(finding));
@@ -743,24 +756,27 @@ void Validator::RecordRepairFinding(const std::string& repair, const std::string
     const std::string dir = fmt::format("{}/{}-{}-repair-{}", options_.trace_dir,
                                         report_.target_name, slug, repair);
     fs::create_directories(dir);
-    std::error_code ec;
-    fs::copy_file(image_file, dir + "/crash.qcow2", fs::copy_options::overwrite_existing, ec);
-    std::ofstream(dir + "/workload.txt") << report_.workload.ToText();
-    std::ofstream(dir + "/finding.txt")
-        << "target: " << report_.target_name << " (" << report_.target_version << ")\n"
-        << "config: " << report_.config << "\n"
-        << "crash point: " << point << "\nrepair: " << command << "\nresult: " << what << "\n";
+    // Each file appears whole or not at all (the finding is reported either way).
+    auto image = PosixDevice::Open(image_file, PosixOpenOptions{.read_only = true});
+    if (image.ok()) (void)SaveDeviceAsOutput(**image, dir + "/crash.qcow2");
+    (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
+    (void)WriteFileAtomically(
+        dir + "/finding.txt",
+        fmt::format("target: {} ({})\nconfig: {}\ncrash point: {}\nrepair: {}\nresult: {}\n",
+                    report_.target_name, report_.target_version, report_.config, point, command,
+                    what));
     if (current_state_) {
       (void)WriteStateTrace(dir, *current_state_,
                             fmt::format("the crash state the target's repair '{}' started from",
                                         repair));
     }
-    std::ofstream(dir + "/repro.sh")
-        << "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair (trace.cstrace\n"
-        << "# rebuilds it: crashsim replay --image crash.qcow2 trace.cstrace).\nset -x\n"
-        << "cp crash.qcow2 work.qcow2\n" << "qemu-img check -r leaks work.qcow2; echo exit $?\n"
-        << "qemu-img info work.qcow2 | grep 'cleanly'\n"
-        << "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n";
+    (void)WriteFileAtomically(
+        dir + "/repro.sh",
+        "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair (trace.cstrace\n"
+        "# rebuilds it: crashsim replay --image crash.qcow2 trace.cstrace).\nset -x\n"
+        "cp crash.qcow2 work.qcow2\nqemu-img check -r leaks work.qcow2; echo exit $?\n"
+        "qemu-img info work.qcow2 | grep 'cleanly'\n"
+        "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n");
     finding.trace_path = dir;
   }
   report_.findings.push_back(std::move(finding));

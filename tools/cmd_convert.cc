@@ -2,7 +2,8 @@
 // backing chain) to a raw file, the way `qemu-img convert -O raw` does, so interop tests can
 // compare what crashsim reads with what QEMU reads. The source is opened read-only (a dirty
 // image is read as it is, never repaired); the output is written sparsely: all-zero chunks are
-// left as holes.
+// left as holes, under a temporary name that replaces OUT only once every byte is written
+// (AtomicOutputFile): a raw file of the full size with holes would look complete.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,7 +11,7 @@
 #include <vector>
 
 #include "engine/all_zero.h"
-#include "engine/posix_device.h"
+#include "engine/atomic_output_file.h"
 #include "tools/common.h"
 
 namespace crashsim::tools {
@@ -32,12 +33,12 @@ int RunConvert(const ConvertArgs& args) {
   }
   auto image = OpenImageFile(args.image, {.read_only = true});
   if (!image.ok()) return FailOpen(args.image, image.status());
-  auto out = PosixDevice::Open(args.output, PosixOpenOptions{.create = true});
+  auto output = AtomicOutputFile::Create(args.output);
+  if (!output.ok()) return Fail(output.status().message());
+  auto out = (*output)->Device();
   if (!out.ok()) return Fail(out.status().message());
   const uint64_t size = (*image)->virtual_size();
-  for (Status st : {(*out)->Resize(0), (*out)->Resize(size)}) {
-    if (!st.ok()) return Fail(InFile(args.output, st.message()));
-  }
+  if (Status st = (*out)->Resize(size); !st.ok()) return Fail(InFile(args.output, st.message()));
   std::vector<uint8_t> buf(kChunkBytes);
   for (uint64_t offset = 0; offset < size; offset += kChunkBytes) {
     size_t n = static_cast<size_t>(std::min(kChunkBytes, size - offset));
@@ -51,8 +52,8 @@ int RunConvert(const ConvertArgs& args) {
     st = (*out)->Write(offset, chunk, WriteOptions{});
     if (!st.ok()) return Fail(InFile(args.output, st.message()));
   }
-  Status flushed = (*out)->Flush();
-  if (!flushed.ok()) return Fail(InFile(args.output, flushed.message()));
+  Status committed = (*output)->Commit();
+  if (!committed.ok()) return Fail(InFile(args.output, committed.message()));
   return 0;
 }
 

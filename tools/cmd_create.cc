@@ -1,12 +1,14 @@
 // `crashsim create [-f qcow2] [-o OPTS]... [-b BACKING -F FMT] [-q] IMG [SIZE]`: qemu-img
 // create's syntax and output. Every option and the backing file are checked before the target
-// file is opened, so a rejected command never creates, truncates or half-writes a file. Like
-// qemu-img, an existing file is overwritten.
+// file is opened, and the image is written under a temporary name that replaces the target only
+// once it is complete (AtomicOutputFile), so a failed command never creates, truncates or
+// half-writes a file. Like qemu-img, an existing file is overwritten (on success).
 #include <fmt/format.h>
 
 #include <string>
 #include <vector>
 
+#include "engine/atomic_output_file.h"
 #include "engine/posix_device.h"
 #include "tools/common.h"
 
@@ -99,11 +101,13 @@ int RunCreate(const CreateArgs& args) {
   if (!prepared.ok()) return Fail(InFile(args.image, prepared.status().message()));
   const CreateOptions& o = *prepared;
   if (!args.quiet) fmt::print("{}\n", FormattingLine(args, o));
-  PosixOpenOptions device_options;
-  device_options.create = true;
-  auto device = PosixDevice::Open(args.image, device_options);
+  auto output = AtomicOutputFile::Create(args.image);
+  if (!output.ok()) return Fail(output.status().message());
+  auto device = (*output)->Device();
   if (!device.ok()) return Fail(device.status().message());
+  // Backing names resolve next to the target, where the image will live, not the temporary.
   Status st = Image::Create(**device, o, PosixBackingOpener(args.image));
+  if (st.ok()) st = (*output)->Commit();
   if (!st.ok()) return Fail(InFile(args.image, st.message()));
   return 0;
 }

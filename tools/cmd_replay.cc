@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/atomic_output_file.h"
 #include "simdisk/materialise.h"
 #include "tools/common.h"
 #include "traces/capture.h"
@@ -48,7 +49,7 @@ int RunReplay(const ReplayArgs& args) {
     std::vector<uint8_t> bytes((*medium)->size());
     (*medium)->ReadAt(0, bytes);
     std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (Status st = traces::WriteWholeFile(args.image, view); !st.ok()) {
+    if (Status st = WriteFileAtomically(args.image, view); !st.ok()) {
       return Fail(st.message());
     }
     if (!args.quiet) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/atomic_output_file.h"
 #include "tools/common.h"
 #include "traces/explain.h"
 #include "traces/trace.h"
@@ -28,7 +29,7 @@ int RunShow(const ShowArgs& args) {
   if (!explanation.ok()) return Fail(InFile(args.trace, explanation.status().message()));
   fmt::print("{}", explanation->text);
   if (!args.svg.empty()) {
-    if (Status st = traces::WriteWholeFile(args.svg, explanation->svg); !st.ok()) {
+    if (Status st = WriteFileAtomically(args.svg, explanation->svg); !st.ok()) {
       return Fail(st.message());
     }
     fmt::print("timeline written to {}\n", args.svg);

@@ -11,6 +11,7 @@
 
 #include <zstd.h>
 
+#include "engine/atomic_output_file.h"
 #include "engine/protocol.h"
 #include "engine/version.h"
 #include "simdisk/hash.h"
@@ -1113,18 +1114,8 @@ Result<Trace> ReadTraceFile(const std::string& path) {
   return Trace::Parse(text, path);
 }
 
-Status WriteWholeFile(const std::string& path, std::string_view bytes) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) return Status::IoError(fmt::format("{}: cannot create the file", path));
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size() ||
-      std::fflush(f.get()) != 0) {
-    return Status::IoError(fmt::format("{}: write failed", path));
-  }
-  return Status::Ok();
-}
-
 Status WriteTraceFile(const std::string& path, const Trace& trace) {
-  return WriteWholeFile(path, trace.ToText());
+  return WriteFileAtomically(path, trace.ToText());
 }
 
 }  // namespace crashsim::traces

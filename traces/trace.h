@@ -154,10 +154,7 @@ uint64_t TraceChecksum(std::string_view text);
 
 // Reads and parses a trace file; errors name the file.
 Result<Trace> ReadTraceFile(const std::string& path);
-// Writes `trace` to `path` (replacing it).
+// Writes `trace` to `path`, replacing it only once whole (WriteFileAtomically); errors name it.
 Status WriteTraceFile(const std::string& path, const Trace& trace);
-// Writes `bytes` to `path` (replacing it); errors name the file. Used for traces, crashed
-// images and SVG timelines.
-Status WriteWholeFile(const std::string& path, std::string_view bytes);
 
 }  // namespace crashsim::traces

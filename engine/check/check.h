@@ -127,9 +127,13 @@ CheckReport Repair(BlockDevice& device, RepairMode mode, check::CheckMemo* memo 
 // --- Output (qemu-img 7.2 text) ---
 
 // The per-finding lines qemu-img writes to stderr, in order, each ending in '\n'; a repair's
-// double check is included. Ends with "Check failed: <reason>" when the check did not complete
-// or had check errors.
+// double check is included. Why a check failed is not among them: see CheckFailure.
 std::string FormatCheckFindings(const CheckReport& report);
+
+// The one error qemu-img reports (after its program name) when a check gives no verdict, empty
+// when it gave one: "Check failed: <reason>" when it did not complete, "Check failed" when it
+// had check errors. Not for a file that is not qcow2.
+std::string CheckFailure(const CheckReport& report);
 
 // What `qemu-img check` writes to stdout in human mode: the "The following inconsistencies were
 // found and repaired" block after a repair, then the summary ("No errors were found on the

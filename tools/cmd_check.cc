@@ -32,7 +32,8 @@ int RunCheck(const CheckArgs& args) {
   auto device = PosixDevice::Open(args.image,
                                   PosixOpenOptions{.read_only = mode == RepairMode::kNone});
   if (!device.ok()) return FailOpen(args.image, device.status());
-  CheckReport report = Check(**device, CheckOptions{.repair = mode});
+  CheckReport report =
+      Check(**device, CheckOptions{.repair = mode, .open_backing = PosixBackingOpener(args.image)});
   if (report.not_qcow2) {
     if (args.format_given) {
       return FailOpen(args.image, Status::Corruption("Image is not in qcow2 format"));
@@ -40,6 +41,8 @@ int RunCheck(const CheckArgs& args) {
     Fail(fmt::format("{}: This image format does not support checks", args.image));
     return CheckExitCode(report);
   }
+  // As qemu-img: an image that does not open is one error and nothing else.
+  if (report.open_failed) return FailOpen(args.image, report.status);
   std::string findings = FormatCheckFindings(report);
   if (!findings.empty()) {
     std::fflush(stdout);

@@ -12,6 +12,7 @@
 #include "engine/check/refcount_check.h"
 #include "engine/check/snapshot_table.h"
 #include "engine/coding.h"
+#include "engine/image.h"
 
 namespace crashsim {
 namespace {
@@ -24,6 +25,7 @@ constexpr uint64_t kUnboundedFileSize = uint64_t{1} << 62;
 
 struct PassOutcome {
   Status status;
+  bool open_failed = false;
   bool not_qcow2 = false;
   uint64_t image_end_offset = 0;
   bool rebuild = false;
@@ -41,6 +43,17 @@ Status OpenHeader(Context& ctx, PassOutcome& out) {
   ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, kUnboundedFileSize, {.for_check = true}));
   ctx.geo = Geometry{ctx.header.cluster_bits, ctx.header.refcount_order, ctx.header.extended_l2()};
   return Status::Ok();
+}
+
+// qemu-img opens the backing chain with the image: a chain that does not open fails the check
+// before anything is read or repaired. The chain is closed again at once; the walk never reads
+// through it.
+Status OpenBackingChain(const Context& ctx, const BackingOpener& open_backing) {
+  if (!open_backing || !ctx.header.has_backing_file()) return Status::Ok();
+  OpenOptions options;
+  options.read_only = true;
+  options.open_backing = open_backing;
+  return OpenBacking(ctx.header, options).status();
 }
 
 // Why an entry the repair would have to trust cannot be: the first such entry and everything
@@ -124,8 +137,14 @@ Status MarkClean(Context& ctx, PassOutcome& out) {
   return Status::Ok();
 }
 
-Status RunPassSteps(Context& ctx, PassOutcome& out) {
-  RETURN_IF_ERROR(OpenHeader(ctx, out));
+// One pass; `open_backing` is unset for the double check (the chain opened for the first).
+Status RunPassSteps(Context& ctx, PassOutcome& out, const BackingOpener& open_backing) {
+  Status opened = OpenHeader(ctx, out);
+  if (opened.ok()) opened = OpenBackingChain(ctx, open_backing);
+  if (!opened.ok()) {
+    out.open_failed = true;
+    return opened;
+  }
   const uint64_t cs = ctx.cluster_size();
   ctx.bfi.total_clusters = DivRoundUp(ctx.header.size / 512 * 512, cs);
   RETURN_IF_ERROR(CheckSnapshotTable(ctx));
@@ -180,8 +199,9 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   Context ctx(device, options.repair, report.findings);
   ctx.memo = options.memo;
   PassOutcome out;
-  out.status = RunPassSteps(ctx, out);
+  out.status = RunPassSteps(ctx, out, options.open_backing);
   report.status = out.status;
+  report.open_failed = out.open_failed;
   report.not_qcow2 = out.not_qcow2;
   report.rebuild = out.rebuild;
   report.rebuilt = out.rebuilt;
@@ -199,7 +219,7 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   Context second(device, RepairMode::kNone, second_findings);
   second.memo = options.memo;
   PassOutcome second_out;
-  second_out.status = RunPassSteps(second, second_out);
+  second_out.status = RunPassSteps(second, second_out, /*open_backing=*/{});
   for (Finding& f : second_findings) {
     f.pass = CheckPass::kDoubleCheck;
     report.findings.push_back(std::move(f));

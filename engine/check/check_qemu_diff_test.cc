@@ -434,5 +434,32 @@ TEST_F(CheckDiffTest, HeaderFieldsTheDecoderRefuses) {
   }
 }
 
+// qemu-img opens the backing chain before it checks: an overlay whose backing file is gone is
+// not checked (exit 1, "Could not open backing file"), with or without -r, and never written.
+TEST_F(CheckDiffTest, MissingBackingFileFailsLikeQemu) {
+  Make("gone-base", "", "16M", kWrites);
+  const std::vector<uint8_t> top = Make("orphan", "-b " + dir_.Path("gone-base") + " -F qcow2",
+                                        "16M", {"write -P 0x66 64k 64k"});
+  const CheckOptions with_chain{.open_backing = PosixBackingOpener(dir_.Path("orphan"))};
+  MemoryDevice present(top);
+  EXPECT_EQ(CheckExitCode(Check(present, with_chain)), 0);
+
+  ASSERT_EQ(RunCommand("rm " + Q("gone-base")).exit_code, 0);
+  SaveFile(dir_.Path("orphan"), top);
+  EXPECT_EQ(QemuImgCheck(dir_.Path("orphan")).exit_code, 1);
+  for (RepairMode mode : {RepairMode::kNone, RepairMode::kLeaks, RepairMode::kAll}) {
+    MemoryDevice device(top);
+    CheckOptions options = with_chain;
+    options.repair = mode;
+    CheckReport r = Check(device, options);
+    EXPECT_EQ(CheckExitCode(r), 1);
+    EXPECT_TRUE(r.open_failed);
+    EXPECT_NE(r.status.message().find("Could not open backing file"), std::string::npos)
+        << r.status.message();
+    EXPECT_NE(r.status.message().find("gone-base"), std::string::npos) << r.status.message();
+    EXPECT_EQ(device.bytes(), top) << "a check that cannot open the chain must not write";
+  }
+}
+
 }  // namespace
 }  // namespace crashsim

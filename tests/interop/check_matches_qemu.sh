@@ -3,8 +3,9 @@
 # stderr text (human and --output=json), on clean images of many shapes and on damaged ones
 # (dirty after a killed lazy writer, a leaked cluster, the corrupt bit, a refcount overflow).
 # And `check -r all` repairs a copy to the same verdict as qemu-img's repair of another copy,
-# with the guest data unchanged. A check that fails (-r leaks on an image that needs a rebuild)
-# fails as qemu-img's does, and says why once. Skipped when crashsim has no check
+# with the guest data unchanged. A check that
+# fails (an image or backing file that does not open, -r leaks on an image that needs a
+# rebuild) fails as qemu-img's does, and says why once. Skipped when crashsim has no check
 # subcommand yet.
 source "$(dirname "$0")/lib.sh"
 
@@ -123,7 +124,24 @@ new -o refcount_bits=1 "$WORK/overflow.qcow2" 64M &&
   run qemu-io -c "write -P 0xaa 0 64k" -c "write -P 0xbb 64k 64k" "$WORK/overflow.qcow2" &&
   poke "$WORK/overflow.qcow2" $((0x40008)) 8000000000050000 &&
   compare_check refcount_overflow "$WORK/overflow.qcow2"
-# A failed check says why once: -r leaks on an image that needs a rebuild.
+# A failed check says why once: -r leaks on an image that needs a rebuild, and an image that
+# does not open.
 cp "$WORK/dirty.qcow2" "$WORK/dirty-leaks.qcow2" &&
   same_failure dirty_repair_leaks "Check failed" -r leaks "$WORK/dirty-leaks.qcow2"
+cp "$WORK/plain.qcow2" "$WORK/version4.qcow2" && poke "$WORK/version4.qcow2" 4 00000004 &&
+  same_failure version4 "Could not open '$WORK/version4.qcow2': " "$WORK/version4.qcow2"
+# An overlay whose backing file is gone does not open, so it is not checked or repaired.
+new "$WORK/gone-base.qcow2" 64M &&
+  new -b "$WORK/gone-base.qcow2" -F qcow2 "$WORK/orphan.qcow2" &&
+  run qemu-io -c "write -P 0x66 64k 64k" "$WORK/orphan.qcow2" && rm "$WORK/gone-base.qcow2" && {
+  for r in "" "-r leaks" "-r all"; do
+    cp "$WORK/orphan.qcow2" "$WORK/orphan-before.qcow2"
+    # shellcheck disable=SC2086
+    same_failure "orphan $r" "Could not open '$WORK/orphan.qcow2': Could not open backing file" \
+      $r "$WORK/orphan.qcow2"
+    same_file "$WORK/orphan.qcow2" "$WORK/orphan-before.qcow2" "check $r wrote to an image it could not open"
+  done
+  expect 1 "$CRASHSIM" check "$WORK/orphan.qcow2"
+  grep -qF "gone-base.qcow2" <<<"$OUT" || fail "orphan: the error does not name the missing backing file" "$OUT"
+}
 finish

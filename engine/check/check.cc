@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "engine/check/check_context.h"
@@ -18,10 +19,6 @@ namespace crashsim {
 namespace {
 
 using check::Context;
-
-// Offsets in the header are checked against the file by the walkers (QEMU reads zeros past
-// EOF and reports references there), not by the decoder, so it is handed an unbounded size.
-constexpr uint64_t kUnboundedFileSize = uint64_t{1} << 62;
 
 struct PassOutcome {
   Status status;
@@ -40,7 +37,10 @@ Status OpenHeader(Context& ctx, PassOutcome& out) {
                      return ctx.device.Read(offset, bytes);
                    }));
   if (cluster0.size() < 4 || LoadBE32(cluster0.data()) != kQcowMagic) out.not_qcow2 = true;
-  ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, kUnboundedFileSize, {.for_check = true}));
+  // Where the tables lie is for the walkers to report (QEMU reads zeros past EOF and reports
+  // references there), not for the decoder to refuse.
+  ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, ctx.file_size,
+                                            {.for_check = true, .tables_checked_by_walk = true}));
   ctx.geo = Geometry{ctx.header.cluster_bits, ctx.header.refcount_order, ctx.header.extended_l2()};
   return Status::Ok();
 }
@@ -124,6 +124,38 @@ Status CheckSnapshotTable(Context& ctx) {
   return Status::Ok();
 }
 
+// An active L1 table at offset 0 is the header read as L1 entries: QEMU's check walks it so, and
+// its repair leaves it there, since the header cannot be rewritten as a table. -r all moves the
+// table, entry for entry, to fresh clusters at the end of the file (where a rebuild puts its
+// structures), so the walk that follows checks and repairs the same entries, and the guest reads
+// what QEMU reads, without a write into the header. The moved table has refcount 0, so that
+// walk rebuilds the refcount structure. Crash safety: the image is marked dirty first, and the
+// copy is written and flushed before the 12-byte header switch (write + flush).
+Status MoveActiveL1OffHeader(Context& ctx) {
+  const QcowHeader& h = ctx.header;
+  if (!ctx.fix_errors() || h.l1_size == 0 || h.l1_table_offset != 0) return Status::Ok();
+  const uint64_t cs = ctx.cluster_size();
+  const uint64_t l1_bytes = uint64_t{h.l1_size} * 8;  // at most 32 MiB (kMaxL1Entries)
+  std::vector<uint8_t> table(AlignUp(l1_bytes, cs), 0);
+  // Read before the dirty bit is set: it lands inside the table, and the copy is of what QEMU
+  // walks.
+  RETURN_IF_ERROR(check::ReadZeroFilled(ctx.device, ctx.file_size, 0,
+                                        std::span(table).first(l1_bytes)));
+  const uint64_t new_offset = AlignUp(ctx.file_size, cs);
+  RETURN_IF_ERROR(ctx.PrepareToWrite());
+  RETURN_IF_ERROR(check::RepairWrite(ctx.device, new_offset, table, IoTag::kL1Table));
+  RETURN_IF_ERROR(ctx.device.Flush());
+  uint8_t pointer[12];
+  StoreBE32(pointer, h.l1_size);
+  StoreBE64(pointer + 4, new_offset);
+  RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, kL1SizeOffset, pointer, IoTag::kHeader));
+  ctx.header.l1_table_offset = new_offset;
+  ctx.Fixed(FindingKind::kMisplacedTable, 0, "active L1 table",
+            fmt::format("Repairing active L1 table: moved from offset 0 (the qcow2 header) to "
+                        "{:#x}", new_offset));
+  return check::RefreshFileSize(ctx);
+}
+
 // qcow2_mark_clean + qcow2_mark_consistent: the last write of a successful repair.
 Status MarkClean(Context& ctx, PassOutcome& out) {
   const uint64_t bits = kIncompatDirty | kIncompatCorrupt;
@@ -148,6 +180,7 @@ Status RunPassSteps(Context& ctx, PassOutcome& out, const BackingOpener& open_ba
   const uint64_t cs = ctx.cluster_size();
   ctx.bfi.total_clusters = DivRoundUp(ctx.header.size / 512 * 512, cs);
   RETURN_IF_ERROR(CheckSnapshotTable(ctx));
+  RETURN_IF_ERROR(MoveActiveL1OffHeader(ctx));
   check::RefcountOutcome refcounts;
   Status st = check::CheckRefcounts(ctx, refcounts);
   out.rebuild = refcounts.rebuild;
@@ -185,6 +218,7 @@ const char* FindingKindName(FindingKind kind) {
     case FindingKind::kRefcountOverflow: return "refcount-overflow";
     case FindingKind::kRefcountBlock: return "refcount-block";
     case FindingKind::kOverlap: return "overlap";
+    case FindingKind::kMisplacedTable: return "misplaced-table";
     case FindingKind::kSnapshotTable: return "snapshot-table";
     case FindingKind::kBitmap: return "bitmap";
     case FindingKind::kDroppedMapping: return "dropped-mapping";

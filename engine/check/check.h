@@ -50,6 +50,7 @@ enum class FindingKind : uint8_t {
   kRefcountOverflow,    // more references than refcount_bits can count
   kRefcountBlock,       // a refcount table entry or block that cannot be trusted; forces a rebuild
   kOverlap,             // two structures share a cluster (annotation; the refcount finding counts)
+  kMisplacedTable,      // a table where another structure lives: the active L1 table at offset 0
   kSnapshotTable,       // the snapshot table or a snapshot entry is damaged
   kBitmap,              // the bitmap directory or a bitmap table is damaged
   kDroppedMapping,      // repair dropped an untrustworthy entry: guest_offset/guest_length lost

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `crashsim check` says what `qemu-img check` says: the same exit code, the same stdout and
 # stderr text (human and --output=json), on clean images of many shapes and on damaged ones
-# (dirty after a killed lazy writer, a leaked cluster, the corrupt bit, a refcount overflow).
-# And `check -r all` repairs a copy to the same verdict as qemu-img's repair of another copy,
-# with the guest data unchanged. A check that
+# (dirty after a killed lazy writer, a leaked cluster, the corrupt bit, a refcount overflow, an
+# active L1 table at offset 0). And `check -r all` repairs a copy to the same verdict as
+# qemu-img's repair of another copy, with the guest data unchanged (where qemu-img's repair
+# cannot reach a clean image, crashsim's must, reading what qemu-img's reads). A check that
 # fails (an image or backing file that does not open, -r leaks on an image that needs a
 # rebuild) fails as qemu-img's does, and says why once. Skipped when crashsim has no check
 # subcommand yet.
@@ -143,5 +144,20 @@ new "$WORK/gone-base.qcow2" 64M &&
   done
   expect 1 "$CRASHSIM" check "$WORK/orphan.qcow2"
   grep -qF "gone-base.qcow2" <<<"$OUT" || fail "orphan: the error does not name the missing backing file" "$OUT"
+}
+# An active L1 table at offset 0: both read the header as L1 entries and report the same.
+# qemu-img's -r all cannot move the table (it exits 2); crashsim's moves it off the header, and
+# the result checks clean in both tools and reads what qemu-img's repaired image reads.
+cp "$WORK/plain.qcow2" "$WORK/l1zero.qcow2" && poke "$WORK/l1zero.qcow2" 40 0000000000000000 && {
+  same_output l1_offset_0 "$WORK/l1zero.qcow2"
+  same_output "l1_offset_0 (json)" --output=json "$WORK/l1zero.qcow2"
+  cp "$WORK/l1zero.qcow2" "$WORK/l1zero.q-repaired.qcow2"
+  cp "$WORK/l1zero.qcow2" "$WORK/l1zero.c-repaired.qcow2"
+  CASES=$((CASES + 1))
+  expect 2 qemu-img check -r all "$WORK/l1zero.q-repaired.qcow2"
+  run "$CRASHSIM" check -r all "$WORK/l1zero.c-repaired.qcow2" &&
+    run qemu-img check "$WORK/l1zero.c-repaired.qcow2" &&
+    run "$CRASHSIM" check "$WORK/l1zero.c-repaired.qcow2" &&
+    run qemu-img compare "$WORK/l1zero.c-repaired.qcow2" "$WORK/l1zero.q-repaired.qcow2"
 }
 finish

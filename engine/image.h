@@ -48,6 +48,11 @@ struct Mapping {
 // Reads and validates the header of the image on `device` without opening it.
 Result<QcowHeader> ReadImageHeader(BlockDevice& device, bool for_check = false);
 
+// Opens the backing file named by `header` (as qcow2 or raw) through options.open_backing, and
+// its own backing chain, read-only. Fails if the image has no way to open it.
+Result<std::unique_ptr<GuestReader>> OpenBacking(const QcowHeader& header,
+                                                 const OpenOptions& options);
+
 class Image : public GuestReader {
  public:
   // Creates an image on `device` (which is truncated). With a backing file, `open_backing`

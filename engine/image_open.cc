@@ -56,7 +56,8 @@ class RawReader : public GuestReader {
   uint64_t size_;
 };
 
-// Opens the backing file named by `header`, as qcow2 or raw.
+}  // namespace
+
 Result<std::unique_ptr<GuestReader>> OpenBacking(const QcowHeader& header,
                                                  const OpenOptions& options) {
   if (!options.open_backing) {
@@ -94,8 +95,6 @@ Result<std::unique_ptr<GuestReader>> OpenBacking(const QcowHeader& header,
   if (!image.ok()) return image.status().WithContext("backing file '" + header.backing_file + "'");
   return std::unique_ptr<GuestReader>(std::move(image).value());
 }
-
-}  // namespace
 
 Result<QcowHeader> ReadImageHeader(BlockDevice& device, bool for_check) {
   OpenOptions options;

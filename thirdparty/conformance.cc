@@ -221,7 +221,7 @@ Status MakeImage(const Recipe& recipe, const std::string& path, const std::strin
     CheckReport fixed = Repair(*device, RepairMode::kAll);  // compressed: refcounts recomputed
     if (CheckExitCode(fixed) != 0) {
       return Status::Corruption(recipe.feature + ": the corpus image does not check clean: " +
-                                FormatCheckFindings(fixed));
+                                FormatCheckFindings(fixed) + CheckFailure(fixed));
     }
   }
   return output->Commit();

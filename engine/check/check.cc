@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "engine/check/check_context.h"
@@ -12,18 +13,16 @@
 #include "engine/check/refcount_check.h"
 #include "engine/check/snapshot_table.h"
 #include "engine/coding.h"
+#include "engine/image.h"
 
 namespace crashsim {
 namespace {
 
 using check::Context;
 
-// Offsets in the header are checked against the file by the walkers (QEMU reads zeros past
-// EOF and reports references there), not by the decoder, so it is handed an unbounded size.
-constexpr uint64_t kUnboundedFileSize = uint64_t{1} << 62;
-
 struct PassOutcome {
   Status status;
+  bool open_failed = false;
   bool not_qcow2 = false;
   uint64_t image_end_offset = 0;
   bool rebuild = false;
@@ -38,9 +37,23 @@ Status OpenHeader(Context& ctx, PassOutcome& out) {
                      return ctx.device.Read(offset, bytes);
                    }));
   if (cluster0.size() < 4 || LoadBE32(cluster0.data()) != kQcowMagic) out.not_qcow2 = true;
-  ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, kUnboundedFileSize, {.for_check = true}));
+  // Where the tables lie is for the walkers to report (QEMU reads zeros past EOF and reports
+  // references there), not for the decoder to refuse.
+  ASSIGN_OR_RETURN(ctx.header, DecodeHeader(cluster0, ctx.file_size,
+                                            {.for_check = true, .tables_checked_by_walk = true}));
   ctx.geo = Geometry{ctx.header.cluster_bits, ctx.header.refcount_order, ctx.header.extended_l2()};
   return Status::Ok();
+}
+
+// qemu-img opens the backing chain with the image: a chain that does not open fails the check
+// before anything is read or repaired. The chain is closed again at once; the walk never reads
+// through it.
+Status OpenBackingChain(const Context& ctx, const BackingOpener& open_backing) {
+  if (!open_backing || !ctx.header.has_backing_file()) return Status::Ok();
+  OpenOptions options;
+  options.read_only = true;
+  options.open_backing = open_backing;
+  return OpenBacking(ctx.header, options).status();
 }
 
 // Why an entry the repair would have to trust cannot be: the first such entry and everything
@@ -111,6 +124,38 @@ Status CheckSnapshotTable(Context& ctx) {
   return Status::Ok();
 }
 
+// An active L1 table at offset 0 is the header read as L1 entries: QEMU's check walks it so, and
+// its repair leaves it there, since the header cannot be rewritten as a table. -r all moves the
+// table, entry for entry, to fresh clusters at the end of the file (where a rebuild puts its
+// structures), so the walk that follows checks and repairs the same entries, and the guest reads
+// what QEMU reads, without a write into the header. The moved table has refcount 0, so that
+// walk rebuilds the refcount structure. Crash safety: the image is marked dirty first, and the
+// copy is written and flushed before the 12-byte header switch (write + flush).
+Status MoveActiveL1OffHeader(Context& ctx) {
+  const QcowHeader& h = ctx.header;
+  if (!ctx.fix_errors() || h.l1_size == 0 || h.l1_table_offset != 0) return Status::Ok();
+  const uint64_t cs = ctx.cluster_size();
+  const uint64_t l1_bytes = uint64_t{h.l1_size} * 8;  // at most 32 MiB (kMaxL1Entries)
+  std::vector<uint8_t> table(AlignUp(l1_bytes, cs), 0);
+  // Read before the dirty bit is set: it lands inside the table, and the copy is of what QEMU
+  // walks.
+  RETURN_IF_ERROR(check::ReadZeroFilled(ctx.device, ctx.file_size, 0,
+                                        std::span(table).first(l1_bytes)));
+  const uint64_t new_offset = AlignUp(ctx.file_size, cs);
+  RETURN_IF_ERROR(ctx.PrepareToWrite());
+  RETURN_IF_ERROR(check::RepairWrite(ctx.device, new_offset, table, IoTag::kL1Table));
+  RETURN_IF_ERROR(ctx.device.Flush());
+  uint8_t pointer[12];
+  StoreBE32(pointer, h.l1_size);
+  StoreBE64(pointer + 4, new_offset);
+  RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, kL1SizeOffset, pointer, IoTag::kHeader));
+  ctx.header.l1_table_offset = new_offset;
+  ctx.Fixed(FindingKind::kMisplacedTable, 0, "active L1 table",
+            fmt::format("Repairing active L1 table: moved from offset 0 (the qcow2 header) to "
+                        "{:#x}", new_offset));
+  return check::RefreshFileSize(ctx);
+}
+
 // qcow2_mark_clean + qcow2_mark_consistent: the last write of a successful repair.
 Status MarkClean(Context& ctx, PassOutcome& out) {
   const uint64_t bits = kIncompatDirty | kIncompatCorrupt;
@@ -124,11 +169,18 @@ Status MarkClean(Context& ctx, PassOutcome& out) {
   return Status::Ok();
 }
 
-Status RunPassSteps(Context& ctx, PassOutcome& out) {
-  RETURN_IF_ERROR(OpenHeader(ctx, out));
+// One pass; `open_backing` is unset for the double check (the chain opened for the first).
+Status RunPassSteps(Context& ctx, PassOutcome& out, const BackingOpener& open_backing) {
+  Status opened = OpenHeader(ctx, out);
+  if (opened.ok()) opened = OpenBackingChain(ctx, open_backing);
+  if (!opened.ok()) {
+    out.open_failed = true;
+    return opened;
+  }
   const uint64_t cs = ctx.cluster_size();
   ctx.bfi.total_clusters = DivRoundUp(ctx.header.size / 512 * 512, cs);
   RETURN_IF_ERROR(CheckSnapshotTable(ctx));
+  RETURN_IF_ERROR(MoveActiveL1OffHeader(ctx));
   check::RefcountOutcome refcounts;
   Status st = check::CheckRefcounts(ctx, refcounts);
   out.rebuild = refcounts.rebuild;
@@ -166,6 +218,7 @@ const char* FindingKindName(FindingKind kind) {
     case FindingKind::kRefcountOverflow: return "refcount-overflow";
     case FindingKind::kRefcountBlock: return "refcount-block";
     case FindingKind::kOverlap: return "overlap";
+    case FindingKind::kMisplacedTable: return "misplaced-table";
     case FindingKind::kSnapshotTable: return "snapshot-table";
     case FindingKind::kBitmap: return "bitmap";
     case FindingKind::kDroppedMapping: return "dropped-mapping";
@@ -180,8 +233,9 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   Context ctx(device, options.repair, report.findings);
   ctx.memo = options.memo;
   PassOutcome out;
-  out.status = RunPassSteps(ctx, out);
+  out.status = RunPassSteps(ctx, out, options.open_backing);
   report.status = out.status;
+  report.open_failed = out.open_failed;
   report.not_qcow2 = out.not_qcow2;
   report.rebuild = out.rebuild;
   report.rebuilt = out.rebuilt;
@@ -199,7 +253,7 @@ CheckReport Check(BlockDevice& device, CheckOptions options) {
   Context second(device, RepairMode::kNone, second_findings);
   second.memo = options.memo;
   PassOutcome second_out;
-  second_out.status = RunPassSteps(second, second_out);
+  second_out.status = RunPassSteps(second, second_out, /*open_backing=*/{});
   for (Finding& f : second_findings) {
     f.pass = CheckPass::kDoubleCheck;
     report.findings.push_back(std::move(f));

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "engine/block_device.h"
+#include "engine/options.h"
 
 namespace crashsim {
 
@@ -49,6 +50,7 @@ enum class FindingKind : uint8_t {
   kRefcountOverflow,    // more references than refcount_bits can count
   kRefcountBlock,       // a refcount table entry or block that cannot be trusted; forces a rebuild
   kOverlap,             // two structures share a cluster (annotation; the refcount finding counts)
+  kMisplacedTable,      // a table where another structure lives: the active L1 table at offset 0
   kSnapshotTable,       // the snapshot table or a snapshot entry is damaged
   kBitmap,              // the bitmap directory or a bitmap table is damaged
   kDroppedMapping,      // repair dropped an untrustworthy entry: guest_offset/guest_length lost
@@ -83,6 +85,9 @@ struct CheckReport {
   // limit exceeded, unknown incompatible feature), an I/O error, or -r leaks on an image that
   // needs a rebuild. qemu-img then prints no summary and exits 1.
   Status status;
+  // The status says why the image could not be opened (header, QEMU limits, backing chain):
+  // qemu-img then reports "Could not open '<image>': <reason>" and checks nothing.
+  bool open_failed = false;
   bool not_qcow2 = false;  // no qcow2 magic: "This image format does not support checks" (63)
 
   std::vector<Finding> findings;
@@ -115,6 +120,10 @@ struct CheckOptions {
   // Reuse what earlier checks derived from tables with the same bytes (check/check_memo.h):
   // same report, less work, on devices that name their bytes. Used by one thread at a time.
   check::CheckMemo* memo = nullptr;
+  // Opens the image's backing file by name. When set, an image with a backing file is checked
+  // only if its backing chain opens, as qemu-img opens the whole chain before it checks (and
+  // fails with "Could not open backing file" otherwise). Unset: the chain is not looked at.
+  BackingOpener open_backing = nullptr;
 };
 
 // qemu-img check [-r leaks|all]: checks, repairs if asked, and double-checks after a repair that
@@ -127,9 +136,14 @@ CheckReport Repair(BlockDevice& device, RepairMode mode, check::CheckMemo* memo 
 // --- Output (qemu-img 7.2 text) ---
 
 // The per-finding lines qemu-img writes to stderr, in order, each ending in '\n'; a repair's
-// double check is included. Ends with "Check failed: <reason>" when the check did not complete
-// or had check errors.
+// double check is included. Why a check failed is not among them: see CheckFailure.
 std::string FormatCheckFindings(const CheckReport& report);
+
+// The one error qemu-img reports (after its program name) when a check gives no verdict, empty
+// when it gave one: "Check failed: <reason>" when it did not complete, "Check failed" when it
+// had check errors. Not for open failures (report.open_failed), which qemu-img reports as
+// "Could not open '<image>': <reason>", nor for a file that is not qcow2.
+std::string CheckFailure(const CheckReport& report);
 
 // What `qemu-img check` writes to stdout in human mode: the "The following inconsistencies were
 // found and repaired" block after a repair, then the summary ("No errors were found on the

@@ -198,6 +198,9 @@ TEST_F(CheckDiffTest, CorruptedImagesMatchAndRepair) {
       {"l2-reserved-bits", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(1), e.Get64(e.L2EntryOffset(1)) | 0x2); }},
       {"l1-reserved-bits", [](ImageEditor& e) { e.Set64(e.l1_table_offset(), e.L1Entry(0) | 0x100); }},
       {"truncated", [](ImageEditor& e) { e.bytes.resize(e.bytes.size() - 2 * e.cluster_size()); }},
+      // qemu-img reads the header as the L1 table; its repair cannot move it (exit 2), ours
+      // moves it off the header and reads what qemu-img reads (issue 13).
+      {"l1-offset-0", [](ImageEditor& e) { e.Set64(40, 0); }},
   };
   const std::vector<uint8_t> base = Make("base", "-o compat=1.1", "64M", kWrites);
   for (const Corruption& c : cases) {
@@ -419,8 +422,6 @@ TEST_F(CheckDiffTest, HeaderFieldsTheDecoderRefuses) {
       // Known divergence: qemu-img walks a reftable at 0 (the header read as refcount table
       // entries) and reports corruptions; our decoder refuses the image.
       {{"reftable-offset-0", [](ImageEditor& e) { e.Set64(48, 0); }}, 1, 2},
-      // Same for an active L1 table at 0: qemu-img reads the header as L1 entries.
-      {{"l1-offset-0", [](ImageEditor& e) { e.Set64(40, 0); }}, 1, 2},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.edit.name);
@@ -431,6 +432,36 @@ TEST_F(CheckDiffTest, HeaderFieldsTheDecoderRefuses) {
     CheckReport r = Check(device);
     EXPECT_EQ(CheckExitCode(r), c.ours) << FormatCheckFindings(r);
     EXPECT_FALSE(r.status.ok());
+    // The refusal names the field and nothing made up (it once claimed a file of 2^62 bytes).
+    EXPECT_EQ(r.status.message().find("4611686018427387904"), std::string::npos)
+        << r.status.message();
+  }
+}
+
+// qemu-img opens the backing chain before it checks: an overlay whose backing file is gone is
+// not checked (exit 1, "Could not open backing file"), with or without -r, and never written.
+TEST_F(CheckDiffTest, MissingBackingFileFailsLikeQemu) {
+  Make("gone-base", "", "16M", kWrites);
+  const std::vector<uint8_t> top = Make("orphan", "-b " + dir_.Path("gone-base") + " -F qcow2",
+                                        "16M", {"write -P 0x66 64k 64k"});
+  const CheckOptions with_chain{.open_backing = PosixBackingOpener(dir_.Path("orphan"))};
+  MemoryDevice present(top);
+  EXPECT_EQ(CheckExitCode(Check(present, with_chain)), 0);
+
+  ASSERT_EQ(RunCommand("rm " + Q("gone-base")).exit_code, 0);
+  SaveFile(dir_.Path("orphan"), top);
+  EXPECT_EQ(QemuImgCheck(dir_.Path("orphan")).exit_code, 1);
+  for (RepairMode mode : {RepairMode::kNone, RepairMode::kLeaks, RepairMode::kAll}) {
+    MemoryDevice device(top);
+    CheckOptions options = with_chain;
+    options.repair = mode;
+    CheckReport r = Check(device, options);
+    EXPECT_EQ(CheckExitCode(r), 1);
+    EXPECT_TRUE(r.open_failed);
+    EXPECT_NE(r.status.message().find("Could not open backing file"), std::string::npos)
+        << r.status.message();
+    EXPECT_NE(r.status.message().find("gone-base"), std::string::npos) << r.status.message();
+    EXPECT_EQ(device.bytes(), top) << "a check that cannot open the chain must not write";
   }
 }
 

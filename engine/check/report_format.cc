@@ -12,6 +12,12 @@ namespace {
 
 bool Completed(const CheckReport& r) { return r.status.ok(); }
 
+// What qemu-img prints after each refcount overflow it leaves: the only fix is a wider refcount
+// entry (or a copy), which no check can make.
+constexpr const char* kRefcountOverflowHint =
+    "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a "
+    "clean copy if the image cannot be opened for writing\n";
+
 }  // namespace
 
 std::string FormatCheckFindings(const CheckReport& report) {
@@ -20,14 +26,14 @@ std::string FormatCheckFindings(const CheckReport& report) {
     if (f.kind == FindingKind::kOverlap) continue;  // annotations; the refcount lines count
     out += f.message;
     out += '\n';
-  }
-  if (!Completed(report)) {
-    out += report.not_qcow2 ? "This image format does not support checks\n"
-                            : "Check failed: " + report.status.message() + "\n";
-  } else if (report.check_errors) {
-    out += "Check failed\n";
+    if (f.kind == FindingKind::kRefcountOverflow && !f.repaired) out += kRefcountOverflowHint;
   }
   return out;
+}
+
+std::string CheckFailure(const CheckReport& report) {
+  if (!Completed(report)) return "Check failed: " + report.status.message();
+  return report.check_errors ? "Check failed" : "";
 }
 
 std::string FormatCheckHuman(const CheckReport& report) {

@@ -59,5 +59,42 @@ TEST(ReportFormatTest, ExitCodes) {
   EXPECT_EQ(CheckExitCode(errors), 1);
 }
 
+// A check that gives no verdict says why once: the findings are only the findings, and the
+// reason is CheckFailure's one line (issue 13: the reason was printed twice).
+Finding MakeFinding(FindingKind kind, const std::string& message) {
+  Finding f;
+  f.kind = kind;
+  f.message = message;
+  return f;
+}
+
+TEST(ReportFormatTest, FailureReasonIsNotAFinding) {
+  CheckReport failed;
+  failed.findings.push_back(
+      MakeFinding(FindingKind::kCheckError, "ERROR need to rebuild refcount structures"));
+  failed.check_errors = 1;
+  failed.status = Status::IoError("need to rebuild refcount structures");
+  EXPECT_EQ(FormatCheckFindings(failed), "ERROR need to rebuild refcount structures\n");
+  EXPECT_EQ(CheckFailure(failed), "Check failed: need to rebuild refcount structures");
+  CheckReport errors;
+  errors.check_errors = 1;
+  EXPECT_EQ(FormatCheckFindings(errors), "");
+  EXPECT_EQ(CheckFailure(errors), "Check failed");
+  EXPECT_EQ(CheckFailure(CheckReport{}), "");
+}
+
+// qemu-img follows every refcount overflow it leaves with its advice (qcow2.md §7).
+TEST(ReportFormatTest, RefcountOverflowGivesQemuImgsHint) {
+  CheckReport r;
+  r.findings.push_back(
+      MakeFinding(FindingKind::kRefcountOverflow, "ERROR: overflow cluster offset=0x50000"));
+  r.findings.push_back(MakeFinding(FindingKind::kLeak, "Leaked cluster 6 refcount=1 reference=0"));
+  EXPECT_EQ(FormatCheckFindings(r),
+            "ERROR: overflow cluster offset=0x50000\n"
+            "Use qemu-img amend to increase the refcount entry width or qemu-img convert to "
+            "create a clean copy if the image cannot be opened for writing\n"
+            "Leaked cluster 6 refcount=1 reference=0\n");
+}
+
 }  // namespace
 }  // namespace crashsim

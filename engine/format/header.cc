@@ -115,7 +115,11 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
     return HeaderError(fmt::format("L1 table is too small: {} entries, {} needed for {} bytes",
                                    h.l1_size, l1_needed, h.size));
   }
-  if (h.l1_size > 0 && (h.l1_table_offset == 0 || h.l1_table_offset + h.l1_size * 8ull > file_size)) {
+  const bool strict = !options.tables_checked_by_walk;
+  if (strict && h.l1_size > 0 && h.l1_table_offset == 0) {
+    return HeaderError("Active L1 table offset invalid: 0x0 (the L1 table would be the header)");
+  }
+  if (strict && h.l1_size > 0 && h.l1_table_offset + h.l1_size * 8ull > file_size) {
     return HeaderError(fmt::format("Active L1 table at {:#x} ({} entries) lies outside the file "
                                    "({} bytes)", h.l1_table_offset, h.l1_size, file_size));
   }
@@ -131,8 +135,10 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
   }
   if (h.refcount_table_clusters == 0) {
     if (!options.for_check) return HeaderError("Image does not contain a reference count table");
-  } else if (h.refcount_table_offset == 0 ||
-             h.refcount_table_offset + reftable_bytes > AlignUp(file_size, cs)) {
+  } else if (h.refcount_table_offset == 0) {
+    return HeaderError("Reference count table offset invalid: 0x0 (the refcount table would be "
+                       "the header)");
+  } else if (strict && h.refcount_table_offset + reftable_bytes > AlignUp(file_size, cs)) {
     return HeaderError(fmt::format("Reference count table at {:#x} ({} clusters) lies outside "
                                    "the file ({} bytes)", h.refcount_table_offset,
                                    h.refcount_table_clusters, file_size));
@@ -142,7 +148,7 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
     return HeaderError(fmt::format("Snapshot table too large: {} snapshots", h.nb_snapshots));
   }
   if (h.nb_snapshots > 0 && (!IsAligned(h.snapshots_offset, cs) || h.snapshots_offset == 0 ||
-                             h.snapshots_offset >= file_size)) {
+                             (strict && h.snapshots_offset >= file_size))) {
     return HeaderError(fmt::format("Snapshot table offset invalid: {:#x}", h.snapshots_offset));
   }
   return Status::Ok();

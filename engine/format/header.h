@@ -116,6 +116,10 @@ struct QcowHeader {
 struct HeaderDecodeOptions {
   // qemu-img check opens with the CHECK flag: a missing refcount table is reported, not refused.
   bool for_check = false;
+  // The checker: tables that lie past the end of the file and an active L1 table at offset 0
+  // are left to its walk, which reports what QEMU's check reads there (zeros past EOF, the
+  // header's own bytes as L1 entries); QEMU's open refuses neither. Other opens refuse both.
+  bool tables_checked_by_walk = false;
 };
 
 // The number of bytes Decode needs to see for the fixed fields.

@@ -96,10 +96,12 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"l1_size_huge", 36, 4, 4194305, "Active L1 table too large"},
         Malformed{"l1_unaligned", 40, 8, 0x30200, "Active L1 table offset invalid"},
         Malformed{"l1_past_eof", 40, 8, 0x100000, "lies outside the file"},
+        Malformed{"l1_at_header", 40, 8, 0, "Active L1 table offset invalid: 0x0"},
         Malformed{"l1_too_small", 36, 4, 0, "L1 table is too small"},
         Malformed{"reftable_huge", 56, 4, 129, "Reference count table too large"},
         Malformed{"reftable_zero", 56, 4, 0, "does not contain a reference count table"},
         Malformed{"reftable_past_eof", 48, 8, 0x200000, "lies outside the file"},
+        Malformed{"reftable_at_header", 48, 8, 0, "Reference count table offset invalid: 0x0"},
         Malformed{"snapshots", 60, 4, 65537, "Snapshot table too large"},
         Malformed{"incompat_bit5", 72, 8, 1ull << 5, "Unknown incompatible feature: 20"},
         Malformed{"data_file", 72, 8, kIncompatDataFile, "external data file"},
@@ -111,6 +113,23 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"backing_size", 16, 4, 2000, "Backing file name too long"},
         Malformed{"crypt", 32, 4, 1, "Unsupported encryption method 1"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// The checker decodes with the real file size and leaves where the tables lie to its walk, as
+// QEMU opens such images for check (issue 13: it once passed a made-up size of 2^62 bytes,
+// which the refusal of an L1 table at 0 then printed).
+TEST(HeaderTest, TablesOutsideTheFileAreLeftToTheChecksWalk) {
+  QcowHeader h = Sample(3);
+  auto bytes = Cluster0(h);
+  const HeaderDecodeOptions walk{.for_check = true, .tables_checked_by_walk = true};
+  StoreBE64(&bytes[40], 0);  // the active L1 table at the header
+  EXPECT_TRUE(DecodeHeader(bytes, 4 << 16, walk).ok());
+  StoreBE64(&bytes[40], 0x100000);  // ... past the end of the file
+  EXPECT_TRUE(DecodeHeader(bytes, 4 << 16, walk).ok());
+  auto refused = DecodeHeader(bytes, 4 << 16, {.for_check = true});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("(262144 bytes)"), std::string::npos)
+      << refused.status().message();
+}
 
 TEST(HeaderTest, NamesIncompatibleBitsFromTheFeatureTable) {
   QcowHeader h = Sample(3);

@@ -304,6 +304,45 @@ Status ParseCreateOptions(std::string_view text, CreateOptions& options) {
   return Status::Ok();
 }
 
+Result<std::string> ParseImageOpts(std::string_view text, OpenOptions& options) {
+  std::string filename;
+  for (const std::string& part : SplitOptions(text)) {
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    if (eq == std::string::npos) {
+      return Status::InvalidArgument(fmt::format("Invalid option '{}': expected key=value", part));
+    }
+    const std::string_view key(part.data(), eq);
+    const std::string_view value(part.data() + eq + 1, part.size() - eq - 1);
+    ASSIGN_OR_RETURN(bool overlap, ApplyOverlapCheckOption(key, value, options.overlap_check));
+    if (overlap) continue;
+    if (key == "driver") {
+      if (value != "qcow2") {
+        return Status::NotSupported(fmt::format("driver={}: only qcow2 is supported", value));
+      }
+    } else if (key == "file.filename" || key == "file") {
+      filename = std::string(value);
+    } else if (key == "file.driver") {
+      if (value != "file") {
+        return Status::NotSupported(fmt::format("file.driver={}: only file is supported", value));
+      }
+    } else if (key == "lazy-refcounts") {
+      if (value != "on" && value != "off") {
+        return Status::InvalidArgument(fmt::format("lazy-refcounts={}: expected on or off", value));
+      }
+      options.lazy_refcounts = value == "on";
+    } else {
+      return Status::InvalidArgument(fmt::format(
+          "Block format 'qcow2' does not support the option '{}' (supported: driver, "
+          "file.filename, file.driver, lazy-refcounts, overlap-check, overlap-check.CLASS)", key));
+    }
+  }
+  if (filename.empty()) {
+    return Status::InvalidArgument("--image-opts: no file.filename=PATH among the options");
+  }
+  return filename;
+}
+
 Result<uint64_t> ParseSize(std::string_view text) {
   if (text.empty()) return SizeSyntaxError(text);
   if (text.front() == '-') {

@@ -73,4 +73,9 @@ struct OpenOptions {
   MetadataClasses overlap_check = kOverlapCheckCached;
 };
 
+// An image named by options, as qemu-io and qemu-img take it with --image-opts:
+// "driver=qcow2,file.filename=PATH,overlap-check=all,overlap-check.inactive-l2=on,
+// lazy-refcounts=off". Applies the open options to `options` and returns the file name.
+Result<std::string> ParseImageOpts(std::string_view text, OpenOptions& options);
+
 }  // namespace crashsim

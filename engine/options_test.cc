@@ -253,5 +253,42 @@ TEST_F(BackingOpenerTest, MissingFileNamesImageAndBacking) {
   EXPECT_FALSE(PosixBackingOpener(dir_ + "/top.qcow2")("").ok());
 }
 
+TEST(ImageOptsTest, NamesTheFileAndAppliesOpenOptions) {
+  OpenOptions o;
+  auto path = ParseImageOpts("driver=qcow2,file.driver=file,file.filename=/tmp/a,,b.qcow2,"
+                             "overlap-check=constant,overlap-check.active-l2=on,"
+                             "lazy-refcounts=off", o);
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  EXPECT_EQ(*path, "/tmp/a,b.qcow2");  // ",," is a comma, as in QEMU
+  EXPECT_EQ(o.overlap_check, kOverlapCheckConstant | ClassBit(MetadataClass::kActiveL2));
+  EXPECT_EQ(o.lazy_refcounts, std::optional<bool>(false));
+  OpenOptions d;
+  ASSERT_TRUE(ParseImageOpts("file.filename=x", d).ok());
+  EXPECT_EQ(d.overlap_check, kOverlapCheckCached);
+  EXPECT_FALSE(d.lazy_refcounts.has_value());
+}
+
+TEST(ImageOptsTest, RejectsWhatItCannotHonour) {
+  struct Case {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"driver=raw,file.filename=x", "driver=raw"},
+      {"driver=qcow2", "no file.filename"},
+      {"file.filename=x,file.driver=nbd", "file.driver=nbd"},
+      {"file.filename=x,l2-cache-size=1M", "does not support the option 'l2-cache-size'"},
+      {"file.filename=x,overlap-check=most", "overlap-check=most"},
+      {"file.filename=x,lazy-refcounts=maybe", "lazy-refcounts=maybe"},
+      {"file.filename=x,junk", "Invalid option 'junk'"},
+  };
+  for (const Case& c : cases) {
+    OpenOptions o;
+    auto path = ParseImageOpts(c.text, o);
+    ASSERT_FALSE(path.ok()) << c.text;
+    EXPECT_NE(path.status().message().find(c.message), std::string::npos)
+        << path.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace crashsim

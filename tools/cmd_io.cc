@@ -1,4 +1,4 @@
-// `crashsim io [-f qcow2] [-t CACHE] [-r] IMG -c CMD [-c CMD ...]`: qemu-io's command syntax
+// `crashsim io [-f qcow2] [-t CACHE] [-r] [--image-opts] IMG -c CMD [-c CMD ...]`: qemu-io's syntax
 // and output lines, driving the engine. Commands:
 //   write [-P pattern] [-z [-u]] [-q] OFF LEN   (default pattern 0xcd, as qemu-io)
 //   read [-P pattern] [-v] [-q] OFF LEN         (-P verifies; -v dumps hex)
@@ -34,6 +34,7 @@ struct IoArgs {
   std::string format = "qcow2";
   std::string cache = "writethrough";
   bool read_only = false;
+  bool image_opts = false;
   std::vector<std::string> commands;
   std::string image;
 };
@@ -266,15 +267,25 @@ int RunIo(const IoArgs& args) {
   if (!format_ok.ok()) return Fail(format_ok.message());
   auto cache = ParseCacheMode(args.cache);
   if (!cache.ok()) return Fail(cache.status().message());
-  auto image = OpenImageFile(args.image, {.read_only = args.read_only, .cache_mode = *cache});
-  if (!image.ok()) return FailOpen(args.image, image.status());
+  ImageOpenParams params{.read_only = args.read_only, .cache_mode = *cache};
+  std::string path = args.image;
+  if (args.image_opts) {
+    OpenOptions opts;
+    auto named = ParseImageOpts(args.image, opts);
+    if (!named.ok()) return Fail(named.status().message());
+    path = *named;
+    params.overlap_check = opts.overlap_check;
+    params.lazy_refcounts = opts.lazy_refcounts;
+  }
+  auto image = OpenImageFile(path, params);
+  if (!image.ok()) return FailOpen(path, image.status());
   IoSession session(**image);
   int exit_code = 0;
   for (const std::string& command : args.commands) {
     if (!session.Run(command)) exit_code = kExitFailure;
   }
   Status closed = (*image)->Close();
-  if (!closed.ok()) return Fail(args.image + ": close failed: " + closed.ToString());
+  if (!closed.ok()) return Fail(path + ": close failed: " + closed.ToString());
   return exit_code;
 }
 
@@ -287,6 +298,10 @@ void AddIoCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("-t,--cache", args->cache,
                   "cache mode: writeback, writethrough (default), directsync, none, unsafe");
   cmd->add_flag("-r,--read-only", args->read_only, "open the image read-only");
+  cmd->add_flag("--image-opts", args->image_opts,
+                "IMAGE is an option string, as qemu-io takes it: driver=qcow2,file.filename=PATH"
+                ",overlap-check=none|constant|cached (default)|all,overlap-check.CLASS=on|off,"
+                "lazy-refcounts=on|off");
   cmd->add_option("-c,--cmd", args->commands, "a command, e.g. 'write -P 0x5a 0 4k'; may repeat")
       ->allow_extra_args(false);
   cmd->add_option("image", args->image, "image file")->required();

@@ -57,6 +57,8 @@ Result<std::unique_ptr<Image>> OpenImageFile(const std::string& path,
   options.read_only = params.read_only;
   options.cache_mode = params.cache_mode;
   options.for_check = params.for_check;
+  options.overlap_check = params.overlap_check;
+  options.lazy_refcounts = params.lazy_refcounts;
   options.open_backing = PosixBackingOpener(path);
   auto image = Image::Open(std::unique_ptr<BlockDevice>(std::move(device)), options);
   // A read-write open of a dirty image repaired it first; say what was fixed, as QEMU does.

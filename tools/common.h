@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,9 @@ struct ImageOpenParams {
   bool read_only = true;
   CacheMode cache_mode = CacheMode::kWriteback;
   bool for_check = false;
+  // From --image-opts (engine ParseImageOpts); QEMU's defaults otherwise.
+  MetadataClasses overlap_check = kOverlapCheckCached;
+  std::optional<bool> lazy_refcounts = std::nullopt;
 };
 // Opens `path` with PosixDevice (O_DIRECT for cache=none/directsync) and the engine, backing
 // files resolved next to the image. Errors name the file.

@@ -8,7 +8,8 @@
 #     refused ("Preventing invalid write on metadata"), the image marked corrupt and a second
 #     read-write open refused, as qemu-io does on the same bytes;
 #  3. the bitmap directory class (bitmaps come from qemu-img): an L2 table the allocator puts on
-#     the directory is refused by crashsim and by qemu-io, naming the bitmap directory.
+#     the directory is refused by crashsim and by qemu-io, naming the bitmap directory;
+#  4. --image-opts with QEMU's option names: overlap-check=none lets that write through in both.
 source "$(dirname "$0")/lib.sh"
 
 # damaged FILE: the finding's input, made from a qemu-img image with 8 KiB of data at 0.
@@ -77,5 +78,18 @@ if expect 1 qemu-io -c "write -P 0x77 0 4k" "$WORK/bitmap-qemu.qcow2"; then
   grep -q "overlaps with bitmap directory" <<<"$OUT" ||
     fail "qemu-io (the reference) refused for another reason" "$OUT"
 fi
+
+# 4. The same image opened with overlap-check=none, as qemu-io takes it.
+CASES=$((CASES + 1))
+run qemu-img create -q -f qcow2 -o cluster_size=4096 "$bm" 1M
+run qemu-img bitmap --add "$bm" b0
+poke "$bm" $((0x2000 + 5 * 2)) 0000
+cp "$bm" "$WORK/bitmap-qemu.qcow2"
+run "$CRASHSIM" io --image-opts -c "write -P 0x77 0 4k" \
+  "driver=qcow2,file.filename=$bm,overlap-check=none"
+run qemu-io --image-opts -c "write -P 0x77 0 4k" \
+  "driver=qcow2,file.filename=$WORK/bitmap-qemu.qcow2,overlap-check=none"
+expect 1 "$CRASHSIM" io --image-opts -c "read 0 4k" "driver=qcow2,file.filename=$bm,overlap-check=most"
+grep -q "overlap-check=most" <<<"$OUT" || fail "a bad overlap-check value is not named" "$OUT"
 
 finish

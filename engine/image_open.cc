@@ -326,10 +326,11 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
   // Only a writer needs the refcount table (the header decoder has checked that it lies in the
   // file): a read-only open, which the crash checks make thousands of times, skips reading it.
   if (!options.read_only) {
-    ASSIGN_OR_RETURN(state->reftable,
+    ASSIGN_OR_RETURN(std::vector<uint64_t> reftable,
                      ReadTable(device, header.refcount_table_offset,
                                uint64_t{header.refcount_table_clusters} * header.cluster_size() / 8,
                                "refcount table"));
+    state->SetReftable(std::move(reftable));
   }
   if (header.has_backing_file()) {
     auto backing = OpenBacking(header, options);
@@ -394,8 +395,9 @@ Status Image::Create(BlockDevice& device, const CreateOptions& options,
   // placed); it starts once the header is written, before any preallocation.
   oo.overlap_check = 0;
   State s(device, h, oo);
-  s.reftable.assign(cs / 8, 0);
-  s.reftable[0] = 2 * cs;
+  std::vector<uint64_t> reftable(cs / 8, 0);
+  reftable[0] = 2 * cs;
+  s.SetReftable(std::move(reftable));
   std::vector<uint8_t> reftable_cluster(cs, 0), refblock(cs, 0);
   StoreBE64(reftable_cluster.data(), 2 * cs);
   for (uint64_t i = 0; i < 3; ++i) SetRefcountEntry(refblock, i, h.refcount_order, 1);

@@ -4,6 +4,7 @@
 #include "engine/coding.h"
 #include "engine/format/entries.h"
 #include "engine/image_state.h"
+#include "engine/invariant.h"
 
 namespace crashsim {
 
@@ -15,7 +16,8 @@ MetadataLayout Image::State::metadata_layout() const {
   m.l1 = l1;
   m.reftable_offset = header.refcount_table_offset;
   m.reftable_bytes = uint64_t{header.refcount_table_clusters} * m.cluster_size;
-  m.reftable = reftable;
+  INVARIANT(reftable_used <= reftable.size());
+  m.reftable = std::span<const uint64_t>(reftable).first(reftable_used);
   if (header.nb_snapshots > 0) {
     m.snapshot_table_offset = header.snapshots_offset;
     m.snapshot_table_bytes = snapshot_table_size;

@@ -42,6 +42,14 @@ struct Image::State {
   std::unique_ptr<GuestReader> backing;
   std::vector<uint64_t> l1;        // active L1 table, host byte order
   std::vector<uint64_t> reftable;  // refcount table, host byte order
+  // Entries [0, reftable_used) hold every nonzero one, so the overlap check scans those, not a
+  // mostly empty table on every write (QEMU keeps max_refcount_table_index for the same).
+  uint64_t reftable_used = 0;
+  void SetReftable(std::vector<uint64_t> table) {
+    reftable = std::move(table);
+    reftable_used = reftable.size();
+    while (reftable_used > 0 && reftable[reftable_used - 1] == 0) --reftable_used;
+  }
   MetadataCache l2_cache;
   MetadataCache refblock_cache;
   EngineStats stats;

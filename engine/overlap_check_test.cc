@@ -33,20 +33,22 @@ uint64_t L2Offset(MemoryDevice& dev, uint64_t l1_offset, uint64_t index) {
 // The snapshot table's first entry names its L1 table in its first 8 bytes.
 uint64_t SnapshotL1Offset(MemoryDevice& dev) { return Be64At(dev, SnapshotTableOffset(dev)); }
 
-// Sets a 16-bit refcount on disk behind the engine's back (the first refcount block covers the
-// whole small image).
+// Sets a 16-bit refcount on disk behind the engine's back.
 void SetRefcountOnDisk(MemoryDevice& dev, uint64_t host_offset, uint16_t value) {
-  const uint64_t block = Be64At(dev, ReftableOffset(dev));
+  const uint64_t per_block = kCluster / 2;
+  const uint64_t block =
+      Be64At(dev, ReftableOffset(dev) + host_offset / kCluster / per_block * 8);
+  const uint64_t index = host_offset / kCluster % per_block;
   uint8_t b[2];
   StoreBE16(b, value);
-  ASSERT_TRUE(dev.Write(block + host_offset / kCluster * 2, b, WriteOptions{}).ok());
+  ASSERT_TRUE(dev.Write(block + index * 2, b, WriteOptions{}).ok());
 }
 
 bool CorruptFlag(MemoryDevice& dev) { return Be64At(dev, kIncompatibleFeaturesOffset) & kIncompatCorrupt; }
 
-void CreateImage(MemoryDevice& dev) {
+void CreateImage(MemoryDevice& dev, uint64_t size = 1 << 20) {
   CreateOptions o;
-  o.size = 1 << 20;
+  o.size = size;
   o.cluster_size = kCluster;
   Status st = Image::Create(dev, o);
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -128,6 +130,23 @@ TEST(OverlapCheck, RefcountBlock) {
   MemoryDevice dev;
   CreateImage(dev);
   ExpectRefused(dev, Be64At(dev, ReftableOffset(dev)), 0, "refcount block");
+}
+
+// A refcount block past the first refcount-table entry: the check scans the table's used
+// prefix (reftable_used), which must reach it.
+TEST(OverlapCheck, RefcountBlockPastTheFirstEntry) {
+  MemoryDevice dev;
+  CreateImage(dev, 16 << 20);
+  {
+    auto image = Image::Open(dev, OpenOptions{});
+    ASSERT_TRUE(image.ok());
+    // 9 MiB of data: more clusters than one 4 KiB refcount block (2,048) describes.
+    ASSERT_TRUE((*image)->Write(0, testing::Pattern(9 << 20, 3)).ok());
+    ASSERT_TRUE((*image)->Close().ok());
+  }
+  const uint64_t second_block = Be64At(dev, ReftableOffset(dev) + 8);
+  ASSERT_NE(second_block, 0u);
+  ExpectRefused(dev, second_block, 12 << 20, "refcount block");
 }
 
 TEST(OverlapCheck, ActiveL2) {

@@ -100,6 +100,7 @@ Status Image::State::EnsureRefblock(uint64_t ci, bool* allocated) {
                            IoTag::kRefcountTable, DurableStep::kReftableEntry));
   RETURN_IF_ERROR(DevFlush());
   reftable[rt_index] = home_offset;
+  reftable_used = std::max(reftable_used, rt_index + 1);
   refblock_cache.Insert(home_offset, std::move(block), /*dirty=*/false);
   *allocated = true;
   return Status::Ok();
@@ -169,7 +170,7 @@ Status Image::State::GrowReftable(uint64_t min_entries) {
   const uint64_t old_clusters = header.refcount_table_clusters;
   header.refcount_table_offset = table_offset;
   header.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
-  reftable = std::move(table);
+  SetReftable(std::move(table));
   for (auto& [offset, block] : blocks) refblock_cache.Insert(offset, std::move(block), false);
   // The header no longer names the old table, durably: its clusters can go at once.
   for (uint64_t i = 0; i < old_clusters; ++i) {

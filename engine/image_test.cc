@@ -289,5 +289,24 @@ TEST(ImageTest, DirtyImageReadsReadOnlyAndIsRepairedByAReadWriteOpen) {
   EXPECT_FALSE(dev.bytes()[72 + 7] & 1);
 }
 
+// Found by fuzz/fuzz_repair (docs/fuzzing.md): an image whose active L1 table is empty, at an
+// offset past the end of the file, checks clean (qemu-img check agrees, and qemu-img opens it)
+// but did not open: the engine asked the device for the 0-byte table past its end.
+TEST(ImageOpenTest, EmptyL1TablePastTheEndOfTheFileOpens) {
+  MemoryDevice dev;
+  CreateOptions co;
+  co.size = 0;
+  co.cluster_size = 512;
+  ASSERT_TRUE(Image::Create(dev, co).ok());
+  ASSERT_EQ(LoadBE32(&dev.mutable_bytes()[36]), 0u);  // l1_size: a 0-byte disk has no L1 entries
+  StoreBE64(&dev.mutable_bytes()[40], uint64_t{1} << 42);  // l1_table_offset, far past the end
+  for (bool read_only : {true, false}) {
+    auto image = Image::Open(dev, OpenOptions{.read_only = read_only});
+    ASSERT_TRUE(image.ok()) << image.status().ToString();
+    EXPECT_EQ((*image)->virtual_size(), 0u);
+    if (!read_only) EXPECT_TRUE((*image)->Close().ok());
+  }
+}
+
 }  // namespace
 }  // namespace crashsim

@@ -128,8 +128,10 @@ Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const Cr
   INVARIANT(medium->size() >= size);
   medium->SetSize(size);
   std::vector<uint8_t> window, scratch;
-  for (const auto& [begin, range_end] : FatedRanges(recording, state)) {
-    const uint64_t end = std::min(range_end, size);
+  for (const auto& range : FatedRanges(recording, state)) {
+    // A plain local, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+    const uint64_t begin = range.first;
+    const uint64_t end = std::min(range.second, size);
     if (begin >= end) continue;
     window.assign(end - begin, 0);
     if (begin < base->size()) {

@@ -430,12 +430,12 @@ void NbdServer::Loop() {
       std::lock_guard<std::mutex> lock(stats_mutex_);
       ++stats_.connections;
     }
-    Serve(fd);
+    ServeConnection(fd);
     close(fd);
   }
 }
 
-void NbdServer::Serve(int fd) {
+void NbdServer::ServeConnection(int fd) {
   Connection connection(*this, fd);
   End end = connection.Run();
   if (end == End::kProtocol || end == End::kStall) {

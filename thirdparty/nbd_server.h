@@ -68,9 +68,14 @@ class NbdServer {
   // "nbd+unix:///?socket=PATH": the URI QEMU and libnbd take.
   std::string Uri() const;
 
+  // Serves one connected client on the calling thread until the connection ends, as the server
+  // thread does for each client it accepts; the caller owns and closes `fd`. Needs no Start(),
+  // so the fuzz target (fuzz/fuzz_nbd_server.cc) drives it over a socketpair without a socket
+  // file or a thread of the server's.
+  void ServeConnection(int fd);
+
  private:
   void Loop();
-  void Serve(int fd);
 
   BlockDevice& device_;
   std::mutex& device_mutex_;

@@ -1034,6 +1034,13 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
     const size_t at = line.find(w[2], line.find(w[1]) + w[1].size());
     t.embedded->target_version = Unescape(line.substr(at));
   }
+  // ToText() writes version 2 exactly when a run is embedded: a version 2 trace without one
+  // would read back as version 1, and the reader accepts only what round-trips.
+  if (t.format_version >= kTraceFormatVersionEmbedded && !t.embedded) {
+    return r.Error(fmt::format("a version {} trace carries an embedded run, starting with a "
+                               "'target NAME VERSION' line (without one it is version 1)",
+                               t.format_version));
+  }
   RETURN_IF_ERROR(ParseWorkload(r, t.workload));
   if (t.settings.image.size != t.workload.disk_size) {
     return r.Error(fmt::format("the image size {} differs from the workload's disk size {}",

@@ -146,6 +146,13 @@ TEST(TraceFormat, NewerVersionIsRefused) {
   ExpectErrorMentions("GIF89a\n", {"t.cstrace:1", "crashsim-trace VERSION"});
 }
 
+// Found by fuzz/fuzz_trace_parse (docs/fuzzing.md): a version 2 header on a trace with no
+// embedded run was accepted, and its ToText() wrote version 1: not the same trace read back.
+TEST(TraceFormat, VersionTwoWithoutAnEmbeddedRunIsRefused) {
+  std::string text = Reseal(Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 2"));
+  ExpectErrorMentions(text, {"t.cstrace:", "version 2", "'target NAME VERSION'"});
+}
+
 TEST(TraceFormat, HugeNumbersAreRefusedBeforeAllocating) {
   const std::string text = SampleTrace().ToText();
   size_t at = text.find("device-ops ");

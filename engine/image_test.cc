@@ -301,10 +301,14 @@ TEST(ImageOpenTest, EmptyL1TablePastTheEndOfTheFileOpens) {
   ASSERT_EQ(LoadBE32(&dev.mutable_bytes()[36]), 0u);  // l1_size: a 0-byte disk has no L1 entries
   StoreBE64(&dev.mutable_bytes()[40], uint64_t{1} << 42);  // l1_table_offset, far past the end
   for (bool read_only : {true, false}) {
-    auto image = Image::Open(dev, OpenOptions{.read_only = read_only});
+    OpenOptions oo;
+    oo.read_only = read_only;
+    auto image = Image::Open(dev, oo);
     ASSERT_TRUE(image.ok()) << image.status().ToString();
     EXPECT_EQ((*image)->virtual_size(), 0u);
-    if (!read_only) EXPECT_TRUE((*image)->Close().ok());
+    if (!read_only) {
+      EXPECT_TRUE((*image)->Close().ok());
+    }
   }
 }
 

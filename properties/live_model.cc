@@ -30,27 +30,20 @@ Status LiveModel::Verify(uint64_t offset, std::span<const uint8_t> got) const {
   Status result = Status::Ok();
   content_.Visit(offset, offset + got.size(), [&](uint64_t begin, uint64_t end, const Source* s) {
     if (!result.ok() || (s != nullptr && s->kind == Source::kUnknown)) return;
-    const auto part = got.subspan(begin - offset, end - begin);
-    size_t at = part.size();
-    uint8_t expected = 0;
-    if (s != nullptr && s->kind == Source::kPattern) {
-      at = PatternMismatch(s->pattern, begin, part);
-      if (at < part.size()) expected = PatternByte(s->pattern, begin + at);
+    expect.resize(end - begin);
+    if (s == nullptr) {
+      initial_.Fill(begin, expect);
+    } else if (s->kind == Source::kPattern) {
+      FillPattern(s->pattern, begin, expect);
     } else {
-      expect.resize(end - begin);
-      if (s == nullptr) {
-        initial_.Fill(begin, expect);
-      } else {
-        std::fill(expect.begin(), expect.end(), uint8_t{0});
-      }
-      auto [a, b] = std::mismatch(part.begin(), part.end(), expect.begin());
-      at = static_cast<size_t>(a - part.begin());
-      if (at < part.size()) expected = *b;
+      std::fill(expect.begin(), expect.end(), uint8_t{0});
     }
-    if (at == part.size()) return;
+    const auto part = got.subspan(begin - offset, end - begin);
+    auto [a, b] = std::mismatch(part.begin(), part.end(), expect.begin());
+    if (a == part.end()) return;
+    const uint64_t byte = begin + static_cast<uint64_t>(a - part.begin());
     result = Status::Corruption(fmt::format("live read: guest byte {:#x} reads {:#04x}, the "
-                                            "workload left {:#04x} there", begin + at, part[at],
-                                            expected));
+                                            "workload left {:#04x} there", byte, *a, *b));
   });
   return result;
 }

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/block_device.h"
@@ -25,6 +27,15 @@ struct FaultRule {
   uint64_t count = 1;        // failures, then the rule is spent; 0 = fail forever
   StatusCode code = StatusCode::kIoError;  // kIoError (EIO) or kNoSpace (ENOSPC)
 };
+
+// "write#3:EIO": the rule that fails the 4th write (skip 3) once with EIO; reads, writes,
+// flushes and resizes, EIO or ENOSPC. Only such one-shot, untagged rules have a text form.
+std::string FaultText(const FaultRule& rule);
+Result<FaultRule> ParseFault(std::string_view text);
+
+// The I/O-error sweep over a recorded run (issue 13): one one-shot rule per successful device op
+// (read, write, flush, resize) and error (EIO, then ENOSPC), in kind and then op order.
+std::vector<FaultRule> EveryFaultOf(const Recording& recording);
 
 class FaultPlan {
  public:

@@ -110,6 +110,11 @@ void SimDisk::AckGuestOp() {
   guest_op_ = kNoGuestOp;
 }
 
+void SimDisk::FailGuestOp() {
+  INVARIANT(guest_op_ != kNoGuestOp);
+  guest_op_ = kNoGuestOp;
+}
+
 std::shared_ptr<const Recording> SimDisk::SnapshotRecording() const {
   return std::make_shared<const Recording>(recording_);
 }

@@ -60,6 +60,9 @@ class SimDisk final : public BlockDevice {
   void BeginGuestOp(uint64_t id, std::string label);
   // Records the acknowledgement of the current guest operation to the guest.
   void AckGuestOp();
+  // Ends the current guest operation without an acknowledgement: the guest was told it failed,
+  // so nothing it wrote is promised (its GuestOp keeps ack_seq UINT64_MAX).
+  void FailGuestOp();
   uint64_t current_guest_op() const { return guest_op_; }
 
   void SetFaultPlan(FaultPlan plan) { faults_ = std::move(plan); }

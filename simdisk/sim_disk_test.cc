@@ -102,6 +102,32 @@ TEST_F(SimDiskTest, InjectedFaultsFailTheOpAndChangeNothing) {
   EXPECT_EQ(OpRecordToText(ops[4]), "4 flush failed=I/O error");
 }
 
+TEST(FaultText, OneShotRulesRoundTripAndTheSweepCoversEveryOpTwice) {
+  for (const char* text : {"read#0:EIO", "write#17:ENOSPC", "flush#3:EIO", "resize#1:ENOSPC"}) {
+    auto rule = ParseFault(text);
+    ASSERT_TRUE(rule.ok()) << text << ": " << rule.status().ToString();
+    EXPECT_EQ(FaultText(*rule), text);
+  }
+  EXPECT_EQ(ParseFault("write#17:ENOSPC")->skip, 17u);
+  for (const char* bad : {"", "write", "write#:EIO", "write#1", "write#-1:EIO", "write#007:EIO",
+                          "guest-begin#0:EIO", "write#1:EPERM", "write#99999999999999999999:EIO"}) {
+    EXPECT_FALSE(ParseFault(bad).ok()) << bad;
+  }
+  SimDiskOptions options;
+  options.initial_size = 4096;
+  SimDisk disk(options);
+  std::vector<uint8_t> b(512);
+  ASSERT_TRUE(disk.Read(0, b).ok());
+  ASSERT_TRUE(disk.Write(0, b, {}).ok());
+  ASSERT_TRUE(disk.Write(512, b, {}).ok());
+  ASSERT_TRUE(disk.Flush().ok());
+  std::vector<std::string> texts;
+  for (const FaultRule& rule : EveryFaultOf(disk.recording())) texts.push_back(FaultText(rule));
+  EXPECT_EQ(texts, (std::vector<std::string>{"read#0:EIO", "read#0:ENOSPC", "write#0:EIO",
+                                             "write#0:ENOSPC", "write#1:EIO", "write#1:ENOSPC",
+                                             "flush#0:EIO", "flush#0:ENOSPC"}));
+}
+
 TEST_F(SimDiskTest, ACrashStateCanBeRunOnAgain) {
   SimDisk& disk = Disk();
   ASSERT_TRUE(disk.Write(0, Bytes(512, 1), {}).ok());

@@ -46,11 +46,7 @@ class CoverageReport : public ::testing::Environment {
 const auto* const kCoverageReport = ::testing::AddGlobalTestEnvironment(new CoverageReport);
 
 ExploreOptions OptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
-  ExploreOptions o;
-  o.image = config.create;
-  o.cache_mode = config.cache_mode;
-  o.backing = config.backing;
-  o.crash = crash;
+  ExploreOptions o = ExploreOptionsFor(config, crash);
   o.k = 1;
   o.exhaustive_budget = 64;
   o.samples = 2;

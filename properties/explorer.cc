@@ -15,6 +15,7 @@
 #include "simdisk/medium.h"
 #include "simdisk/write_cache.h"
 #include "simdisk/sim_disk.h"
+#include "properties/guest_run.h"
 #include "properties/live_model.h"
 
 namespace crashsim {
@@ -31,40 +32,6 @@ bool TearsMetadata(const simdisk::Recording& recording, const simdisk::CrashStat
   return false;
 }
 
-
-Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
-               BlockDevice& device, const OpenOptions& open, LiveModel& live) {
-  live.Apply(op);
-  switch (op.kind) {
-    case WorkloadOpKind::kWrite: {
-      std::vector<uint8_t> data(op.length);
-      FillPattern(op.pattern, op.offset, data);
-      return image->Write(op.offset, data);
-    }
-    case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
-    case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
-    case WorkloadOpKind::kFlush: return image->Flush();
-    case WorkloadOpKind::kSnapshot: {
-      // Images that cannot hold snapshots (v2, 1-bit refcounts) skip the op: the guest sees
-      // nothing either way.
-      const QcowHeader& h = image->header();
-      if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
-      return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
-    }
-    case WorkloadOpKind::kRead: {
-      std::vector<uint8_t> data(op.length);
-      RETURN_IF_ERROR(image->Read(op.offset, data));
-      return live.Verify(op.offset, data);
-    }
-    case WorkloadOpKind::kReopen: {
-      RETURN_IF_ERROR(image->Close());
-      image.reset();
-      ASSIGN_OR_RETURN(image, Image::Open(device, open));
-      return Status::Ok();
-    }
-  }
-  return Status::InvalidArgument("unknown workload op");
-}
 
 }  // namespace
 
@@ -147,20 +114,9 @@ Status Explorer::RecordRun() {
   so.cache_mode = SimdiskCacheMode(options_.cache_mode);
   so.atomic_unit = options_.atomic_unit;
   simdisk::SimDisk disk(so, initial);
-  const OpenOptions open = OpenFor(false);
-  ASSIGN_OR_RETURN(std::unique_ptr<Image> image, Image::Open(disk, open));
+  if (options_.fault) disk.SetFaultPlan(simdisk::FaultPlan({*options_.fault}));
   LiveModel live(backing_.initial, workload_.disk_size, options_.image.cluster_size);
-  for (size_t i = 0; i < workload_.ops.size(); ++i) {
-    disk.BeginGuestOp(i, workload_.ops[i].ToText());
-    Status st = Execute(image, workload_.ops[i], i, disk, open, live);
-    if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i,
-                                                    workload_.ops[i].ToText()));
-    disk.AckGuestOp();
-  }
-  // The clean close is part of the run: a crash during it is explored like any other.
-  disk.BeginGuestOp(workload_.ops.size(), "close");
-  RETURN_IF_ERROR(image->Close().WithContext("close"));
-  disk.AckGuestOp();
+  ASSIGN_OR_RETURN(run_, RunGuestWorkload(disk, workload_, OpenFor(false), live));
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
@@ -186,6 +142,12 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
   e.dedupe = false;
   // A capped or sharded run spreads over every crash point before giving any a second state.
   e.order = simdisk::EnumerationOrder::kRoundRobin;
+  if (options_.fault && run_.fault) {
+    // The points before the injected error are those of the run without it.
+    for (uint64_t point : simdisk::CrashPoints(*recording_)) {
+      if (point > run_.fault->seq) e.points.push_back(point);
+    }
+  }
   return e;
 }
 
@@ -336,6 +298,16 @@ std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image, uint64_t cr
 
 namespace {
 
+// The disk a repair runs on: qemu-img check's default cache mode; its writes are only enumerated
+// and materialised, never hashed.
+simdisk::SimDiskOptions RepairDiskOptions(uint64_t atomic_unit) {
+  simdisk::SimDiskOptions so;
+  so.cache_mode = simdisk::CacheMode::kWriteback;
+  so.atomic_unit = atomic_unit;
+  so.hash_writes = false;
+  return so;
+}
+
 // Up to n crash points of a recorded repair, evenly spaced and the last of them included, that
 // can leave an image other than the two the property already checks: the crashed image (points
 // before the repair's first write) and the repaired one (the end of the recording).
@@ -360,11 +332,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   // the repair the property then holds to account (the repair is deterministic: running it again
   // on the same bytes would give the same report and image).
   const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
-  simdisk::SimDiskOptions so;
-  so.cache_mode = simdisk::CacheMode::kWriteback;  // qemu-img check's default
-  so.atomic_unit = options_.atomic_unit;
-  so.hash_writes = false;  // only enumerated here
-  simdisk::SimDisk disk(so, start);
+  simdisk::SimDisk disk(RepairDiskOptions(options_.atomic_unit), start);
   CheckReport first = checker.Run(disk, RepairMode::kAll);
   recorded.emplace(first, disk.live());
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
@@ -414,25 +382,54 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
     repair_writes += op.kind == simdisk::OpKind::kWrite;
   }
   for (uint64_t n = 0; n < std::min(repair_writes, options_.repair_crash_states); ++n) {
-    simdisk::SimDisk faulty(so, start);
-    faulty.SetFaultPlan(simdisk::FaultPlan::FailNth(simdisk::OpKind::kWrite, n));
-    CheckReport failed = checker.Run(faulty, RepairMode::kAll);
-    if (failed.status.ok() && CheckExitCode(failed) == 0) continue;  // the error was survived
-    auto header = ReadImageHeader(faulty, /*for_check=*/true);
-    if (header.ok() && !header->dirty()) {
-      CheckReport after = checker.Run(faulty);
-      if (after.corruptions || after.check_errors || !after.status.ok()) {
-        return fmt::format("a repair that failed (I/O error on its write #{}) cleared the dirty "
-                           "bit of an image that is not clean: {}", n, FirstFindings(after));
-      }
+    simdisk::FaultRule rule;
+    rule.kind = simdisk::OpKind::kWrite;
+    rule.skip = n;
+    if (std::string s = CheckFailedRepair(start, crash_point, checker, rule); !s.empty()) return s;
+  }
+  return "";
+}
+
+std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Medium>& start,
+                                        uint64_t crash_point, Checker& checker,
+                                        const simdisk::FaultRule& rule) {
+  simdisk::SimDisk faulty(RepairDiskOptions(options_.atomic_unit), start);
+  faulty.SetFaultPlan(simdisk::FaultPlan({rule}));
+  const std::string fault = simdisk::FaultText(rule);
+  CheckReport failed = checker.Run(faulty, RepairMode::kAll);
+  if (failed.status.ok() && CheckExitCode(failed) == 0) return "";  // the error was survived
+  auto header = ReadImageHeader(faulty, /*for_check=*/true);
+  if (header.ok() && !header->dirty()) {
+    CheckReport after = checker.Run(faulty);
+    if (after.corruptions || after.check_errors || !after.status.ok()) {
+      return fmt::format("a repair that failed ({}) cleared the dirty bit of an image that is "
+                         "not clean: {}", fault, FirstFindings(after));
     }
-    CheckReport again = checker.Run(faulty, RepairMode::kAll);
-    if (!again.status.ok() || CheckExitCode(again) != 0) {
-      return fmt::format("after a repair failed on its write #{}, a second repair failed: {}", n,
-                         FirstFindings(again));
-    }
-    std::string data = CheckData(faulty.live(), crash_point, "after a failed repair and a second one");
-    if (!data.empty()) return data + fmt::format(" (repair write #{} failed)", n);
+  }
+  CheckReport again = checker.Run(faulty, RepairMode::kAll);
+  if (!again.status.ok() || CheckExitCode(again) != 0) {
+    return fmt::format("after a repair failed ({}), a second repair failed: {}", fault,
+                       FirstFindings(again));
+  }
+  std::string data = CheckData(faulty.live(), crash_point, "after a failed repair and a second one");
+  if (!data.empty()) return data + fmt::format(" (the repair failed: {})", fault);
+  return "";
+}
+
+std::string Explorer::SweepRepairFaults(const simdisk::CrashState& state, uint64_t* repairs) {
+  auto medium = simdisk::Materialise(*recording_, state);
+  if (!medium.ok()) return "cannot materialise " + state.ToText() + ": " + medium.status().ToString();
+  auto header = ReadImageHeader(**medium, /*for_check=*/true);
+  if (!header.ok() || !header->dirty()) return "";
+  Checker& checker = CheckerFor(0);
+  const auto start = std::make_shared<const simdisk::Medium>(std::move(**medium));
+  // The repair without a fault, to count its device ops of each kind.
+  simdisk::SimDisk clean(RepairDiskOptions(options_.atomic_unit), start);
+  (void)checker.Run(clean, RepairMode::kAll);
+  for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(clean.recording())) {
+    if (repairs != nullptr) ++*repairs;
+    std::string s = CheckFailedRepair(start, state.point, checker, rule);
+    if (!s.empty()) return fmt::format("at {}: {}", state.ToText(), s);
   }
   return "";
 }
@@ -483,6 +480,13 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state, Checker& chec
   StateResult result;
   result.state = state;
   result.torn_metadata = TearsMetadata(*recording_, state);
+  if (!run_.failure.empty()) {
+    // The run broke the property before any crash (an injected error swallowed): every state of
+    // it carries that failure, so a trace of any of them reproduces it.
+    result.outcome = Outcome::kFailure;
+    result.detail = "the run itself: " + run_.failure;
+    return result;
+  }
   Status valid = simdisk::ValidateCrashState(*recording_, state);
   auto medium = valid.ok() ? simdisk::Materialise(*recording_, key_index_->Canonicalise(state))
                            : Result<std::unique_ptr<simdisk::Medium>>(valid);

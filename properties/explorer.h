@@ -26,10 +26,12 @@
 #include "properties/backing_file.h"
 #include "properties/checker.h"
 #include "properties/crash_check.h"
+#include "properties/guest_run.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/cost_model.h"
+#include "simdisk/fault_plan.h"
 #include "simdisk/crash_state.h"
 #include "simdisk/image_key.h"
 #include "simdisk/recording.h"
@@ -66,6 +68,9 @@ struct ExploreOptions {
   // Per dirty state: power-loss states of its repair to check (spread over the repair's crash
   // points), and repairs failed by an I/O error on each of its first this-many writes.
   uint64_t repair_crash_states = 0;
+  // An I/O error injected into the recorded run (fault_sweep.h): the run goes on past it as a
+  // guest would (guest_run.h), and only the crash points after it are explored.
+  std::optional<simdisk::FaultRule> fault;
   size_t max_failures = 1;        // stop after this many failing states (0: never stop)
   uint32_t jobs = 1;              // threads checking states; results are the same for any number
 };
@@ -113,12 +118,19 @@ class Explorer {
                     const std::function<void(const StateResult&)>& observe = {});
   // Checks one crash state of the recorded run.
   StateResult CheckState(const simdisk::CrashState& state);
+  // If `state` leaves a dirty image: its repair, failed once at each of its device ops (every
+  // kind, EIO and then ENOSPC; fault_sweep.h), each held to CheckFailedRepair's property.
+  // Returns the first failure or ""; `repairs` counts the failed repairs run.
+  std::string SweepRepairFaults(const simdisk::CrashState& state, uint64_t* repairs = nullptr);
 
   const simdisk::Recording& recording() const { return *recording_; }
   std::shared_ptr<const simdisk::Recording> shared_recording() const { return recording_; }
   const Workload& workload() const { return workload_; }
   const ExploreOptions& options() const { return options_; }
   simdisk::EnumerationOptions EnumerationFor() const;
+  // What the recorded run met: the injected error and the call it reached, and whatever broke
+  // while it ran (an error swallowed, a read returning wrong bytes).
+  const GuestRunResult& run() const { return run_; }
 
  private:
   Explorer(Workload workload, ExploreOptions options) : workload_(std::move(workload)),
@@ -149,6 +161,11 @@ class Explorer {
   using RecordedRepair = std::optional<std::pair<CheckReport, simdisk::Medium>>;
   std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
                                  Checker& checker, RecordedRepair& recorded);
+  // The repair of `start` failed by `rule`: it leaves the image dirty, or clean with no
+  // corruptions; a second repair succeeds; the durable guest data is intact.
+  std::string CheckFailedRepair(const std::shared_ptr<const simdisk::Medium>& start,
+                                uint64_t crash_point, Checker& checker,
+                                const simdisk::FaultRule& rule);
   // The guest data `image` shows, at crash_point (incremental: data_check.h).
   std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
                         bool must_open = true);
@@ -176,6 +193,7 @@ class Explorer {
   std::once_flag after_repair_once_;
   std::vector<AfterRepairWrite> after_repair_writes_;
   simdisk::IoCounters run_io_;
+  GuestRunResult run_;
   BackingFile backing_;
 };
 

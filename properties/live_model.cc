@@ -25,6 +25,10 @@ void LiveModel::Apply(const WorkloadOp& op) {
   }
 }
 
+void LiveModel::Forget(const WorkloadOp& op) {
+  if (op.TouchesData()) content_.Assign(op.offset, op.offset + op.length, {Source::kUnknown, 0});
+}
+
 Status LiveModel::Verify(uint64_t offset, std::span<const uint8_t> got) const {
   std::vector<uint8_t> expect;
   Status result = Status::Ok();

@@ -19,6 +19,9 @@ class LiveModel {
       : initial_(initial), disk_size_(disk_size), cluster_size_(cluster_size) {}
 
   void Apply(const WorkloadOp& op);
+  // An op the engine failed: the bytes it addressed may hold the old or the new content, or a
+  // mixture (a failed write, zero or discard); nothing else changed.
+  void Forget(const WorkloadOp& op);
   // Fails on the first byte of `got` (read at guest `offset`) that differs from the model.
   Status Verify(uint64_t offset, std::span<const uint8_t> got) const;
 

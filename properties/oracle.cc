@@ -24,8 +24,12 @@ void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOrac
   for (size_t i = timings.size(); i-- > 0;) {
     const WorkloadOp& op = workload.ops[i];
     bool is_flush = op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen;
-    if (is_flush) next_flush_ack = timings[i].ack;
-    if (nothing) {
+    const bool failed = timings[i].ack == kNever;  // the guest was told it failed
+    if (is_flush && !failed) next_flush_ack = timings[i].ack;
+    // An op that changes the image and fails (an injected I/O error) tells the guest that what
+    // was not yet durable may be lost, as a failed fsync does: no later flush promises it.
+    if (failed && op.kind != WorkloadOpKind::kRead) next_flush_ack = kNever;
+    if (nothing || failed) {
       timings[i].durable = kNever;
     } else if (through || is_flush) {
       timings[i].durable = timings[i].ack;

@@ -61,6 +61,43 @@ TEST(OracleTest, WritethroughPromisesEveryAcknowledgedWrite) {
   EXPECT_TRUE(Violation(o, 7, Disk({{1, {0, 1024}}})));   // B acked at 6: must be there
 }
 
+TEST(OracleTest, AFailedOpIsNeverPromisedAndVoidsWhatWasPending) {
+  // op0 write A acked at 2; op1 write B failed (never acked); op2 flush failed; op3 write C acked
+  // at 8; op4 flush acked at 10.
+  auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nwrite 1024 1024 p=2\nflush\n"
+                           "write 2048 1024 p=3\nflush\n");
+  ASSERT_TRUE(w.ok());
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, kNever, kNever},
+                             {7, 8, kNever}, {9, 10, kNever}};
+  auto writeback = t;
+  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, writeback);
+  // A was pending when the flush failed: the later flush does not promise it; C it does.
+  EXPECT_EQ(writeback[0].durable, kNever);
+  EXPECT_EQ(writeback[1].durable, kNever);
+  EXPECT_EQ(writeback[2].durable, kNever);
+  EXPECT_EQ(writeback[3].durable, 10u);
+  EXPECT_EQ(writeback[4].durable, 10u);
+  auto through = t;
+  AssignDurability(*w, CacheMode::kWritethrough, CrashKindForOracle::kPowerLoss, through);
+  // Write-through: A was durable at its acknowledgement, before anything failed.
+  EXPECT_EQ(through[0].durable, 2u);
+  EXPECT_EQ(through[1].durable, kNever);
+  EXPECT_EQ(through[3].durable, 8u);
+  GuestOracle o(*w, through, {});
+  // B failed: its bytes may read old or new, at any crash point.
+  EXPECT_FALSE(Violation(o, 11, Disk({{1, {0, 1024}}, {3, {2048, 3072}}})));
+  EXPECT_FALSE(Violation(o, 11, Disk({{1, {0, 1024}}, {2, {1024, 2048}}, {3, {2048, 3072}}})));
+  EXPECT_TRUE(Violation(o, 11, Disk({{1, {0, 1024}}})));  // C lost
+}
+
+TEST(OracleTest, AFailedReadVoidsNothing) {
+  auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nread 0 512\nflush\n");
+  ASSERT_TRUE(w.ok());
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, 6, kNever}};
+  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  EXPECT_EQ(t[0].durable, 6u);
+}
+
 TEST(OracleTest, BytesFromAnotherOffsetAreCaught) {
   Workload w = TwoWrites();
   auto t = Timings();

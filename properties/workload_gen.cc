@@ -97,4 +97,13 @@ rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
                             static_cast<int>(BackingKind::kQcow2)));
 }
 
+ExploreOptions ExploreOptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
+  ExploreOptions o;
+  o.image = config.create;
+  o.cache_mode = config.cache_mode;
+  o.backing = config.backing;
+  o.crash = crash;
+  return o;
+}
+
 }  // namespace crashsim

@@ -28,5 +28,8 @@ rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t 
 rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe);
 // The guest disk for a configuration: 16 clusters (3 for 2 MiB clusters) plus a partial one.
 uint64_t DiskSizeFor(const ImageConfig& config);
+// Explorer options for a configuration and crash kind, with the explorer's default bounds (the
+// properties set their own).
+ExploreOptions ExploreOptionsFor(const ImageConfig& config, simdisk::CrashKind crash);
 
 }  // namespace crashsim

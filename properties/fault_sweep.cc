@@ -1,0 +1,82 @@
+#include "properties/fault_sweep.h"
+
+#include <fmt/format.h>
+
+#include "simdisk/fault_plan.h"
+
+namespace crashsim {
+
+std::string FaultSweepReport::Summary() const {
+  return fmt::format("I/O-error sweep: {} faults injected, {} reached the caller, {} crash states "
+                     "checked after them, {} dirty images left had their repair failed at each "
+                     "device op ({} failed repairs), {} failures\n",
+                     faults, surfaced, states, dirty_ends, failed_repairs, failures.size());
+}
+
+Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOptions& base,
+                                     uint64_t repair_sweeps,
+                                     const std::function<void(const std::string&)>& progress) {
+  ExploreOptions clean = base;
+  clean.fault.reset();
+  ASSIGN_OR_RETURN(std::unique_ptr<Explorer> reference, Explorer::Record(workload, clean));
+  FaultSweepReport report;
+  // Notes a failure (with its run and state when there is one); true when the sweep should stop.
+  auto fail = [&](const std::string& fault, const std::string& what,
+                  std::unique_ptr<Explorer>* run = nullptr, StateResult state = {}) {
+    report.failures.push_back(fault + ": " + what);
+    if (run != nullptr && !report.failing_run) {
+      report.failing_run = std::move(*run);
+      report.failing_state = std::move(state);
+    }
+    return base.max_failures != 0 && report.failures.size() >= base.max_failures;
+  };
+  for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(reference->recording())) {
+    const std::string fault = simdisk::FaultText(rule);
+    if (progress) progress(fault);
+    ExploreOptions options = base;
+    options.fault = rule;
+    ++report.faults;
+    auto explorer = Explorer::Record(workload, options);
+    if (!explorer.ok()) {
+      if (fail(fault, "the run failed before the error: " + explorer.status().ToString())) break;
+      continue;
+    }
+    const GuestRunResult& run = (*explorer)->run();
+    // The run is the same as the reference run up to the fault, so the fault must fire.
+    if (!run.fault) {
+      if (fail(fault, "the injected error never happened")) break;
+      continue;
+    }
+    // The image the run leaves: everything the device accepted (a process kill at its end, or
+    // the power loss there that kept every pending write: the crash kind traces record).
+    simdisk::CrashState end;
+    end.kind = base.crash;
+    end.point = (*explorer)->recording().op_count();
+    if (!run.failure.empty()) {
+      StateResult shown = (*explorer)->CheckState(end);  // carries the run's failure
+      if (fail(fault, run.failure, &*explorer, std::move(shown))) break;
+      continue;
+    }
+    ++report.surfaced;
+    ExploreReport explored = (*explorer)->Run();
+    report.states += explored.explored;
+    if (!explored.ok()) {
+      const StateResult& f = explored.failures.front();
+      const std::string what = fmt::format("{} (the error hit {}: {}) at {}", f.detail,
+                                           run.fault->call, run.fault->returned.ToString(),
+                                           f.state.ToText());
+      if (fail(fault, what, &*explorer, f)) break;
+      continue;
+    }
+    if (report.dirty_ends >= repair_sweeps) continue;
+    uint64_t repairs = 0;
+    std::string repair = (*explorer)->SweepRepairFaults(end, &repairs);
+    report.failed_repairs += repairs;
+    report.dirty_ends += repairs > 0;
+    // (No trace for these: a trace replays a crash state's check, not a repair's faults.)
+    if (!repair.empty() && fail(fault, repair)) break;
+  }
+  return report;
+}
+
+}  // namespace crashsim

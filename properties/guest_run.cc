@@ -1,0 +1,119 @@
+#include "properties/guest_run.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/image.h"
+
+namespace crashsim {
+namespace {
+
+// The first failed device op at or after `from`, if any.
+std::optional<uint64_t> FailedOpSince(const simdisk::Recording& recording, uint64_t from) {
+  for (uint64_t seq = from; seq < recording.op_count(); ++seq) {
+    if (!recording.ops()[seq].ok()) return seq;
+  }
+  return std::nullopt;
+}
+
+// One guest op on an open image; a read's bytes go to `read`.
+Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
+               BlockDevice& device, const OpenOptions& open, std::vector<uint8_t>& read) {
+  switch (op.kind) {
+    case WorkloadOpKind::kWrite: {
+      std::vector<uint8_t> data(op.length);
+      FillPattern(op.pattern, op.offset, data);
+      return image->Write(op.offset, data);
+    }
+    case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
+    case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
+    case WorkloadOpKind::kFlush: return image->Flush();
+    case WorkloadOpKind::kSnapshot: {
+      // Images that cannot hold snapshots (v2, 1-bit refcounts) skip the op: the guest sees
+      // nothing either way.
+      const QcowHeader& h = image->header();
+      if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
+      return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
+    }
+    case WorkloadOpKind::kRead: {
+      read.resize(op.length);
+      return image->Read(op.offset, read);
+    }
+    case WorkloadOpKind::kReopen: {
+      // A failed close still ends this Image (dropping it does no I/O: a process kill).
+      Status closed = image->Close();
+      image.reset();
+      RETURN_IF_ERROR(closed);
+      ASSIGN_OR_RETURN(image, Image::Open(device, open));
+      return Status::Ok();
+    }
+  }
+  return Status::InvalidArgument("unknown workload op");
+}
+
+}  // namespace
+
+Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& workload,
+                                        const OpenOptions& open, LiveModel& live) {
+  GuestRunResult result;
+  // Runs one engine call and notes an injected error it met, and whether it said so.
+  auto call = [&](const std::string& what, const std::function<Status()>& fn) {
+    const uint64_t from = disk.recording().op_count();
+    Status st = fn();
+    if (!st.ok()) ++result.failed_calls;
+    std::optional<uint64_t> failed = FailedOpSince(disk.recording(), from);
+    if (failed && !result.fault) result.fault = InjectedFault{*failed, what, st};
+    if (failed && st.ok() && result.failure.empty()) {
+      result.failure = fmt::format("device op {} failed ({}) but {} returned success",
+                                   *failed, StatusCodeName(disk.recording().ops()[*failed].status),
+                                   what);
+    }
+    return st;
+  };
+  std::unique_ptr<Image> image;
+  auto open_image = [&]() -> Status {
+    ASSIGN_OR_RETURN(image, Image::Open(disk, open));
+    return Status::Ok();
+  };
+  Status opened = call("open", open_image);
+  if (!opened.ok() && !result.fault) return opened.WithContext("open");
+  std::vector<uint8_t> read;
+  for (size_t i = 0; i <= workload.ops.size(); ++i) {
+    const bool closing = i == workload.ops.size();
+    const std::string label = closing ? "close" : workload.ops[i].ToText();
+    const std::string what = closing ? std::string("close") : fmt::format("guest op #{} ({})", i, label);
+    disk.BeginGuestOp(i, label);
+    Status st = image ? Status::Ok() : call(fmt::format("open before {}", what), open_image);
+    if (st.ok()) {
+      st = call(what, [&] {
+        return closing ? image->Close() : Execute(image, workload.ops[i], i, disk, open, read);
+      });
+    }
+    if (!st.ok()) {
+      // No fault was injected (or none yet): an engine error ends the run.
+      if (!result.fault) return st.WithContext(what);
+      disk.FailGuestOp();
+      if (!closing) live.Forget(workload.ops[i]);
+      continue;
+    }
+    if (!closing) {
+      const WorkloadOp& op = workload.ops[i];
+      live.Apply(op);
+      if (op.kind == WorkloadOpKind::kRead) {
+        if (Status v = live.Verify(op.offset, read); !v.ok()) {
+          if (!result.fault) return v.WithContext(what);
+          if (result.failure.empty()) {
+            result.failure = fmt::format("after the injected error, {}: {}", what, v.message());
+          }
+        }
+      }
+    }
+    disk.AckGuestOp();
+  }
+  return result;
+}
+
+}  // namespace crashsim

@@ -504,9 +504,18 @@ Status ParseSettings(Reader& r, TraceSettings& s, std::vector<std::string>& comm
   }
   {
     constexpr std::string_view kShape =
-        "check writes-after-repair=on|off repair-crash-states=N [backing=raw|qcow2]";
+        "check writes-after-repair=on|off repair-crash-states=N [backing=raw|qcow2] "
+        "[fault=KIND#N:EIO|ENOSPC]";
     ASSIGN_OR_RETURN(auto w, r.Expect("check", kShape));
-    // backing= is optional (absent: no backing file), so it is taken out before the required keys.
+    // backing= and fault= are optional, so they are taken out before the required keys.
+    for (auto it = w.begin(); it != w.end(); ++it) {
+      if (!it->starts_with("fault=")) continue;
+      auto fault = simdisk::ParseFault(it->substr(6));
+      if (!fault.ok()) return r.Error(fault.status().message());
+      s.fault = *fault;
+      w.erase(it);
+      break;
+    }
     for (auto it = w.begin(); it != w.end(); ++it) {
       if (!it->starts_with("backing=")) continue;
       std::string_view kind = it->substr(8);
@@ -903,6 +912,7 @@ TraceSettings SettingsFrom(const ExploreOptions& o) {
   s.writes_after_repair = o.writes_after_repair;
   s.repair_crash_states = o.repair_crash_states;
   s.backing = o.backing;
+  s.fault = o.fault;
   return s;
 }
 
@@ -912,7 +922,9 @@ bool TraceSettings::operator==(const TraceSettings& o) const {
          model.content == o.model.content && atomic_unit == o.atomic_unit && seed == o.seed &&
          k == o.k && exhaustive_budget == o.exhaustive_budget && samples == o.samples &&
          metadata_first == o.metadata_first && writes_after_repair == o.writes_after_repair &&
-         repair_crash_states == o.repair_crash_states && backing == o.backing;
+         repair_crash_states == o.repair_crash_states && backing == o.backing &&
+         fault.has_value() == o.fault.has_value() &&
+         (!fault || simdisk::FaultText(*fault) == simdisk::FaultText(*o.fault));
 }
 
 ExploreOptions ExploreOptionsFor(const TraceSettings& s) {
@@ -930,6 +942,7 @@ ExploreOptions ExploreOptionsFor(const TraceSettings& s) {
   o.writes_after_repair = s.writes_after_repair;
   o.repair_crash_states = s.repair_crash_states;
   o.backing = s.backing;
+  o.fault = s.fault;
   o.max_failures = 0;
   return o;
 }
@@ -957,11 +970,12 @@ std::string Trace::ToText() const {
                      TearsWord(s.model.tears), ContentWord(s.model.content), s.atomic_unit);
   out += fmt::format("explore seed={} k={} budget={} samples={} metadata-first={}\n", s.seed, s.k,
                      s.exhaustive_budget, s.samples, OnOff(s.metadata_first));
-  out += fmt::format("check writes-after-repair={} repair-crash-states={}{}\n",
+  out += fmt::format("check writes-after-repair={} repair-crash-states={}{}{}\n",
                      OnOff(s.writes_after_repair), s.repair_crash_states,
                      s.backing == BackingKind::kNone
                          ? std::string()
-                         : std::string(" backing=") + BackingKindName(s.backing));
+                         : std::string(" backing=") + BackingKindName(s.backing),
+                     s.fault ? " fault=" + simdisk::FaultText(*s.fault) : std::string());
   if (embedded) {
     out += fmt::format("target {} {}\n", embedded->target, Escape(embedded->target_version));
   }

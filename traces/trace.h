@@ -22,6 +22,7 @@
 #include "properties/explorer.h"
 #include "properties/workload.h"
 #include "simdisk/crash_state.h"
+#include "simdisk/fault_plan.h"
 #include "simdisk/fates.h"
 #include "simdisk/recording.h"
 
@@ -101,6 +102,7 @@ struct TraceSettings {
   bool writes_after_repair = true;
   uint64_t repair_crash_states = 0;
   BackingKind backing = BackingKind::kNone;
+  std::optional<simdisk::FaultRule> fault;  // an I/O error injected into the run (fault_sweep.h)
 
   // CreateOptions and CrashModel have no operator==: compared by their text forms.
   bool operator==(const TraceSettings& other) const;

@@ -227,6 +227,45 @@ TEST(TraceFormat, PortablePointMapsByStructureAcrossEngines) {
   EXPECT_EQ(MapPoint(after, p)->point, 5u);
 }
 
+TEST(TraceFormat, AnInjectedFaultRoundTripsAndReplays) {
+  // A run whose 3rd device write fails with ENOSPC: the trace names the fault, and replaying it
+  // re-runs the workload with the same error, to the same device log and verdict.
+  ExploreOptions o = SmallOptions();
+  o.fault = *simdisk::ParseFault("write#2:ENOSPC");
+  auto explorer = Explorer::Record(SmallWorkload(), o);
+  ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+  ASSERT_TRUE((*explorer)->run().fault.has_value());
+  simdisk::CrashState end;  // power loss at the end, every pending write kept
+  end.point = (*explorer)->recording().op_count();
+  StateResult r = (*explorer)->CheckState(end);
+  Trace t = MakeTrace((*explorer)->workload(), o, (*explorer)->recording(), r);
+  const std::string text = t.ToText();
+  EXPECT_NE(text.find(" fault=write#2:ENOSPC\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("failed=no-space"), std::string::npos) << text;
+  auto back = Trace::Parse(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, t);
+  auto replayed = Replay(*back);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(replayed->code, kReplayMatch) << replayed->message;
+  // Without the fault the run differs, and replay says so.
+  Trace unfaulted = t;
+  unfaulted.settings.fault.reset();
+  auto differs = Replay(*Trace::Parse(unfaulted.ToText()));
+  ASSERT_TRUE(differs.ok());
+  EXPECT_EQ(differs->code, kReplayDeviceLogDiffers);
+}
+
+TEST(TraceFormat, MalformedFaultsAreRefused) {
+  const std::string text = SampleTrace().ToText();
+  for (const char* bad : {"fault=write", "fault=write#x:EIO", "fault=write#01:EIO",
+                          "fault=guest-ack#1:EIO", "fault=write#1:EPERM", "fault=write#1"}) {
+    std::string edited = Reseal(Replace(text, "repair-crash-states=0",
+                                        std::string("repair-crash-states=0 ") + bad));
+    ExpectErrorMentions(edited, {"fault"});
+  }
+}
+
 TEST(TraceCapture, WritesFailureTraceIntoDirectory) {
   auto explorer = Explorer::Record(SmallWorkload(), SmallOptions());
   ASSERT_TRUE(explorer.ok());

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "properties/explorer.h"
+#include "properties/fault_sweep.h"
 #include "properties/random_workload.h"
 #include "tools/common.h"
 #include "traces/capture.h"
@@ -37,6 +38,8 @@ struct ExploreArgs {
   uint64_t atomic_unit = 512;
   uint64_t repair_crash_states = 4;
   bool matrix = false;
+  std::string fault;  // one injected I/O error, KIND#N:ERROR
+  bool fault_sweep = false;
   bool quiet = false;
   uint32_t jobs = std::max(1u, std::thread::hardware_concurrency());
 };
@@ -79,6 +82,11 @@ Result<ExploreOptions> BuildOptions(const ExploreArgs& a) {
   o.atomic_unit = a.atomic_unit;
   o.repair_crash_states = a.repair_crash_states;
   o.max_failures = 0;
+  if (!a.fault.empty()) {
+    auto fault = simdisk::ParseFault(a.fault);
+    if (!fault.ok()) return fault.status().WithContext("--fault");
+    o.fault = *fault;
+  }
   if (a.jobs == 0) return Status::InvalidArgument("-j must be at least 1");
   o.jobs = a.jobs;
   return o;
@@ -113,6 +121,7 @@ Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
 
 struct RunResult {
   ExploreReport report;
+  GuestRunResult explorer_run;  // what the recorded run met (an injected fault)
   double seconds = 0;
   std::vector<std::string> trace_paths;
 };
@@ -123,6 +132,7 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
   const bool tty = progress && ::isatty(STDERR_FILENO);
   auto start = std::chrono::steady_clock::now();
   RunResult result;
+  result.explorer_run = explorer->run();
   result.report = explorer->Run([&](uint64_t explored) {
     if (tty && explored % 50 == 0) std::fprintf(stderr, "\r  %llu states checked...",
                                                 static_cast<unsigned long long>(explored));
@@ -196,15 +206,56 @@ int RunMatrix(const ExploreArgs& a) {
   return failed ? kExitFailure : 0;
 }
 
+// --fault-sweep: every device op of the run failed once, EIO and ENOSPC (fault_sweep.h).
+int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs& a) {
+  const bool tty = !a.quiet && ::isatty(STDERR_FILENO);
+  auto start = std::chrono::steady_clock::now();
+  auto report = SweepFaults(w, o, /*repair_sweeps=*/UINT64_MAX, [&](const std::string& fault) {
+    if (tty) std::fprintf(stderr, "\r  injecting %-24s", fault.c_str());
+  });
+  if (tty) std::fprintf(stderr, "\r%40s\r", "");
+  if (!report.ok()) return Fail(report.status().ToString());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CreateOptions image = o.image;
+  image.size = w.disk_size;
+  fmt::print("workload: {} guest ops on a {}-byte disk; image {}; cache {}; crash {}\n",
+             w.ops.size(), w.disk_size, image.ToString(), CacheModeName(o.cache_mode),
+             simdisk::CrashKindName(o.crash));
+  fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
+  std::string trace;
+  if (!a.trace_dir.empty() && report->failing_run) {
+    auto path = traces::WriteFailureTrace(a.trace_dir, *report->failing_run,
+                                          report->failing_state);
+    if (!path.ok()) return Fail(path.status().ToString());
+    trace = *path;
+  }
+  for (size_t i = 0; i < report->failures.size(); ++i) {
+    fmt::print("FAILURE {}\n", report->failures[i]);
+    if (i == 0 && !trace.empty()) fmt::print("  trace: {}\n", trace);
+  }
+  return report->ok() ? 0 : kExitFailure;
+}
+
 int RunExplore(const ExploreArgs& a) {
+  if (a.fault_sweep && (a.matrix || !a.fault.empty())) {
+    return Fail("--fault-sweep injects every fault in turn: it takes neither --matrix nor --fault");
+  }
   if (a.matrix) return RunMatrix(a);
   auto o = BuildOptions(a);
   if (!o.ok()) return Fail(o.status().ToString());
   auto w = LoadWorkload(a, o->image.cluster_size);
   if (!w.ok()) return Fail(w.status().ToString());
+  if (a.fault_sweep) return RunFaultSweep(*w, *o, a);
   auto r = RunOne(*w, *o, a.trace_dir, !a.quiet);
   if (!r.ok()) return Fail(r.status().ToString());
   PrintSummary(*w, *o, *r);
+  if (const GuestRunResult& run = r->explorer_run; run.fault) {
+    fmt::print("injected {}: it hit {}, which returned: {}\n", a.fault, run.fault->call,
+               run.fault->returned.ToString());
+  } else if (o->fault) {
+    fmt::print("injected {}: the run never reached it (it has fewer such device ops)\n", a.fault);
+  }
   return r->report.ok() ? 0 : kExitFailure;
 }
 
@@ -235,6 +286,14 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
                   "crash states of the repair itself to check per dirty state");
   cmd->add_flag("--matrix", args->matrix,
                 "the default across writethrough/directsync/writeback x lazy on/off");
+  cmd->add_option("--fault", args->fault,
+                  "fail one device op of the run, e.g. write#3:ENOSPC (KIND read, write, flush or "
+                  "resize, counted from 0; ERROR EIO or ENOSPC); only crash points after it are "
+                  "explored");
+  cmd->add_flag("--fault-sweep", args->fault_sweep,
+                "the I/O-error sweep: fail each device op of the run once with EIO and once "
+                "with ENOSPC, check the crash points after each error, and fail the repair of "
+                "every dirty image left at each of its ops");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress line");
   cmd->add_option("-j,--jobs", args->jobs,
                   "threads checking crash states (default: the machine's cores); the report is "

@@ -37,13 +37,26 @@ grep -q '^workload: 20 guest ops on a 1099511627776-byte disk' <<<"$out" &&
   covered_all "$out" || fail "--disk-size 1T" "$out"
 
 # Bad flags: a message naming the flag, exit 1.
-for bad in "--disk-size 3x" "--disk-size 1000" "-j 0" "--crash flood"; do
+for bad in "--disk-size 3x" "--disk-size 1000" "-j 0" "--crash flood" "--fault write#3" \
+           "--fault scribble#1:EIO" "--fault-sweep --matrix"; do
   # shellcheck disable=SC2086
   msg=$("$CRASHSIM" explore -q $bad 2>&1)
   rc=$?
   flag=${bad%% *}
   [ "$rc" -eq 1 ] && grep -q -- "$flag" <<<"$msg" || fail "explore $bad: exit $rc" "$msg"
 done
+
+# The I/O-error sweep: every device op of a short run fails once with EIO and once with ENOSPC;
+# each error reaches its caller and nothing fails (issue 13). One fault alone names the guest op
+# it hit.
+out=$(report --ops 6 --fault-sweep --max-states 1 -o lazy_refcounts=on)
+line=$(grep -o 'I/O-error sweep: [0-9]* faults injected, [0-9]* reached the caller' <<<"$out")
+set -- $line
+{ [ "${3:-0}" -gt 20 ] && [ "$3" = "$6" ] && grep -q ', 0 failures' <<<"$out"; } ||
+  fail "--fault-sweep on 6 ops" "$out"
+out=$(report --ops 6 --fault write#3:ENOSPC -o lazy_refcounts=on)
+grep -q '^injected write#3:ENOSPC: it hit guest op #[0-9]* (.*), which returned: no space' \
+  <<<"$out" && grep -q 'FAILURE          0' <<<"$out" || fail "--fault write#3:ENOSPC" "$out"
 
 # A bad workload file: a message naming the file and line, exit 1, no crash. A second disk line
 # once shrank the disk under earlier ops and crashed explore (issue 13, finding 1).

@@ -2,16 +2,69 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "engine/image.h"
+#include "simdisk/sim_disk.h"
+
 #include "simdisk/fault_plan.h"
 
 namespace crashsim {
 
 std::string FaultSweepReport::Summary() const {
-  return fmt::format("I/O-error sweep: {} faults injected, {} reached the caller, {} crash states "
-                     "checked after them, {} dirty images left had their repair failed at each "
-                     "device op ({} failed repairs), {} failures\n",
-                     faults, surfaced, states, dirty_ends, failed_repairs, failures.size());
+  return fmt::format("I/O-error sweep: {} faults injected (reads {}, writes {}, flushes {}, "
+                     "resizes {}), {} reached the caller, {} crash states checked after them, {} "
+                     "dirty images left had their repair failed at each device op ({} failed "
+                     "repairs), {} failed creates, {} failures\n",
+                     faults, by_kind[0], by_kind[1], by_kind[2], by_kind[3], surfaced, states,
+                     dirty_ends, failed_repairs, create_faults, failures.size());
 }
+
+namespace {
+
+size_t KindIndex(simdisk::OpKind kind) {
+  switch (kind) {
+    case simdisk::OpKind::kRead: return 0;
+    case simdisk::OpKind::kWrite: return 1;
+    case simdisk::OpKind::kFlush: return 2;
+    default: return 3;
+  }
+}
+
+// Image::Create failed at each of its device ops: the error must reach its caller. Returns the
+// first failure, or "".
+std::string SweepCreate(CreateOptions create, uint64_t atomic_unit, FaultSweepReport& report) {
+  // The backing file only gives the size here, which the options already have.
+  create.backing_file.clear();
+  create.backing_format.clear();
+  simdisk::SimDiskOptions so;
+  so.atomic_unit = atomic_unit;
+  so.hash_writes = false;
+  for (Preallocation p : {Preallocation::kOff, Preallocation::kMetadata}) {
+    create.preallocation = p;
+    simdisk::SimDisk clean(so);
+    if (!Image::Create(clean, create).ok()) continue;  // options this engine refuses
+    for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(clean.recording())) {
+      simdisk::SimDisk faulty(so);
+      faulty.SetFaultPlan(simdisk::FaultPlan({rule}));
+      Status st = Image::Create(faulty, create);
+      ++report.create_faults;
+      ++report.by_kind[KindIndex(rule.kind)];
+      ++report.faults;
+      const auto& ops = faulty.recording().ops();
+      const bool fired = std::any_of(ops.begin(), ops.end(),
+                                     [](const simdisk::OpRecord& op) { return !op.ok(); });
+      const std::string what = fmt::format("{} in create ({})", simdisk::FaultText(rule),
+                                           create.ToString());
+      if (!fired) return what + ": the injected error never happened";
+      if (st.ok()) return what + ": Image::Create returned success";
+      ++report.surfaced;
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOptions& base,
                                      uint64_t repair_sweeps,
@@ -30,12 +83,19 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     }
     return base.max_failures != 0 && report.failures.size() >= base.max_failures;
   };
+  CreateOptions create = base.image;
+  create.size = workload.disk_size;
+  if (progress) progress("create");
+  if (std::string s = SweepCreate(create, base.atomic_unit, report); !s.empty()) {
+    if (fail("create", s)) return report;
+  }
   for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(reference->recording())) {
     const std::string fault = simdisk::FaultText(rule);
     if (progress) progress(fault);
     ExploreOptions options = base;
     options.fault = rule;
     ++report.faults;
+    ++report.by_kind[KindIndex(rule.kind)];
     auto explorer = Explorer::Record(workload, options);
     if (!explorer.ok()) {
       if (fail(fault, "the run failed before the error: " + explorer.status().ToString())) break;

@@ -6,6 +6,9 @@
 //     bytes a failed op addressed, the old or the new content;
 //   - every crash point from the error on leaves an image that satisfies the crash property
 //     (clean, or dirty and repaired; no durable data lost, and a failed op promises nothing);
+//   - the create the run starts from is swept too (it is not part of the recorded run), without
+//     and with preallocation=metadata, which makes the only resizes the engine issues: each
+//     error must reach Image::Create's caller;
 //   - where the image the run leaves (a process kill at its end) is dirty, its repair is failed
 //     once at each of its own device ops, EIO and ENOSPC (Explorer::SweepRepairFaults), for the
 //     first `repair_sweeps` runs that leave one (each costs a repair per device op of it).
@@ -24,6 +27,8 @@ namespace crashsim {
 
 struct FaultSweepReport {
   uint64_t faults = 0;          // runs with an injected error
+  uint64_t by_kind[4] = {};     // of them: read, write, flush, resize faults
+  uint64_t create_faults = 0;   // creates with an injected error (SweepFaults' create sweep)
   uint64_t surfaced = 0;        // errors that reached the caller (every fault that fired)
   uint64_t states = 0;          // crash states checked after the errors
   uint64_t dirty_ends = 0;      // dirty images left by a run whose repair was swept

@@ -55,6 +55,8 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
   RC_ASSERT(report.ok());
   ++g_cases;
   g_total.faults += report->faults;
+  for (int k = 0; k < 4; ++k) g_total.by_kind[k] += report->by_kind[k];
+  g_total.create_faults += report->create_faults;
   g_total.surfaced += report->surfaced;
   g_total.states += report->states;
   g_total.dirty_ends += report->dirty_ends;
@@ -105,6 +107,30 @@ TEST(FaultSweep, AnInjectedErrorReachesTheGuestAndTheRunGoesOn) {
   EXPECT_LT(report.points_total, simdisk::CrashPoints((*explorer)->recording()).size());
 }
 
+TEST(FaultSweep, AWriteCacheMayLoseUnflushedWritesWhenAFailedReopenRestartsTheImage) {
+  // Found by the property: writeback; the reopen's close fails on its L2 write, the engine is
+  // dropped, and the read after it reopens an image that never got the write's mapping. The
+  // write was acknowledged but never flushed, and the guest was told the flush failed: losing
+  // it is legal (as after a process kill), so the live model must not demand it.
+  auto workload = Workload::Parse("disk 1052672\nwrite 0x0 65536 p=1\nreopen\nread 0x0 1\n");
+  ASSERT_TRUE(workload.ok());
+  ImageConfig config;
+  config.create.refcount_bits = 1;
+  config.cache_mode = CacheMode::kWriteback;
+  ExploreOptions o = SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss);
+  o.fault = *simdisk::ParseFault("write#4:EIO");
+  auto explorer = Explorer::Record(*workload, o);
+  ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+  ASSERT_TRUE((*explorer)->run().fault.has_value());
+  EXPECT_NE((*explorer)->run().fault->call.find("reopen"), std::string::npos);
+  EXPECT_EQ((*explorer)->run().failure, "");
+  // Write-through promised the write at its acknowledgement: there the read must see it.
+  config.cache_mode = CacheMode::kWritethrough;
+  auto through = SweepFaults(*workload, SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss));
+  ASSERT_TRUE(through.ok());
+  EXPECT_TRUE(through->ok()) << through->failures.front();
+}
+
 TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
   auto workload = Workload::Parse("disk 1048576\nwrite 0x0 4096 p=1\nflush\n"
                                   "write 0x20000 70000 p=2\nsnapshot\nwrite 0x0 512 p=3\n");
@@ -121,6 +147,9 @@ TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
   // Lazy refcounts: a run stopped by an error leaves the image dirty, and its repair is swept.
   EXPECT_EQ(report->dirty_ends, 2u);
   EXPECT_GT(report->failed_repairs, 4u);
+  // Every kind of device op failed somewhere; resizes come from preallocation=metadata creates.
+  for (uint64_t n : report->by_kind) EXPECT_GT(n, 0u);
+  EXPECT_GT(report->create_faults, 0u);
 }
 
 RC_GTEST_PROP(FaultSweep, EveryDeviceOpFailingOnceLeavesARecoverableImage, ()) {

@@ -81,6 +81,15 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
   Status opened = call("open", open_image);
   if (!opened.ok() && !result.fault) return opened.WithContext("open");
   std::vector<uint8_t> read;
+  // Data ops acknowledged since the last flush that succeeded, when the cache mode holds them
+  // back: if the engine is then dropped without a clean close (a failed close or reopen), a
+  // restarted guest may find any of them lost, as after a process kill.
+  const bool held_back = !CacheModeWritesThrough(open.cache_mode);
+  std::vector<size_t> unflushed;
+  auto forget_unflushed = [&] {
+    for (size_t j : unflushed) live.Forget(workload.ops[j]);
+    unflushed.clear();
+  };
   for (size_t i = 0; i <= workload.ops.size(); ++i) {
     const bool closing = i == workload.ops.size();
     const std::string label = closing ? "close" : workload.ops[i].ToText();
@@ -97,11 +106,17 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
       if (!result.fault) return st.WithContext(what);
       disk.FailGuestOp();
       if (!closing) live.Forget(workload.ops[i]);
+      if (!image) forget_unflushed();
       continue;
     }
     if (!closing) {
       const WorkloadOp& op = workload.ops[i];
       live.Apply(op);
+      if (op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen) {
+        unflushed.clear();
+      } else if (op.TouchesData() && held_back) {
+        unflushed.push_back(i);
+      }
       if (op.kind == WorkloadOpKind::kRead) {
         if (Status v = live.Verify(op.offset, read); !v.ok()) {
           if (!result.fault) return v.WithContext(what);

@@ -160,6 +160,11 @@ Status MoveActiveL1OffHeader(Context& ctx) {
 Status MarkClean(Context& ctx, PassOutcome& out) {
   const uint64_t bits = kIncompatDirty | kIncompatCorrupt;
   if (ctx.header.version < 3 || !(ctx.header.incompatible_features & bits)) return Status::Ok();
+  // What this check found consistent may still sit in the disk's volatile cache, written by a
+  // process that died or failed before its own flush: make it durable before the header says
+  // the image is clean, or a power loss can keep the clean header and lose the rest (as QEMU's
+  // qcow2_mark_clean flushes first). Found by the I/O-error sweep.
+  RETURN_IF_ERROR(ctx.device.Flush());
   uint8_t bytes[8];
   StoreBE64(bytes, ctx.header.incompatible_features & ~bits);
   RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, kIncompatibleFeaturesOffset, bytes,

@@ -397,7 +397,14 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
   faulty.SetFaultPlan(simdisk::FaultPlan({rule}));
   const std::string fault = simdisk::FaultText(rule);
   CheckReport failed = checker.Run(faulty, RepairMode::kAll);
-  if (failed.status.ok() && CheckExitCode(failed) == 0) return "";  // the error was survived
+  const auto& ops = faulty.recording().ops();
+  const bool fired = std::any_of(ops.begin(), ops.end(),
+                                 [](const simdisk::OpRecord& op) { return !op.ok(); });
+  if (!fired) return "";  // the repair has fewer such ops than the rule skips
+  if (failed.status.ok() && CheckExitCode(failed) == 0) {
+    // As with the guest's calls: an error the repair met must not be reported as success.
+    return fmt::format("a repair met an injected error ({}) but reported success", fault);
+  }
   auto header = ReadImageHeader(faulty, /*for_check=*/true);
   if (header.ok() && !header->dirty()) {
     CheckReport after = checker.Run(faulty);

@@ -80,19 +80,26 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     if (run != nullptr && !report.failing_run) {
       report.failing_run = std::move(*run);
       report.failing_state = std::move(state);
+      report.failing_index = report.failures.size() - 1;
     }
     return base.max_failures != 0 && report.failures.size() >= base.max_failures;
   };
   CreateOptions create = base.image;
   create.size = workload.disk_size;
-  if (progress) progress("create");
-  if (std::string s = SweepCreate(create, base.atomic_unit, report); !s.empty()) {
-    if (fail("create", s)) return report;
+  if (base.shard_index == 0) {  // the create sweep is small: the first shard takes it
+    if (progress) progress("create");
+    if (std::string s = SweepCreate(create, base.atomic_unit, report); !s.empty()) {
+      if (fail("create", s)) return report;
+    }
   }
+  uint64_t index = 0;
   for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(reference->recording())) {
+    if (index++ % base.shard_count != base.shard_index) continue;
     const std::string fault = simdisk::FaultText(rule);
     if (progress) progress(fault);
     ExploreOptions options = base;
+    options.shard_index = 0;
+    options.shard_count = 1;
     options.fault = rule;
     ++report.faults;
     ++report.by_kind[KindIndex(rule.kind)];

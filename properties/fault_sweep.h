@@ -38,13 +38,15 @@ struct FaultSweepReport {
   // that run; empty when no failure is of that kind.
   std::unique_ptr<Explorer> failing_run;
   StateResult failing_state;
+  size_t failing_index = 0;  // which of `failures` it is
 
   bool ok() const { return failures.empty(); }
   std::string Summary() const;
 };
 
-// Sweeps every fault of `workload` run with `base` (its `fault` is ignored). `progress` sees each
-// fault's text before its run.
+// Sweeps every fault of `workload` run with `base` (its `fault` is ignored). With
+// base.shard_count N > 1 this shard takes every N-th fault from base.shard_index (each fault's
+// run is explored whole). `progress` sees each fault's text before its run.
 Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOptions& base,
                                      uint64_t repair_sweeps = 1,
                                      const std::function<void(const std::string&)>& progress = {});

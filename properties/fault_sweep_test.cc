@@ -40,13 +40,16 @@ ImageConfig LazyConfig(uint64_t cluster_size) {
 
 ExploreOptions SweepOptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
   ExploreOptions o = ExploreOptionsFor(config, crash);
-  // After each error: every crash point's first state (the cap never goes below one per point)
-  // and a little more; the crash property proper explores the runs without errors in depth.
+  // After each error, every crash point: the state that kept every write, and the states that
+  // drop or tear one metadata write (k = 1, up to 8 per point) plus one sampled state; the crash
+  // property proper explores the runs without errors in depth.
   o.k = 1;
   o.exhaustive_budget = 8;
   o.samples = 1;
-  o.max_states = 1;
+  o.max_states = 0;
   o.repair_crash_states = 0;  // the repair is failed at each of its ops instead
+  o.shard_index = GetPropertyEnv().shard_index;  // shards split the faults
+  o.shard_count = GetPropertyEnv().shard_count;
   return o;
 }
 
@@ -74,7 +77,7 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
   }
   // Every fault fired and reached its caller (a fault that did not is a failure above).
   RC_ASSERT(report->surfaced == report->faults);
-  RC_ASSERT(report->faults > 0);
+  if (GetPropertyEnv().shard_count == 1) RC_ASSERT(report->faults > 0);
 }
 
 TEST(FaultSweep, AnInjectedErrorReachesTheGuestAndTheRunGoesOn) {
@@ -131,6 +134,28 @@ TEST(FaultSweep, AWriteCacheMayLoseUnflushedWritesWhenAFailedReopenRestartsTheIm
   EXPECT_TRUE(through->ok()) << through->failures.front();
 }
 
+TEST(FaultSweep, ARepairFlushesWhatItFoundBeforeMarkingTheImageClean) {
+  // Found by the property: the reopen's close writes the refcount block and its flush fails, so
+  // the block stays in the disk's cache; the next open repairs the dirty image, finds the
+  // refcounts right (it reads the cached block) and cleared the dirty bit without a flush first.
+  // A power loss could then keep the clean header and tear the block: corruptions, no dirty bit.
+  auto workload = Workload::Parse("disk 69632\nwrite 0x0 4096 p=1\nreopen\n");
+  ASSERT_TRUE(workload.ok());
+  ImageConfig config = LazyConfig(4096);
+  config.create.refcount_bits = 1;
+  config.cache_mode = CacheMode::kDirectsync;
+  ExploreOptions o = SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss);
+  o.fault = *simdisk::ParseFault("flush#3:EIO");
+  auto explorer = Explorer::Record(*workload, o);
+  ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+  ASSERT_TRUE((*explorer)->run().fault.has_value());
+  EXPECT_NE((*explorer)->run().fault->call.find("reopen"), std::string::npos);
+  ExploreReport report = (*explorer)->Run();
+  EXPECT_TRUE(report.ok()) << report.failures.front().state.ToText() << ": "
+                           << report.failures.front().detail;
+  EXPECT_GT(report.torn_metadata_states, 0u);
+}
+
 TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
   auto workload = Workload::Parse("disk 1048576\nwrite 0x0 4096 p=1\nflush\n"
                                   "write 0x20000 70000 p=2\nsnapshot\nwrite 0x0 512 p=3\n");
@@ -144,7 +169,8 @@ TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
   EXPECT_EQ(report->faults % 2, 0u);  // EIO and ENOSPC for every op
   EXPECT_EQ(report->surfaced, report->faults);
   EXPECT_GT(report->states, report->faults);
-  // Lazy refcounts: a run stopped by an error leaves the image dirty, and its repair is swept.
+  // An error poisons the engine, which marks a v3 image dirty: the image the run leaves is dirty,
+  // and its repair is swept.
   EXPECT_EQ(report->dirty_ends, 2u);
   EXPECT_GT(report->failed_repairs, 4u);
   // Every kind of device op failed somewhere; resizes come from preallocation=metadata creates.

@@ -59,21 +59,37 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
 Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& workload,
                                         const OpenOptions& open, LiveModel& live) {
   GuestRunResult result;
+  std::unique_ptr<Image> image;
+  // Whether the engine instance in use met the injected error: only such an instance (left
+  // poisoned, say) may keep failing afterwards. The fault fires once, so a fresh open after it,
+  // and every call on that fresh instance, must succeed.
+  bool tainted = false;
   // Runs one engine call and notes an injected error it met, and whether it said so.
   auto call = [&](const std::string& what, const std::function<Status()>& fn) {
     const uint64_t from = disk.recording().op_count();
+    const Image* before = image.get();
+    if (before == nullptr) tainted = false;  // an open: no instance yet
     Status st = fn();
     if (!st.ok()) ++result.failed_calls;
     std::optional<uint64_t> failed = FailedOpSince(disk.recording(), from);
     if (failed && !result.fault) result.fault = InjectedFault{*failed, what, st};
-    if (failed && st.ok() && result.failure.empty()) {
+    if (failed) {
+      tainted = true;
+    } else if (image && image.get() != before) {
+      tainted = false;  // reopened cleanly: a fresh instance
+    }
+    if (!result.failure.empty()) return st;
+    if (failed && st.ok()) {
       result.failure = fmt::format("device op {} failed ({}) but {} returned success",
                                    *failed, StatusCodeName(disk.recording().ops()[*failed].status),
                                    what);
+    } else if (!st.ok() && !failed && result.fault && !tainted) {
+      result.failure = fmt::format("{} failed though the injected error had passed (device op "
+                                   "{}, in {}): {}", what, result.fault->seq, result.fault->call,
+                                   st.ToString());
     }
     return st;
   };
-  std::unique_ptr<Image> image;
   auto open_image = [&]() -> Status {
     ASSIGN_OR_RETURN(image, Image::Open(disk, open));
     return Status::Ok();

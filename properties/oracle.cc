@@ -26,9 +26,12 @@ void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOrac
     bool is_flush = op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen;
     const bool failed = timings[i].ack == kNever;  // the guest was told it failed
     if (is_flush && !failed) next_flush_ack = timings[i].ack;
-    // An op that changes the image and fails (an injected I/O error) tells the guest that what
-    // was not yet durable may be lost, as a failed fsync does: no later flush promises it.
-    if (failed && op.kind != WorkloadOpKind::kRead) next_flush_ack = kNever;
+    // A reopen (or the final close) that fails drops the engine without a clean close: what was
+    // not yet durable may be lost, as after a process kill, and no later flush promises it.
+    // Other failed ops void nothing: a later flush that succeeds promises all acknowledged before.
+    if (failed && is_flush && (op.kind == WorkloadOpKind::kReopen || i + 1 == timings.size())) {
+      next_flush_ack = kNever;
+    }
     if (nothing || failed) {
       timings[i].durable = kNever;
     } else if (through || is_flush) {

@@ -6,8 +6,8 @@
 // Durability is the cache mode's promise to the guest, not what the engine did: writethrough and
 // directsync promise each write at its acknowledgement; writeback and none at the
 // acknowledgement of the next flush (or reopen); unsafe promises nothing across a power loss.
-// An op the guest was told failed (an injected I/O error) is never promised, and a failed op that
-// changes the image voids the promise of everything not yet durable when it failed.
+// An op the guest was told failed (an injected I/O error) is never promised, and a failed reopen
+// (the engine dropped without a clean close) voids the promise of what was not yet durable.
 #pragma once
 
 #include <cstdint>

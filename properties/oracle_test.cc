@@ -61,7 +61,7 @@ TEST(OracleTest, WritethroughPromisesEveryAcknowledgedWrite) {
   EXPECT_TRUE(Violation(o, 7, Disk({{1, {0, 1024}}})));   // B acked at 6: must be there
 }
 
-TEST(OracleTest, AFailedOpIsNeverPromisedAndVoidsWhatWasPending) {
+TEST(OracleTest, AFailedOpIsNeverPromisedAndALaterFlushStillPromisesTheRest) {
   // op0 write A acked at 2; op1 write B failed (never acked); op2 flush failed; op3 write C acked
   // at 8; op4 flush acked at 10.
   auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nwrite 1024 1024 p=2\nflush\n"
@@ -71,8 +71,9 @@ TEST(OracleTest, AFailedOpIsNeverPromisedAndVoidsWhatWasPending) {
                              {7, 8, kNever}, {9, 10, kNever}};
   auto writeback = t;
   AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, writeback);
-  // A was pending when the flush failed: the later flush does not promise it; C it does.
-  EXPECT_EQ(writeback[0].durable, kNever);
+  // The failed flush promised nothing, but the engine took no restart: the flush that succeeded
+  // promises A and C alike.
+  EXPECT_EQ(writeback[0].durable, 10u);
   EXPECT_EQ(writeback[1].durable, kNever);
   EXPECT_EQ(writeback[2].durable, kNever);
   EXPECT_EQ(writeback[3].durable, 10u);
@@ -88,6 +89,17 @@ TEST(OracleTest, AFailedOpIsNeverPromisedAndVoidsWhatWasPending) {
   EXPECT_FALSE(Violation(o, 11, Disk({{1, {0, 1024}}, {3, {2048, 3072}}})));
   EXPECT_FALSE(Violation(o, 11, Disk({{1, {0, 1024}}, {2, {1024, 2048}}, {3, {2048, 3072}}})));
   EXPECT_TRUE(Violation(o, 11, Disk({{1, {0, 1024}}})));  // C lost
+}
+
+TEST(OracleTest, AFailedReopenVoidsWhatWasNotYetDurable) {
+  // op0 write A acked at 2; op1 reopen failed (the engine dropped); op2 write C acked at 6; op3
+  // flush acked at 8.
+  auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nreopen\nwrite 2048 1024 p=3\nflush\n");
+  ASSERT_TRUE(w.ok());
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, 6, kNever}, {7, 8, kNever}};
+  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  EXPECT_EQ(t[0].durable, kNever);
+  EXPECT_EQ(t[2].durable, 8u);
 }
 
 TEST(OracleTest, AFailedReadVoidsNothing) {

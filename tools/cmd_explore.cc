@@ -232,7 +232,7 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
   }
   for (size_t i = 0; i < report->failures.size(); ++i) {
     fmt::print("FAILURE {}\n", report->failures[i]);
-    if (i == 0 && !trace.empty()) fmt::print("  trace: {}\n", trace);
+    if (i == report->failing_index && !trace.empty()) fmt::print("  trace: {}\n", trace);
   }
   return report->ok() ? 0 : kExitFailure;
 }
@@ -240,6 +240,10 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
 int RunExplore(const ExploreArgs& a) {
   if (a.fault_sweep && (a.matrix || !a.fault.empty())) {
     return Fail("--fault-sweep injects every fault in turn: it takes neither --matrix nor --fault");
+  }
+  if (a.matrix && !a.fault.empty()) {
+    return Fail("--fault runs one workload with one error; --matrix runs the default workload "
+                "six ways without errors: choose one");
   }
   if (a.matrix) return RunMatrix(a);
   auto o = BuildOptions(a);

@@ -167,5 +167,20 @@ TEST(L1PastEofTest, DataBeforeTheTableSurvives) {
   EXPECT_EQ(GuestContent(after), Expected(kDataBytes));
 }
 
+// -r leaks cannot rebuild, so the table stays uncounted (exit 2, as qemu-img), but its cluster
+// in the file is not freed as a leak: qemu-img's -r leaks frees and discards it.
+TEST(L1PastEofTest, RepairLeaksDoesNotFreeTheTable) {
+  const std::vector<uint8_t> b = DataBeforeTheTable();
+  MemoryDevice dev(b);
+  CheckReport r = Repair(dev, RepairMode::kLeaks);
+  EXPECT_EQ(CheckExitCode(r), 2) << FormatCheckFindings(r);
+  EXPECT_EQ(r.leaks_fixed, 1) << "the old table's cluster";
+  EXPECT_EQ(dev.bytes().size(), b.size());
+  EXPECT_EQ(Refcount(dev.bytes(), L1Offset(b) / kCluster), 1);
+  EXPECT_EQ(Refcount(dev.bytes(), L1Offset(Base(kDataBytes)) / kCluster), 0);
+  std::vector<uint8_t> after = ExpectRepairedAndBounded(dev.bytes());
+  EXPECT_EQ(GuestContent(after), Expected(kDataBytes));
+}
+
 }  // namespace
 }  // namespace crashsim

@@ -145,6 +145,14 @@ Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const Refcoun
   return Status::Ok();
 }
 
+// Whether cluster i holds part of an active L1 table reaching past the end of the file: not
+// counted, but in use, so not a leak to free (QEMU's -r leaks frees and discards it).
+bool InUncountedActiveL1(const Context& ctx, uint64_t i) {
+  const uint64_t cs = ctx.cluster_size();
+  return ActiveL1EndPastEof(ctx) && i >= ctx.header.l1_table_offset / cs &&
+         i < DivRoundUp(ctx.file_size, cs);
+}
+
 // QEMU's compare_refcounts for cluster i, given its on-disk refcount and its reference count.
 // With `fix`, mismatches it may fix are written through `reader`.
 void CompareCluster(Context& ctx, RefcountReader& reader, RepairMode fix, uint64_t i,
@@ -155,7 +163,7 @@ void CompareCluster(Context& ctx, RefcountReader& reader, RepairMode fix, uint64
   int64_t* num_fixed = nullptr;
   if (refcount == 0) {
     rebuild = true;
-  } else if (refcount > reference && fix != RepairMode::kNone) {
+  } else if (refcount > reference && fix != RepairMode::kNone && !InUncountedActiveL1(ctx, i)) {
     num_fixed = &ctx.res.leaks_fixed;
   } else if (refcount < reference && fix == RepairMode::kAll) {
     num_fixed = &ctx.res.corruptions_fixed;

@@ -12,6 +12,7 @@
 #  - qemu-img check -r all, the reference: exits 1 at its own overlap check, naming the class
 #    given (docs/fuzzing.md says which write of QEMU's that is), or exits 2 with the table still
 #    uncounted, and in "moved" with the guest's data lost.
+# Then -r leaks, which cannot rebuild: it leaves the table's cluster in the file allocated.
 source "$(dirname "$0")/lib.sh"
 [ $HAVE_CHECK = 1 ] || { echo "SKIP: crashsim has no check command"; exit 77; }
 
@@ -124,5 +125,24 @@ variant rebuild 1 "Preventing invalid write on metadata (overlaps with active L1
 variant reftable 1 "Preventing invalid write on metadata (overlaps with refcount block)"
 variant moved 2 "Repairing cluster 19 refcount=1 reference=0"
 variant l2-inside 1 "Preventing invalid write on metadata (overlaps with active L1 table)"
+
+# -r leaks cannot rebuild: the table stays uncounted (exit 2, as qemu-img's), but its cluster in
+# the file keeps its refcount; qemu-img's -r leaks frees and discards it, losing the guest's data.
+CASES=$((CASES + 1))
+img="$WORK/moved-leaks.qcow2"
+make_image "$img" moved
+run qemu-img convert -O raw "$img" "$WORK/moved-leaks.raw"
+cp "$img" "$img.qemu"
+expect 2 "$CRASHSIM" check -r leaks "$img"
+[ "$(od -An -tx1 -j $((0x2000 + 19 * 2)) -N 2 "$img" | tr -d ' \n')" = 0001 ] ||
+  fail "moved: check -r leaks freed the L1 table's cluster"
+run qemu-img convert -O raw "$img" "$WORK/moved-leaks.ours.raw"
+same_file "$WORK/moved-leaks.raw" "$WORK/moved-leaks.ours.raw" "moved: check -r leaks changed the guest's content"
+run "$CRASHSIM" check -r all "$img"
+run qemu-img check "$img"
+expect 2 qemu-img check -r leaks "$img.qemu"
+run qemu-img convert -O raw "$img.qemu" "$WORK/moved-leaks.qemu.raw"
+cmp -s "$WORK/moved-leaks.raw" "$WORK/moved-leaks.qemu.raw" &&
+  fail "moved: qemu-img check -r leaks kept the guest's data (the reference discards the table's cluster)"
 
 finish

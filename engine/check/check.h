@@ -12,7 +12,10 @@
 //
 // Counters, messages and exit codes follow qemu-img 7.2 (qcow2.md §3). Where qemu-img's repair
 // leaves a corruption it cannot fix (entries past EOF, unaligned offsets), -r all drops the
-// untrustworthy L1/L2 entry instead and reports the guest range it dropped.
+// untrustworthy L1/L2 entry instead and reports the guest range it dropped. An active L1 table
+// that reaches past the end of the file from inside it makes -r all rebuild the refcount
+// structure after the table, so that the file covers it (qemu-img frees its clusters in the file
+// as leaks, or stops at its own overlap check; docs/fuzzing.md).
 //
 // Durability: every repair write carries DurableStep::kRepair and follows the engine's ordering
 // rules. A v3 image is marked dirty (write + flush) before the first repair write, so a crash at

@@ -79,6 +79,18 @@ void CheckRefblocks(Context& ctx, ReferenceCounter& counter, const RefcountReade
   }
 }
 
+// Where the active L1 table ends, if it starts inside the file and ends a cluster or more past
+// its end: the reference ReferenceCounter::Add refuses (QEMU's rule), though the table is in use.
+std::optional<uint64_t> ActiveL1EndPastEof(const Context& ctx) {
+  const QcowHeader& h = ctx.header;
+  const uint64_t end = h.l1_table_offset + uint64_t{h.l1_size} * 8;  // l1_size <= kMaxL1Entries
+  if (h.l1_size == 0 || h.l1_table_offset >= ctx.file_size ||
+      end < ctx.file_size + ctx.cluster_size()) {
+    return std::nullopt;
+  }
+  return end;
+}
+
 // QEMU's calculate_refcounts.
 Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const RefcountReader& reader,
                           bool& rebuild) {
@@ -88,6 +100,24 @@ Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const Refcoun
   counter.Add(ctx, 0, cs, Owner::kHeader);
   RETURN_IF_ERROR(WalkL1(ctx, counter, metadata,
                          {ctx.header.l1_table_offset, ctx.header.l1_size, true, "active"}));
+  // An active L1 table reaching past the end of the file from inside it is not counted, so its
+  // clusters in the file look leaked: QEMU's -r all frees them (and discards them, losing the
+  // entries there), or, when it rebuilds, puts a refcount block on them and stops at its own
+  // overlap check. -r all rebuilds instead, whatever else it finds: the rebuild places the new
+  // structure after the table (RebuildRefcountStructure), so the file then covers it, reading
+  // zeros past the old end as QEMU reads them there, and the table is counted. The file grows by
+  // at most the table's 32 MiB (QEMU's L1 limit) and the new refcount structure.
+  if (ctx.fix_errors()) {
+    if (std::optional<uint64_t> end = ActiveL1EndPastEof(ctx)) {
+      ctx.Note(FindingKind::kPastEndOfFile, FindingSeverity::kInfo, ctx.header.l1_table_offset,
+               "active L1 table",
+               fmt::format("Repairing active L1 table: it ends at {:#x}, past the end of the file "
+                           "({:#x}); the refcount structure is rebuilt after it",
+                           *end, ctx.file_size),
+               /*repaired=*/true);
+      rebuild = true;
+    }
+  }
   for (size_t i = 0; i < ctx.snapshots.size(); ++i) {
     const SnapshotEntry& sn = ctx.snapshots[i];
     const std::string name = fmt::format("snapshot {}", sn.id);
@@ -115,6 +145,14 @@ Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const Refcoun
   return Status::Ok();
 }
 
+// Whether cluster i holds part of an active L1 table reaching past the end of the file: not
+// counted, but in use, so not a leak to free (QEMU's -r leaks frees and discards it).
+bool InUncountedActiveL1(const Context& ctx, uint64_t i) {
+  const uint64_t cs = ctx.cluster_size();
+  return ActiveL1EndPastEof(ctx) && i >= ctx.header.l1_table_offset / cs &&
+         i < DivRoundUp(ctx.file_size, cs);
+}
+
 // QEMU's compare_refcounts for cluster i, given its on-disk refcount and its reference count.
 // With `fix`, mismatches it may fix are written through `reader`.
 void CompareCluster(Context& ctx, RefcountReader& reader, RepairMode fix, uint64_t i,
@@ -125,7 +163,7 @@ void CompareCluster(Context& ctx, RefcountReader& reader, RepairMode fix, uint64
   int64_t* num_fixed = nullptr;
   if (refcount == 0) {
     rebuild = true;
-  } else if (refcount > reference && fix != RepairMode::kNone) {
+  } else if (refcount > reference && fix != RepairMode::kNone && !InUncountedActiveL1(ctx, i)) {
     num_fixed = &ctx.res.leaks_fixed;
   } else if (refcount < reference && fix == RepairMode::kAll) {
     num_fixed = &ctx.res.corruptions_fixed;

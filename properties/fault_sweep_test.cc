@@ -72,8 +72,10 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
       std::fprintf(stderr, "crashsim trace: %s\n",
                    path.ok() ? path->c_str() : path.status().ToString().c_str());
     }
-    RC_FAIL(fmt::format("{}\nimage: {}\nworkload:\n{}", report->failures.front(),
-                        config.ToString(), workload.ToText()));
+    RC_FAIL(fmt::format("{}\nimage: {}\nshrunk size: guest ops {}, lost/torn device writes {}\n"
+                        "workload:\n{}", report->failures.front(), config.ToString(),
+                        workload.ops.size(), report->failing_state.state.fates.size(),
+                        workload.ToText()));
   }
   // Every fault fired and reached its caller (a fault that did not is a failure above).
   RC_ASSERT(report->surfaced == report->faults);

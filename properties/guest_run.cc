@@ -103,7 +103,9 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
   const bool held_back = !CacheModeWritesThrough(open.cache_mode);
   std::vector<size_t> unflushed;
   auto forget_unflushed = [&] {
-    for (size_t j : unflushed) live.Forget(workload.ops[j]);
+    std::vector<WorkloadOp> lost;
+    for (size_t j : unflushed) lost.push_back(workload.ops[j]);
+    live.LoseUnflushed(lost);
     unflushed.clear();
   };
   for (size_t i = 0; i <= workload.ops.size(); ++i) {
@@ -130,6 +132,7 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
       live.Apply(op);
       if (op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen) {
         unflushed.clear();
+        live.MarkDurable();
       } else if (op.TouchesData() && held_back) {
         unflushed.push_back(i);
       }

@@ -4,7 +4,7 @@
 //
 // Without a fault plan on the disk any engine error ends the run: it is a bug or a bad workload.
 // With one, an error is the guest's to see: the op is not acknowledged (so nothing it wrote is
-// promised), the bytes it addressed become unknown to the live model, and the run goes on; an
+// promised), each sector it addressed may read old or new, and the run goes on; an
 // image that failed to open or to reopen is opened again by the next op, as a restarted guest
 // would, which may find unflushed writes lost (with a write cache: writeback, none, unsafe). An injected error that the engine call it hit returned as success is a failure: the
 // guest would believe a write durable that never happened.

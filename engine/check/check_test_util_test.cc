@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <regex>
 
 #include "engine/coding.h"
@@ -45,8 +44,15 @@ TempDir::~TempDir() {
 }
 
 std::vector<uint8_t> LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+  // Sized first and read in one call: a byte-at-a-time istreambuf_iterator copy of a 64 MiB raw
+  // export took seconds under ASan, most of CheckDiffTest's and RepairCrashTest's time.
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::vector<uint8_t> bytes(static_cast<size_t>(in.tellg()));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return bytes;
 }
 
 void SaveFile(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -65,11 +65,22 @@ run_case() {
   fi
 }
 
+# CRASHSIM_REDUCED_TESTS=1 (set by ci/test --sanitize; properties/property_env.h lists what else
+# it shrinks): 512-byte clusters with refcount_bits=16 only. Those are the dearest cases by far
+# (the sessions allocate some 12,000 clusters: 8 s of CPU each under ASan, 0.1 s at 4 KiB), and
+# widths 1 and 64 still run with every other cluster size.
+reduced=0
+if [ "${CRASHSIM_REDUCED_TESTS:-0}" = 1 ]; then
+  reduced=1
+  echo "CRASHSIM_REDUCED_TESTS=1: 512-byte clusters with refcount_bits=16 only"
+fi
 n=0
 for cs in 512 4k 64k 2M; do
   run_case "compat=0.10,cluster_size=$cs" $((n++))
   for lazy in off on; do
     for rb in 1 16 64; do
+      # (A skipped case keeps its number: every other case has the cache mode of the full run.)
+      [ $reduced = 0 ] || [ "$cs" != 512 ] || [ "$rb" = 16 ] || { n=$((n + 1)); continue; }
       run_case "compat=1.1,lazy_refcounts=$lazy,cluster_size=$cs,refcount_bits=$rb" $((n++))
       if [ "$cs" = 64k ] || [ "$cs" = 2M ]; then
         run_case "compat=1.1,lazy_refcounts=$lazy,cluster_size=$cs,refcount_bits=$rb,extended_l2=on" $((n++))

@@ -72,7 +72,7 @@ void AddConformanceCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunConformance(*args); });
 }
 
-static const RegisterCommand kRegistered(AddConformanceCommand);
+static const RegisterCommand kRegisterConformance(AddConformanceCommand);
 
 }  // namespace
 }  // namespace crashsim::tools

@@ -305,6 +305,6 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunExplore(*args); });
 }
 
-static const RegisterCommand kRegistered(AddExploreCommand);
+static const RegisterCommand kRegisterExplore(AddExploreCommand);
 
 }  // namespace crashsim::tools

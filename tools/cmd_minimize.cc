@@ -63,6 +63,6 @@ void AddMinimizeCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunMinimize(*args); });
 }
 
-static const RegisterCommand kRegistered(AddMinimizeCommand);
+static const RegisterCommand kRegisterMinimize(AddMinimizeCommand);
 
 }  // namespace crashsim::tools

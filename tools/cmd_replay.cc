@@ -106,6 +106,6 @@ void AddReplayCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunReplay(*args); });
 }
 
-static const RegisterCommand kRegistered(AddReplayCommand);
+static const RegisterCommand kRegisterReplay(AddReplayCommand);
 
 }  // namespace crashsim::tools

@@ -48,6 +48,6 @@ void AddShowCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunShow(*args); });
 }
 
-static const RegisterCommand kRegistered(AddShowCommand);
+static const RegisterCommand kRegisterShow(AddShowCommand);
 
 }  // namespace crashsim::tools

@@ -147,7 +147,7 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
   cmd->callback([args, &exit_code] { exit_code = RunValidate(*args); });
 }
 
-static const RegisterCommand kRegistered(AddValidateCommand);
+static const RegisterCommand kRegisterValidate(AddValidateCommand);
 
 }  // namespace
 }  // namespace crashsim::tools

@@ -30,7 +30,8 @@ void AddCheckCommand(CLI::App& app, int& exit_code);
 void AddDemoCommand(CLI::App& app, int& exit_code);
 
 // Subcommands outside the core set register themselves from their own file, so adding one
-// touches no shared file:  static const RegisterCommand kRegistered(AddExploreCommand);
+// touches no shared file:  static const RegisterCommand kRegisterExplore(AddExploreCommand);
+// (a name of its own in each file: tools/ compiles as one unity translation unit).
 struct RegisterCommand {
   explicit RegisterCommand(AddCommandFn fn);
 };

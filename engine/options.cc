@@ -401,22 +401,25 @@ Result<uint64_t> ParseSize(std::string_view text) {
   return static_cast<uint64_t>(value);
 }
 
+// Its errors say only what went wrong with the backing file: OpenBacking prefixes "Could not open
+// backing file 'NAME'" and Image::Open the image's name, so neither is repeated here.
 BackingOpener PosixBackingOpener(const std::string& image_path) {
   return [image_path](const std::string& name) -> Result<std::unique_ptr<BlockDevice>> {
-    if (name.empty()) {
-      return Status::InvalidArgument(image_path + ": backing file name is empty");
-    }
+    if (name.empty()) return Status::InvalidArgument("the name is empty");
     if (HasProtocolPrefix(name)) {
       return Status::NotSupported(fmt::format(
-          "{}: backing file '{}' has a protocol prefix; crashsim opens backing files only as "
-          "plain local paths (write './{}' for a local file with a colon in its name)",
-          image_path, name, name));
+          "the name has a protocol prefix; crashsim opens backing files only as plain local "
+          "paths (write './{}' for a local file with a colon in its name)",
+          name));
     }
     std::string path = ResolveBackingName(image_path, name);
     auto device = PosixDevice::Open(path, PosixOpenOptions{.read_only = true});
     if (!device.ok()) {
-      return device.status().WithContext(
-          fmt::format("{}: cannot open backing file '{}'", image_path, name));
+      // PosixDevice says "cannot open PATH: why"; the path is news only where it is not the name.
+      std::string why = device.status().message();
+      const std::string opening = "cannot open " + path + ": ";
+      if (why.starts_with(opening)) why.erase(0, opening.size());
+      return Status(device.status().code(), path == name ? why : path + ": " + why);
     }
     return std::unique_ptr<BlockDevice>(std::move(device).value());
   };

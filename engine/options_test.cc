@@ -9,6 +9,9 @@
 #include <fstream>
 #include <string>
 
+#include "engine/image.h"
+#include "engine/memory_device.h"
+
 namespace crashsim {
 namespace {
 
@@ -245,12 +248,35 @@ TEST_F(BackingOpenerTest, RejectsProtocolPrefixes) {
   }
 }
 
-TEST_F(BackingOpenerTest, MissingFileNamesImageAndBacking) {
+// The opener says where it looked and why, once; OpenBacking names the backing file and
+// Image::Open the image, so neither is repeated in its message.
+TEST_F(BackingOpenerTest, MissingFileSaysWhereItLookedOnce) {
   auto device = PosixBackingOpener(dir_ + "/top.qcow2")("missing.qcow2");
   ASSERT_FALSE(device.ok());
-  EXPECT_NE(device.status().message().find("top.qcow2"), std::string::npos);
-  EXPECT_NE(device.status().message().find("missing.qcow2"), std::string::npos);
+  EXPECT_EQ(device.status().message(), dir_ + "/missing.qcow2: No such file or directory");
+  device = PosixBackingOpener(dir_ + "/top.qcow2")(dir_ + "/missing.qcow2");
+  ASSERT_FALSE(device.ok());
+  EXPECT_EQ(device.status().message(), "No such file or directory");
   EXPECT_FALSE(PosixBackingOpener(dir_ + "/top.qcow2")("").ok());
+}
+
+// An image whose backing file is missing (here: opened from another directory than the one its
+// backing file sits in) names the image, the backing file and where it was looked for, once each.
+TEST_F(BackingOpenerTest, ImageWithMissingBackingFileSaysSoOnce) {
+  CreateOptions create;
+  create.size = 1 << 20;
+  create.backing_file = "base.raw";
+  create.backing_format = "raw";
+  MemoryDevice device;
+  ASSERT_TRUE(Image::Create(device, create, PosixBackingOpener(dir_ + "/top.qcow2")).ok());
+  OpenOptions options;
+  options.read_only = true;
+  options.open_backing = PosixBackingOpener(dir_ + "/elsewhere/top.qcow2");
+  auto image = Image::Open(device, options);
+  ASSERT_FALSE(image.ok());
+  EXPECT_EQ(image.status().message(),
+            device.Name() + ": Could not open backing file 'base.raw': " + dir_ +
+                "/elsewhere/base.raw: No such file or directory");
 }
 
 TEST(ImageOptsTest, NamesTheFileAndAppliesOpenOptions) {

@@ -36,13 +36,12 @@ bool OptionGiven(const std::vector<std::string>& options, std::string_view key) 
 
 // Opens the backing file the way the new image will and returns its virtual size.
 Result<uint64_t> BackingVirtualSize(const std::string& image, const CreateOptions& o) {
-  auto open_backing = PosixBackingOpener(image);
-  ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device, open_backing(o.backing_file));
-  if (o.backing_format == "raw") return device->Size();
+  QcowHeader named;
+  named.backing_file = o.backing_file;
+  named.backing_format = o.backing_format;
   OpenOptions options;
-  options.read_only = true;
-  options.open_backing = open_backing;
-  ASSIGN_OR_RETURN(std::unique_ptr<Image> backing, Image::Open(std::move(device), options));
+  options.open_backing = PosixBackingOpener(image);
+  ASSIGN_OR_RETURN(std::unique_ptr<GuestReader> backing, OpenBacking(named, options));
   return backing->virtual_size();
 }
 

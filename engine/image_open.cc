@@ -295,7 +295,7 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
     if (!report.status.ok() || report.check_errors > 0 || report.corruptions > 0) {
       return Status::Corruption(name + ": Could not repair dirty image: " +
                                 (report.status.ok() ? FormatCheckFindings(report)
-                                                    : report.status.ToString()));
+                                                    : report.status.message()));
     }
     auto repaired = ReadHeader(device, options);
     if (!repaired.ok()) return repaired.status().WithContext(name + " after repair");

@@ -54,7 +54,7 @@ Status Image::State::PreWriteOverlapCheck(uint64_t offset, uint64_t size, IoTag 
     if (st.ok()) {
       header.incompatible_features |= kIncompatCorrupt;
     } else {
-      marked = "marking the image corrupt failed too: " + st.ToString();
+      marked = "marking the image corrupt failed too: " + st.message();
     }
   } else if (header.version < 3) {
     marked = "a v2 image has no corrupt flag; this open refuses further writes";

@@ -25,7 +25,7 @@ struct CheckArgs {
 
 int RunCheck(const CheckArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
-  if (!format_ok.ok()) return Fail(format_ok.message());
+  if (!format_ok.ok()) return Fail(format_ok);
   RepairMode mode = args.repair.empty()   ? RepairMode::kNone
                     : args.repair == "all" ? RepairMode::kAll
                                            : RepairMode::kLeaks;

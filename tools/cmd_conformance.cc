@@ -32,7 +32,7 @@ int RunConformance(const ConformanceArgs& a) {
     own = true;
   }
   auto corpus = thirdparty::BuildCorpus(dir);
-  if (!corpus.ok()) return Fail(corpus.status().message());
+  if (!corpus.ok()) return Fail(corpus.status());
   std::vector<std::vector<thirdparty::ReaderOutcome>> results;
   for (const std::string& r : readers) {
     results.push_back(thirdparty::RunReader(*corpus, r, dir, a.timeout_ms));

@@ -29,14 +29,14 @@ struct ConvertArgs {
 
 int RunConvert(const ConvertArgs& args) {
   for (Status st : {CheckFormat(args.format, {"qcow2"}), CheckFormat(args.output_format, {"raw"})}) {
-    if (!st.ok()) return Fail(st.message());
+    if (!st.ok()) return Fail(st);
   }
   auto image = OpenImageFile(args.image, {.read_only = true});
   if (!image.ok()) return FailOpen(args.image, image.status());
   auto output = AtomicOutputFile::Create(args.output);
-  if (!output.ok()) return Fail(output.status().message());
+  if (!output.ok()) return Fail(output.status());
   auto out = (*output)->Device();
-  if (!out.ok()) return Fail(out.status().message());
+  if (!out.ok()) return Fail(out.status());
   const uint64_t size = (*image)->virtual_size();
   if (Status st = (*out)->Resize(size); !st.ok()) return Fail(InFile(args.output, st.message()));
   std::vector<uint8_t> buf(kChunkBytes);
@@ -46,7 +46,7 @@ int RunConvert(const ConvertArgs& args) {
     Status st = (*image)->Read(offset, chunk);
     if (!st.ok()) {
       return Fail(fmt::format("{}: read of {} bytes at offset {} failed: {}", args.image, n,
-                              offset, st.ToString()));
+                              offset, st.message()));
     }
     if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
     st = (*out)->Write(offset, chunk, WriteOptions{});

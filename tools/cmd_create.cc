@@ -101,9 +101,9 @@ int RunCreate(const CreateArgs& args) {
   const CreateOptions& o = *prepared;
   if (!args.quiet) fmt::print("{}\n", FormattingLine(args, o));
   auto output = AtomicOutputFile::Create(args.image);
-  if (!output.ok()) return Fail(output.status().message());
+  if (!output.ok()) return Fail(output.status());
   auto device = (*output)->Device();
-  if (!device.ok()) return Fail(device.status().message());
+  if (!device.ok()) return Fail(device.status());
   // Backing names resolve next to the target, where the image will live, not the temporary.
   Status st = Image::Create(**device, o, PosixBackingOpener(args.image));
   if (st.ok()) st = (*output)->Commit();

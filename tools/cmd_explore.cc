@@ -178,11 +178,11 @@ int RunMatrix(const ExploreArgs& a) {
       args.cache = cache;
       args.image_options.push_back(lazy ? "lazy_refcounts=on" : "lazy_refcounts=off");
       auto o = BuildOptions(args);
-      if (!o.ok()) return Fail(o.status().ToString());
+      if (!o.ok()) return Fail(o.status());
       auto w = LoadWorkload(args, o->image.cluster_size);
-      if (!w.ok()) return Fail(w.status().ToString());
+      if (!w.ok()) return Fail(w.status());
       auto r = RunOne(*w, *o, a.trace_dir, false);
-      if (!r.ok()) return Fail(r.status().ToString());
+      if (!r.ok()) return Fail(r.status());
       const ExploreReport& rep = r->report;
       fmt::print("{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8.0f} {:>7} {:>8} "
                  "{:>9.2f}\n", cache, lazy ? "on" : "off", rep.points_covered,
@@ -214,7 +214,7 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
     if (tty) std::fprintf(stderr, "\r  injecting %-24s", fault.c_str());
   });
   if (tty) std::fprintf(stderr, "\r%40s\r", "");
-  if (!report.ok()) return Fail(report.status().ToString());
+  if (!report.ok()) return Fail(report.status());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CreateOptions image = o.image;
@@ -227,7 +227,7 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
   if (!a.trace_dir.empty() && report->failing_run) {
     auto path = traces::WriteFailureTrace(a.trace_dir, *report->failing_run,
                                           report->failing_state);
-    if (!path.ok()) return Fail(path.status().ToString());
+    if (!path.ok()) return Fail(path.status());
     trace = *path;
   }
   for (size_t i = 0; i < report->failures.size(); ++i) {
@@ -247,12 +247,12 @@ int RunExplore(const ExploreArgs& a) {
   }
   if (a.matrix) return RunMatrix(a);
   auto o = BuildOptions(a);
-  if (!o.ok()) return Fail(o.status().ToString());
+  if (!o.ok()) return Fail(o.status());
   auto w = LoadWorkload(a, o->image.cluster_size);
-  if (!w.ok()) return Fail(w.status().ToString());
+  if (!w.ok()) return Fail(w.status());
   if (a.fault_sweep) return RunFaultSweep(*w, *o, a);
   auto r = RunOne(*w, *o, a.trace_dir, !a.quiet);
-  if (!r.ok()) return Fail(r.status().ToString());
+  if (!r.ok()) return Fail(r.status());
   PrintSummary(*w, *o, *r);
   if (const GuestRunResult& run = r->explorer_run; run.fault) {
     fmt::print("injected {}: it hit {}, which returned: {}\n", a.fault, run.fault->call,

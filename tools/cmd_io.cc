@@ -194,7 +194,7 @@ class IoSession {
       std::fill(buf->begin(), buf->end(), pattern->value_or(kDefaultWritePattern));
       st = image_.Write(range->offset, *buf);
     }
-    if (!st.ok()) return Error("write failed: " + st.ToString());
+    if (!st.ok()) return Error("write failed: " + st.message());
     Report(*parsed, "wrote", *range);
     return true;
   }
@@ -210,7 +210,7 @@ class IoSession {
     auto buf = Buffer("read", range->length);
     if (!buf.ok()) return Error(buf.status().message());
     Status st = image_.Read(range->offset, *buf);
-    if (!st.ok()) return Error("read failed: " + st.ToString());
+    if (!st.ok()) return Error("read failed: " + st.message());
     bool ok = true;
     if (pattern) {
       auto bad = std::find_if(buf->begin(), buf->end(), [&](uint8_t b) { return b != *pattern; });
@@ -235,7 +235,7 @@ class IoSession {
     auto range = ParseRange("discard", *parsed);
     if (!range.ok()) return Error(range.status().message());
     Status st = image_.Discard(range->offset, range->length);
-    if (!st.ok()) return Error("discard failed: " + st.ToString());
+    if (!st.ok()) return Error("discard failed: " + st.message());
     Report(*parsed, "discard", *range);
     return true;
   }
@@ -243,7 +243,7 @@ class IoSession {
   bool Flush(const std::vector<std::string>& tokens) {
     if (!tokens.empty()) return Error("flush: takes no arguments");
     Status st = image_.Flush();
-    if (!st.ok()) return Error("flush failed: " + st.ToString());
+    if (!st.ok()) return Error("flush failed: " + st.message());
     return true;
   }
 
@@ -264,15 +264,15 @@ class IoSession {
 
 int RunIo(const IoArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
-  if (!format_ok.ok()) return Fail(format_ok.message());
+  if (!format_ok.ok()) return Fail(format_ok);
   auto cache = ParseCacheMode(args.cache);
-  if (!cache.ok()) return Fail(cache.status().message());
+  if (!cache.ok()) return Fail(cache.status());
   ImageOpenParams params{.read_only = args.read_only, .cache_mode = *cache};
   std::string path = args.image;
   if (args.image_opts) {
     OpenOptions opts;
     auto named = ParseImageOpts(args.image, opts);
-    if (!named.ok()) return Fail(named.status().message());
+    if (!named.ok()) return Fail(named.status());
     path = *named;
     params.overlap_check = opts.overlap_check;
     params.lazy_refcounts = opts.lazy_refcounts;
@@ -285,7 +285,7 @@ int RunIo(const IoArgs& args) {
     if (!session.Run(command)) exit_code = kExitFailure;
   }
   Status closed = (*image)->Close();
-  if (!closed.ok()) return Fail(path + ": close failed: " + closed.ToString());
+  if (!closed.ok()) return Fail(path + ": close failed: " + closed.message());
   return exit_code;
 }
 

@@ -26,7 +26,7 @@ struct MinimizeArgs {
 
 int RunMinimize(const MinimizeArgs& args) {
   auto trace = traces::ReadTraceFile(args.trace);
-  if (!trace.ok()) return Fail(trace.status().message());
+  if (!trace.ok()) return Fail(trace.status());
   traces::MinimizeOptions options;
   options.max_checks = args.max_checks;
   options.any_failure = args.any_failure;
@@ -41,7 +41,7 @@ int RunMinimize(const MinimizeArgs& args) {
                : kExitFailure;
   }
   if (Status st = traces::WriteTraceFile(args.output, report->trace); !st.ok()) {
-    return Fail(st.message());
+    return Fail(st);
   }
   fmt::print("{}minimised trace written to {} (verdict {}: {})\n", report->Summary(), args.output,
              traces::VerdictName(report->trace.verdict), report->trace.detail);

@@ -32,7 +32,7 @@ struct ReplayArgs {
 
 int RunReplay(const ReplayArgs& args) {
   auto trace = traces::ReadTraceFile(args.trace);
-  if (!trace.ok()) return Fail(trace.status().message());
+  if (!trace.ok()) return Fail(trace.status());
   traces::ReplayOptions options;
   options.portable = args.portable;
   options.max_states = args.max_states;
@@ -45,12 +45,12 @@ int RunReplay(const ReplayArgs& args) {
                   "differs)");
     }
     auto medium = simdisk::Materialise(*result->recording, result->state);
-    if (!medium.ok()) return Fail(medium.status().ToString());
+    if (!medium.ok()) return Fail(medium.status());
     std::vector<uint8_t> bytes((*medium)->size());
     (*medium)->ReadAt(0, bytes);
     std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     if (Status st = WriteFileAtomically(args.image, view); !st.ok()) {
-      return Fail(st.message());
+      return Fail(st);
     }
     if (!args.quiet) {
       fmt::print("crashed image ({} bytes, before any check or repair) written to {}\n",
@@ -74,7 +74,7 @@ int RunReplay(const ReplayArgs& args) {
     rebased.comments.push_back(fmt::format("replayed{} from {}", args.portable ? " (portable)" : "",
                                            args.trace));
     if (Status st = traces::WriteTraceFile(args.write_trace, rebased); !st.ok()) {
-      return Fail(st.message());
+      return Fail(st);
     }
     if (!args.quiet) fmt::print("this build's trace written to {}\n", args.write_trace);
   }

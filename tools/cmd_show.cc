@@ -24,13 +24,13 @@ struct ShowArgs {
 
 int RunShow(const ShowArgs& args) {
   auto trace = traces::ReadTraceFile(args.trace);
-  if (!trace.ok()) return Fail(trace.status().message());
+  if (!trace.ok()) return Fail(trace.status());
   auto explanation = traces::Explain(*trace, traces::ExplainOptions{.reads = args.reads});
   if (!explanation.ok()) return Fail(InFile(args.trace, explanation.status().message()));
   fmt::print("{}", explanation->text);
   if (!args.svg.empty()) {
     if (Status st = WriteFileAtomically(args.svg, explanation->svg); !st.ok()) {
-      return Fail(st.message());
+      return Fail(st);
     }
     fmt::print("timeline written to {}\n", args.svg);
   }

@@ -80,11 +80,11 @@ Result<thirdparty::ValidateReport> RunOne(const thirdparty::ValidateOptions& o, 
 
 int RunValidate(const ValidateArgs& a) {
   auto base = BuildOptions(a);
-  if (!base.ok()) return Fail(base.status().message());
+  if (!base.ok()) return Fail(base.status());
   if (!a.matrix) {
     double seconds = 0;
     auto report = RunOne(*base, &seconds);
-    if (!report.ok()) return Fail(report.status().message());
+    if (!report.ok()) return Fail(report.status());
     fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
     return report->findings.empty() ? 0 : 2;
   }
@@ -104,7 +104,7 @@ int RunValidate(const ValidateArgs& a) {
         o.crash = crash;
         double seconds = 0;
         auto r = RunOne(o, &seconds);
-        if (!r.ok()) return Fail(r.status().message());
+        if (!r.ok()) return Fail(r.status());
         version = r->target_version;
         findings += r->findings.size();
         table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n",

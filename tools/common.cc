@@ -16,12 +16,14 @@ int Fail(std::string_view message) {
   return kExitFailure;
 }
 
+int Fail(const Status& status) { return Fail(status.message()); }
+
 std::string InFile(const std::string& path, const std::string& message) {
   if (message.starts_with(path + ":")) return message;
   return path + ": " + message;
 }
 
-int FailOpen(const std::string& path, const Status& why) {
+std::string OpenFailureReason(const std::string& path, const Status& why) {
   std::string message = why.message();
   // PosixDevice says "cannot open PATH: reason"; the engine prefixes "PATH: ".
   for (const std::string& prefix : {"cannot open " + path + ": ", path + ": "}) {
@@ -30,8 +32,14 @@ int FailOpen(const std::string& path, const Status& why) {
       break;
     }
   }
-  return Fail(fmt::format("Could not open '{}': {}", path, message));
+  return message;
 }
+
+std::string CouldNotOpen(const std::string& path, const Status& why) {
+  return fmt::format("Could not open '{}': {}", path, OpenFailureReason(path, why));
+}
+
+int FailOpen(const std::string& path, const Status& why) { return Fail(CouldNotOpen(path, why)); }
 
 void AddFormatFlag(CLI::App* cmd, std::string& format) {
   cmd->add_option("-f,--format", format, "image format (only qcow2)");

@@ -41,10 +41,16 @@ inline constexpr int kExitFailure = 1;
 
 // Prints "crashsim: <message>" to stderr and returns kExitFailure.
 int Fail(std::string_view message);
+// The same with the status's message alone: the code's name ("invalid argument: ") is for
+// programs, not for the person reading the error.
+int Fail(const Status& status);
 // "PATH: message", unless the message already starts with the path.
 std::string InFile(const std::string& path, const std::string& message);
-// Prints "crashsim: Could not open 'PATH': <why>" (without repeating the path if `why` already
-// starts with it) and returns kExitFailure.
+// Why `path` did not open: the status's message without the path it may start with.
+std::string OpenFailureReason(const std::string& path, const Status& why);
+// "Could not open 'PATH': " + OpenFailureReason(path, why).
+std::string CouldNotOpen(const std::string& path, const Status& why);
+// Prints "crashsim: " + CouldNotOpen(path, why) and returns kExitFailure.
 int FailOpen(const std::string& path, const Status& why);
 
 // Adds "-f FMT" (qemu-img's format flag) to `cmd`; only "qcow2" is accepted.

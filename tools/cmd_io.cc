@@ -296,7 +296,7 @@ void AddIoCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("io", "run qemu-io style commands on an image");
   AddFormatFlag(cmd, args->format);
   cmd->add_option("-t,--cache", args->cache,
-                  "cache mode: writeback, writethrough (default), directsync, none, unsafe");
+                  "cache mode: writeback, writethrough, directsync, none, unsafe");
   cmd->add_flag("-r,--read-only", args->read_only, "open the image read-only");
   cmd->add_flag("--image-opts", args->image_opts,
                 "IMAGE is an option string, as qemu-io takes it: driver=qcow2,file.filename=PATH"

@@ -1,9 +1,10 @@
-// `crashsim convert [-f qcow2] -O raw IMG OUT`: exports an image's guest content (through its
+// `crashsim convert [-f qcow2] [-O raw] IMG OUT`: exports an image's guest content (through its
 // backing chain) to a raw file, the way `qemu-img convert -O raw` does, so interop tests can
-// compare what crashsim reads with what QEMU reads. The source is opened read-only (a dirty
-// image is read as it is, never repaired); the output is written sparsely: all-zero chunks are
-// left as holes, under a temporary name that replaces OUT only once every byte is written
-// (AtomicOutputFile): a raw file of the full size with holes would look complete.
+// compare what crashsim reads with what QEMU reads; without -O the output is raw, qemu-img's
+// default. The source is opened read-only (a dirty image is read as it is, never repaired); the
+// output is written sparsely: all-zero chunks are left as holes, under a temporary name that
+// replaces OUT only once every byte is written (AtomicOutputFile): a raw file of the full size
+// with holes would look complete.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,7 +22,7 @@ constexpr uint64_t kChunkBytes = 1 << 20;
 
 struct ConvertArgs {
   std::string format = "qcow2";
-  std::string output_format;
+  std::string output_format = "raw";  // qemu-img convert's default
   bool quiet = false;
   std::string image;
   std::string output;
@@ -64,7 +65,7 @@ void AddConvertCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd =
       app.add_subcommand("convert", "export an image's guest content to a raw file");
   AddFormatFlag(cmd, args->format);
-  cmd->add_option("-O", args->output_format, "output format (only raw)")->required();
+  cmd->add_option("-O", args->output_format, "output format (only raw)");
   cmd->add_flag("-q", args->quiet, "quiet (accepted for qemu-img compatibility)");
   cmd->add_option("image", args->image, "source image")->required();
   cmd->add_option("output", args->output, "raw output file")->required();

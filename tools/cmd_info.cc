@@ -1,17 +1,21 @@
-// `crashsim info [-f qcow2] [--output=human|json] IMG`: qemu-img info's fields and layout.
-// Like qemu-img's info (which opens with NO_IO and NO_BACKING), it decodes only the header:
-// the file is opened read-only, a dirty image is reported and never repaired, a corrupt-bit
-// image is shown, and the backing file need not exist. The snapshot table is read for qemu's
-// "Snapshot list".
+// `crashsim info [-f qcow2] [--output=human|json] [--backing-chain] IMG`: qemu-img info's fields
+// and layout. Like qemu-img's info (which opens with NO_IO and NO_BACKING), it decodes only the
+// header: the file is opened read-only, a dirty image is reported and never repaired, a
+// corrupt-bit image is shown, and the backing file need not exist. The snapshot table is read for
+// qemu's "Snapshot list". With --backing-chain, as qemu-img: every image of the chain, top first
+// (human: separated by a blank line; json: an array), a backing file that is not qcow2 shown as
+// raw, and an image of the chain that does not open an error with nothing printed.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/check/snapshot_table.h"
+#include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/posix_device.h"
 #include "tools/common.h"
@@ -22,23 +26,39 @@ namespace {
 struct InfoArgs {
   std::string format = "qcow2";
   std::string output = "human";
+  bool backing_chain = false;
   std::string image;
 };
 
 struct ImageInfo {
+  std::string format = "qcow2";  // or "raw": a backing file of the chain
+  uint64_t raw_size = 0;         // the virtual size of a raw file: its length
   QcowHeader header;
   std::vector<SnapshotEntry> snapshots;
   uint64_t actual_size = 0;  // allocated bytes on the host, as stat's st_blocks * 512
   std::string full_backing_filename;
 };
 
-Result<ImageInfo> ReadInfo(const std::string& path) {
+// Reads the header of `path` as `format` ("qcow2" or "raw"; empty: probed by the qcow2 magic, as
+// qemu-img probes a backing file that names no format).
+Result<ImageInfo> ReadInfo(const std::string& path, const std::string& format) {
   ASSIGN_OR_RETURN(std::unique_ptr<PosixDevice> device,
                    PosixDevice::Open(path, PosixOpenOptions{.read_only = true}));
   ASSIGN_OR_RETURN(uint64_t file_size, device->Size());
   std::vector<uint8_t> cluster0(std::min<uint64_t>(file_size, uint64_t{1} << kMaxClusterBits));
   RETURN_IF_ERROR(device->Read(0, cluster0));
   ImageInfo info;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;
+  info.format = format;
+  if (info.format.empty()) {
+    info.format = cluster0.size() >= 4 && LoadBE32(cluster0.data()) == kQcowMagic ? "qcow2" : "raw";
+  }
+  if (info.format == "raw") {
+    info.raw_size = file_size;
+    return info;
+  }
+  RETURN_IF_ERROR(CheckFormat(info.format, {"qcow2", "raw"}));
   ASSIGN_OR_RETURN(info.header, DecodeHeader(cluster0, file_size));
   const QcowHeader& h = info.header;
   if (h.nb_snapshots > 0) {
@@ -48,8 +68,6 @@ Result<ImageInfo> ReadInfo(const std::string& path) {
                                                             h.nb_snapshots, options));
     info.snapshots = std::move(table.entries);
   }
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;
   const std::string& backing = info.header.backing_file;
   size_t slash = path.rfind('/');
   info.full_backing_filename = backing.starts_with('/') || slash == std::string::npos
@@ -105,7 +123,14 @@ std::string SnapshotsJson(const std::vector<SnapshotEntry>& snapshots) {
   return out + "    ]";
 }
 
+// qemu's lines for a raw file: what every format shows, and nothing format specific.
+std::string RawHumanInfo(const std::string& path, const ImageInfo& info) {
+  return fmt::format("image: {}\nfile format: raw\nvirtual size: {} ({} bytes)\ndisk size: {}\n",
+                     path, SizeToStr(info.raw_size), info.raw_size, SizeToStr(info.actual_size));
+}
+
 std::string HumanInfo(const std::string& path, const ImageInfo& info) {
+  if (info.format == "raw") return RawHumanInfo(path, info);
   const QcowHeader& h = info.header;
   std::string out = fmt::format(
       "image: {}\nfile format: qcow2\nvirtual size: {} ({} bytes)\ndisk size: {}\n"
@@ -133,7 +158,27 @@ std::string HumanInfo(const std::string& path, const ImageInfo& info) {
   return out;
 }
 
+// A JSON object from its members, each already "\"key\": value", four spaces in.
+std::string JsonObject(const std::vector<std::string>& members) {
+  std::string out = "{\n";
+  for (size_t i = 0; i < members.size(); ++i) {
+    out += "    " + members[i] + (i + 1 < members.size() ? ",\n" : "\n");
+  }
+  return out + "}\n";
+}
+
+std::string RawJsonInfo(const std::string& path, const ImageInfo& info) {
+  return JsonObject({
+      fmt::format("\"virtual-size\": {}", info.raw_size),
+      fmt::format("\"filename\": {}", JsonString(path)),
+      "\"format\": \"raw\"",
+      fmt::format("\"actual-size\": {}", info.actual_size),
+      "\"dirty-flag\": false",
+  });
+}
+
 std::string JsonInfo(const std::string& path, const ImageInfo& info) {
+  if (info.format == "raw") return RawJsonInfo(path, info);
   const QcowHeader& h = info.header;
   std::vector<std::string> data = {
       fmt::format("\"compat\": \"{}\"", Compat(h)),
@@ -170,20 +215,85 @@ std::string JsonInfo(const std::string& path, const ImageInfo& info) {
     top.push_back(fmt::format("\"backing-filename\": {}", JsonString(h.backing_file)));
   }
   top.push_back(fmt::format("\"dirty-flag\": {}", Bool(h.dirty())));
-  std::string out = "{\n";
-  for (size_t i = 0; i < top.size(); ++i) {
-    out += "    " + top[i] + (i + 1 < top.size() ? ",\n" : "\n");
+  return JsonObject(top);
+}
+
+// One image of a backing chain: the name qemu-img shows for it, and its header.
+struct ChainLink {
+  std::string path;
+  ImageInfo info;
+};
+
+// The image and, with --backing-chain, each backing file in turn, by its full backing filename
+// and its backing format (probed if the header names none). Fails, as qemu-img does, on an image
+// that does not open and on a chain that loops.
+Result<std::vector<ChainLink>> ReadChain(const InfoArgs& args) {
+  std::vector<ChainLink> chain;
+  std::set<std::string> seen;
+  std::string path = args.image;
+  std::string format = args.format;
+  for (;;) {
+    if (!seen.insert(path).second) {
+      return Status::InvalidArgument(
+          fmt::format("backing file '{}' creates an infinite loop", path));
+    }
+    auto info = ReadInfo(path, format);
+    if (!info.ok() && chain.empty()) {
+      return Status(info.status().code(), CouldNotOpen(path, info.status()));
+    }
+    if (!info.ok()) {  // worded as the engine words a backing file that does not open
+      const ChainLink& parent = chain.back();
+      const std::string& name = parent.info.header.backing_file;
+      return Status(info.status().code(),
+                    fmt::format("Could not open '{}': Could not open backing file '{}': {}{}",
+                                parent.path, name, path == name ? "" : path + ": ",
+                                OpenFailureReason(path, info.status())));
+    }
+    chain.push_back(ChainLink{path, std::move(info).value()});
+    const ImageInfo& last = chain.back().info;
+    if (!args.backing_chain || last.format != "qcow2" || !last.header.has_backing_file()) {
+      return chain;
+    }
+    path = last.full_backing_filename;
+    format = last.header.backing_format.value_or("");
   }
-  return out + "}\n";
+}
+
+// Indents every line of `text` by four spaces: an object as an element of qemu's JSON array.
+std::string Indent(const std::string& text) {
+  std::string out;
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    end = end == std::string::npos ? text.size() : end + 1;
+    out += "    " + text.substr(begin, end - begin);
+    begin = end;
+  }
+  return out;
 }
 
 int RunInfo(const InfoArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
-  if (!format_ok.ok()) return Fail(format_ok.message());
-  auto info = ReadInfo(args.image);
-  if (!info.ok()) return FailOpen(args.image, info.status());
-  fmt::print("{}", args.output == "json" ? JsonInfo(args.image, *info)
-                                         : HumanInfo(args.image, *info));
+  if (!format_ok.ok()) return Fail(format_ok);
+  auto chain = ReadChain(args);
+  if (!chain.ok()) return Fail(chain.status());
+  const bool json = args.output == "json";
+  if (!args.backing_chain) {
+    const ChainLink& only = chain->front();
+    fmt::print("{}", json ? JsonInfo(only.path, only.info) : HumanInfo(only.path, only.info));
+    return 0;
+  }
+  // qemu-img: a blank line between images; in JSON, an array of the objects.
+  std::string out;
+  for (const ChainLink& link : *chain) {
+    if (json) {
+      std::string object = Indent(JsonInfo(link.path, link.info));
+      object.pop_back();  // the newline: a comma or the closing bracket's line follows
+      out += (out.empty() ? "[\n" : ",\n") + object;
+    } else {
+      out += (out.empty() ? "" : "\n") + HumanInfo(link.path, link.info);
+    }
+  }
+  fmt::print("{}", json ? out + "\n]\n" : out);
   return 0;
 }
 
@@ -195,6 +305,8 @@ void AddInfoCommand(CLI::App& app, int& exit_code) {
   AddFormatFlag(cmd, args->format);
   cmd->add_option("--output", args->output, "human or json")
       ->check(CLI::IsMember({"human", "json"}));
+  cmd->add_flag("--backing-chain", args->backing_chain,
+                "show every image of the backing chain, top first (qemu-img info --backing-chain)");
   cmd->add_option("image", args->image, "image file")->required();
   cmd->callback([args, &exit_code] { exit_code = RunInfo(*args); });
 }

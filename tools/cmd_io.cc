@@ -4,7 +4,9 @@
 //   read [-P pattern] [-v] [-q] OFF LEN         (-P verifies; -v dumps hex)
 //   discard [-q] OFF LEN
 //   flush
+//   map                                          (the image's allocated ranges, as qemu-io's)
 //   sigraise SIGNAL                              (kill the process mid-run, for crash demos)
+//   help [COMMAND]                               (lists these commands)
 // OFF and LEN take qemu's size suffixes. The default cache mode is writethrough, as qemu-io's.
 // As in qemu-io, a failing command does not stop the others; the exit code is then 1. The
 // image is closed cleanly at the end unless a sigraise ended the process first.
@@ -107,25 +109,39 @@ void DumpBuffer(const std::vector<uint8_t>& buf, uint64_t offset) {
   }
 }
 
+// qemu-io's cvtstr(): "64 KiB", "63.438 MiB", "512 bytes" (three decimals, ".000" dropped).
+std::string IoSizeStr(uint64_t bytes) {
+  static const char* const kUnits[] = {" KiB", " MiB", " GiB", " TiB", " PiB", " EiB"};
+  for (int i = 5; i >= 0; --i) {
+    const uint64_t unit = uint64_t{1} << (10 * (i + 1));
+    if (bytes < unit) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(bytes) / static_cast<double>(unit));
+    std::string text = buf;
+    if (text.ends_with(".000")) text.resize(text.size() - 4);
+    return text + kUnits[i];
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
+class IoSession;
+
+// One command of the io subcommand: qemu-io's help line ("NAME ARGS -- ONELINE") and its handler.
+struct IoCommand {
+  const char* name;
+  const char* args;
+  const char* oneline;
+  bool (IoSession::*run)(const std::vector<std::string>& tokens);
+};
+
 class IoSession {
  public:
   explicit IoSession(Image& image) : image_(image) {}
 
   // Runs one command line; false when it failed (qemu-io then goes on, exit code 1).
-  bool Run(const std::string& line) {
-    std::istringstream in(line);
-    std::vector<std::string> tokens;
-    for (std::string t; in >> t;) tokens.push_back(t);
-    if (tokens.empty()) return true;
-    std::string name = tokens.front();
-    tokens.erase(tokens.begin());
-    if (name == "write") return Write(tokens);
-    if (name == "read") return Read(tokens);
-    if (name == "discard") return Discard(tokens);
-    if (name == "flush") return Flush(tokens);
-    if (name == "sigraise") return Sigraise(tokens);
-    return Error(fmt::format("command \"{}\" not found", name));
-  }
+  bool Run(const std::string& line);
+
+  // The commands (kIoCommands), each given the words after its name, are public below.
 
  private:
   static bool Error(const std::string& message) {
@@ -174,6 +190,7 @@ class IoSession {
     return std::vector<uint8_t>(length);
   }
 
+ public:
   bool Write(const std::vector<std::string>& tokens) {
     auto parsed = ParseFlags(tokens, "P:zuqc");
     if (!parsed.ok()) return Error("write: " + parsed.status().message());
@@ -247,7 +264,7 @@ class IoSession {
     return true;
   }
 
-  static bool Sigraise(const std::vector<std::string>& tokens) {
+  bool Sigraise(const std::vector<std::string>& tokens) {
     char* end = nullptr;
     long sig = tokens.size() == 1 ? std::strtol(tokens[0].c_str(), &end, 10) : 0;
     if (tokens.size() != 1 || *end != '\0' || sig <= 0 || sig >= NSIG) {
@@ -259,8 +276,95 @@ class IoSession {
     return true;
   }
 
+  // qemu-io's map: the runs of clusters the image's own L2 tables map (data, zero or compressed:
+  // "allocated") and of the rest, which read from the backing file or as zeros.
+  bool Map(const std::vector<std::string>& tokens) {
+    if (!tokens.empty()) return Error("map: takes no arguments");
+    if (image_.geometry().extended_l2) {
+      return Error("map: images with subclusters (extended_l2=on) are not supported");
+    }
+    const uint64_t cluster_size = image_.geometry().cluster_size();
+    const uint64_t size = image_.virtual_size();
+    std::vector<Range> allocated;  // merged, in guest order
+    Status st = image_.ForEachMappedCluster([&](uint64_t guest_offset) {
+      const uint64_t end = std::min(guest_offset + cluster_size, size);
+      if (!allocated.empty() && allocated.back().offset + allocated.back().length == guest_offset) {
+        allocated.back().length = end - allocated.back().offset;
+      } else {
+        allocated.push_back(Range{guest_offset, end - guest_offset});
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) return Error("map failed: " + st.message());
+    auto print = [](uint64_t offset, uint64_t length, const char* what) {
+      fmt::print("{} ({:#x}) bytes {} at offset {} ({:#x})\n", IoSizeStr(length), length, what,
+                 IoSizeStr(offset), offset);
+    };
+    uint64_t offset = 0;
+    for (const Range& run : allocated) {
+      if (run.offset > offset) print(offset, run.offset - offset, "not allocated");
+      print(run.offset, run.length, "    allocated");
+      offset = run.offset + run.length;
+    }
+    if (offset < size) print(offset, size - offset, "not allocated");
+    return true;
+  }
+
+  bool Help(const std::vector<std::string>& tokens);
+
+ private:
   Image& image_;
 };
+
+// In qemu-io's order (by name), with its argument syntax where crashsim takes the same.
+constexpr IoCommand kIoCommands[] = {
+    {"discard", "[-q] off len", "discards a number of bytes at a specified offset",
+     &IoSession::Discard},
+    {"flush", "", "flush all in-core file state to disk", &IoSession::Flush},
+    {"help", "[command]", "help for one or all commands", &IoSession::Help},
+    {"map", "", "prints the allocated areas of a file", &IoSession::Map},
+    {"read", "[-qv] [-P pattern] off len", "reads a number of bytes at a specified offset",
+     &IoSession::Read},
+    {"sigraise", "signal", "raises a signal", &IoSession::Sigraise},
+    {"write", "[-quz] [-P pattern] off len", "writes a number of bytes at a specified offset",
+     &IoSession::Write},
+};
+
+const IoCommand* FindIoCommand(const std::string& name) {
+  for (const IoCommand& command : kIoCommands) {
+    if (name == command.name) return &command;
+  }
+  return nullptr;
+}
+
+void PrintIoCommand(const IoCommand& command) {
+  fmt::print("{} {} -- {}\n", command.name, command.args, command.oneline);
+}
+
+bool IoSession::Run(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> tokens;
+  for (std::string t; in >> t;) tokens.push_back(t);
+  if (tokens.empty()) return true;
+  std::string name = tokens.front();
+  tokens.erase(tokens.begin());
+  const IoCommand* command = FindIoCommand(name);
+  if (command == nullptr) return Error(fmt::format("command \"{}\" not found", name));
+  return (this->*command->run)(tokens);
+}
+
+// "help": every command's line; "help NAME": that command's.
+bool IoSession::Help(const std::vector<std::string>& tokens) {
+  if (tokens.size() > 1) return Error("help: expected at most one command name");
+  if (tokens.empty()) {
+    for (const IoCommand& command : kIoCommands) PrintIoCommand(command);
+    return true;
+  }
+  const IoCommand* command = FindIoCommand(tokens[0]);
+  if (command == nullptr) return Error(fmt::format("command {} not found", tokens[0]));
+  PrintIoCommand(*command);
+  return true;
+}
 
 int RunIo(const IoArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
@@ -302,7 +406,8 @@ void AddIoCommand(CLI::App& app, int& exit_code) {
                 "IMAGE is an option string, as qemu-io takes it: driver=qcow2,file.filename=PATH"
                 ",overlap-check=none|constant|cached (default)|all,overlap-check.CLASS=on|off,"
                 "lazy-refcounts=on|off");
-  cmd->add_option("-c,--cmd", args->commands, "a command, e.g. 'write -P 0x5a 0 4k'; may repeat")
+  cmd->add_option("-c,--cmd", args->commands,
+                  "a command, e.g. 'write -P 0x5a 0 4k'; may repeat; -c help lists them")
       ->allow_extra_args(false);
   cmd->add_option("image", args->image, "image file")->required();
   cmd->callback([args, &exit_code] { exit_code = RunIo(*args); });

@@ -414,13 +414,14 @@ BackingOpener PosixBackingOpener(const std::string& image_path) {
     }
     std::string path = ResolveBackingName(image_path, name);
     auto device = PosixDevice::Open(path, PosixOpenOptions{.read_only = true});
-    if (!device.ok()) {
-      // PosixDevice says "cannot open PATH: why"; the path is news only where it is not the name.
+    // PosixDevice says "PATH: why"; OpenBacking names the backing file, so the resolved path is
+    // news only where it differs from that name.
+    if (!device.ok() && path == name) {
       std::string why = device.status().message();
-      const std::string opening = "cannot open " + path + ": ";
-      if (why.starts_with(opening)) why.erase(0, opening.size());
-      return Status(device.status().code(), path == name ? why : path + ": " + why);
+      if (why.starts_with(path + ": ")) why.erase(0, path.size() + 2);
+      return Status(device.status().code(), why);
     }
+    if (!device.ok()) return device.status();
     return std::unique_ptr<BlockDevice>(std::move(device).value());
   };
 }

@@ -52,7 +52,7 @@ Result<std::unique_ptr<PosixDevice>> PosixDevice::Open(const std::string& path,
     if (options.direct && err == EINVAL) {
       return Status::NotSupported(path + ": the file system does not support O_DIRECT");
     }
-    return ErrnoStatus("cannot open " + path, err);
+    return ErrnoStatus(path, err);
   }
   struct stat st;
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -25,13 +25,8 @@ std::string InFile(const std::string& path, const std::string& message) {
 
 std::string OpenFailureReason(const std::string& path, const Status& why) {
   std::string message = why.message();
-  // PosixDevice says "cannot open PATH: reason"; the engine prefixes "PATH: ".
-  for (const std::string& prefix : {"cannot open " + path + ": ", path + ": "}) {
-    if (message.starts_with(prefix)) {
-      message.erase(0, prefix.size());
-      break;
-    }
-  }
+  // PosixDevice and the engine name the file as "PATH: reason"; CouldNotOpen names it already.
+  if (message.starts_with(path + ": ")) message.erase(0, path.size() + 2);
   return message;
 }
 

@@ -70,15 +70,26 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check
     return fail(fmt::format("repair of the dirty image failed (exit {}): {}",
                             CheckExitCode(repair), FirstFindings(repair)));
   }
-  auto after = ReadImageHeader(device, true);
-  if (!after.ok() || after->dirty()) return fail("repair succeeded but left the dirty bit set");
-  CheckReport again = check(RepairMode::kNone);
-  if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
-    return fail("the check after repair is not clean: " + FirstFindings(again));
-  }
-  if (std::string s = check_data("after repair", /*must_open=*/true); !s.empty()) return fail(s);
+  std::string repaired = CheckRepairedImage(
+      device, [&](BlockDevice&, RepairMode mode) { return check(mode); }, check_data,
+      "after repair");
+  if (!repaired.empty()) return fail(repaired);
   r.outcome = Outcome::kDirtyRepaired;
   return r;
+}
+
+std::string CheckRepairedImage(BlockDevice& device, const CheckFn& run_check,
+                               const GuestDataFn& check_data, const char* when) {
+  auto header = ReadImageHeader(device, /*for_check=*/true);
+  if (!header.ok()) {
+    return "the repaired image has an unreadable header: " + header.status().ToString();
+  }
+  if (header->dirty()) return "repair succeeded but left the dirty bit set";
+  CheckReport again = run_check(device, RepairMode::kNone);
+  if (!again.status.ok() || again.corruptions || again.leaks || again.check_errors) {
+    return "the check after repair is not clean: " + FirstFindings(again);
+  }
+  return check_data(when, /*must_open=*/true);
 }
 
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,

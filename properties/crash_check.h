@@ -43,6 +43,11 @@ using CheckFn = std::function<CheckReport(BlockDevice& device, RepairMode repair
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check_data,
                                    const std::function<std::string()>& before_repair = {},
                                    const CheckFn& run_check = {});
+// After a repair reported success, what it must have achieved: the dirty bit clear, a check
+// (with `run_check`) that finds nothing, and the guest data legal (`check_data`, told `when`).
+// Returns the failure or "".
+std::string CheckRepairedImage(BlockDevice& device, const CheckFn& run_check,
+                               const GuestDataFn& check_data, const char* when);
 // The same with the full data check at `crash_point`.
 CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestOracle& oracle,
                                    const OpenOptions& read_only, uint64_t crash_point,

@@ -409,16 +409,14 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
     if (rule.kind != simdisk::OpKind::kRead) {
       return fmt::format("a repair met an injected error ({}) but reported success", fault);
     }
-    auto repaired = ReadImageHeader(faulty, /*for_check=*/true);
-    CheckReport after = checker.Run(faulty);
-    if (!repaired.ok() || repaired->dirty() || after.corruptions || after.leaks ||
-        after.check_errors || !after.status.ok()) {
-      return fmt::format("a repair that survived a failed read ({}) left an image that is not "
-                         "clean: {}", fault, FirstFindings(after));
-    }
-    std::string data = CheckData(faulty.live(), crash_point, "after a repair survived a failed read");
-    if (!data.empty()) return data + fmt::format(" ({})", fault);
-    return "";
+    std::string repaired = CheckRepairedImage(
+        faulty, [&](BlockDevice& device, RepairMode mode) { return checker.Run(device, mode); },
+        [&](const char* when, bool must_open) {
+          return CheckData(faulty.live(), crash_point, when, must_open);
+        },
+        "after a repair survived a failed read");
+    if (repaired.empty()) return "";
+    return fmt::format("a repair that survived a failed read ({}): {}", fault, repaired);
   }
   auto header = ReadImageHeader(faulty, /*for_check=*/true);
   if (header.ok() && !header->dirty()) {

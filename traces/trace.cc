@@ -1,20 +1,19 @@
 // The trace text form: writer and validating reader (FORMAT.md). The reader walks the lines in
-// the fixed order the writer emits them; every error says where (file:line, byte offset) and
-// what was expected there. Numbers are bounded before anything is sized from them.
+// the fixed order the writer emits them (line_reader.h: every error says where, numbers are
+// bounded); the settings lines are trace_settings.cc's, data payloads blob.cc's.
 #include "traces/trace.h"
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cstdio>
 #include <memory>
-
-#include <zstd.h>
 
 #include "engine/atomic_output_file.h"
 #include "engine/protocol.h"
 #include "engine/version.h"
 #include "simdisk/hash.h"
+#include "traces/blob.h"
+#include "traces/line_reader.h"
 
 namespace crashsim::traces {
 namespace {
@@ -66,22 +65,6 @@ std::optional<OpKind> ParseOpKind(std::string_view w) {
   return std::nullopt;
 }
 
-const char* OrderWord(simdisk::OrderModel o) {
-  return o == simdisk::OrderModel::kPrefix ? "prefix" : "any";
-}
-const char* TearsWord(simdisk::TearShape t) {
-  switch (t) {
-    case simdisk::TearShape::kNone: return "none";
-    case simdisk::TearShape::kPrefix: return "prefix";
-    case simdisk::TearShape::kAnySubset: return "any";
-  }
-  return "?";
-}
-const char* ContentWord(simdisk::TearContent c) {
-  return c == simdisk::TearContent::kGarbage ? "garbage" : "old-or-new";
-}
-const char* OnOff(bool b) { return b ? "on" : "off"; }
-
 const char* AnchorWord(PortablePoint::Anchor a) {
   switch (a) {
     case PortablePoint::Anchor::kStart: return "start";
@@ -91,124 +74,6 @@ const char* AnchorWord(PortablePoint::Anchor a) {
   return "?";
 }
 
-std::string Escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string Unescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      char c = s[++i];
-      out += c == 'n' ? '\n' : c == 'r' ? '\r' : c;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// ---- embedded data: zstd-compressed, base64 ------------------------------------------------
-
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string Base64(std::span<const uint8_t> in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < in.size(); i += 3) {
-    uint32_t v = uint32_t{in[i]} << 16;
-    if (i + 1 < in.size()) v |= uint32_t{in[i + 1]} << 8;
-    if (i + 2 < in.size()) v |= in[i + 2];
-    out += kBase64[(v >> 18) & 63];
-    out += kBase64[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kBase64[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? kBase64[v & 63] : '=';
-  }
-  return out;
-}
-
-// Strict: padded, canonical (unused bits zero), no other characters.
-std::optional<std::vector<uint8_t>> Unbase64(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::vector<uint8_t> out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    const bool last = i + 4 == in.size();
-    const size_t pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=') : 0;
-    if (pad == 1 && in[i + 2] == '=') return std::nullopt;
-    uint32_t v = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      if (j >= 4 - pad) {
-        v <<= 6;
-        continue;
-      }
-      const int d = value(in[i + j]);
-      if (d < 0) return std::nullopt;
-      v = v << 6 | static_cast<uint32_t>(d);
-    }
-    if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff))) return std::nullopt;
-    out.push_back(static_cast<uint8_t>(v >> 16));
-    if (pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
-    if (pad < 1) out.push_back(static_cast<uint8_t>(v));
-  }
-  return out;
-}
-
-std::string EncodeBlob(std::span<const uint8_t> raw) {
-  std::vector<uint8_t> packed(ZSTD_compressBound(raw.size()));
-  const size_t n = ZSTD_compress(packed.data(), packed.size(), raw.data(), raw.size(), 9);
-  INVARIANT(!ZSTD_isError(n));
-  packed.resize(n);
-  return Base64(packed);
-}
-
-// Decodes one data line's payload, which must hold exactly `length` bytes.
-std::optional<std::vector<uint8_t>> DecodeBlob(std::string_view text, uint64_t length,
-                                               std::string* why) {
-  std::optional<std::vector<uint8_t>> packed = Unbase64(text);
-  if (!packed) {
-    *why = "the data is not canonical base64";
-    return std::nullopt;
-  }
-  const unsigned long long declared = ZSTD_getFrameContentSize(packed->data(), packed->size());
-  if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
-    *why = "the data is not a zstd frame with a content size";
-    return std::nullopt;
-  }
-  if (declared != length) {
-    *why = fmt::format("the data decompresses to {} bytes, the line says {}", declared, length);
-    return std::nullopt;
-  }
-  std::vector<uint8_t> out(length);
-  const size_t n = ZSTD_decompress(out.data(), out.size(), packed->data(), packed->size());
-  if (ZSTD_isError(n) || n != length) {
-    *why = fmt::format("the data does not decompress ({})",
-                       ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
-    return std::nullopt;
-  }
-  return out;
-}
-
 bool AllZero(std::span<const uint8_t> b) {
   for (uint8_t c : b) {
     if (c != 0) return false;
@@ -216,333 +81,9 @@ bool AllZero(std::span<const uint8_t> b) {
   return true;
 }
 
-// ---- the line cursor -----------------------------------------------------------------------
-
-std::vector<std::string_view> Words(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ') ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-class Reader {
- public:
-  Reader(std::string_view text, std::string_view name) : text_(text), name_(name) {}
-
-  // The next line that is not blank and not a comment; comments are handed to `comments` when
-  // given. nullopt at the end of input.
-  std::optional<std::string_view> Next(std::vector<std::string>* comments = nullptr) {
-    while (pos_ < text_.size()) {
-      size_t eol = text_.find('\n', pos_);
-      size_t end = eol == std::string_view::npos ? text_.size() : eol;
-      line_start_ = pos_;
-      ++line_no_;
-      pos_ = eol == std::string_view::npos ? text_.size() : eol + 1;
-      std::string_view line = text_.substr(line_start_, end - line_start_);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.size() > kMaxTraceLineLength) {
-        too_long_ = true;
-        return line;
-      }
-      if (line.empty()) continue;
-      if (line.front() == '#') {
-        if (comments) {
-          std::string_view c = line.substr(1);
-          if (!c.empty() && c.front() == ' ') c.remove_prefix(1);
-          comments->emplace_back(c);
-        }
-        continue;
-      }
-      return line;
-    }
-    line_start_ = text_.size();
-    ++line_no_;
-    at_end_ = true;
-    return std::nullopt;
-  }
-
-  Status Error(const std::string& message) const {
-    return Status::Corruption(fmt::format("{}:{} (byte {}{}): {}", name_, line_no_, line_start_,
-                                          at_end_ ? ", end of input" : "", message));
-  }
-  // The next line, which must start with `keyword`; returns its words after the keyword.
-  Result<std::vector<std::string_view>> Expect(std::string_view keyword, std::string_view shape,
-                                               std::vector<std::string>* comments = nullptr) {
-    std::optional<std::string_view> line = Next(comments);
-    if (!line) {
-      return Error(fmt::format("expected '{}': the trace is truncated", shape));
-    }
-    if (too_long_) {
-      return Error(fmt::format("line longer than {} bytes (expected '{}')", kMaxTraceLineLength,
-                               shape));
-    }
-    std::vector<std::string_view> words = Words(*line);
-    if (words.empty() || words[0] != keyword) {
-      return Error(fmt::format("expected '{}', got '{}'", shape, Clip(*line)));
-    }
-    words.erase(words.begin());
-    return words;
-  }
-  // The next line as a whole (for sections with their own syntax).
-  Result<std::string_view> Line(std::string_view shape) {
-    std::optional<std::string_view> line = Next();
-    if (!line) return Error(fmt::format("expected {}: the trace is truncated", shape));
-    if (too_long_) return Error(fmt::format("line longer than {} bytes", kMaxTraceLineLength));
-    return *line;
-  }
-
-  size_t line_start() const { return line_start_; }
-  // The first word of the next line that is not blank and not a comment, without consuming it.
-  std::string PeekKeyword() {
-    size_t save_pos = pos_, save_start = line_start_, save_no = line_no_;
-    std::optional<std::string_view> line = Next();
-    std::string word;
-    if (line) {
-      std::vector<std::string_view> w = Words(*line);
-      if (!w.empty()) word = std::string(w[0]);
-    }
-    pos_ = save_pos;
-    line_start_ = save_start;
-    line_no_ = save_no;
-    at_end_ = false;
-    too_long_ = false;
-    return word;
-  }
-  bool AtEnd() {
-    size_t save_pos = pos_, save_start = line_start_, save_no = line_no_;
-    bool end = !Next().has_value();
-    pos_ = save_pos;
-    line_start_ = save_start;
-    line_no_ = save_no;
-    at_end_ = false;
-    return end;
-  }
-
-  static std::string Clip(std::string_view s) {
-    return s.size() > 60 ? std::string(s.substr(0, 60)) + "..." : std::string(s);
-  }
-
- private:
-  std::string_view text_;
-  std::string_view name_;
-  size_t pos_ = 0;
-  size_t line_start_ = 0;
-  size_t line_no_ = 0;
-  bool at_end_ = false;
-  bool too_long_ = false;
-};
-
-Result<uint64_t> Number(const Reader& r, std::string_view word, std::string_view what,
-                        uint64_t max = UINT64_MAX) {
-  std::string_view digits = word;
-  int base = 10;
-  if (digits.starts_with("0x")) {
-    digits.remove_prefix(2);
-    base = 16;
-  }
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
-  if (digits.empty() || ec == std::errc::invalid_argument ||
-      ptr != digits.data() + digits.size()) {
-    return r.Error(fmt::format("{}: expected a number, got '{}'", what, Reader::Clip(word)));
-  }
-  if (ec == std::errc::result_out_of_range || v > max) {
-    return r.Error(fmt::format("{} {} is out of range (at most {})", what, Reader::Clip(word),
-                               max));
-  }
-  return v;
-}
-
-Result<uint64_t> Hex64(const Reader& r, std::string_view word, std::string_view what) {
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v, 16);
-  bool lower = true;  // the canonical form: a flipped case bit must not go unnoticed
-  for (char c : word) lower &= !(c >= 'A' && c <= 'F');
-  if (word.size() != 16 || !lower || ec != std::errc() || ptr != word.data() + word.size()) {
-    return r.Error(fmt::format("{}: expected 16 hex digits, got '{}'", what, Reader::Clip(word)));
-  }
-  return v;
-}
-
-// "key=value" words in any order; each key at most once, all required keys present.
-class KeyValues {
- public:
-  static Result<KeyValues> Parse(const Reader& r, const std::vector<std::string_view>& words,
-                                 std::initializer_list<std::string_view> keys,
-                                 std::string_view shape) {
-    KeyValues kv;
-    for (std::string_view w : words) {
-      size_t eq = w.find('=');
-      std::string_view key = w.substr(0, eq);
-      bool known = false;
-      for (std::string_view k : keys) known |= k == key;
-      if (eq == std::string_view::npos || !known) {
-        return r.Error(fmt::format("unexpected '{}' (expected '{}')", Reader::Clip(w), shape));
-      }
-      for (auto& [k, v] : kv.pairs_) {
-        if (k == key) return r.Error(fmt::format("'{}' given twice", key));
-      }
-      kv.pairs_.emplace_back(key, w.substr(eq + 1));
-    }
-    for (std::string_view k : keys) {
-      if (!kv.Get(k)) return r.Error(fmt::format("missing '{}=' (expected '{}')", k, shape));
-    }
-    return kv;
-  }
-  std::optional<std::string_view> Get(std::string_view key) const {
-    for (auto& [k, v] : pairs_) {
-      if (k == key) return v;
-    }
-    return std::nullopt;
-  }
-
- private:
-  std::vector<std::pair<std::string_view, std::string_view>> pairs_;
-};
-
-Result<bool> OnOffWord(const Reader& r, std::string_view w, std::string_view what) {
-  if (w == "on") return true;
-  if (w == "off") return false;
-  return r.Error(fmt::format("{}: expected on or off, got '{}'", what, Reader::Clip(w)));
-}
-
-Status ExpectCount(const Reader& r, const std::vector<std::string_view>& words, size_t n,
-                   std::string_view shape) {
-  if (words.size() != n) return r.Error(fmt::format("expected '{}'", shape));
-  return Status::Ok();
-}
-
 // ---- sections ------------------------------------------------------------------------------
 
-Status ParseSettings(Reader& r, TraceSettings& s, std::vector<std::string>& comments) {
-  {
-    ASSIGN_OR_RETURN(auto w, r.Expect("image", "image OPTIONS", &comments));
-    for (std::string& c : comments) c = Unescape(c);
-    RETURN_IF_ERROR(ExpectCount(r, w, 1, "image OPTIONS"));
-    CreateOptions image;
-    if (Status st = ParseCreateOptions(w[0], image); !st.ok()) {
-      return r.Error("image options: " + st.message());
-    }
-    if (Status st = image.Validate(); !st.ok()) return r.Error("image options: " + st.message());
-    if (!image.backing_file.empty()) return r.Error("image options: backing files are not traced");
-    s.image = image;
-  }
-  {
-    ASSIGN_OR_RETURN(auto w, r.Expect("cache", "cache MODE"));
-    RETURN_IF_ERROR(ExpectCount(r, w, 1, "cache MODE"));
-    auto mode = ParseCacheMode(w[0]);
-    if (!mode.ok()) return r.Error(mode.status().message());
-    s.cache_mode = *mode;
-  }
-  {
-    ASSIGN_OR_RETURN(auto w, r.Expect("crash", "crash power-loss|process-kill"));
-    RETURN_IF_ERROR(ExpectCount(r, w, 1, "crash power-loss|process-kill"));
-    if (w[0] == "power-loss") {
-      s.crash = simdisk::CrashKind::kPowerLoss;
-    } else if (w[0] == "process-kill") {
-      s.crash = simdisk::CrashKind::kProcessKill;
-    } else {
-      return r.Error(fmt::format("expected crash kind power-loss or process-kill, got '{}'",
-                                 Reader::Clip(w[0])));
-    }
-  }
-  {
-    constexpr std::string_view kShape =
-        "model order=any|prefix tears=none|prefix|any content=old-or-new|garbage unit=512|4096";
-    ASSIGN_OR_RETURN(auto w, r.Expect("model", kShape));
-    ASSIGN_OR_RETURN(KeyValues kv,
-                     KeyValues::Parse(r, w, {"order", "tears", "content", "unit"}, kShape));
-    std::string_view order = *kv.Get("order"), tears = *kv.Get("tears"),
-                     content = *kv.Get("content");
-    if (order == "any") {
-      s.model.order = simdisk::OrderModel::kAnySubset;
-    } else if (order == "prefix") {
-      s.model.order = simdisk::OrderModel::kPrefix;
-    } else {
-      return r.Error(fmt::format("order: expected any or prefix, got '{}'", Reader::Clip(order)));
-    }
-    if (tears == "none") {
-      s.model.tears = simdisk::TearShape::kNone;
-    } else if (tears == "prefix") {
-      s.model.tears = simdisk::TearShape::kPrefix;
-    } else if (tears == "any") {
-      s.model.tears = simdisk::TearShape::kAnySubset;
-    } else {
-      return r.Error(fmt::format("tears: expected none, prefix or any, got '{}'",
-                                 Reader::Clip(tears)));
-    }
-    if (content == "old-or-new") {
-      s.model.content = simdisk::TearContent::kOldOrNew;
-    } else if (content == "garbage") {
-      s.model.content = simdisk::TearContent::kGarbage;
-    } else {
-      return r.Error(fmt::format("content: expected old-or-new or garbage, got '{}'",
-                                 Reader::Clip(content)));
-    }
-    ASSIGN_OR_RETURN(s.atomic_unit, Number(r, *kv.Get("unit"), "unit", kMaxTraceAtomicUnit));
-    if (s.atomic_unit == 0 || (s.atomic_unit & (s.atomic_unit - 1)) != 0) {
-      return r.Error(fmt::format("unit {} is not a power of two", s.atomic_unit));
-    }
-  }
-  {
-    constexpr std::string_view kShape =
-        "explore seed=N k=N budget=N samples=N metadata-first=on|off";
-    ASSIGN_OR_RETURN(auto w, r.Expect("explore", kShape));
-    ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(r, w, {"seed", "k", "budget", "samples",
-                                                           "metadata-first"}, kShape));
-    ASSIGN_OR_RETURN(s.seed, Number(r, *kv.Get("seed"), "seed"));
-    ASSIGN_OR_RETURN(s.k, Number(r, *kv.Get("k"), "k", 64));
-    ASSIGN_OR_RETURN(s.exhaustive_budget, Number(r, *kv.Get("budget"), "budget"));
-    ASSIGN_OR_RETURN(s.samples, Number(r, *kv.Get("samples"), "samples"));
-    ASSIGN_OR_RETURN(s.metadata_first, OnOffWord(r, *kv.Get("metadata-first"), "metadata-first"));
-  }
-  {
-    constexpr std::string_view kShape =
-        "check writes-after-repair=on|off repair-crash-states=N [backing=raw|qcow2] "
-        "[fault=KIND#N:EIO|ENOSPC]";
-    ASSIGN_OR_RETURN(auto w, r.Expect("check", kShape));
-    // backing= and fault= are optional, so they are taken out before the required keys.
-    for (auto it = w.begin(); it != w.end(); ++it) {
-      if (!it->starts_with("fault=")) continue;
-      auto fault = simdisk::ParseFault(it->substr(6));
-      if (!fault.ok()) return r.Error(fault.status().message());
-      s.fault = *fault;
-      w.erase(it);
-      break;
-    }
-    for (auto it = w.begin(); it != w.end(); ++it) {
-      if (!it->starts_with("backing=")) continue;
-      std::string_view kind = it->substr(8);
-      if (kind == "raw") {
-        s.backing = BackingKind::kRaw;
-      } else if (kind == "qcow2") {
-        s.backing = BackingKind::kQcow2;
-      } else if (kind == "none") {
-        s.backing = BackingKind::kNone;
-      } else {
-        return r.Error(fmt::format("backing: expected raw, qcow2 or none, got '{}'",
-                                   Reader::Clip(kind)));
-      }
-      w.erase(it);
-      break;
-    }
-    ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(r, w, {"writes-after-repair",
-                                                           "repair-crash-states"}, kShape));
-    ASSIGN_OR_RETURN(s.writes_after_repair,
-                     OnOffWord(r, *kv.Get("writes-after-repair"), "writes-after-repair"));
-    ASSIGN_OR_RETURN(s.repair_crash_states,
-                     Number(r, *kv.Get("repair-crash-states"), "repair-crash-states", 1 << 20));
-  }
-  return Status::Ok();
-}
-
-Status ParseWorkload(Reader& r, Workload& workload) {
+Status ParseWorkload(LineReader& r, Workload& workload) {
   ASSIGN_OR_RETURN(auto w, r.Expect("workload", "workload OP_COUNT"));
   RETURN_IF_ERROR(ExpectCount(r, w, 1, "workload OP_COUNT"));
   ASSIGN_OR_RETURN(uint64_t count, Number(r, w[0], "workload op count", kMaxTraceOps));
@@ -569,7 +110,7 @@ Status ParseWorkload(Reader& r, Workload& workload) {
   return Status::Ok();
 }
 
-Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t seq,
+Result<TraceOp> ParseDeviceOp(const LineReader& r, std::string_view line, uint64_t seq,
                               uint64_t count) {
   std::vector<std::string_view> w = Words(line);
   const std::string where = fmt::format("device op {} of {}", seq, count);
@@ -583,7 +124,7 @@ Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t s
   std::optional<OpKind> kind = ParseOpKind(w[1]);
   if (!kind) {
     return r.Error(fmt::format("{}: unknown kind '{}' (expected read, write, flush, resize, "
-                               "guest-begin, guest-ack)", where, Reader::Clip(w[1])));
+                               "guest-begin, guest-ack)", where, LineReader::Clip(w[1])));
   }
   op.kind = *kind;
   size_t i = 2;
@@ -592,7 +133,7 @@ Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t s
     size_t plus = w[i].find('+');
     if (plus == std::string_view::npos) {
       return r.Error(fmt::format("{}: expected OFFSET+LENGTH, got '{}'", where,
-                                 Reader::Clip(w[i])));
+                                 LineReader::Clip(w[i])));
     }
     ASSIGN_OR_RETURN(op.offset, Number(r, w[i].substr(0, plus), where + " offset"));
     ASSIGN_OR_RETURN(op.length, Number(r, w[i].substr(plus + 1), where + " length",
@@ -613,12 +154,12 @@ Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t s
       op.honoured = false;
     } else if (word.starts_with("tag=") && op.kind == OpKind::kWrite && !have_tag) {
       std::optional<IoTag> tag = ParseTag(word.substr(4));
-      if (!tag) return r.Error(fmt::format("{}: unknown tag '{}'", where, Reader::Clip(word)));
+      if (!tag) return r.Error(fmt::format("{}: unknown tag '{}'", where, LineReader::Clip(word)));
       op.tag = *tag;
       have_tag = true;
     } else if (word.starts_with("step=") && op.kind == OpKind::kWrite && op.step == 0) {
       std::optional<uint8_t> step = ParseStep(word.substr(5));
-      if (!step) return r.Error(fmt::format("{}: unknown step '{}'", where, Reader::Clip(word)));
+      if (!step) return r.Error(fmt::format("{}: unknown step '{}'", where, LineReader::Clip(word)));
       op.step = *step;
     } else if (word.starts_with("hash=") && op.kind == OpKind::kWrite && !have_hash) {
       ASSIGN_OR_RETURN(op.data_hash, Hex64(r, word.substr(5), where + " hash"));
@@ -628,11 +169,11 @@ Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t s
     } else if (word.starts_with("failed=") && op.status == StatusCode::kOk) {
       std::optional<StatusCode> code = ParseStatusWord(word.substr(7));
       if (!code) {
-        return r.Error(fmt::format("{}: unknown status '{}'", where, Reader::Clip(word)));
+        return r.Error(fmt::format("{}: unknown status '{}'", where, LineReader::Clip(word)));
       }
       op.status = *code;
     } else {
-      return r.Error(fmt::format("{}: unexpected '{}' for a {}", where, Reader::Clip(word),
+      return r.Error(fmt::format("{}: unexpected '{}' for a {}", where, LineReader::Clip(word),
                                  simdisk::OpKindName(op.kind)));
     }
   }
@@ -646,7 +187,7 @@ Result<TraceOp> ParseDeviceOp(const Reader& r, std::string_view line, uint64_t s
   return op;
 }
 
-Status ParseDeviceOps(Reader& r, std::vector<TraceOp>& ops) {
+Status ParseDeviceOps(LineReader& r, std::vector<TraceOp>& ops) {
   ASSIGN_OR_RETURN(auto w, r.Expect("device-ops", "device-ops COUNT"));
   RETURN_IF_ERROR(ExpectCount(r, w, 1, "device-ops COUNT"));
   ASSIGN_OR_RETURN(uint64_t count, Number(r, w[0], "device op count", kMaxTraceOps));
@@ -662,7 +203,7 @@ Status ParseDeviceOps(Reader& r, std::vector<TraceOp>& ops) {
 
 // The embedded data of a version 2 trace (FORMAT.md, "Embedded runs"): the initial medium's
 // extents, then every successful write's bytes in pieces, each checked against the op's hash.
-Status ParseEmbeddedData(Reader& r, const std::vector<TraceOp>& ops, EmbeddedRun& run) {
+Status ParseEmbeddedData(LineReader& r, const std::vector<TraceOp>& ops, EmbeddedRun& run) {
   {
     constexpr std::string_view kShape = "medium SIZE EXTENTS";
     ASSIGN_OR_RETURN(auto w, r.Expect("medium", kShape));
@@ -754,7 +295,7 @@ Status ParseEmbeddedData(Reader& r, const std::vector<TraceOp>& ops, EmbeddedRun
 }
 
 // The crash state must name a point of the log and fates of pending writes before it.
-Status ValidateState(const Reader& r, const simdisk::CrashState& s,
+Status ValidateState(const LineReader& r, const simdisk::CrashState& s,
                      const std::vector<TraceOp>& ops) {
   if (s.point > ops.size()) {
     return r.Error(fmt::format("crash point {} is past the {} device ops", s.point, ops.size()));
@@ -773,7 +314,7 @@ Status ValidateState(const Reader& r, const simdisk::CrashState& s,
   return Status::Ok();
 }
 
-Result<PortablePoint> ParsePortablePoint(const Reader& r,
+Result<PortablePoint> ParsePortablePoint(const LineReader& r,
                                          std::vector<std::string_view> w) {
   constexpr std::string_view kShape =
       "crash-point after=start|begin|ack [guest=N] changes=N [last=CLASS#N]";
@@ -783,12 +324,12 @@ Result<PortablePoint> ParsePortablePoint(const Reader& r,
     std::string_view v = w[i].substr(5);
     size_t hash = v.find('#');
     if (hash == std::string_view::npos || hash == 0) {
-      return r.Error(fmt::format("last: expected CLASS#N, got '{}'", Reader::Clip(v)));
+      return r.Error(fmt::format("last: expected CLASS#N, got '{}'", LineReader::Clip(v)));
     }
     std::string_view cls = v.substr(0, hash);
     if (cls != "flush" && cls != "resize" && !ParseTag(cls)) {
       return r.Error(fmt::format("last: unknown class '{}' (a write's tag, flush or resize)",
-                                 Reader::Clip(cls)));
+                                 LineReader::Clip(cls)));
     }
     p.last = std::string(cls);
     ASSIGN_OR_RETURN(p.last_index, Number(r, v.substr(hash + 1), "last index", kMaxTraceOps));
@@ -811,7 +352,7 @@ Result<PortablePoint> ParsePortablePoint(const Reader& r,
     p.anchor = PortablePoint::Anchor::kAck;
   } else {
     return r.Error(fmt::format("after: expected start, begin or ack, got '{}'",
-                               Reader::Clip(after)));
+                               LineReader::Clip(after)));
   }
   ASSIGN_OR_RETURN(p.guest, Number(r, *kv.Get("guest"), "guest", kMaxTraceOps));
   ASSIGN_OR_RETURN(p.changes, Number(r, *kv.Get("changes"), "changes", kMaxTraceOps));
@@ -897,56 +438,6 @@ std::optional<Outcome> ParseVerdict(std::string_view word) {
   return std::nullopt;
 }
 
-TraceSettings SettingsFrom(const ExploreOptions& o) {
-  TraceSettings s;
-  s.image = o.image;
-  s.cache_mode = o.cache_mode;
-  s.crash = o.crash;
-  s.model = o.model;
-  s.atomic_unit = o.atomic_unit;
-  s.seed = o.seed;
-  s.k = o.k;
-  s.exhaustive_budget = o.exhaustive_budget;
-  s.samples = o.samples;
-  s.metadata_first = o.metadata_first;
-  s.writes_after_repair = o.writes_after_repair;
-  s.repair_crash_states = o.repair_crash_states;
-  s.backing = o.backing;
-  s.fault = o.fault;
-  return s;
-}
-
-bool TraceSettings::operator==(const TraceSettings& o) const {
-  return image.ToString() == o.image.ToString() && cache_mode == o.cache_mode &&
-         crash == o.crash && model.order == o.model.order && model.tears == o.model.tears &&
-         model.content == o.model.content && atomic_unit == o.atomic_unit && seed == o.seed &&
-         k == o.k && exhaustive_budget == o.exhaustive_budget && samples == o.samples &&
-         metadata_first == o.metadata_first && writes_after_repair == o.writes_after_repair &&
-         repair_crash_states == o.repair_crash_states && backing == o.backing &&
-         fault.has_value() == o.fault.has_value() &&
-         (!fault || simdisk::FaultText(*fault) == simdisk::FaultText(*o.fault));
-}
-
-ExploreOptions ExploreOptionsFor(const TraceSettings& s) {
-  ExploreOptions o;
-  o.image = s.image;
-  o.cache_mode = s.cache_mode;
-  o.crash = s.crash;
-  o.model = s.model;
-  o.atomic_unit = s.atomic_unit;
-  o.seed = s.seed;
-  o.k = s.k;
-  o.exhaustive_budget = s.exhaustive_budget;
-  o.samples = s.samples;
-  o.metadata_first = s.metadata_first;
-  o.writes_after_repair = s.writes_after_repair;
-  o.repair_crash_states = s.repair_crash_states;
-  o.backing = s.backing;
-  o.fault = s.fault;
-  o.max_failures = 0;
-  return o;
-}
-
 uint64_t TraceChecksum(std::string_view text) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (char c : text) {
@@ -958,24 +449,11 @@ uint64_t TraceChecksum(std::string_view text) {
 
 std::string Trace::ToText() const {
   const TraceSettings& s = settings;
-  CreateOptions image = s.image;
-  image.size = workload.disk_size;
   const uint32_t version = embedded ? kTraceFormatVersionEmbedded : 1;
   std::string out = fmt::format("crashsim-trace {}\ncrashsim-version {}\n", version,
                                 crashsim_version.empty() ? Version() : crashsim_version);
   for (const std::string& c : comments) out += fmt::format("# {}\n", Escape(c));
-  out += fmt::format("image {}\ncache {}\ncrash {}\n", image.ToString(),
-                     CacheModeName(s.cache_mode), simdisk::CrashKindName(s.crash));
-  out += fmt::format("model order={} tears={} content={} unit={}\n", OrderWord(s.model.order),
-                     TearsWord(s.model.tears), ContentWord(s.model.content), s.atomic_unit);
-  out += fmt::format("explore seed={} k={} budget={} samples={} metadata-first={}\n", s.seed, s.k,
-                     s.exhaustive_budget, s.samples, OnOff(s.metadata_first));
-  out += fmt::format("check writes-after-repair={} repair-crash-states={}{}{}\n",
-                     OnOff(s.writes_after_repair), s.repair_crash_states,
-                     s.backing == BackingKind::kNone
-                         ? std::string()
-                         : std::string(" backing=") + BackingKindName(s.backing),
-                     s.fault ? " fault=" + simdisk::FaultText(*s.fault) : std::string());
+  out += TraceSettingsText(s, workload.disk_size);
   if (embedded) {
     out += fmt::format("target {} {}\n", embedded->target, Escape(embedded->target_version));
   }
@@ -1020,7 +498,7 @@ std::string Trace::ToText() const {
 }
 
 Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
-  Reader r(text, name);
+  LineReader r(text, name);
   Trace t;
   {
     ASSIGN_OR_RETURN(auto w, r.Expect("crashsim-trace", "crashsim-trace VERSION (not a crashsim "
@@ -1038,7 +516,7 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
     RETURN_IF_ERROR(ExpectCount(r, w, 1, "crashsim-version VERSION"));
     t.crashsim_version = std::string(w[0]);
   }
-  RETURN_IF_ERROR(ParseSettings(r, t.settings, t.comments));
+  RETURN_IF_ERROR(ParseTraceSettings(r, t.settings, t.comments));
   if (t.format_version >= kTraceFormatVersionEmbedded && r.PeekKeyword() == "target") {
     ASSIGN_OR_RETURN(std::string_view line, r.Line("target NAME VERSION"));
     std::vector<std::string_view> w = Words(line);
@@ -1087,7 +565,7 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
       return r.Error(fmt::format("expected '{}'", kShape));
     }
     std::optional<Outcome> v = ParseVerdict(w[0]);
-    if (!v) return r.Error(fmt::format("unknown verdict '{}' (expected '{}')", Reader::Clip(w[0]), kShape));
+    if (!v) return r.Error(fmt::format("unknown verdict '{}' (expected '{}')", LineReader::Clip(w[0]), kShape));
     t.verdict = *v;
     t.dirty = w[1] == "dirty=yes";
   }
@@ -1099,7 +577,7 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
   const size_t end_start = r.line_start();
   std::vector<std::string_view> w = Words(line);
   if (w.size() != 2 || w[0] != "end") {
-    return r.Error(fmt::format("expected 'end CHECKSUM', got '{}'", Reader::Clip(line)));
+    return r.Error(fmt::format("expected 'end CHECKSUM', got '{}'", LineReader::Clip(line)));
   }
   ASSIGN_OR_RETURN(uint64_t sum, Hex64(r, w[1], "checksum"));
   const uint64_t computed = TraceChecksum(text.substr(0, end_start));

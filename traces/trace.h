@@ -19,12 +19,12 @@
 #include "engine/block_device.h"
 #include "engine/options.h"
 #include "engine/status.h"
-#include "properties/explorer.h"
 #include "properties/workload.h"
 #include "simdisk/crash_state.h"
 #include "simdisk/fault_plan.h"
 #include "simdisk/fates.h"
 #include "simdisk/recording.h"
+#include "traces/trace_settings.h"
 
 namespace crashsim::traces {
 
@@ -86,31 +86,6 @@ struct PortablePoint {
 // The properties' outcomes, as trace words: clean, leaks-only, dirty-repaired, failure.
 const char* VerdictName(Outcome outcome);
 std::optional<Outcome> ParseVerdict(std::string_view word);
-
-// How the run was explored and checked: these settings change verdicts or crash states.
-struct TraceSettings {
-  CreateOptions image;  // size = the workload's disk size
-  CacheMode cache_mode = CacheMode::kWritethrough;
-  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
-  simdisk::CrashModel model;
-  uint64_t atomic_unit = 512;
-  uint64_t seed = 0;
-  uint64_t k = 1;
-  uint64_t exhaustive_budget = 512;
-  uint64_t samples = 8;
-  bool metadata_first = true;
-  bool writes_after_repair = true;
-  uint64_t repair_crash_states = 0;
-  BackingKind backing = BackingKind::kNone;
-  std::optional<simdisk::FaultRule> fault;  // an I/O error injected into the run (fault_sweep.h)
-
-  // CreateOptions and CrashModel have no operator==: compared by their text forms.
-  bool operator==(const TraceSettings& other) const;
-};
-
-TraceSettings SettingsFrom(const ExploreOptions& options);
-// The ExploreOptions that re-run this trace (one state, no failure limit).
-ExploreOptions ExploreOptionsFor(const TraceSettings& settings);
 
 // A third-party writer's run (format version 2): the target, the medium the run started from
 // (the image the target's create command made) and every successful device write's bytes, so

@@ -1,4 +1,4 @@
-// Fuzz target 4: the NBD server (thirdparty/nbd_server.h) facing a hostile client. The input is
+// Fuzz target 4: the NBD server (validate/nbd_server.h) facing a hostile client. The input is
 // everything the client sends, handshake and transmission alike, over a socketpair: the server
 // serves it on this thread (NbdServer::ServeConnection) while a client thread sends the bytes,
 // then half-closes, and drains every reply so the server never blocks on a full socket. The byte
@@ -18,7 +18,7 @@
 
 #include "engine/memory_device.h"
 #include "fuzz/fuzz_util.h"
-#include "thirdparty/nbd_server.h"
+#include "validate/nbd_server.h"
 
 namespace crashsim::fuzz {
 namespace {
@@ -56,11 +56,11 @@ void Serve(bool read_only, std::span<const uint8_t> stream) {
   for (size_t i = 0; i < initial.size(); ++i) initial[i] = static_cast<uint8_t>(i * 7 + 1);
   MemoryDevice device(initial);
   std::mutex device_mutex;
-  thirdparty::NbdServerOptions options;
+  validate::NbdServerOptions options;
   options.max_request = 64 * 1024;  // keeps every reply, and so every input, small and fast
   options.stall_timeout_ms = 1000;  // never reached: the client half-closes when done
   options.read_only = read_only;
-  thirdparty::NbdServer server(device, device_mutex, options);
+  validate::NbdServer server(device, device_mutex, options);
 
   int fds[2];
   FUZZ_PROPERTY(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0, "socketpair");

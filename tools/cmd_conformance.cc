@@ -1,6 +1,6 @@
 // `crashsim conformance --reader CMD`: builds the reader-conformance corpus (one qcow2 image per
 // feature, made by crashsim's engine, with the expected guest content) and runs each reader on
-// every image, printing a per-feature pass/fail table (thirdparty/conformance.h). Built-in
+// every image, printing a per-feature pass/fail table (validate/conformance.h). Built-in
 // readers: qemu (qemu-img convert -O raw) and libqcow (python3-libqcow); any other value is a
 // command template with {image} and {output}.
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "thirdparty/conformance.h"
+#include "validate/conformance.h"
 #include "tools/common.h"
 
 namespace crashsim::tools {
@@ -31,11 +31,11 @@ int RunConformance(const ConformanceArgs& a) {
     dir = templ;
     own = true;
   }
-  auto corpus = thirdparty::BuildCorpus(dir);
+  auto corpus = validate::BuildCorpus(dir);
   if (!corpus.ok()) return Fail(corpus.status());
-  std::vector<std::vector<thirdparty::ReaderOutcome>> results;
+  std::vector<std::vector<validate::ReaderOutcome>> results;
   for (const std::string& r : readers) {
-    results.push_back(thirdparty::RunReader(*corpus, r, dir, a.timeout_ms));
+    results.push_back(validate::RunReader(*corpus, r, dir, a.timeout_ms));
   }
   std::string header = "| feature |", rule = "|---|";
   for (const std::string& r : readers) {
@@ -48,7 +48,7 @@ int RunConformance(const ConformanceArgs& a) {
   for (size_t i = 0; i < corpus->size(); ++i) {
     std::string row = "| " + (*corpus)[i].feature + " |";
     for (size_t j = 0; j < readers.size(); ++j) {
-      const thirdparty::ReaderOutcome& o = results[j][i];
+      const validate::ReaderOutcome& o = results[j][i];
       row += o.pass ? " pass |" : " FAIL |";
       if (!o.pass) {
         ++failures;

@@ -1,5 +1,5 @@
 // `crashsim validate --target qemu`: crash-tests a third-party qcow2 writer on simdisk through
-// crashsim's NBD server (thirdparty/validate.h). One run records the target driving the guest
+// crashsim's NBD server (validate/validate.h). One run records the target driving the guest
 // workload, enumerates its crash states and holds each to the crash property, with the target's
 // checker as a second opinion and the target's own repairs tried on every dirty state.
 // `--matrix` runs writethrough, directsync and writeback, lazy refcounts off and on, power loss
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "thirdparty/validate.h"
+#include "validate/validate.h"
 #include "tools/common.h"
 
 namespace crashsim::tools {
@@ -36,9 +36,9 @@ struct ValidateArgs {
   bool no_repair_study = false;
 };
 
-Result<thirdparty::ValidateOptions> BuildOptions(const ValidateArgs& a) {
-  thirdparty::ValidateOptions o;
-  ASSIGN_OR_RETURN(o.target, thirdparty::TargetSpec::Load(a.target));
+Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
+  validate::ValidateOptions o;
+  ASSIGN_OR_RETURN(o.target, validate::TargetSpec::Load(a.target));
   ASSIGN_OR_RETURN(o.cache_mode, ParseCacheMode(a.cache));
   if (a.crash != "power" && a.crash != "kill") {
     return Status::InvalidArgument("--crash '" + a.crash + "': expected power or kill");
@@ -69,11 +69,11 @@ Result<thirdparty::ValidateOptions> BuildOptions(const ValidateArgs& a) {
   return o;
 }
 
-Result<thirdparty::ValidateReport> RunOne(const thirdparty::ValidateOptions& o, double* seconds) {
+Result<validate::ValidateReport> RunOne(const validate::ValidateOptions& o, double* seconds) {
   auto start = std::chrono::steady_clock::now();
-  thirdparty::Validator validator(o);
+  validate::Validator validator(o);
   RETURN_IF_ERROR(validator.Record());
-  thirdparty::ValidateReport report = validator.Run();
+  validate::ValidateReport report = validator.Run();
   *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
@@ -98,7 +98,7 @@ int RunValidate(const ValidateArgs& a) {
   for (const char* cache : {"writethrough", "directsync", "writeback"}) {
     for (bool lazy : {false, true}) {
       for (auto crash : {simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill}) {
-        thirdparty::ValidateOptions o = *base;
+        validate::ValidateOptions o = *base;
         o.cache_mode = *ParseCacheMode(cache);
         o.lazy_refcounts = lazy;
         o.crash = crash;

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace crashsim::thirdparty::nbd {
+namespace crashsim::validate::nbd {
 
 inline constexpr uint64_t kNbdMagic = 0x4e42444d41474943ull;       // "NBDMAGIC"
 inline constexpr uint64_t kIHaveOpt = 0x49484156454f5054ull;       // "IHAVEOPT"
@@ -66,4 +66,4 @@ inline constexpr uint32_t kEInval = 22;
 inline constexpr uint32_t kENoSpc = 28;
 inline constexpr uint32_t kENotSup = 95;
 
-}  // namespace crashsim::thirdparty::nbd
+}  // namespace crashsim::validate::nbd

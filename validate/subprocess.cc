@@ -1,6 +1,6 @@
 // Child-process plumbing for subprocess.h: fork/exec with pipes, poll()-based reads with
 // deadlines, and reaping with SIGKILL as the last resort.
-#include "thirdparty/subprocess.h"
+#include "validate/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace {
 
 int64_t NowMs() {
@@ -246,4 +246,4 @@ RunResult Interactive::Kill(int signal) {
   return Wait(5000);
 }
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -1,5 +1,5 @@
 // The conformance corpus and runner (conformance.h).
-#include "thirdparty/conformance.h"
+#include "validate/conformance.h"
 
 #include <fmt/format.h>
 
@@ -20,10 +20,10 @@
 #include "engine/posix_device.h"
 #include "properties/workload.h"
 #include "simdisk/hash.h"
-#include "thirdparty/subprocess.h"
-#include "thirdparty/target.h"
+#include "validate/subprocess.h"
+#include "validate/target.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace fs = std::filesystem;
 namespace {
 
@@ -311,4 +311,4 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
   return out;
 }
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -18,7 +18,7 @@
 
 #include "engine/status.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 
 struct RunResult {
   int exit_code = -1;      // exit status, or 128 + N when killed by signal N
@@ -64,4 +64,4 @@ class Interactive {
   std::string all_output_;
 };
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -1,8 +1,8 @@
 // Target plug-ins: how crashsim drives a third-party qcow2 implementation, as a small text
-// description (key = value lines, '#' comments; thirdparty/targets/qemu.target is the first).
+// description (key = value lines, '#' comments; validate/targets/qemu.target is the first).
 // Commands are word templates with {placeholders}; nothing is compiled in, so another
 // implementation (cloud-hypervisor's, crosvm's, a library's test tool) is driven the same way by
-// writing one file. docs/thirdparty.md lists the keys and placeholders.
+// writing one file. docs/validate.md lists the keys and placeholders.
 #pragma once
 
 #include <map>
@@ -13,7 +13,7 @@
 
 #include "engine/status.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 
 struct TargetSpec {
   std::string name;
@@ -41,4 +41,4 @@ Result<std::vector<std::string>> ExpandCommand(std::string_view text,
 // Whether an answer of the driver reports a failure (contains one of spec.errors).
 bool AnswerIsError(const TargetSpec& spec, std::string_view answer);
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -15,7 +15,7 @@
 
 #include "engine/status.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 
 struct CorpusImage {
   std::string feature;   // the row of the table: "refcount_bits=1", "backing chain", ...
@@ -44,4 +44,4 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
                                      const std::string& reader, const std::string& dir,
                                      int timeout_ms);
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

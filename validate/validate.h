@@ -38,11 +38,11 @@
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/recording.h"
-#include "thirdparty/subprocess.h"
-#include "thirdparty/target.h"
+#include "validate/subprocess.h"
+#include "validate/target.h"
 #include "traces/trace.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 
 struct ValidateOptions {
   TargetSpec target;
@@ -114,10 +114,6 @@ struct ValidateReport {
   std::string Summary() const;
 };
 
-// A deterministic workload for `seed`: writes (sub-cluster, unaligned, multi-cluster, overwrites
-// of a few hot clusters), zeroes, discards, flushes and reopens, ending in a flush.
-Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_size, size_t ops);
-
 class Validator {
  public:
   explicit Validator(ValidateOptions options);
@@ -157,9 +153,4 @@ class Validator {
   const simdisk::CrashState* current_state_ = nullptr;  // the state Run is studying
 };
 
-// Re-tags the writes of a recording with the qcow2 structure each hit, from the image metadata
-// seen at every barrier and at the end: header, L1, L2, refcount table/blocks, snapshot table;
-// everything else is guest data.
-std::shared_ptr<const simdisk::Recording> TagByImageMetadata(const simdisk::Recording& recording);
-
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

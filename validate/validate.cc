@@ -1,94 +1,36 @@
 // The validate driver (validate.h): recording a target's run over NBD, tagging it, and checking
 // every crash state with crashsim's property, the target's checker and the target's repairs.
-#include "thirdparty/validate.h"
+#include "validate/validate.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <set>
-#include <sstream>
 
 #include "engine/check/check.h"
-#include "properties/crash_check.h"
-#include "properties/guest_delta.h"
-#include "engine/all_zero.h"
-#include "engine/atomic_output_file.h"
-#include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
-#include "engine/posix_device.h"
+#include "properties/crash_check.h"
+#include "properties/guest_delta.h"
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
-#include "simdisk/prng.h"
 #include "simdisk/sim_disk.h"
-#include "simdisk/write_cache.h"
-#include "thirdparty/nbd_server.h"
-#include "thirdparty/subprocess.h"
 #include "traces/embedded.h"
 #include "traces/trace.h"
+#include "validate/device_files.h"
+#include "validate/metadata_tags.h"
+#include "validate/nbd_server.h"
+#include "validate/subprocess.h"
+#include "validate/workload_generator.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace fs = std::filesystem;
 namespace {
 
-
 std::string Verdict(int exit_code, int64_t corruptions, int64_t leaks) {
   return fmt::format("exit {}: {} corruptions, {} leaks", exit_code, corruptions, leaks);
-}
-
-// Copies a device's bytes over `to`'s, leaving all-zero chunks as holes.
-Status CopySparse(BlockDevice& from, BlockDevice& to) {
-  ASSIGN_OR_RETURN(uint64_t size, from.Size());
-  RETURN_IF_ERROR(to.Resize(0));
-  std::vector<uint8_t> buf(1 << 16);
-  for (uint64_t at = 0; at < size; at += buf.size()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-    RETURN_IF_ERROR(from.Read(at, std::span<uint8_t>(buf.data(), n)));
-    if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
-    RETURN_IF_ERROR(to.Write(at, std::span<const uint8_t>(buf.data(), n), WriteOptions{}));
-  }
-  return to.Resize(size);
-}
-
-// Writes a device's bytes to a scratch file, rewritten in place for every crash state: only
-// the target reads it, and a rename with an fsync per state would cost more than the check.
-Status SaveDevice(BlockDevice& device, const std::string& path) {
-  ASSIGN_OR_RETURN(auto out, PosixDevice::Open(path, PosixOpenOptions{.create = true}));
-  return CopySparse(device, *out);
-}
-
-// Writes a device's bytes to a finding's file, which appears only whole.
-Status SaveDeviceAsOutput(BlockDevice& device, const std::string& path) {
-  ASSIGN_OR_RETURN(auto file, AtomicOutputFile::Create(path));
-  ASSIGN_OR_RETURN(auto out, file->Device());
-  RETURN_IF_ERROR(CopySparse(device, *out));
-  return file->Commit();
-}
-
-Result<std::unique_ptr<simdisk::Medium>> LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot read " + path);
-  auto medium = std::make_unique<simdisk::Medium>();
-  std::vector<uint8_t> buf(1 << 16);
-  uint64_t at = 0;
-  while (in) {
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<size_t>(in.gcount());
-    if (n == 0) break;
-    medium->WriteAt(at, std::span<const uint8_t>(buf.data(), n));
-    at += n;
-  }
-  return medium;
-}
-
-Status WriteBytes(const std::string& path, std::span<const uint8_t> data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  return out ? Status::Ok() : Status::IoError("cannot write " + path);
 }
 
 // Reads "key": N from qemu-img's JSON; absent keys are 0.
@@ -113,114 +55,6 @@ std::vector<std::string> SplitCommands(const std::string& text) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Workload generation.
-
-Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_size, size_t ops) {
-  simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x7a11d47e));
-  Workload w;
-  w.disk_size = disk_size;
-  const uint64_t clusters = disk_size / cluster_size;
-  const uint64_t hot[3] = {0, rng.Below(clusters), clusters - 1};
-  for (size_t i = 0; i < ops; ++i) {
-    WorkloadOp op;
-    const uint64_t kind = rng.Below(20);
-    op.kind = kind < 12 ? WorkloadOpKind::kWrite
-              : kind < 14 ? WorkloadOpKind::kZero
-              : kind < 16 ? WorkloadOpKind::kDiscard
-              : kind < 19 ? WorkloadOpKind::kFlush
-                          : WorkloadOpKind::kReopen;
-    if (op.TouchesData()) {
-      const uint64_t base = rng.Below(2) ? hot[rng.Below(3)] : rng.Below(clusters);
-      switch (rng.Below(3)) {
-        case 0: op.offset = base * cluster_size; break;
-        case 1: op.offset = base * cluster_size + rng.Below(cluster_size / 512) * 512; break;
-        default: op.offset = base * cluster_size + rng.Below(cluster_size); break;
-      }
-      const uint64_t lengths[4] = {512, 4096, cluster_size, 1 + rng.Below(3 * cluster_size)};
-      op.length = std::min(lengths[rng.Below(4)], disk_size - op.offset);
-      if (op.length == 0) op.length = 1, op.offset = disk_size - 1;
-      if (op.kind == WorkloadOpKind::kWrite) op.pattern = 1 + static_cast<uint32_t>(rng.Below(1u << 20));
-      if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Below(2) == 1;
-    }
-    w.ops.push_back(op);
-  }
-  w.ops.push_back({.kind = WorkloadOpKind::kFlush});
-  return w;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tagging writes by the image's own metadata.
-
-namespace {
-
-void MarkRoles(const simdisk::Medium& medium, std::map<uint64_t, IoTag>& roles,
-               uint32_t& cluster_bits) {
-  uint8_t h[104] = {};
-  if (medium.size() < sizeof(h)) return;
-  medium.ReadAt(0, h);
-  if (LoadBE32(h) != kQcowMagic) return;
-  const uint32_t bits = LoadBE32(h + 20);
-  if (bits < kMinClusterBits || bits > kMaxClusterBits) return;
-  cluster_bits = bits;
-  const uint64_t cs = uint64_t{1} << bits;
-  const uint64_t limit = medium.size() / cs + 1;
-  auto mark = [&](uint64_t offset, IoTag tag) {
-    const uint64_t c = offset >> bits;
-    if (c < limit) roles.emplace(c, tag);
-  };
-  auto read_table = [&](uint64_t offset, uint64_t entries) {
-    std::vector<uint64_t> out;
-    entries = std::min<uint64_t>(entries, (medium.size() > offset ? medium.size() - offset : 0) / 8);
-    std::vector<uint8_t> raw(entries * 8);
-    medium.ReadAt(offset, raw);
-    for (uint64_t i = 0; i < entries; ++i) out.push_back(LoadBE64(&raw[i * 8]));
-    return out;
-  };
-  mark(0, IoTag::kHeader);
-  const uint32_t l1_size = std::min<uint32_t>(LoadBE32(h + 36), kMaxL1Entries);
-  const uint64_t l1_offset = LoadBE64(h + 40);
-  const uint64_t rt_offset = LoadBE64(h + 48);
-  const uint32_t rt_clusters = std::min<uint32_t>(LoadBE32(h + 56), kMaxReftableBytes >> bits);
-  const uint64_t snap_offset = LoadBE64(h + 64);
-  for (uint64_t at = l1_offset; at < l1_offset + uint64_t{l1_size} * 8; at += cs) mark(at, IoTag::kL1Table);
-  for (uint64_t at = rt_offset; at < rt_offset + uint64_t{rt_clusters} * cs; at += cs) {
-    mark(at, IoTag::kRefcountTable);
-  }
-  if (LoadBE32(h + 60) > 0) mark(snap_offset, IoTag::kSnapshotTable);
-  for (uint64_t e : read_table(l1_offset, l1_size)) {
-    if (e & 0x00fffffffffffe00ull) mark(e & 0x00fffffffffffe00ull, IoTag::kL2Table);
-  }
-  for (uint64_t e : read_table(rt_offset, uint64_t{rt_clusters} * cs / 8)) {
-    if (e & ~uint64_t{0x1ff}) mark(e & ~uint64_t{0x1ff}, IoTag::kRefcountBlock);
-  }
-}
-
-}  // namespace
-
-std::shared_ptr<const simdisk::Recording> TagByImageMetadata(const simdisk::Recording& recording) {
-  std::map<uint64_t, IoTag> roles;
-  uint32_t bits = 16;
-  MarkRoles(*recording.MediumAt(recording.op_count()), roles, bits);
-  for (const simdisk::OpRecord& op : recording.ops()) {
-    if (op.IsBarrier()) MarkRoles(*recording.MediumAt(op.seq + 1), roles, bits);
-  }
-  std::map<uint64_t, std::string> labels;
-  for (const simdisk::GuestOp& g : recording.guest_ops()) labels[g.id] = g.label;
-  auto out = std::make_shared<simdisk::Recording>(recording.cache(), recording.atomic_unit(),
-                                                  recording.initial());
-  for (simdisk::OpRecord op : recording.ops()) {
-    if (op.kind == simdisk::OpKind::kWrite) {
-      auto it = roles.find(op.offset >> bits);
-      op.tag = it == roles.end() ? IoTag::kData : it->second;
-    }
-    const uint64_t seq = out->Append(op);
-    if (op.kind == simdisk::OpKind::kGuestBegin) out->BeginGuestOp(op.guest_op, labels[op.guest_op], seq);
-    if (op.kind == simdisk::OpKind::kGuestAck) out->AckGuestOp(op.guest_op, seq);
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Recording the target's run.
@@ -649,180 +483,4 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Findings: minimise the crash state, keep the evidence.
-
-traces::TraceSettings Validator::TraceSettingsOf() const {
-  traces::TraceSettings s;
-  s.image.version = 3;
-  s.image.cluster_size = options_.cluster_size;
-  s.image.lazy_refcounts = options_.lazy_refcounts;
-  s.image.size = report_.workload.disk_size;
-  s.cache_mode = options_.cache_mode;
-  s.crash = options_.crash;
-  s.atomic_unit = recording_->atomic_unit();
-  s.seed = options_.seed;
-  s.k = options_.k;
-  s.exhaustive_budget = options_.exhaustive_budget;
-  s.samples = options_.samples;
-  s.metadata_first = true;
-  s.writes_after_repair = false;  // validate checks the state as CheckCrashedImage does
-  return s;
-}
-
-std::string Validator::WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
-                                       const std::string& note) {
-  Outcome outcome = Outcome::kClean;
-  bool dirty = false;
-  StateResult r;
-  r.state = state;
-  r.detail = CheckProperty(state, &outcome, &dirty);
-  r.outcome = r.detail.empty() ? outcome : Outcome::kFailure;
-  r.dirty = dirty;
-  traces::Trace trace = traces::MakeEmbeddedTrace(report_.target_name, report_.target_version,
-                                                  report_.workload, TraceSettingsOf(),
-                                                  *recording_, r);
-  trace.comments.push_back(fmt::format("crashsim validate --target {}: {}", report_.target_name,
-                                       report_.config));
-  if (!note.empty()) trace.comments.push_back(note);
-  const std::string path = dir + "/trace.cstrace";
-  if (!traces::WriteTraceFile(path, trace).ok()) return "";
-  return path;
-}
-
-void Validator::RecordFinding(const simdisk::CrashState& state, const std::string& failure) {
-  simdisk::CrashState best = state;
-  std::string detail = failure;
-  if (options_.minimise) {
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t i = 0; i < best.fates.size(); ++i) {
-        simdisk::CrashState candidate = best;
-        candidate.fates.erase(candidate.fates.begin() + static_cast<ptrdiff_t>(i));
-        Outcome outcome;
-        bool dirty;
-        std::string f = CheckProperty(candidate, &outcome, &dirty);
-        if (!f.empty()) {
-          best = candidate;
-          detail = f;
-          changed = true;
-          break;
-        }
-      }
-    }
-  }
-  ValidateFinding finding{best.ToText(), state.ToText(), detail, ""};
-  if (!options_.trace_dir.empty()) {
-    std::string slug = report_.config;
-    std::replace(slug.begin(), slug.end(), ' ', '_');
-    std::replace(slug.begin(), slug.end(), '=', '-');
-    const std::string dir = fmt::format("{}/{}-{}-{}", options_.trace_dir, report_.target_name,
-                                        slug, report_.findings.size());
-    fs::create_directories(dir);
-    // Each file appears whole or not at all (the finding is reported either way).
-    auto medium = simdisk::Materialise(*recording_, best);
-    if (medium.ok()) (void)SaveDeviceAsOutput(**medium, dir + "/crash.qcow2");
-    (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
-    std::string ops;
-    for (const simdisk::OpRecord& op : recording_->ops()) ops += simdisk::OpRecordToText(op) + "\n";
-    (void)WriteFileAtomically(dir + "/device-ops.txt", ops);
-    (void)WriteFileAtomically(
-        dir + "/finding.txt",
-        fmt::format("target: {} ({})\nconfig: {}\nstate: {}\nas enumerated: {}\nproperty: {}\n",
-                    report_.target_name, report_.target_version, report_.config, best.ToText(),
-                    state.ToText(), detail));
-    const std::string trace = WriteStateTrace(
-        dir, best, best == state ? "" : "crash state minimised from " + state.ToText());
-    (void)WriteFileAtomically(
-        dir + "/repro.sh",
-        "#!/bin/sh\n# The crash image is crash.qcow2 (the state above, materialised);\n"
-        "# trace.cstrace rebuilds it from the recorded writes (crashsim replay / show).\n"
-        "crashsim replay trace.cstrace\n"
-        "qemu-img check -f qcow2 crash.qcow2\ncrashsim check crash.qcow2\n");
-    finding.trace_path = trace.empty() ? dir : trace;
-  }
-  report_.findings.push_back(std::move(finding));
-}
-
-void Validator::RecordRepairFinding(const std::string& repair, const std::string& command,
-                                    const std::string& image_file, uint64_t point,
-                                    const std::string& what) {
-  ValidateFinding finding{fmt::format("crash point {}", point), "",
-                          fmt::format("target repair '{}' ({}): {}", repair, command, what), ""};
-  if (!options_.trace_dir.empty()) {
-    std::string slug = report_.config;
-    std::replace(slug.begin(), slug.end(), ' ', '_');
-    std::replace(slug.begin(), slug.end(), '=', '-');
-    const std::string dir = fmt::format("{}/{}-{}-repair-{}", options_.trace_dir,
-                                        report_.target_name, slug, repair);
-    fs::create_directories(dir);
-    // Each file appears whole or not at all (the finding is reported either way).
-    auto image = PosixDevice::Open(image_file, PosixOpenOptions{.read_only = true});
-    if (image.ok()) (void)SaveDeviceAsOutput(**image, dir + "/crash.qcow2");
-    (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
-    (void)WriteFileAtomically(
-        dir + "/finding.txt",
-        fmt::format("target: {} ({})\nconfig: {}\ncrash point: {}\nrepair: {}\nresult: {}\n",
-                    report_.target_name, report_.target_version, report_.config, point, command,
-                    what));
-    if (current_state_) {
-      (void)WriteStateTrace(dir, *current_state_,
-                            fmt::format("the crash state the target's repair '{}' started from",
-                                        repair));
-    }
-    (void)WriteFileAtomically(
-        dir + "/repro.sh",
-        "#!/bin/sh\n# crash.qcow2: the dirty crash state before the repair (trace.cstrace\n"
-        "# rebuilds it: crashsim replay --image crash.qcow2 trace.cstrace).\nset -x\n"
-        "cp crash.qcow2 work.qcow2\nqemu-img check -r leaks work.qcow2; echo exit $?\n"
-        "qemu-img info work.qcow2 | grep 'cleanly'\n"
-        "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n");
-    finding.trace_path = dir;
-  }
-  report_.findings.push_back(std::move(finding));
-}
-
-// ---------------------------------------------------------------------------------------------
-
-std::string ValidateReport::Summary() const {
-  std::string out = fmt::format("target {} ({})\nconfig {}\n", target_name, target_version, config);
-  out += fmt::format(
-      "workload {} guest ops; device ops {} (writes {}, metadata writes {}, FUA {}, flushes {})\n",
-      workload.ops.size(), device_ops, device_writes, metadata_writes, device_fua, device_flushes);
-  out += fmt::format("crash points {}, states possible {}, within bound {}, explored {}\n",
-                     enumeration.crash_points,
-                     enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
-                                                                 : std::to_string(enumeration.possible),
-                     enumeration.within_bound == simdisk::kSaturated
-                         ? std::string("2^64+")
-                         : std::to_string(enumeration.within_bound),
-                     explored);
-  for (int i = 0; i < kOutcomeCount; ++i) {
-    out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
-  }
-  out += fmt::format("second opinion: {} states checked by the target too, {} disagreements\n",
-                     second_opinions, disagreements.size());
-  for (size_t i = 0; i < disagreements.size() && i < 3; ++i) {
-    out += fmt::format("  {}: crashsim {} / target {}\n", disagreements[i].state,
-                       disagreements[i].crashsim, disagreements[i].target);
-  }
-  if (!repairs.empty() && dirty_states > 0) {
-    out += fmt::format("target repairs on {} dirty states:\n", dirty_states);
-    out += fmt::format("  {:<16} {:>5} {:>6} {:>7} {:>7} {:>7} {:>9} {:>13}\n", "repair", "tried",
-                       "exit 0", "refused", "clean", "dirty", "data lost", "broken writes");
-    for (const RepairStudy& r : repairs) {
-      out += fmt::format("  {:<16} {:>5} {:>6} {:>7} {:>7} {:>7} {:>9} {:>13}\n", r.name,
-                         r.attempted, r.exit_zero, r.refused, r.clean_after, r.still_dirty,
-                         r.data_lost, r.broken_after_writes);
-      for (const std::string& ex : r.examples) out += "      e.g. " + ex + "\n";
-    }
-  }
-  out += fmt::format("findings {}\n", findings.size());
-  for (const ValidateFinding& f : findings) {
-    out += fmt::format("  FINDING {}: {}{}\n", f.state, f.detail,
-                       f.trace_path.empty() ? "" : " (kept in " + f.trace_path + ")");
-  }
-  return out;
-}
-
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -1,15 +1,15 @@
 // Parsing and expansion of target descriptions (target.h).
-#include "thirdparty/target.h"
+#include "validate/target.h"
 
 #include <fmt/format.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "thirdparty/builtin_targets.h"
-#include "thirdparty/subprocess.h"
+#include "validate/builtin_targets.h"
+#include "validate/subprocess.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace {
 
 std::string Trim(std::string_view s) {
@@ -127,4 +127,4 @@ bool AnswerIsError(const TargetSpec& spec, std::string_view answer) {
   return false;
 }
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

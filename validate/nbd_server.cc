@@ -1,6 +1,6 @@
 // NBD server implementation: socket plumbing with poll() so that Stop() and stalled clients
 // never block the thread, the fixed newstyle handshake, and the transmission loop.
-#include "thirdparty/nbd_server.h"
+#include "validate/nbd_server.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -15,9 +15,9 @@
 #include <cstring>
 #include <vector>
 
-#include "thirdparty/nbd_protocol.h"
+#include "validate/nbd_protocol.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace {
 
 void Put16(std::vector<uint8_t>& out, uint16_t v) {
@@ -444,4 +444,4 @@ void NbdServer::ServeConnection(int fd) {
   }
 }
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -1,13 +1,14 @@
 // The validate driver against QEMU (skipped when qemu-utils is missing): a recorded run is
 // deterministic in its workload, its writes are tagged by structure, crash states of QEMU's
 // non-lazy writethrough runs satisfy the property, and the repair study reports what QEMU does.
-#include "thirdparty/validate.h"
+#include "validate/validate.h"
+#include "validate/workload_generator.h"
 
 #include <gtest/gtest.h>
 
-#include "thirdparty/subprocess.h"
+#include "validate/subprocess.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace {
 
 bool HaveQemu() { return !FindProgram("qemu-io").empty() && !FindProgram("qemu-img").empty(); }
@@ -91,4 +92,4 @@ TEST(Validate, AFailingTargetIsAnErrorNotAHang) {
 }
 
 }  // namespace
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

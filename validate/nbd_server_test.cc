@@ -1,7 +1,7 @@
 // NbdServer against real clients (qemu-img, qemu-io, nbdinfo; skipped when not installed) and
 // against hostile raw-socket clients: every misbehaviour ends in an error reply or a closed
 // connection, and the server keeps serving the next client.
-#include "thirdparty/nbd_server.h"
+#include "validate/nbd_server.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -15,10 +15,10 @@
 
 #include "engine/memory_device.h"
 #include "simdisk/sim_disk.h"
-#include "thirdparty/nbd_protocol.h"
-#include "thirdparty/subprocess.h"
+#include "validate/nbd_protocol.h"
+#include "validate/subprocess.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 namespace {
 
 constexpr uint64_t kDiskSize = 16 << 20;
@@ -393,4 +393,4 @@ TEST(RunCommand, TimeoutKillsTheChild) {
 }
 
 }  // namespace
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

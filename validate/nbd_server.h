@@ -34,7 +34,7 @@
 #include "engine/block_device.h"
 #include "engine/status.h"
 
-namespace crashsim::thirdparty {
+namespace crashsim::validate {
 
 struct NbdServerOptions {
   std::string socket_path;               // a Unix socket path; created, and removed on Stop
@@ -88,4 +88,4 @@ class NbdServer {
   friend class Connection;
 };
 
-}  // namespace crashsim::thirdparty
+}  // namespace crashsim::validate

@@ -1,6 +1,7 @@
 #include "engine/atomic_output_file.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +10,6 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
-#include <fmt/format.h>
 
 namespace crashsim {
 namespace {
@@ -66,8 +66,7 @@ Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::st
     int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
       if (errno == EEXIST && attempt < 100) continue;
-      return ErrnoStatus(fmt::format("{}: cannot create the temporary file {}", path, temp),
-                         errno);
+      return ErrnoStatus(fmt::format("{}: cannot create the temporary file {}", path, temp), errno);
     }
     if (exists && ::fchmod(fd, st.st_mode & 07777) != 0) {
       const int err = errno;

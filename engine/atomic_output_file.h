@@ -41,7 +41,9 @@ class AtomicOutputFile {
 
  private:
   AtomicOutputFile(int fd, std::string path, std::string target, std::string temp_path)
-      : fd_(fd), path_(std::move(path)), target_(std::move(target)),
+      : fd_(fd),
+        path_(std::move(path)),
+        target_(std::move(target)),
         temp_path_(std::move(temp_path)) {}
 
   int fd_;

@@ -21,13 +21,13 @@ namespace crashsim {
 // record it and spend its exhaustive crash-state budget on metadata ordering.
 enum class IoTag : uint8_t {
   kUnknown = 0,
-  kHeader,          // cluster 0: header, extensions, backing file name
+  kHeader,  // cluster 0: header, extensions, backing file name
   kL1Table,
   kL2Table,
   kRefcountTable,
   kRefcountBlock,
-  kData,            // guest data written by the guest
-  kCowData,         // guest data copied on write (backing file, zeros, shared cluster)
+  kData,     // guest data written by the guest
+  kCowData,  // guest data copied on write (backing file, zeros, shared cluster)
   kSnapshotTable,
   kBitmap,
 };

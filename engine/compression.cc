@@ -21,9 +21,10 @@ Status Inflate(std::span<const uint8_t> input, std::span<uint8_t> output) {
   size_t produced = output.size() - z.avail_out;
   inflateEnd(&z);
   if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR && ret != Z_OK) || produced != output.size()) {
-    return Status::Corruption(fmt::format("deflate data does not decompress to a full cluster "
-                                          "({} of {} bytes, zlib {})", produced, output.size(),
-                                          ret));
+    return Status::Corruption(
+        fmt::format("deflate data does not decompress to a full cluster "
+                    "({} of {} bytes, zlib {})",
+                    produced, output.size(), ret));
   }
   return Status::Ok();
 }
@@ -41,11 +42,10 @@ Status ZstdDecompress(std::span<const uint8_t> input, std::span<uint8_t> output)
   }
   ZSTD_freeDCtx(ctx);
   if (ZSTD_isError(ret) || out.pos != out.size) {
-    return Status::Corruption(fmt::format("zstd data does not decompress to a full cluster ({} "
-                                          "of {} bytes{})", out.pos, out.size,
-                                          ZSTD_isError(ret) ? std::string(", ") +
-                                                                  ZSTD_getErrorName(ret)
-                                                            : ""));
+    return Status::Corruption(fmt::format(
+        "zstd data does not decompress to a full cluster ({} "
+        "of {} bytes{})",
+        out.pos, out.size, ZSTD_isError(ret) ? std::string(", ") + ZSTD_getErrorName(ret) : ""));
   }
   return Status::Ok();
 }
@@ -57,8 +57,7 @@ Status DecompressCluster(CompressionType type, std::span<const uint8_t> input,
   return type == CompressionType::kZstd ? ZstdDecompress(input, output) : Inflate(input, output);
 }
 
-Result<std::vector<uint8_t>> CompressCluster(CompressionType type,
-                                             std::span<const uint8_t> input) {
+Result<std::vector<uint8_t>> CompressCluster(CompressionType type, std::span<const uint8_t> input) {
   std::vector<uint8_t> out;
   if (type == CompressionType::kZstd) {
     out.resize(ZSTD_compressBound(input.size()));

@@ -18,8 +18,10 @@ constexpr uint64_t kAllSubclustersZero = 0xffffffff00000000ull;
 
 Status CheckRange(uint64_t offset, uint64_t length, uint64_t size, const char* what) {
   if (offset > size || length > size - offset) {
-    return Status::InvalidArgument(fmt::format("{} of {} bytes at offset {} is past the end of "
-                                               "the disk ({} bytes)", what, length, offset, size));
+    return Status::InvalidArgument(
+        fmt::format("{} of {} bytes at offset {} is past the end of "
+                    "the disk ({} bytes)",
+                    what, length, offset, size));
   }
   return Status::Ok();
 }
@@ -34,8 +36,7 @@ L2Entry Image::State::GetL2Entry(std::span<const uint8_t> table, uint64_t l2_ind
   return e;
 }
 
-void Image::State::SetL2Entry(std::span<uint8_t> table, uint64_t l2_index,
-                              const L2Entry& e) const {
+void Image::State::SetL2Entry(std::span<uint8_t> table, uint64_t l2_index, const L2Entry& e) const {
   uint64_t at = l2_index * geometry.l2_entry_size();
   StoreBE64(&table[at], e.word);
   if (geometry.extended_l2) StoreBE64(&table[at + 8], e.bitmap);
@@ -45,13 +46,17 @@ Result<std::span<uint8_t>> Image::State::L2TableForRead(uint64_t l1_index) {
   uint64_t l1_entry = l1[l1_index];
   uint64_t offset = l1_entry & kL1OffsetMask;
   if (!IsAligned(offset, header.cluster_size())) {
-    return Status::Corruption(fmt::format("L1 entry {} ({:#x}): L2 table offset not "
-                                          "cluster-aligned", l1_index, l1_entry));
+    return Status::Corruption(
+        fmt::format("L1 entry {} ({:#x}): L2 table offset not "
+                    "cluster-aligned",
+                    l1_index, l1_entry));
   }
   ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
   if (offset + header.cluster_size() > file_size) {
-    return Status::Corruption(fmt::format("L1 entry {} ({:#x}): L2 table lies past the end of "
-                                          "the file ({} bytes)", l1_index, l1_entry, file_size));
+    return Status::Corruption(
+        fmt::format("L1 entry {} ({:#x}): L2 table lies past the end of "
+                    "the file ({} bytes)",
+                    l1_index, l1_entry, file_size));
   }
   return l2_cache.Get(offset);
 }
@@ -65,13 +70,17 @@ Result<L2Entry> Image::State::LookupEntry(uint64_t guest_offset) {
   ClusterType type = ClassifyL2Entry(e.word, geometry.extended_l2);
   if ((type == ClusterType::kNormal || type == ClusterType::kZeroAlloc) &&
       !IsAligned(e.host_offset(), header.cluster_size())) {
-    return Status::Corruption(fmt::format("L2 entry for guest offset {:#x} ({:#x}): cluster "
-                                          "offset not aligned", guest_offset, e.word));
+    return Status::Corruption(
+        fmt::format("L2 entry for guest offset {:#x} ({:#x}): cluster "
+                    "offset not aligned",
+                    guest_offset, e.word));
   }
   if (type == ClusterType::kZeroPlain || type == ClusterType::kZeroAlloc) {
     if (header.version < 3) {
-      return Status::Corruption(fmt::format("Zero cluster entry found in pre-v3 image (guest "
-                                            "offset {:#x})", guest_offset));
+      return Status::Corruption(
+          fmt::format("Zero cluster entry found in pre-v3 image (guest "
+                      "offset {:#x})",
+                      guest_offset));
     }
   }
   return e;
@@ -108,10 +117,14 @@ Status Image::State::ReadFromEntry(const L2Entry& entry, uint64_t guest_offset,
   }
   if (!geometry.extended_l2) {
     switch (type) {
-      case ClusterType::kUnallocated: return ReadBacking(guest_offset, data);
+      case ClusterType::kUnallocated:
+        return ReadBacking(guest_offset, data);
       case ClusterType::kZeroPlain:
-      case ClusterType::kZeroAlloc: std::fill(data.begin(), data.end(), 0); return Status::Ok();
-      default: return ReadHostData(entry.host_offset() + in_cluster, data);
+      case ClusterType::kZeroAlloc:
+        std::fill(data.begin(), data.end(), 0);
+        return Status::Ok();
+      default:
+        return ReadHostData(entry.host_offset() + in_cluster, data);
     }
   }
   // Extended L2: each subcluster is allocated, zero, or falls through to the backing file.
@@ -125,13 +138,16 @@ Status Image::State::ReadFromEntry(const L2Entry& entry, uint64_t guest_offset,
     bool alloc = SubclusterAllocated(entry.bitmap, sc);
     bool zero = SubclusterZero(entry.bitmap, sc);
     if (alloc && zero) {
-      return Status::Corruption(fmt::format("L2 entry for guest offset {:#x}: subcluster {} is "
-                                            "both allocated and zero", guest_offset, sc));
+      return Status::Corruption(
+          fmt::format("L2 entry for guest offset {:#x}: subcluster {} is "
+                      "both allocated and zero",
+                      guest_offset, sc));
     }
     if (alloc && entry.host_offset() == 0) {
-      return Status::Corruption(fmt::format("L2 entry for guest offset {:#x}: subcluster {} "
-                                            "allocated in an unallocated cluster", guest_offset,
-                                            sc));
+      return Status::Corruption(
+          fmt::format("L2 entry for guest offset {:#x}: subcluster {} "
+                      "allocated in an unallocated cluster",
+                      guest_offset, sc));
     }
     if (alloc) {
       RETURN_IF_ERROR(ReadHostData(entry.host_offset() + pos, part));
@@ -191,8 +207,10 @@ Status Image::State::WriteCluster(uint64_t guest_offset, std::span<const uint8_t
   const ClusterType type = ClassifyL2Entry(old.word, geometry.extended_l2);
   if ((type == ClusterType::kNormal || type == ClusterType::kZeroAlloc) &&
       !IsAligned(old.host_offset(), cs)) {
-    return Status::Corruption(fmt::format("L2 entry for guest offset {:#x} ({:#x}): cluster "
-                                          "offset not aligned", guest_offset, old.word));
+    return Status::Corruption(
+        fmt::format("L2 entry for guest offset {:#x} ({:#x}): cluster "
+                    "offset not aligned",
+                    guest_offset, old.word));
   }
   const bool owned = old.copied() && old.host_offset() != 0 && type != ClusterType::kCompressed;
 
@@ -244,8 +262,8 @@ Status Image::State::WriteCluster(uint64_t guest_offset, std::span<const uint8_t
   // If the old contents are zeros and the cluster is fresh, the copies are already there (the
   // file reads zeros past its end) and an L2 entry that reaches the disk before the data shows
   // only those zeros, the old contents: no copies and no barrier (as QEMU skips zero COW).
-  const bool old_reads_zero = (type == ClusterType::kUnallocated && !backing) ||
-                              type == ClusterType::kZeroPlain;
+  const bool old_reads_zero =
+      (type == ClusterType::kUnallocated && !backing) || type == ClusterType::kZeroPlain;
   const bool skip_copies = fresh && old_reads_zero;
   const uint64_t data_end = in_cluster + data.size();
   const bool has_head = fill_start < in_cluster && !skip_copies;
@@ -253,8 +271,8 @@ Status Image::State::WriteCluster(uint64_t guest_offset, std::span<const uint8_t
   // With the write cache off (writethrough, directsync) a lone data write is FUA, as QEMU marks
   // guest writes: durable on completion, it needs no flush before the L2 write (R2). Copies
   // around it are ordinary writes followed by that flush.
-  const bool fua = CacheModeWritesThrough(options.cache_mode) && !has_head && !has_tail &&
-                   !skip_copies;
+  const bool fua =
+      CacheModeWritesThrough(options.cache_mode) && !has_head && !has_tail && !skip_copies;
   if (has_head) {
     std::vector<uint8_t> head(in_cluster - fill_start);
     RETURN_IF_ERROR(ReadFromEntry(old, cluster_start + fill_start, head));
@@ -370,7 +388,7 @@ Status Image::Discard(uint64_t offset, uint64_t length) {
   const uint64_t cs = s_->header.cluster_size();
   uint64_t pos = AlignUp(offset, cs);
   uint64_t end = offset + length == s_->header.size ? AlignUp(offset + length, cs)
-                                                     : AlignDown(offset + length, cs);
+                                                    : AlignDown(offset + length, cs);
   for (; pos < end; pos += cs) {
     RETURN_IF_ERROR(s_->Guard(s_->ZeroCluster(pos, true, /*discard=*/true)));
   }

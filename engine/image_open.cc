@@ -41,7 +41,8 @@ Result<QcowHeader> ReadHeader(BlockDevice& device, const OpenOptions& options) {
 }
 
 Geometry GeometryOf(const QcowHeader& h) {
-  return {.cluster_bits = h.cluster_bits, .refcount_order = h.refcount_order,
+  return {.cluster_bits = h.cluster_bits,
+          .refcount_order = h.refcount_order,
           .extended_l2 = h.extended_l2()};
 }
 
@@ -68,13 +69,12 @@ Result<std::unique_ptr<GuestReader>> OpenBacking(const QcowHeader& header,
                                 "' but no way to open it was given");
   }
   if (options.max_backing_depth <= 0) {
-    return Status::InvalidArgument("backing chain too deep (a loop?) at '" +
-                                   header.backing_file + "'");
+    return Status::InvalidArgument("backing chain too deep (a loop?) at '" + header.backing_file +
+                                   "'");
   }
   auto device = options.open_backing(header.backing_file);
   if (!device.ok()) {
-    return device.status().WithContext("Could not open backing file '" + header.backing_file +
-                                       "'");
+    return device.status().WithContext("Could not open backing file '" + header.backing_file + "'");
   }
   std::string format = header.backing_format.value_or("");
   if (format.empty()) {
@@ -168,8 +168,8 @@ Status Image::State::MarkDirty() {
   if (dirty_on_disk) return Status::Ok();
   uint8_t field[8];
   StoreBE64(field, header.incompatible_features | kIncompatDirty);
-  RETURN_IF_ERROR(DevWrite(kIncompatibleFeaturesOffset, field, IoTag::kHeader,
-                           DurableStep::kDirtyBitSet));
+  RETURN_IF_ERROR(
+      DevWrite(kIncompatibleFeaturesOffset, field, IoTag::kHeader, DurableStep::kDirtyBitSet));
   RETURN_IF_ERROR(DevFlush());
   // Only treat the image as dirty once the header says so on disk.
   header.incompatible_features |= kIncompatDirty;
@@ -217,13 +217,13 @@ Status Image::State::InvalidateBitmaps() {
     StoreBE32(&dir[pos + 12], flags | kBitmapInUse);
     uint64_t entry_size = AlignUp(24 + extra_size + name_size, 8);
     if (entry_size > dir.size() - pos) {
-      return Status::Corruption(fmt::format("bitmap directory entry {} runs past the directory",
-                                            i));
+      return Status::Corruption(
+          fmt::format("bitmap directory entry {} runs past the directory", i));
     }
     pos += entry_size;
   }
-  RETURN_IF_ERROR(DevWrite(ext.bitmap_directory_offset, dir, IoTag::kBitmap,
-                           DurableStep::kHeaderUpdate));
+  RETURN_IF_ERROR(
+      DevWrite(ext.bitmap_directory_offset, dir, IoTag::kBitmap, DurableStep::kHeaderUpdate));
   RETURN_IF_ERROR(DevFlush());
   bitmaps_invalidated = true;
   return Status::Ok();
@@ -233,11 +233,13 @@ Status Image::State::PrepareForWrite() {
   if (closed) return Status::InvalidArgument("image is closed");
   if (options.read_only) return Status::ReadOnly(device.Name() + ": image is opened read-only");
   if (poisoned) {
-    return Status::IoError(device.Name() + ": an earlier write failed half way; the image is "
+    return Status::IoError(device.Name() +
+                           ": an earlier write failed half way; the image is "
                            "left for repair (reopen it read-write, or crashsim check -r all)");
   }
   if (reftable.empty()) {
-    return Status::Corruption(device.Name() + ": the image has no refcount table; repair it "
+    return Status::Corruption(device.Name() +
+                              ": the image has no refcount table; repair it "
                               "before writing");
   }
   return InvalidateBitmaps();
@@ -280,22 +282,24 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
   }
   bool lazy = options.lazy_refcounts.value_or(header.lazy_refcounts());
   if (lazy && header.version < 3) {
-    return Status::InvalidArgument(name + ": Lazy refcounts require a qcow2 image with at least "
+    return Status::InvalidArgument(name +
+                                   ": Lazy refcounts require a qcow2 image with at least "
                                    "qemu 1.1 compatibility level");
   }
   std::string repair_log;
   if (header.dirty() && !options.read_only && !options.for_check) {
     if (!options.repair_dirty) {
-      return Status::InvalidArgument(name + ": image is dirty (not cleanly shut down) and "
+      return Status::InvalidArgument(name +
+                                     ": image is dirty (not cleanly shut down) and "
                                      "automatic repair is off");
     }
     // As QEMU does: a read-write open of a dirty image runs check -r all first.
     CheckReport report = Repair(device, RepairMode::kAll);
     repair_log = FormatCheckFindings(report) + FormatCheckHuman(report);
     if (!report.status.ok() || report.check_errors > 0 || report.corruptions > 0) {
-      return Status::Corruption(name + ": Could not repair dirty image: " +
-                                (report.status.ok() ? FormatCheckFindings(report)
-                                                    : report.status.message()));
+      return Status::Corruption(
+          name + ": Could not repair dirty image: " +
+          (report.status.ok() ? FormatCheckFindings(report) : report.status.message()));
     }
     auto repaired = ReadHeader(device, options);
     if (!repaired.ok()) return repaired.status().WithContext(name + " after repair");
@@ -307,10 +311,11 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
   if (header.nb_snapshots > 0) {
     // The snapshot table is kept, never rewritten; it must at least be sound to write beside it.
     ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
-    SnapshotTableOptions so{.version = header.version, .cluster_size = header.cluster_size(),
+    SnapshotTableOptions so{.version = header.version,
+                            .cluster_size = header.cluster_size(),
                             .virtual_size = header.size};
-    auto table = ReadSnapshotTable(device, file_size, header.snapshots_offset, header.nb_snapshots,
-                                   so);
+    auto table =
+        ReadSnapshotTable(device, file_size, header.snapshots_offset, header.nb_snapshots, so);
     if (!table.ok()) return table.status().WithContext(name + ": snapshot table");
     for (uint32_t i = 0; i < table->entries.size(); ++i) {
       Status st = ValidateSnapshotL1(table->entries[i], i, header.cluster_size(), file_size);
@@ -324,8 +329,8 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
   state->repair_log = std::move(repair_log);
   state->snapshot_l1s = std::move(snapshot_l1s);
   state->snapshot_table_size = snapshot_table_size;
-  ASSIGN_OR_RETURN(state->l1, ReadTable(device, header.l1_table_offset, header.l1_size,
-                                        "active L1 table"));
+  ASSIGN_OR_RETURN(state->l1,
+                   ReadTable(device, header.l1_table_offset, header.l1_size, "active L1 table"));
   // Only a writer needs the refcount table (the header decoder has checked that it lies in the
   // file): a read-only open, which the crash checks make thousands of times, skips reading it.
   if (!options.read_only) {
@@ -382,8 +387,8 @@ Status Image::Create(BlockDevice& device, const CreateOptions& options,
   Geometry g = GeometryOf(h);
   uint64_t l1_entries = g.l1_entries_for(size);
   if (l1_entries > kMaxL1Entries) {
-    return Status::InvalidArgument(fmt::format("image size {} is too big for cluster size {}",
-                                               size, cs));
+    return Status::InvalidArgument(
+        fmt::format("image size {} is too big for cluster size {}", size, cs));
   }
   h.l1_size = static_cast<uint32_t>(l1_entries);
   h.refcount_table_offset = cs;
@@ -435,7 +440,8 @@ Status Image::Close() {
   s_->closed = true;
   if (s_->options.read_only) return Status::Ok();
   if (s_->poisoned) {
-    return Status::IoError(s_->device.Name() + ": closed without flushing after a failed "
+    return Status::IoError(s_->device.Name() +
+                           ": closed without flushing after a failed "
                            "write; the image is left for repair");
   }
   RETURN_IF_ERROR(s_->FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));

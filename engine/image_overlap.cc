@@ -61,7 +61,8 @@ Status Image::State::PreWriteOverlapCheck(uint64_t offset, uint64_t size, IoTag 
   }
   return Status::Corruption(fmt::format(
       "Preventing invalid write on metadata (overlaps with {}): a {} write of {} bytes at host "
-      "offset {:#x}; {}", MetadataClassDescription(*hit), IoTagName(tag), size, offset, marked));
+      "offset {:#x}; {}",
+      MetadataClassDescription(*hit), IoTagName(tag), size, offset, marked));
 }
 
 }  // namespace crashsim

@@ -59,9 +59,9 @@ struct Image::State {
   uint64_t snapshot_table_size = 0;
 
   // Commit-protocol state (engine/protocol.h).
-  bool dirty_on_disk = false;         // the dirty bit as the disk has it
-  bool refcounts_unwritten = false;   // refcount blocks changed since their last write-back
-  bool l2_needs_data_barrier = false; // R2: data written since the last flush that L2s point to
+  bool dirty_on_disk = false;          // the dirty bit as the disk has it
+  bool refcounts_unwritten = false;    // refcount blocks changed since their last write-back
+  bool l2_needs_data_barrier = false;  // R2: data written since the last flush that L2s point to
   // R3: reference drops whose L2/L1 change is not yet durable: cluster index -> count.
   std::map<uint64_t, uint64_t> pending_decrements;
   uint64_t free_cluster_index = 0;
@@ -83,10 +83,10 @@ struct Image::State {
 
   // --- header and dirty bit (image_open.cc) ---
   Status WriteHeader(DurableStep step);
-  Status MarkDirty();              // L1
-  Status MarkClean();              // L3
-  Status InvalidateBitmaps();      // before the first write to an image with bitmaps
-  Status PrepareForWrite();        // checks read-only/closed/poisoned, invalidates bitmaps
+  Status MarkDirty();          // L1
+  Status MarkClean();          // L3
+  Status InvalidateBitmaps();  // before the first write to an image with bitmaps
+  Status PrepareForWrite();    // checks read-only/closed/poisoned, invalidates bitmaps
   // After a modifying operation failed half way the in-memory state may disagree with the disk:
   // the image is marked dirty (v3, best effort) so the next open repairs it, and this Image
   // refuses further writes and never clears the dirty bit.

@@ -1,7 +1,8 @@
 #include "engine/memory_device.h"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace crashsim {
 

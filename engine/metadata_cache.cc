@@ -60,8 +60,8 @@ void MetadataCache::EvictClean() {
   while (entries_.size() - dirty_count_ >= max_clean_ && entries_.size() > dirty_count_) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (!it->second.dirty && (victim == entries_.end() ||
-                                it->second.last_use < victim->second.last_use)) {
+      if (!it->second.dirty &&
+          (victim == entries_.end() || it->second.last_use < victim->second.last_use)) {
         victim = it;
       }
     }

@@ -22,7 +22,10 @@ class MetadataCache {
   using Writer = std::function<Status(uint64_t offset, std::span<const uint8_t> data)>;
   MetadataCache(BlockDevice& device, uint64_t cluster_size, size_t max_clean_entries, IoTag tag,
                 Writer writer)
-      : device_(device), cluster_size_(cluster_size), max_clean_(max_clean_entries), tag_(tag),
+      : device_(device),
+        cluster_size_(cluster_size),
+        max_clean_(max_clean_entries),
+        tag_(tag),
         writer_(std::move(writer)) {}
 
   // The cluster at `offset`, read from the device on a miss. The span stays valid until the

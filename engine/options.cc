@@ -43,8 +43,8 @@ const char* OnOff(bool b) { return b ? "on" : "off"; }
 Result<bool> ParseBool(std::string_view key, std::string_view value) {
   if (value == "on" || value == "true" || value == "yes") return true;
   if (value == "off" || value == "false" || value == "no") return false;
-  return Status::InvalidArgument(fmt::format("Parameter '{}' expects 'on' or 'off', not '{}'",
-                                             key, value));
+  return Status::InvalidArgument(
+      fmt::format("Parameter '{}' expects 'on' or 'off', not '{}'", key, value));
 }
 
 Result<uint64_t> ParseDecimal(std::string_view key, std::string_view value) {
@@ -148,22 +148,30 @@ Status ApplyOption(std::string_view key, std::string_view value, CreateOptions& 
 
 uint64_t SuffixMultiplier(char c) {
   switch (std::tolower(static_cast<unsigned char>(c))) {
-    case 'b': return 1;
-    case 'k': return uint64_t{1} << 10;
-    case 'm': return uint64_t{1} << 20;
-    case 'g': return uint64_t{1} << 30;
-    case 't': return uint64_t{1} << 40;
-    case 'p': return uint64_t{1} << 50;
-    case 'e': return uint64_t{1} << 60;
-    default: return 0;
+    case 'b':
+      return 1;
+    case 'k':
+      return uint64_t{1} << 10;
+    case 'm':
+      return uint64_t{1} << 20;
+    case 'g':
+      return uint64_t{1} << 30;
+    case 't':
+      return uint64_t{1} << 40;
+    case 'p':
+      return uint64_t{1} << 50;
+    case 'e':
+      return uint64_t{1} << 60;
+    default:
+      return 0;
   }
 }
 
 Status SizeSyntaxError(std::string_view text) {
-  return Status::InvalidArgument(fmt::format(
-      "Invalid size '{}': expected a number with an optional suffix k, M, G, T, P or E "
-      "(binary multiples) or b (bytes)",
-      text));
+  return Status::InvalidArgument(
+      fmt::format("Invalid size '{}': expected a number with an optional suffix k, M, G, T, P or E "
+                  "(binary multiples) or b (bytes)",
+                  text));
 }
 
 bool IsHexDigit(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
@@ -216,8 +224,7 @@ Status CreateOptions::Validate() const {
   if (version == 2) {
     if (lazy_refcounts) {
       return Status::InvalidArgument(fmt::format(
-          "Lazy refcounts only supported with compatibility level 1.1 and above {}",
-          kUseCompat11));
+          "Lazy refcounts only supported with compatibility level 1.1 and above {}", kUseCompat11));
     }
     if (refcount_bits != 16) {
       return Status::InvalidArgument(fmt::format(
@@ -259,13 +266,12 @@ Status CreateOptions::Validate() const {
   } else {
     if (backing_file.size() > kMaxBackingFileNameLength) {
       return Status::InvalidArgument(fmt::format("Backing file name too long: {} bytes (limit {})",
-                                                 backing_file.size(),
-                                                 kMaxBackingFileNameLength));
+                                                 backing_file.size(), kMaxBackingFileNameLength));
     }
     if (!backing_format.empty() && backing_format != "qcow2" && backing_format != "raw") {
-      return Status::NotSupported(fmt::format(
-          "Backing format '{}' is not supported by crashsim (supported: qcow2, raw)",
-          backing_format));
+      return Status::NotSupported(
+          fmt::format("Backing format '{}' is not supported by crashsim (supported: qcow2, raw)",
+                      backing_format));
     }
     if (preallocation != Preallocation::kOff && !extended_l2) {
       return Status::InvalidArgument(
@@ -294,8 +300,7 @@ Status ParseCreateOptions(std::string_view text, CreateOptions& options) {
     if (part.empty()) continue;  // "a=1,,"-style trailing commas are harmless
     size_t eq = part.find('=');
     if (eq == std::string::npos) {
-      return Status::InvalidArgument(
-          fmt::format("Invalid option '{}': expected key=value", part));
+      return Status::InvalidArgument(fmt::format("Invalid option '{}': expected key=value", part));
     }
     std::string_view key(part.data(), eq);
     std::string_view value(part.data() + eq + 1, part.size() - eq - 1);
@@ -334,7 +339,8 @@ Result<std::string> ParseImageOpts(std::string_view text, OpenOptions& options) 
     } else {
       return Status::InvalidArgument(fmt::format(
           "Block format 'qcow2' does not support the option '{}' (supported: driver, "
-          "file.filename, file.driver, lazy-refcounts, overlap-check, overlap-check.CLASS)", key));
+          "file.filename, file.driver, lazy-refcounts, overlap-check, overlap-check.CLASS)",
+          key));
     }
   }
   if (filename.empty()) {
@@ -352,8 +358,8 @@ Result<uint64_t> ParseSize(std::string_view text) {
   const Wide limit = kMaxSize;
   size_t i = 0;
   Wide integer = 0;
-  Wide fraction_num = 0;   // fraction digits as an integer ...
-  Wide fraction_den = 1;   // ... over this power of ten
+  Wide fraction_num = 0;  // fraction digits as an integer ...
+  Wide fraction_den = 1;  // ... over this power of ten
   bool hex = text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
   if (hex) {
     i = 2;
@@ -381,8 +387,8 @@ Result<uint64_t> ParseSize(std::string_view text) {
     }
   }
   if (integer > limit) {
-    return Status::InvalidArgument(fmt::format(
-        "Invalid size '{}': too large (must be less than 8 EiB)", text));
+    return Status::InvalidArgument(
+        fmt::format("Invalid size '{}': too large (must be less than 8 EiB)", text));
   }
   uint64_t multiplier = 1;
   if (i < text.size()) {
@@ -390,13 +396,13 @@ Result<uint64_t> ParseSize(std::string_view text) {
     if (multiplier == 0 || i + 1 != text.size()) return SizeSyntaxError(text);
   }
   if (fraction_num != 0 && multiplier == 1) {
-    return Status::InvalidArgument(fmt::format(
-        "Invalid size '{}': a fraction needs a suffix (k, M, G, T, P or E)", text));
+    return Status::InvalidArgument(
+        fmt::format("Invalid size '{}': a fraction needs a suffix (k, M, G, T, P or E)", text));
   }
   Wide value = integer * multiplier + fraction_num * multiplier / fraction_den;
   if (value > limit) {
-    return Status::InvalidArgument(fmt::format(
-        "Invalid size '{}': too large (must be less than 8 EiB)", text));
+    return Status::InvalidArgument(
+        fmt::format("Invalid size '{}': too large (must be less than 8 EiB)", text));
   }
   return static_cast<uint64_t>(value);
 }

@@ -31,8 +31,8 @@ inline bool CacheModeDirect(CacheMode m) {
 enum class Preallocation { kOff, kMetadata };
 
 struct CreateOptions {
-  uint64_t size = 0;              // virtual size in bytes; 0 with a backing file: its size
-  uint32_t version = 3;           // compat=0.10 -> 2, compat=1.1 -> 3
+  uint64_t size = 0;     // virtual size in bytes; 0 with a backing file: its size
+  uint32_t version = 3;  // compat=0.10 -> 2, compat=1.1 -> 3
   uint64_t cluster_size = 65536;
   bool lazy_refcounts = false;
   uint32_t refcount_bits = 16;
@@ -40,7 +40,7 @@ struct CreateOptions {
   CompressionType compression_type = CompressionType::kDeflate;
   Preallocation preallocation = Preallocation::kOff;
   std::string backing_file;
-  std::string backing_format;     // "qcow2" or "raw"; empty: probe
+  std::string backing_format;  // "qcow2" or "raw"; empty: probe
 
   // Checks the combination the way qemu-img does ("Lazy refcounts only supported with
   // compatibility level 1.1 and above (use compat=1.1 or greater)").
@@ -56,8 +56,7 @@ Result<uint64_t> ParseSize(std::string_view text);
 
 // Opens a backing file named by an image: returns a device for it (read-only). The default
 // resolves the name relative to the directory of the image and opens it with PosixDevice.
-using BackingOpener =
-    std::function<Result<std::unique_ptr<BlockDevice>>(const std::string& name)>;
+using BackingOpener = std::function<Result<std::unique_ptr<BlockDevice>>(const std::string& name)>;
 BackingOpener PosixBackingOpener(const std::string& image_path);
 
 struct OpenOptions {

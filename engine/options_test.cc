@@ -61,11 +61,24 @@ TEST(ParseSizeTest, AcceptsQemuSyntax) {
     const char* text;
     uint64_t bytes;
   };
-  for (const Case& c : {Case{"0", 0}, {"512", 512}, {"512b", 512}, {"512B", 512},
-                        {"4k", 4096}, {"4K", 4096}, {"64M", 64ull << 20}, {"64m", 64ull << 20},
-                        {"1G", 1ull << 30}, {"2T", 2ull << 40}, {"1P", 1ull << 50},
-                        {"7E", 7ull << 60}, {"1.5G", 3ull << 29}, {"1.5k", 1536},
-                        {"0.5M", 512ull << 10}, {"1.0", 1}, {"0x1000", 4096}, {"0x10k", 16384},
+  for (const Case& c : {Case{"0", 0},
+                        {"512", 512},
+                        {"512b", 512},
+                        {"512B", 512},
+                        {"4k", 4096},
+                        {"4K", 4096},
+                        {"64M", 64ull << 20},
+                        {"64m", 64ull << 20},
+                        {"1G", 1ull << 30},
+                        {"2T", 2ull << 40},
+                        {"1P", 1ull << 50},
+                        {"7E", 7ull << 60},
+                        {"1.5G", 3ull << 29},
+                        {"1.5k", 1536},
+                        {"0.5M", 512ull << 10},
+                        {"1.0", 1},
+                        {"0x1000", 4096},
+                        {"0x10k", 16384},
                         {"9223372036854775807", 9223372036854775807ull}}) {
     auto size = ParseSize(c.text);
     ASSERT_TRUE(size.ok()) << c.text << ": " << size.status().message();
@@ -74,9 +87,9 @@ TEST(ParseSizeTest, AcceptsQemuSyntax) {
 }
 
 TEST(ParseSizeTest, RejectsGarbageNegativeAndOverflow) {
-  for (const char* text : {"", "-5", "-0", "abc", "5X", "4kk", "4 k", " 4k", "1.", ".5k", "1.5",
-                           "1.5b", "0x", "0xg", "k", "8E", "9223372036854775808",
-                           "99999999999999999999999", "16777216T"}) {
+  for (const char* text :
+       {"", "-5", "-0", "abc", "5X", "4kk", "4 k", " 4k", "1.", ".5k", "1.5", "1.5b", "0x", "0xg",
+        "k", "8E", "9223372036854775808", "99999999999999999999999", "16777216T"}) {
     auto size = ParseSize(text);
     EXPECT_FALSE(size.ok()) << "'" << text << "' parsed as " << (size.ok() ? *size : 0);
     if (!size.ok()) {
@@ -137,8 +150,7 @@ TEST(CreateOptionsTest, ToStringRoundTrips) {
 TEST(CreateOptionsTest, RejectsUnknownAndMalformedKeys) {
   EXPECT_EQ(Error(Parse("foo=bar").status()), "Invalid parameter 'foo'");
   EXPECT_NE(Error(Parse("lazy_refcounts").status()).find("key=value"), std::string::npos);
-  EXPECT_NE(Error(Parse("lazy_refcounts=maybe").status()).find("'on' or 'off'"),
-            std::string::npos);
+  EXPECT_NE(Error(Parse("lazy_refcounts=maybe").status()).find("'on' or 'off'"), std::string::npos);
   EXPECT_NE(Error(Parse("compression_type=lz4").status()).find("'lz4'"), std::string::npos);
   EXPECT_NE(Error(Parse("refcount_bits=abc").status()).find("number"), std::string::npos);
   EXPECT_NE(Error(Parse("cluster_size=abc").status()).find("'abc'"), std::string::npos);
@@ -159,9 +171,9 @@ TEST(CreateOptionsTest, ValidatesLikeQemuImg) {
   const std::string use11 = "(use compat=1.1 or greater)";
   EXPECT_EQ(ValidateError("compat=0.10,lazy_refcounts=on"),
             "Lazy refcounts only supported with compatibility level 1.1 and above " + use11);
-  EXPECT_EQ(ValidateError("compat=0.10,refcount_bits=8"),
-            "Different refcount widths than 16 bits require compatibility level 1.1 or above " +
-                use11);
+  EXPECT_EQ(
+      ValidateError("compat=0.10,refcount_bits=8"),
+      "Different refcount widths than 16 bits require compatibility level 1.1 or above " + use11);
   EXPECT_EQ(ValidateError("compat=0.10,refcount_bits=16"), "");
   EXPECT_NE(ValidateError("compat=0.10,extended_l2=on,cluster_size=64k").find("1.1"),
             std::string::npos);
@@ -182,8 +194,7 @@ TEST(CreateOptionsTest, ValidatesLikeQemuImg) {
   EXPECT_NE(ValidateError("cluster_size=8k,extended_l2=on").find("16384"), std::string::npos);
   EXPECT_EQ(ValidateError("cluster_size=16k,extended_l2=on"), "");
   EXPECT_EQ(ValidateError("size=1000"), "Image size must be a multiple of 512 bytes");
-  EXPECT_EQ(ValidateError("backing_fmt=raw"),
-            "Backing format cannot be used without backing file");
+  EXPECT_EQ(ValidateError("backing_fmt=raw"), "Backing format cannot be used without backing file");
   EXPECT_NE(ValidateError("backing_file=b,preallocation=metadata").find("extended_l2"),
             std::string::npos);
   EXPECT_EQ(ValidateError("backing_file=b,preallocation=metadata,extended_l2=on"), "");
@@ -274,16 +285,17 @@ TEST_F(BackingOpenerTest, ImageWithMissingBackingFileSaysSoOnce) {
   options.open_backing = PosixBackingOpener(dir_ + "/elsewhere/top.qcow2");
   auto image = Image::Open(device, options);
   ASSERT_FALSE(image.ok());
-  EXPECT_EQ(image.status().message(),
-            device.Name() + ": Could not open backing file 'base.raw': " + dir_ +
-                "/elsewhere/base.raw: No such file or directory");
+  EXPECT_EQ(image.status().message(), device.Name() + ": Could not open backing file 'base.raw': " +
+                                          dir_ + "/elsewhere/base.raw: No such file or directory");
 }
 
 TEST(ImageOptsTest, NamesTheFileAndAppliesOpenOptions) {
   OpenOptions o;
-  auto path = ParseImageOpts("driver=qcow2,file.driver=file,file.filename=/tmp/a,,b.qcow2,"
-                             "overlap-check=constant,overlap-check.active-l2=on,"
-                             "lazy-refcounts=off", o);
+  auto path = ParseImageOpts(
+      "driver=qcow2,file.driver=file,file.filename=/tmp/a,,b.qcow2,"
+      "overlap-check=constant,overlap-check.active-l2=on,"
+      "lazy-refcounts=off",
+      o);
   ASSERT_TRUE(path.ok()) << path.status().ToString();
   EXPECT_EQ(*path, "/tmp/a,b.qcow2");  // ",," is a comma, as in QEMU
   EXPECT_EQ(o.overlap_check, kOverlapCheckConstant | ClassBit(MetadataClass::kActiveL2));

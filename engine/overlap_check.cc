@@ -38,16 +38,24 @@ const char* MetadataClassDescription(MetadataClass c) {
 
 std::optional<MetadataClass> ClassWrittenBy(IoTag tag) {
   switch (tag) {
-    case IoTag::kHeader: return MetadataClass::kMainHeader;
-    case IoTag::kL1Table: return MetadataClass::kActiveL1;
-    case IoTag::kL2Table: return MetadataClass::kActiveL2;
-    case IoTag::kRefcountTable: return MetadataClass::kRefcountTable;
-    case IoTag::kRefcountBlock: return MetadataClass::kRefcountBlock;
-    case IoTag::kSnapshotTable: return MetadataClass::kSnapshotTable;
-    case IoTag::kBitmap: return MetadataClass::kBitmapDirectory;
+    case IoTag::kHeader:
+      return MetadataClass::kMainHeader;
+    case IoTag::kL1Table:
+      return MetadataClass::kActiveL1;
+    case IoTag::kL2Table:
+      return MetadataClass::kActiveL2;
+    case IoTag::kRefcountTable:
+      return MetadataClass::kRefcountTable;
+    case IoTag::kRefcountBlock:
+      return MetadataClass::kRefcountBlock;
+    case IoTag::kSnapshotTable:
+      return MetadataClass::kSnapshotTable;
+    case IoTag::kBitmap:
+      return MetadataClass::kBitmapDirectory;
     case IoTag::kUnknown:
     case IoTag::kData:
-    case IoTag::kCowData: return std::nullopt;
+    case IoTag::kCowData:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -125,8 +133,8 @@ Result<bool> ApplyOverlapCheckOption(std::string_view key, std::string_view valu
     } else if (value == "all") {
       checks = kOverlapCheckAll;
     } else {
-      return Status::InvalidArgument(fmt::format(
-          "overlap-check={}: expected none, constant, cached or all", value));
+      return Status::InvalidArgument(
+          fmt::format("overlap-check={}: expected none, constant, cached or all", value));
     }
     return true;
   }
@@ -144,10 +152,11 @@ Result<bool> ApplyOverlapCheckOption(std::string_view key, std::string_view valu
     }
     return true;
   }
-  return Status::InvalidArgument(fmt::format(
-      "{}: unknown overlap-check class (expected main-header, active-l1, active-l2, "
-      "refcount-table, refcount-block, snapshot-table, inactive-l1, inactive-l2 or "
-      "bitmap-directory)", key));
+  return Status::InvalidArgument(
+      fmt::format("{}: unknown overlap-check class (expected main-header, active-l1, active-l2, "
+                  "refcount-table, refcount-block, snapshot-table, inactive-l1, inactive-l2 or "
+                  "bitmap-directory)",
+                  key));
 }
 
 }  // namespace crashsim

@@ -67,12 +67,12 @@ struct MetadataLayout {
   uint64_t cluster_size = 0;
   uint64_t l1_offset = 0;
   uint64_t l1_entries = 0;
-  std::span<const uint64_t> l1;        // active L1 entries (host byte order)
+  std::span<const uint64_t> l1;  // active L1 entries (host byte order)
   uint64_t reftable_offset = 0;
   uint64_t reftable_bytes = 0;
   std::span<const uint64_t> reftable;  // refcount table entries (host byte order)
   uint64_t snapshot_table_offset = 0;
-  uint64_t snapshot_table_bytes = 0;   // 0: no snapshots
+  uint64_t snapshot_table_bytes = 0;  // 0: no snapshots
   std::span<const SnapshotL1Location> snapshot_l1s;
   uint64_t bitmap_directory_offset = 0;
   uint64_t bitmap_directory_bytes = 0;  // 0: no bitmaps extension

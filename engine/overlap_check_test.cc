@@ -36,15 +36,16 @@ uint64_t SnapshotL1Offset(MemoryDevice& dev) { return Be64At(dev, SnapshotTableO
 // Sets a 16-bit refcount on disk behind the engine's back.
 void SetRefcountOnDisk(MemoryDevice& dev, uint64_t host_offset, uint16_t value) {
   const uint64_t per_block = kCluster / 2;
-  const uint64_t block =
-      Be64At(dev, ReftableOffset(dev) + host_offset / kCluster / per_block * 8);
+  const uint64_t block = Be64At(dev, ReftableOffset(dev) + host_offset / kCluster / per_block * 8);
   const uint64_t index = host_offset / kCluster % per_block;
   uint8_t b[2];
   StoreBE16(b, value);
   ASSERT_TRUE(dev.Write(block + index * 2, b, WriteOptions{}).ok());
 }
 
-bool CorruptFlag(MemoryDevice& dev) { return Be64At(dev, kIncompatibleFeaturesOffset) & kIncompatCorrupt; }
+bool CorruptFlag(MemoryDevice& dev) {
+  return Be64At(dev, kIncompatibleFeaturesOffset) & kIncompatCorrupt;
+}
 
 void CreateImage(MemoryDevice& dev, uint64_t size = 1 << 20) {
   CreateOptions o;
@@ -83,8 +84,10 @@ void ExpectRefused(MemoryDevice& dev, uint64_t victim, uint64_t guest_offset,
   SetRefcountOnDisk(dev, victim, 0);
   Status st = WriteGuest(dev, guest_offset, oo);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("Preventing invalid write on metadata (overlaps with " +
-                              description + ")"), std::string::npos) << st.ToString();
+  EXPECT_NE(
+      st.message().find("Preventing invalid write on metadata (overlaps with " + description + ")"),
+      std::string::npos)
+      << st.ToString();
   EXPECT_TRUE(CorruptFlag(dev));
   auto reopened = Image::Open(dev, OpenOptions{});
   ASSERT_FALSE(reopened.ok());

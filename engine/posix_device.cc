@@ -1,13 +1,13 @@
 #include "engine/posix_device.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/format.h>
 
 #include "engine/coding.h"
 
@@ -67,8 +67,8 @@ PosixDevice::~PosixDevice() { ::close(fd_); }
 Status PosixDevice::PreadFully(uint64_t offset, std::span<uint8_t> data, bool allow_short) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pread(fd_, data.data() + done, data.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(fmt::format("{}: read at {:#x}", path_, offset + done), errno);
@@ -89,8 +89,8 @@ Status PosixDevice::PreadFully(uint64_t offset, std::span<uint8_t> data, bool al
 Status PosixDevice::PwriteFully(uint64_t offset, std::span<const uint8_t> data) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(fmt::format("{}: write at {:#x}", path_, offset + done), errno);

@@ -42,8 +42,8 @@ class PosixDevice : public BlockDevice {
   bool direct() const { return direct_; }
 
  private:
-  PosixDevice(int fd, std::string path, bool direct) : fd_(fd), path_(std::move(path)),
-                                                       direct_(direct) {}
+  PosixDevice(int fd, std::string path, bool direct)
+      : fd_(fd), path_(std::move(path)), direct_(direct) {}
   Status ReadDirect(uint64_t offset, std::span<uint8_t> data);
   Status WriteDirect(uint64_t offset, std::span<const uint8_t> data);
   Status PreadFully(uint64_t offset, std::span<uint8_t> data, bool allow_short);

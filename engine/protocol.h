@@ -27,24 +27,24 @@ namespace crashsim {
 
 enum class DurableStep : uint8_t {
   kNone = 0,
-  kCreate,            // image creation (header, first refcount structures, L1)
-  kHeaderUpdate,      // rewrite of cluster 0 (autoclear bits, bitmaps marked inconsistent)
-  kDirtyBitSet,       // L1: the 8-byte incompatible_features write
-  kDirtyBitClear,     // L3: the header rewrite at a clean close
-  kRefblockWriteback, // R1/R3: a dirty refcount block from the cache
-  kRefblockAlloc,     // R4: a brand-new refcount block
-  kReftableEntry,     // R4: the reftable entry naming a new block
-  kReftableWrite,     // R4: a whole new (grown) refcount table
-  kReftableSwitch,    // R4: header bytes 48..59 pointing at the new table
-  kL2Alloc,           // a new (or copied) L2 table
-  kL1Entry,           // the L1 entry naming a new L2 table
-  kL1Write,           // a whole L1 table (creation)
-  kL2Writeback,       // R1/R2: a dirty L2 table from the cache
-  kGuestData,         // guest data at its host cluster
-  kCowHead,           // copy-on-write bytes before the guest data
-  kCowTail,           // copy-on-write bytes after the guest data
-  kPreallocate,       // preallocation=metadata extension of the file
-  kRepair,            // writes made by check -r
+  kCreate,             // image creation (header, first refcount structures, L1)
+  kHeaderUpdate,       // rewrite of cluster 0 (autoclear bits, bitmaps marked inconsistent)
+  kDirtyBitSet,        // L1: the 8-byte incompatible_features write
+  kDirtyBitClear,      // L3: the header rewrite at a clean close
+  kRefblockWriteback,  // R1/R3: a dirty refcount block from the cache
+  kRefblockAlloc,      // R4: a brand-new refcount block
+  kReftableEntry,      // R4: the reftable entry naming a new block
+  kReftableWrite,      // R4: a whole new (grown) refcount table
+  kReftableSwitch,     // R4: header bytes 48..59 pointing at the new table
+  kL2Alloc,            // a new (or copied) L2 table
+  kL1Entry,            // the L1 entry naming a new L2 table
+  kL1Write,            // a whole L1 table (creation)
+  kL2Writeback,        // R1/R2: a dirty L2 table from the cache
+  kGuestData,          // guest data at its host cluster
+  kCowHead,            // copy-on-write bytes before the guest data
+  kCowTail,            // copy-on-write bytes after the guest data
+  kPreallocate,        // preallocation=metadata extension of the file
+  kRepair,             // writes made by check -r
 };
 inline constexpr int kDurableStepCount = 19;
 const char* DurableStepName(DurableStep step);

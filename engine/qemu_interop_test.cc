@@ -37,7 +37,9 @@ class QemuInteropTest : public ::testing::TestWithParam<InteropCase> {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-  int Run(const std::string& cmd) { return WEXITSTATUS(std::system((cmd + " >/dev/null 2>&1").c_str())); }
+  int Run(const std::string& cmd) {
+    return WEXITSTATUS(std::system((cmd + " >/dev/null 2>&1").c_str()));
+  }
   fs::path dir_;
 };
 
@@ -45,8 +47,8 @@ TEST_P(QemuInteropTest, EngineImagesCheckCleanAndMatchRaw) {
   const InteropCase c = GetParam();
   const uint64_t size = 4 << 20;
   const std::string img = (dir_ / "t.qcow2").string(), raw = (dir_ / "t.raw").string();
-  CreateOptions o = testing::MatrixOptions(size, c.version, c.cluster_size, c.refcount_bits,
-                                           c.lazy, c.extended_l2);
+  CreateOptions o = testing::MatrixOptions(size, c.version, c.cluster_size, c.refcount_bits, c.lazy,
+                                           c.extended_l2);
   o.preallocation = c.preallocate ? Preallocation::kMetadata : Preallocation::kOff;
   {
     auto dev = PosixDevice::Open(img, {.create = true});
@@ -79,8 +81,9 @@ TEST_P(QemuInteropTest, EngineImagesCheckCleanAndMatchRaw) {
     }
     ASSERT_TRUE((*image)->Close().ok());
   }
-  std::ofstream(raw, std::ios::binary).write(reinterpret_cast<const char*>(model.data()),
-                                             static_cast<std::streamsize>(model.size()));
+  std::ofstream(raw, std::ios::binary)
+      .write(reinterpret_cast<const char*>(model.data()),
+             static_cast<std::streamsize>(model.size()));
   EXPECT_EQ(Run("qemu-img check " + img), 0) << "qemu-img check failed on " << img;
   EXPECT_EQ(Run("qemu-img compare -f qcow2 -F raw " + img + " " + raw), 0);
   if (::testing::Test::HasFailure()) {
@@ -101,13 +104,14 @@ std::vector<InteropCase> Cases() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Matrix, QemuInteropTest, ::testing::ValuesIn(Cases()), [](const auto& param_info) {
-      const InteropCase& c = param_info.param;
-      return fmt::format("v{}_cs{}_rc{}{}{}{}", c.version, c.cluster_size, c.refcount_bits,
-                         c.lazy ? "_lazy" : "", c.extended_l2 ? "_ext" : "",
-                         c.preallocate ? "_prealloc" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(Matrix, QemuInteropTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& param_info) {
+                           const InteropCase& c = param_info.param;
+                           return fmt::format("v{}_cs{}_rc{}{}{}{}", c.version, c.cluster_size,
+                                              c.refcount_bits, c.lazy ? "_lazy" : "",
+                                              c.extended_l2 ? "_ext" : "",
+                                              c.preallocate ? "_prealloc" : "");
+                         });
 
 }  // namespace
 }  // namespace crashsim

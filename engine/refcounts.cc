@@ -19,8 +19,10 @@ Result<uint64_t> Image::State::GetRefcount(uint64_t ci) {
   uint64_t block_offset = entry & kReftableOffsetMask;
   if (block_offset == 0) return uint64_t{0};
   if (!IsAligned(block_offset, header.cluster_size()) || (entry & kReftableReservedMask)) {
-    return Status::Corruption(fmt::format("refcount table entry {} ({:#x}) is not a valid "
-                                          "refcount block offset", rt_index, entry));
+    return Status::Corruption(
+        fmt::format("refcount table entry {} ({:#x}) is not a valid "
+                    "refcount block offset",
+                    rt_index, entry));
   }
   ASSIGN_OR_RETURN(std::span<uint8_t> block, refblock_cache.Get(block_offset));
   return GetRefcountEntry(block, ci % epb, header.refcount_order);
@@ -28,9 +30,9 @@ Result<uint64_t> Image::State::GetRefcount(uint64_t ci) {
 
 Status Image::State::SetRefcount(uint64_t ci, uint64_t value) {
   if (value > geometry.refcount_max()) {
-    return Status::NotSupported(fmt::format(
-        "refcount of cluster {} would overflow {} bits; raise refcount_bits", ci,
-        geometry.refcount_bits()));
+    return Status::NotSupported(
+        fmt::format("refcount of cluster {} would overflow {} bits; raise refcount_bits", ci,
+                    geometry.refcount_bits()));
   }
   bool allocated = false;
   RETURN_IF_ERROR(EnsureRefblock(ci, &allocated));
@@ -114,8 +116,8 @@ Status Image::State::GrowReftable(uint64_t min_entries) {
   // The new table and the blocks covering it go right after what the old table covers: every
   // cluster there has refcount 0, and none of it needs an existing block.
   const uint64_t start = old_entries * epb;
-  uint64_t new_entries = AlignUp(std::max(min_entries, old_entries + old_entries / 2 + 1),
-                                 per_cluster);
+  uint64_t new_entries =
+      AlignUp(std::max(min_entries, old_entries + old_entries / 2 + 1), per_cluster);
   uint64_t table_clusters = 0, block_count = 0;
   for (;;) {
     table_clusters = new_entries / per_cluster;
@@ -129,8 +131,10 @@ Status Image::State::GrowReftable(uint64_t min_entries) {
     new_entries += per_cluster;
   }
   if (new_entries * 8 > kMaxReftableBytes) {
-    return Status::NoSpace(fmt::format("Reference count table too large: {} entries needed "
-                                       "(limit {} bytes)", new_entries, kMaxReftableBytes));
+    return Status::NoSpace(
+        fmt::format("Reference count table too large: {} entries needed "
+                    "(limit {} bytes)",
+                    new_entries, kMaxReftableBytes));
   }
   const uint64_t table_offset = start << header.cluster_bits;
   const uint64_t blocks_start = start + table_clusters;
@@ -163,8 +167,8 @@ Status Image::State::GrowReftable(uint64_t min_entries) {
   uint8_t field[12];
   StoreBE64(field, table_offset);
   StoreBE32(field + 8, static_cast<uint32_t>(table_clusters));
-  RETURN_IF_ERROR(DevWrite(kReftableOffsetOffset, field, IoTag::kHeader,
-                           DurableStep::kReftableSwitch));
+  RETURN_IF_ERROR(
+      DevWrite(kReftableOffsetOffset, field, IoTag::kHeader, DurableStep::kReftableSwitch));
   RETURN_IF_ERROR(DevFlush());
   const uint64_t old_offset = header.refcount_table_offset;
   const uint64_t old_clusters = header.refcount_table_clusters;
@@ -218,9 +222,9 @@ Status Image::State::ApplyPendingDecrements() {
   for (auto [ci, count] : pending) {
     ASSIGN_OR_RETURN(uint64_t rc, GetRefcount(ci));
     if (rc < count) {
-      return Status::Corruption(fmt::format(
-          "refcount of cluster {} is {}, less than the {} references being dropped", ci, rc,
-          count));
+      return Status::Corruption(
+          fmt::format("refcount of cluster {} is {}, less than the {} references being dropped", ci,
+                      rc, count));
     }
     RETURN_IF_ERROR(SetRefcount(ci, rc - count));
     if (rc == count) l2_cache.Drop(ci << header.cluster_bits);

@@ -28,8 +28,7 @@ std::vector<uint8_t> EncodeSnapshotEntry(uint64_t l1_offset, uint32_t l1_size,
   StoreBE64(&e[48], disk_size);  // virtual disk size
   StoreBE64(&e[56], 0);          // icount: 0, as qemu-img 7.2 writes it
   std::copy(id.begin(), id.end(), e.begin() + static_cast<std::ptrdiff_t>(fixed));
-  std::copy(name.begin(), name.end(),
-            e.begin() + static_cast<std::ptrdiff_t>(fixed + id.size()));
+  std::copy(name.begin(), name.end(), e.begin() + static_cast<std::ptrdiff_t>(fixed + id.size()));
   return e;
 }
 
@@ -37,12 +36,14 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   State& s = *s_;
   RETURN_IF_ERROR(s.PrepareForWrite());
   if (s.header.version < 3) {
-    return Status::NotSupported("snapshot creation needs a v3 image (compat=1.1): it relies on "
-                                "the dirty bit to be crash-safe");
+    return Status::NotSupported(
+        "snapshot creation needs a v3 image (compat=1.1): it relies on "
+        "the dirty bit to be crash-safe");
   }
   if (s.header.refcount_order == 0) {
-    return Status::NotSupported("snapshot creation needs refcount_bits of at least 2: a 1-bit "
-                                "refcount cannot count a shared cluster");
+    return Status::NotSupported(
+        "snapshot creation needs refcount_bits of at least 2: a 1-bit "
+        "refcount cannot count a shared cluster");
   }
   if (id.empty() || id.size() > 0xffff || name.size() > 0xffff) {
     return Status::InvalidArgument("snapshot id must be 1..65535 bytes, name at most 65535");
@@ -51,8 +52,8 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   ASSIGN_OR_RETURN(uint64_t file_size, s.device.Size());
   SnapshotTable old;
   if (s.header.nb_snapshots > 0) {
-    SnapshotTableOptions so{.version = s.header.version, .cluster_size = cs,
-                            .virtual_size = s.header.size};
+    SnapshotTableOptions so{
+        .version = s.header.version, .cluster_size = cs, .virtual_size = s.header.size};
     ASSIGN_OR_RETURN(old, ReadSnapshotTable(s.device, file_size, s.header.snapshots_offset,
                                             s.header.nb_snapshots, so));
     for (const SnapshotEntry& e : old.entries) {
@@ -61,8 +62,8 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   }
 
   if (s.header.nb_snapshots >= kMaxSnapshots) {
-    return Status::InvalidArgument(fmt::format("the image already has {} snapshots, the limit",
-                                               s.header.nb_snapshots));
+    return Status::InvalidArgument(
+        fmt::format("the image already has {} snapshots, the limit", s.header.nb_snapshots));
   }
   // From here on the image changes under the dirty bit; a failure half way (refcount overflow,
   // I/O error) poisons the Image so that it never marks the image clean.
@@ -129,16 +130,16 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
     std::vector<uint8_t> active(AlignUp(s.l1.size() * 8, 512), 0);
     for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&active[i * 8], s.l1[i]);
     if (!s.l1.empty()) {
-      RETURN_IF_ERROR(s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table,
-                                 DurableStep::kL1Write));
+      RETURN_IF_ERROR(
+          s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table, DurableStep::kL1Write));
     }
 
     // 4. The new snapshot table: the old entries verbatim, then the new one.
     std::vector<uint8_t> table(old.table_size);
     if (!table.empty()) RETURN_IF_ERROR(s.device.Read(s.header.snapshots_offset, table));
     table.resize(AlignUp(table.size(), 8), 0);  // table_size ends at the last name, unpadded
-    std::vector<uint8_t> entry = EncodeSnapshotEntry(l1_copy, static_cast<uint32_t>(s.l1.size()),
-                                                     id, name, s.header.size);
+    std::vector<uint8_t> entry =
+        EncodeSnapshotEntry(l1_copy, static_cast<uint32_t>(s.l1.size()), id, name, s.header.size);
     table.insert(table.end(), entry.begin(), entry.end());
     if (table.size() > kMaxSnapshotTableSize) {
       return Status::InvalidArgument("the snapshot table would pass 64 MiB");

@@ -103,7 +103,8 @@ TEST_P(SnapshotTest, QemuSeesSnapshotsAndCowKeepsThemIntact) {
   for (size_t i = 0; i < at_snapshot.size(); ++i) {
     const std::string raw = (dir_ / fmt::format("s{}.raw", i)).string();
     ASSERT_EQ(Run(fmt::format("qemu-img convert -f qcow2 -O raw -l snapshot.id={} {} {}", i + 1,
-                              img, raw)), 0);
+                              img, raw)),
+              0);
     EXPECT_TRUE(ReadFile(raw) == at_snapshot[i]) << "snapshot " << i + 1;
   }
   const std::string active = (dir_ / "a.raw").string();

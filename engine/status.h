@@ -62,7 +62,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     INVARIANT(!status_.ok());
   }
@@ -97,10 +97,10 @@ class [[nodiscard]] Result {
 #define CRASHSIM_CONCAT(a, b) CRASHSIM_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` failed.
-#define RETURN_IF_ERROR(expr)                     \
-  do {                                            \
-    ::crashsim::Status _st = (expr);              \
-    if (!_st.ok()) return _st;                    \
+#define RETURN_IF_ERROR(expr)        \
+  do {                               \
+    ::crashsim::Status _st = (expr); \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 // ASSIGN_OR_RETURN(auto x, Foo()): binds the value or returns the error.

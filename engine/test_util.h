@@ -24,8 +24,8 @@ class RecordingDevice : public MemoryDevice {
     DurableStep step = DurableStep::kNone;
   };
   Status Write(uint64_t offset, std::span<const uint8_t> data, WriteOptions options) override {
-    ops.push_back({Op::kWrite, offset, data.size(), options.tag,
-                   static_cast<DurableStep>(options.step)});
+    ops.push_back(
+        {Op::kWrite, offset, data.size(), options.tag, static_cast<DurableStep>(options.step)});
     return MemoryDevice::Write(offset, data, options);
   }
   Status Flush() override {

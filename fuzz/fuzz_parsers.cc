@@ -28,7 +28,7 @@ void WorkloadRoundTrip(std::string_view text) {
   for (const WorkloadOp& op : workload->ops) {
     const bool ranged = op.TouchesData() || op.kind == WorkloadOpKind::kRead;
     FUZZ_PROPERTY(!ranged || (op.length > 0 && op.offset <= workload->disk_size &&
-                       op.length <= workload->disk_size - op.offset),
+                              op.length <= workload->disk_size - op.offset),
                   "an accepted workload has an op outside its disk:\n" + written);
   }
 }
@@ -40,18 +40,18 @@ void CreateOptionsRoundTrip(std::string_view text) {
   const std::string written = options.ToString();
   CreateOptions again;
   Status st = ParseCreateOptions(written, again);
-  FUZZ_PROPERTY(st.ok(), "accepted create options write text the parser refuses: " +
-                             st.ToString() + "\n" + written);
-  FUZZ_PROPERTY(again.ToString() == written, "create options read back different:\n" + written +
-                                                 "\n" + again.ToString());
+  FUZZ_PROPERTY(st.ok(), "accepted create options write text the parser refuses: " + st.ToString() +
+                             "\n" + written);
+  FUZZ_PROPERTY(again.ToString() == written,
+                "create options read back different:\n" + written + "\n" + again.ToString());
 }
 
 void SizeRoundTrip(std::string_view text) {
   auto size = ParseSize(text);
   if (!size.ok()) return;
   auto again = ParseSize(std::to_string(*size));
-  FUZZ_PROPERTY(again.ok() && *again == *size, "a parsed size does not parse back: " +
-                                                   std::to_string(*size));
+  FUZZ_PROPERTY(again.ok() && *again == *size,
+                "a parsed size does not parse back: " + std::to_string(*size));
 }
 
 void CacheModeRoundTrip(std::string_view text) {
@@ -70,7 +70,8 @@ void OverlapOptions(std::string_view text) {
     if (eq == std::string_view::npos) continue;
     auto applied = ApplyOverlapCheckOption(part.substr(0, eq), part.substr(eq + 1), checks);
     (void)applied;
-    FUZZ_PROPERTY((checks & ~kOverlapCheckAll) == 0, "an overlap-check option set an unknown class");
+    FUZZ_PROPERTY((checks & ~kOverlapCheckAll) == 0,
+                  "an overlap-check option set an unknown class");
   }
 }
 

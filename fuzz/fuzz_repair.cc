@@ -67,13 +67,14 @@ std::string Describe(const CheckReport& report) {
 void RepairThenCheck(const std::vector<uint8_t>& bytes) {
   CappedDevice device(bytes);
   CheckReport repair = Check(device, {.repair = RepairMode::kAll});
-  FUZZ_PROPERTY(!device.grew_too_far, "repair of a <= 1 MiB image grew it past 64 MiB:\n" +
-                                          Describe(repair));
+  FUZZ_PROPERTY(!device.grew_too_far,
+                "repair of a <= 1 MiB image grew it past 64 MiB:\n" + Describe(repair));
   if (CheckExitCode(repair) != 0) return;  // the repair said it could not make the image clean
   CheckReport recheck = Check(device);
   FUZZ_PROPERTY(CheckExitCode(recheck) == 0 && recheck.corruptions == 0 && recheck.leaks == 0,
                 "a repair that reported success left an image that does not check clean:\n"
-                "repair:\n" + Describe(repair) + "\nre-check:\n" + Describe(recheck));
+                "repair:\n" +
+                    Describe(repair) + "\nre-check:\n" + Describe(recheck));
   // qemu-img opens the image before it checks it: a clean verdict means the image opens. The
   // check was not given the backing chain, so an overlay's open is not asked of it.
   if (repair.not_qcow2) return;
@@ -81,9 +82,8 @@ void RepairThenCheck(const std::vector<uint8_t>& bytes) {
   if (!header.ok() || header->has_backing_file()) return;
   OpenOptions options{.read_only = true};
   auto image = Image::Open(device, options);
-  FUZZ_PROPERTY(image.ok(),
-                "a repaired, clean image does not open: " + image.status().ToString() +
-                    "\nrepair:\n" + Describe(repair));
+  FUZZ_PROPERTY(image.ok(), "a repaired, clean image does not open: " + image.status().ToString() +
+                                "\nrepair:\n" + Describe(repair));
 }
 
 }  // namespace

@@ -17,8 +17,8 @@ class PatternDevice final : public BlockDevice {
   explicit PatternDevice(uint64_t size) : size_(size) {}
   Status Read(uint64_t offset, std::span<uint8_t> data) override {
     if (offset > size_ || data.size() > size_ - offset) {
-      return Status::IoError(fmt::format("backing file: read of {} bytes at {:#x} past its end",
-                                         data.size(), offset));
+      return Status::IoError(
+          fmt::format("backing file: read of {} bytes at {:#x} past its end", data.size(), offset));
     }
     FillPattern(kBackingPattern, offset, data);
     return Status::Ok();
@@ -39,9 +39,12 @@ class PatternDevice final : public BlockDevice {
 
 const char* BackingKindName(BackingKind kind) {
   switch (kind) {
-    case BackingKind::kNone: return "none";
-    case BackingKind::kRaw: return "raw";
-    case BackingKind::kQcow2: return "qcow2";
+    case BackingKind::kNone:
+      return "none";
+    case BackingKind::kRaw:
+      return "raw";
+    case BackingKind::kQcow2:
+      return "qcow2";
   }
   return "?";
 }

@@ -18,11 +18,12 @@ const simdisk::Medium* MediumOf(BlockDevice& device) {
 }  // namespace
 
 std::string ReportText(const CheckReport& report) {
-  return fmt::format("{}{}{}status={} rebuild={} rebuilt={} double_checked={} marked_clean={} "
-                     "fixed={}/{}", FormatCheckFindings(report), FormatCheckHuman(report),
-                     FormatCheckJson(report, "image"), report.status.ToString(), report.rebuild,
-                     report.rebuilt, report.double_checked, report.marked_clean,
-                     report.corruptions_fixed, report.leaks_fixed);
+  return fmt::format(
+      "{}{}{}status={} rebuild={} rebuilt={} double_checked={} marked_clean={} "
+      "fixed={}/{}",
+      FormatCheckFindings(report), FormatCheckHuman(report), FormatCheckJson(report, "image"),
+      report.status.ToString(), report.rebuild, report.rebuilt, report.double_checked,
+      report.marked_clean, report.corruptions_fixed, report.leaks_fixed);
 }
 
 CheckReport Checker::Run(BlockDevice& device, RepairMode repair) {
@@ -42,8 +43,10 @@ CheckReport Checker::Run(BlockDevice& device, RepairMode repair) {
   if (twin == nullptr || !disagreement_.empty()) return memoised;
   CheckReport plain = Check(*twin, {.repair = repair});
   if (ReportText(memoised) != ReportText(plain)) {
-    disagreement_ = fmt::format("the memoised checker's report differs from the plain one's:\n{}"
-                                "\n--- plain ---\n{}", ReportText(memoised), ReportText(plain));
+    disagreement_ = fmt::format(
+        "the memoised checker's report differs from the plain one's:\n{}"
+        "\n--- plain ---\n{}",
+        ReportText(memoised), ReportText(plain));
   } else if (MediumOf(device)->Digest() != MediumOf(*twin)->Digest()) {
     disagreement_ = "the memoised repair left other bytes than the plain one";
   }

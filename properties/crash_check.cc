@@ -8,10 +8,14 @@ namespace crashsim {
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kClean: return "clean";
-    case Outcome::kLeaksOnly: return "leaks only";
-    case Outcome::kDirtyRepaired: return "dirty, repaired";
-    case Outcome::kFailure: return "FAILURE";
+    case Outcome::kClean:
+      return "clean";
+    case Outcome::kLeaksOnly:
+      return "leaks only";
+    case Outcome::kDirtyRepaired:
+      return "dirty, repaired";
+    case Outcome::kFailure:
+      return "FAILURE";
   }
   return "?";
 }
@@ -44,7 +48,8 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check
     return r;
   };
   auto header = ReadImageHeader(device, /*for_check=*/true);
-  if (!header.ok()) return fail("the crash left an unreadable header: " + header.status().ToString());
+  if (!header.ok())
+    return fail("the crash left an unreadable header: " + header.status().ToString());
   r.dirty = header->dirty();
   if (!r.dirty) {
     std::string s = check_data("(clean image)", /*must_open=*/true);
@@ -67,8 +72,8 @@ CrashCheckResult CheckCrashedImage(BlockDevice& device, const GuestDataFn& check
   }
   CheckReport repair = check(RepairMode::kAll);
   if (!repair.status.ok() || CheckExitCode(repair) != 0) {
-    return fail(fmt::format("repair of the dirty image failed (exit {}): {}",
-                            CheckExitCode(repair), FirstFindings(repair)));
+    return fail(fmt::format("repair of the dirty image failed (exit {}): {}", CheckExitCode(repair),
+                            FirstFindings(repair)));
   }
   std::string repaired = CheckRepairedImage(
       device, [&](BlockDevice&, RepairMode mode) { return check(mode); }, check_data,

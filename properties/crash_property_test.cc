@@ -1,16 +1,14 @@
 // The crash property (issue: every crash point, every cache mode, both crash kinds): generated
 // workloads and image options, every crash state within the bound and a sample beyond it.
 // CRASHSIM_PROPERTY_SCALE (default 1) multiplies the number of cases for long soaks.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
 
 #include "engine/coding.h"
-
 #include "properties/explorer.h"
 #include "properties/property_env.h"
 #include "properties/workload_gen.h"
@@ -34,13 +32,14 @@ class CoverageReport : public ::testing::Environment {
  public:
   void TearDown() override {
     if (g_coverage.cases == 0) return;
-    std::printf("crash property coverage: %llu cases, crash points covered %llu of %llu, %llu "
-                "states checked, %llu distinct images\n",
-                static_cast<unsigned long long>(g_coverage.cases),
-                static_cast<unsigned long long>(g_coverage.points_covered),
-                static_cast<unsigned long long>(g_coverage.points_total),
-                static_cast<unsigned long long>(g_coverage.states),
-                static_cast<unsigned long long>(g_coverage.distinct_images));
+    std::printf(
+        "crash property coverage: %llu cases, crash points covered %llu of %llu, %llu "
+        "states checked, %llu distinct images\n",
+        static_cast<unsigned long long>(g_coverage.cases),
+        static_cast<unsigned long long>(g_coverage.points_covered),
+        static_cast<unsigned long long>(g_coverage.points_total),
+        static_cast<unsigned long long>(g_coverage.states),
+        static_cast<unsigned long long>(g_coverage.distinct_images));
   }
 };
 const auto* const kCoverageReport = ::testing::AddGlobalTestEnvironment(new CoverageReport);
@@ -74,12 +73,11 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   RC_CLASSIFY(report.torn_metadata_states > 0, "torn metadata");
   RC_TAG(CacheModeName(config.cache_mode));
   RC_CLASSIFY(config.backing != BackingKind::kNone, "backing file");
-  RC_CLASSIFY(config.create.version == 3 && config.create.refcount_bits > 1 &&
-                  std::any_of(workload.ops.begin(), workload.ops.end(),
-                              [](const WorkloadOp& op) {
-                                return op.kind == WorkloadOpKind::kSnapshot;
-                              }),
-              "snapshot");
+  RC_CLASSIFY(
+      config.create.version == 3 && config.create.refcount_bits > 1 &&
+          std::any_of(workload.ops.begin(), workload.ops.end(),
+                      [](const WorkloadOp& op) { return op.kind == WorkloadOpKind::kSnapshot; }),
+      "snapshot");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
     // While rapidcheck shrinks, every failing case writes a trace; the last one printed is the
@@ -89,10 +87,11 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
       std::fprintf(stderr, "crashsim trace: %s\n",
                    path.ok() ? path->c_str() : path.status().ToString().c_str());
     }
-    RC_FAIL(fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
-                        "device writes {}\nworkload:\n{}", f.detail, config.ToString(),
-                        f.state.ToText(), workload.ops.size(), f.state.fates.size(),
-                        workload.ToText()));
+    RC_FAIL(
+        fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
+                    "device writes {}\nworkload:\n{}",
+                    f.detail, config.ToString(), f.state.ToText(), workload.ops.size(),
+                    f.state.fates.size(), workload.ToText()));
   }
   // The budget is spread over the crash points, the clean close included: each has a state. (A
   // failing run stops at its first failure, so this is asserted only of passing runs.)

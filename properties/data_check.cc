@@ -93,9 +93,8 @@ bool GuestDataCheck::CollectIllegal(const simdisk::Medium& image, uint64_t point
       MarkBlocks(a, b, illegal);
       continue;
     }
-    oracle_.ForEachIllegalPiece(point, a, buf, [&](uint64_t begin, uint64_t end) {
-      MarkBlocks(begin, end, illegal);
-    });
+    oracle_.ForEachIllegalPiece(
+        point, a, buf, [&](uint64_t begin, uint64_t end) { MarkBlocks(begin, end, illegal); });
   }
   return true;
 }
@@ -111,7 +110,9 @@ bool GuestDataCheck::CollectAllIllegal(const simdisk::Medium& image, uint64_t po
     const uint64_t cs = img.geometry().cluster_size();
     Status st = img.ForEachMappedCluster([&](uint64_t guest) {
       oracle_.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
-                               [&](uint64_t begin, uint64_t end) { ranges.push_back({begin, end}); });
+                               [&](uint64_t begin, uint64_t end) {
+                                 ranges.push_back({begin, end});
+                               });
       return Status::Ok();
     });
     if (!st.ok()) illegal.insert(kUnplacedFailure);

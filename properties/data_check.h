@@ -38,9 +38,9 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            bool must_open = true);
 
 struct DataCheckStats {
-  uint64_t checks = 0;          // incremental checks asked for
-  uint64_t full_checks = 0;     // of those, answered by the full check
-  uint64_t reference_steps = 0; // crash points whose reference was built
+  uint64_t checks = 0;           // incremental checks asked for
+  uint64_t full_checks = 0;      // of those, answered by the full check
+  uint64_t reference_steps = 0;  // crash points whose reference was built
   uint64_t guest_bytes_read = 0;
 };
 
@@ -70,15 +70,14 @@ class GuestDataCheck {
   // Returns false if the image does not open read-only.
   bool CollectIllegal(const simdisk::Medium& image, uint64_t point, const ByteRanges& ranges,
                       std::set<uint64_t>& illegal);
-  bool CollectAllIllegal(const simdisk::Medium& image, uint64_t point,
-                         std::set<uint64_t>& illegal);
+  bool CollectAllIllegal(const simdisk::Medium& image, uint64_t point, std::set<uint64_t>& illegal);
 
   const GuestOracle& oracle_;
   std::shared_ptr<const simdisk::Recording> recording_;
   OpenOptions read_only_;
-  std::vector<uint64_t> points_;                 // crash points, increasing
-  std::mutex mutex_;                             // guards references_ and stats_
-  std::map<uint64_t, Reference> references_;     // by point; built in increasing order
+  std::vector<uint64_t> points_;              // crash points, increasing
+  std::mutex mutex_;                          // guards references_ and stats_
+  std::map<uint64_t, Reference> references_;  // by point; built in increasing order
   DataCheckStats stats_;
 };
 

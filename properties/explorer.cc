@@ -11,12 +11,12 @@
 #include "engine/check/check.h"
 #include "engine/image.h"
 #include "engine/memory_device.h"
-#include "simdisk/materialise.h"
-#include "simdisk/medium.h"
-#include "simdisk/write_cache.h"
-#include "simdisk/sim_disk.h"
 #include "properties/guest_run.h"
 #include "properties/live_model.h"
+#include "simdisk/materialise.h"
+#include "simdisk/medium.h"
+#include "simdisk/sim_disk.h"
+#include "simdisk/write_cache.h"
 
 namespace crashsim {
 namespace {
@@ -32,22 +32,28 @@ bool TearsMetadata(const simdisk::Recording& recording, const simdisk::CrashStat
   return false;
 }
 
-
 }  // namespace
 
 simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
   switch (mode) {
-    case CacheMode::kWriteback: return simdisk::CacheMode::kWriteback;
-    case CacheMode::kWritethrough: return simdisk::CacheMode::kWritethrough;
-    case CacheMode::kDirectsync: return simdisk::CacheMode::kDirectsync;
-    case CacheMode::kNone: return simdisk::CacheMode::kNone;
-    case CacheMode::kUnsafe: return simdisk::CacheMode::kUnsafe;
+    case CacheMode::kWriteback:
+      return simdisk::CacheMode::kWriteback;
+    case CacheMode::kWritethrough:
+      return simdisk::CacheMode::kWritethrough;
+    case CacheMode::kDirectsync:
+      return simdisk::CacheMode::kDirectsync;
+    case CacheMode::kNone:
+      return simdisk::CacheMode::kNone;
+    case CacheMode::kUnsafe:
+      return simdisk::CacheMode::kUnsafe;
   }
   return simdisk::CacheMode::kWriteback;
 }
 
 std::string ExploreReport::Summary() const {
-  auto count = [](uint64_t n) { return n == simdisk::kSaturated ? std::string("2^64+") : std::to_string(n); };
+  auto count = [](uint64_t n) {
+    return n == simdisk::kSaturated ? std::string("2^64+") : std::to_string(n);
+  };
   std::string out = fmt::format(
       "device ops {}, crash points covered {} of {}, states possible {}, within bound {}, "
       "explored {}\n",
@@ -97,8 +103,8 @@ OpenOptions Explorer::OpenFor(bool read_only) const {
 }
 
 Status Explorer::RecordRun() {
-  ASSIGN_OR_RETURN(backing_, MakeBackingFile(options_.backing, workload_,
-                                              options_.image.cluster_size));
+  ASSIGN_OR_RETURN(backing_,
+                   MakeBackingFile(options_.backing, workload_, options_.image.cluster_size));
   CreateOptions create = options_.image;
   create.size = workload_.disk_size;
   if (options_.backing != BackingKind::kNone) {
@@ -120,8 +126,8 @@ Status Explorer::RecordRun() {
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
-  oracle_ = OracleForRun(workload_, options_.cache_mode, options_.crash, *recording_,
-                         backing_.initial);
+  oracle_ =
+      OracleForRun(workload_, options_.cache_mode, options_.crash, *recording_, backing_.initial);
   key_index_ = std::make_unique<simdisk::ImageKeyIndex>(recording_);
   data_check_ = std::make_unique<GuestDataCheck>(*oracle_, recording_, OpenFor(true));
   return Status::Ok();
@@ -177,8 +183,8 @@ std::string Explorer::CheckData(const simdisk::Medium& image, uint64_t crash_poi
   };
   if (options_.data_check == DataCheckMode::kFull) return full();
   const std::shared_ptr<const simdisk::Medium> reference = recording_->MediumAt(crash_point);
-  std::string incremental = data_check_->Check(image, crash_point,
-                                               ChunksNotShared(image, *reference), when, must_open);
+  std::string incremental =
+      data_check_->Check(image, crash_point, ChunksNotShared(image, *reference), when, must_open);
   if (options_.data_check == DataCheckMode::kIncremental) return incremental;
   if (std::string definition = full(); definition != incremental) {
     return fmt::format("the incremental data check says \"{}\" where the full one says \"{}\"",
@@ -194,11 +200,14 @@ const std::vector<Explorer::AfterRepairWrite>& Explorer::AfterRepairWrites() {
     // the disk that copies on write at both ends.
     const uint64_t size = workload_.disk_size;
     const uint64_t cs = options_.image.cluster_size;
-    for (const WorkloadOp& op :
-         {WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = 0,
-                     .length = std::min<uint64_t>(size, cs + 512), .pattern = 0xfeed01},
-          WorkloadOp{.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
-                     .length = std::min<uint64_t>(size / 2 - 512, 1000), .pattern = 0xfeed02}}) {
+    for (const WorkloadOp& op : {WorkloadOp{.kind = WorkloadOpKind::kWrite,
+                                .offset = 0,
+                                .length = std::min<uint64_t>(size, cs + 512),
+                                .pattern = 0xfeed01},
+                                 WorkloadOp{.kind = WorkloadOpKind::kWrite,
+                                 .offset = size / 2 + 512,
+                                 .length = std::min<uint64_t>(size / 2 - 512, 1000),
+                                 .pattern = 0xfeed02}}) {
       std::vector<uint8_t> data(op.length);
       FillPattern(op.pattern, op.offset, data);
       after_repair_writes_.push_back({op.offset, std::move(data)});
@@ -260,19 +269,23 @@ std::string Explorer::CheckWritesAfterRepair(simdisk::Medium& image, uint64_t cr
   std::vector<uint8_t> expect, got;
   auto compare = [&](uint64_t begin, uint64_t end, const AfterRepairWrite* written) -> std::string {
     got.resize(end - begin);
-    if (Status st = (*new_image)->Read(begin, got); !st.ok()) return "read after writes: " + st.ToString();
+    if (Status st = (*new_image)->Read(begin, got); !st.ok())
+      return "read after writes: " + st.ToString();
     std::span<const uint8_t> want;
     if (written != nullptr) {
       want = std::span(written->data).subspan(begin - written->offset, end - begin);
     } else {
       expect.resize(end - begin);
-      if (Status st = (*old_image)->Read(begin, expect); !st.ok()) return "read after repair: " + st.ToString();
+      if (Status st = (*old_image)->Read(begin, expect); !st.ok())
+        return "read after repair: " + st.ToString();
       want = expect;
     }
     if (std::memcmp(got.data(), want.data(), got.size()) == 0) return "";  // the common case, fast
     auto [x, y] = std::mismatch(got.begin(), got.end(), want.begin());
-    return fmt::format("after repair and two more writes, guest byte {:#x} reads {:#04x}, "
-                       "expected {:#04x}", begin + static_cast<uint64_t>(x - got.begin()), *x, *y);
+    return fmt::format(
+        "after repair and two more writes, guest byte {:#x} reads {:#04x}, "
+        "expected {:#04x}",
+        begin + static_cast<uint64_t>(x - got.begin()), *x, *y);
   };
   for (const auto& [begin, end] : *ranges) {
     // In offset order: the parts the writes covered, and the parts between them.
@@ -358,8 +371,8 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
     if (state->fates.empty()) continue;
     if (checked++ >= options_.repair_crash_states) break;
     auto medium = simdisk::Materialise(*recording, *state);
-    if (!medium.ok()) return "cannot materialise a repair crash state: " +
-                             medium.status().ToString();
+    if (!medium.ok())
+      return "cannot materialise a repair crash state: " + medium.status().ToString();
     // The crash property itself, for the image the crashed repair left: still marked dirty
     // (then a second repair makes it clean), or clean already (then it checks with no
     // corruptions), and the durable guest data intact either way.
@@ -371,8 +384,10 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
         },
         {}, [&](BlockDevice& device, RepairMode repair) { return checker.Run(device, repair); });
     if (r.outcome == Outcome::kFailure) {
-      return fmt::format("a crash during repair ({}) left an image that fails the crash property: "
-                         "{}", state->ToText(), r.failure);
+      return fmt::format(
+          "a crash during repair ({}) left an image that fails the crash property: "
+          "{}",
+          state->ToText(), r.failure);
     }
   }
   // A repair that fails (here: an I/O error on its n-th write) must leave the dirty bit set, and
@@ -398,8 +413,8 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
   const std::string fault = simdisk::FaultText(rule);
   CheckReport failed = checker.Run(faulty, RepairMode::kAll);
   const auto& ops = faulty.recording().ops();
-  const bool fired = std::any_of(ops.begin(), ops.end(),
-                                 [](const simdisk::OpRecord& op) { return !op.ok(); });
+  const bool fired =
+      std::any_of(ops.begin(), ops.end(), [](const simdisk::OpRecord& op) { return !op.ok(); });
   if (!fired) return "";  // the repair has fewer such ops than the rule skips
   if (failed.status.ok() && CheckExitCode(failed) == 0) {
     // A read that failed may be asked again and succeed (the check, like QEMU's, asks for each
@@ -422,8 +437,10 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
   if (header.ok() && !header->dirty()) {
     CheckReport after = checker.Run(faulty);
     if (after.corruptions || after.check_errors || !after.status.ok()) {
-      return fmt::format("a repair that failed ({}) cleared the dirty bit of an image that is "
-                         "not clean: {}", fault, FirstFindings(after));
+      return fmt::format(
+          "a repair that failed ({}) cleared the dirty bit of an image that is "
+          "not clean: {}",
+          fault, FirstFindings(after));
     }
   }
   CheckReport again = checker.Run(faulty, RepairMode::kAll);
@@ -431,14 +448,16 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
     return fmt::format("after a repair failed ({}), a second repair failed: {}", fault,
                        FirstFindings(again));
   }
-  std::string data = CheckData(faulty.live(), crash_point, "after a failed repair and a second one");
+  std::string data =
+      CheckData(faulty.live(), crash_point, "after a failed repair and a second one");
   if (!data.empty()) return data + fmt::format(" (the repair failed: {})", fault);
   return "";
 }
 
 std::string Explorer::SweepRepairFaults(const simdisk::CrashState& state, uint64_t* repairs) {
   auto medium = simdisk::Materialise(*recording_, state);
-  if (!medium.ok()) return "cannot materialise " + state.ToText() + ": " + medium.status().ToString();
+  if (!medium.ok())
+    return "cannot materialise " + state.ToText() + ": " + medium.status().ToString();
   auto header = ReadImageHeader(**medium, /*for_check=*/true);
   if (!header.ok() || !header->dirty()) return "";
   // A plain checker of its own: a memo would skip reads of tables met before, so the repair's
@@ -476,7 +495,9 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
   };
   CrashCheckResult r = CheckCrashedImage(
       medium,
-      [&](const char* when, bool must_open) { return CheckData(medium, crash_point, when, must_open); },
+      [&](const char* when, bool must_open) {
+        return CheckData(medium, crash_point, when, must_open);
+      },
       before_repair, run_check);
   result.dirty = r.dirty;
   result.outcome = r.outcome;
@@ -484,7 +505,8 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
   if (failure.empty() && options_.writes_after_repair) {
     failure = CheckWritesAfterRepair(medium, crash_point, checker);
   }
-  if (std::string disagreement = checker.TakeDisagreement(); !disagreement.empty()) return disagreement;
+  if (std::string disagreement = checker.TakeDisagreement(); !disagreement.empty())
+    return disagreement;
   return failure;
 }
 
@@ -554,9 +576,11 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
   report.points_total = enumerator.stats().points_total;
   // Every crash point gets its first state whatever the cap (round robin yields those first).
-  const uint64_t cap = options_.max_states == 0 ? 0
-                       : std::max<uint64_t>(options_.max_states,
-                                            DivRoundUp(report.points_total, options_.shard_count));
+  const uint64_t cap =
+      options_.max_states == 0
+          ? 0
+          : std::max<uint64_t>(options_.max_states,
+                               DivRoundUp(report.points_total, options_.shard_count));
   std::unordered_set<simdisk::ImageKey, simdisk::ImageKeyHash> images;
   std::unordered_set<uint64_t> points;
   // States go in batches: the batch's distinct (image, window) pairs are checked in parallel,

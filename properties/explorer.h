@@ -16,9 +16,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <string>
 #include <vector>
 
 #include "engine/options.h"
@@ -29,10 +29,10 @@
 #include "properties/guest_run.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
-#include "simdisk/crash_enumerator.h"
 #include "simdisk/cost_model.h"
-#include "simdisk/fault_plan.h"
+#include "simdisk/crash_enumerator.h"
 #include "simdisk/crash_state.h"
+#include "simdisk/fault_plan.h"
 #include "simdisk/image_key.h"
 #include "simdisk/recording.h"
 
@@ -51,13 +51,13 @@ struct ExploreOptions {
   simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
   uint64_t atomic_unit = 512;
   simdisk::CrashModel model;
-  uint64_t k = 1;                 // deviations explored exhaustively per crash point
+  uint64_t k = 1;  // deviations explored exhaustively per crash point
   uint64_t exhaustive_budget = 512;
-  uint64_t samples = 8;           // random states per point beyond the bound
+  uint64_t samples = 8;  // random states per point beyond the bound
   uint64_t seed = 0;
-  bool metadata_first = true;     // spend the exhaustive budget on metadata writes
-  uint64_t max_states = 0;        // 0: no limit; never below one state per crash point
-  uint32_t shard_index = 0;       // this shard explores states i with i % shard_count == index
+  bool metadata_first = true;  // spend the exhaustive budget on metadata writes
+  uint64_t max_states = 0;     // 0: no limit; never below one state per crash point
+  uint32_t shard_index = 0;    // this shard explores states i with i % shard_count == index
   uint32_t shard_count = 1;
   bool writes_after_repair = true;
   // Check each distinct (image, durability window) once; states that leave an image already
@@ -71,26 +71,25 @@ struct ExploreOptions {
   // An I/O error injected into the recorded run (fault_sweep.h): the run goes on past it as a
   // guest would (guest_run.h), and only the crash points after it are explored.
   std::optional<simdisk::FaultRule> fault;
-  size_t max_failures = 1;        // stop after this many failing states (0: never stop)
-  uint32_t jobs = 1;              // threads checking states; results are the same for any number
+  size_t max_failures = 1;  // stop after this many failing states (0: never stop)
+  uint32_t jobs = 1;        // threads checking states; results are the same for any number
 };
-
 
 struct StateResult {
   simdisk::CrashState state;
   Outcome outcome = Outcome::kClean;
   bool dirty = false;
-  bool torn_metadata = false;    // a metadata write was torn or dropped in this state
-  std::string detail;            // for failures: what broke, where
+  bool torn_metadata = false;  // a metadata write was torn or dropped in this state
+  std::string detail;          // for failures: what broke, where
 };
 
 struct ExploreReport {
   uint64_t device_ops = 0;
-  simdisk::IoCounters run_io;    // what the recorded run cost the device (with simulated time)
-  uint64_t guest_writes = 0;     // write, zero and discard ops in the workload
+  simdisk::IoCounters run_io;  // what the recorded run cost the device (with simulated time)
+  uint64_t guest_writes = 0;   // write, zero and discard ops in the workload
   uint64_t recording_digest = 0;
   simdisk::EnumerationStats enumeration;
-  uint64_t explored = 0;         // states checked by this shard
+  uint64_t explored = 0;  // states checked by this shard
   uint64_t outcomes[kOutcomeCount] = {};
   uint64_t torn_metadata_states = 0;
   uint64_t repair_crash_states = 0;
@@ -133,8 +132,8 @@ class Explorer {
   const GuestRunResult& run() const { return run_; }
 
  private:
-  Explorer(Workload workload, ExploreOptions options) : workload_(std::move(workload)),
-                                                        options_(std::move(options)) {}
+  Explorer(Workload workload, ExploreOptions options)
+      : workload_(std::move(workload)), options_(std::move(options)) {}
   Status RecordRun();
   OpenOptions OpenFor(bool read_only) const;
   struct VerdictKey {
@@ -175,7 +174,8 @@ class Explorer {
   };
   // The two writes made after a repair (made once: the same for every state).
   const std::vector<AfterRepairWrite>& AfterRepairWrites();
-  std::string CheckWritesAfterRepair(simdisk::Medium& image, uint64_t crash_point, Checker& checker);
+  std::string CheckWritesAfterRepair(simdisk::Medium& image, uint64_t crash_point,
+                                     Checker& checker);
   // Guest ranges where `before` and `after` (both from the crash point's medium) can read
   // differently; nullopt when that cannot be bounded.
   std::optional<ByteRanges> ChangedGuestRanges(const simdisk::Medium& before,

@@ -1,11 +1,11 @@
 // The explorer's shortcuts against their definitions, on every state of small workloads: the
 // incremental guest-data check against the full one (including the repaired and repair-crashed
 // images derived from each state), and verdicts taken from the cache against verdicts computed.
-#include <gtest/gtest.h>
+#include "properties/explorer.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
-#include "properties/explorer.h"
 #include "properties/property_env.h"
 #include "properties/random_workload.h"
 
@@ -69,7 +69,8 @@ TEST_P(ExplorerShortcuts, IncrementalDataCheckAgreesWithTheFullOne) {
   auto explorer = Explorer::Record(WorkloadFor(c), o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   ExploreReport report = (*explorer)->Run();
-  for (const StateResult& f : report.failures) ADD_FAILURE() << f.state.ToText() << ": " << f.detail;
+  for (const StateResult& f : report.failures)
+    ADD_FAILURE() << f.state.ToText() << ": " << f.detail;
   EXPECT_GT(report.explored, 50u);
   EXPECT_EQ(report.enumeration.crash_points, report.enumeration.points_total);
   // The incremental check must have done real work, not fallen back to the full one.
@@ -87,7 +88,8 @@ TEST_P(ExplorerShortcuts, IncrementalCheckerReportsEqualTheFullOnes) {
   auto explorer = Explorer::Record(WorkloadFor(c), o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   ExploreReport report = (*explorer)->Run();
-  for (const StateResult& f : report.failures) ADD_FAILURE() << f.state.ToText() << ": " << f.detail;
+  for (const StateResult& f : report.failures)
+    ADD_FAILURE() << f.state.ToText() << ": " << f.detail;
   EXPECT_GT(report.explored, 50u);
 }
 
@@ -122,8 +124,8 @@ TEST_P(ExplorerShortcuts, OneOrTwoJobsGiveTheSameReport) {
     auto explorer = Explorer::Record(WorkloadFor(c), o);
     ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
     reports[jobs - 1] = (*explorer)->Run({}, [&](const StateResult& r) {
-      verdicts[jobs - 1].push_back(fmt::format("{} {} {} {}", r.state.ToText(),
-                                               OutcomeName(r.outcome), r.dirty, r.detail));
+      verdicts[jobs - 1].push_back(
+          fmt::format("{} {} {} {}", r.state.ToText(), OutcomeName(r.outcome), r.dirty, r.detail));
     });
   }
   EXPECT_EQ(verdicts[0], verdicts[1]);

@@ -64,7 +64,8 @@ class ExtentMap {
   void Merge(uint64_t begin) {
     auto it = extents_.find(begin);
     auto next = std::next(it);
-    if (next != extents_.end() && next->first == it->second.end && next->second.value == it->second.value) {
+    if (next != extents_.end() && next->first == it->second.end &&
+        next->second.value == it->second.value) {
       it->second.end = next->second.end;
       extents_.erase(next);
     }

@@ -5,29 +5,33 @@
 #include <algorithm>
 
 #include "engine/image.h"
-#include "simdisk/sim_disk.h"
-
 #include "simdisk/fault_plan.h"
+#include "simdisk/sim_disk.h"
 
 namespace crashsim {
 
 std::string FaultSweepReport::Summary() const {
-  return fmt::format("I/O-error sweep: {} faults injected (reads {}, writes {}, flushes {}, "
-                     "resizes {}), {} reached the caller, {} crash states checked after them, {} "
-                     "dirty images left had their repair failed at each device op ({} failed "
-                     "repairs), {} failed creates, {} failures\n",
-                     faults, by_kind[0], by_kind[1], by_kind[2], by_kind[3], surfaced, states,
-                     dirty_ends, failed_repairs, create_faults, failures.size());
+  return fmt::format(
+      "I/O-error sweep: {} faults injected (reads {}, writes {}, flushes {}, "
+      "resizes {}), {} reached the caller, {} crash states checked after them, {} "
+      "dirty images left had their repair failed at each device op ({} failed "
+      "repairs), {} failed creates, {} failures\n",
+      faults, by_kind[0], by_kind[1], by_kind[2], by_kind[3], surfaced, states, dirty_ends,
+      failed_repairs, create_faults, failures.size());
 }
 
 namespace {
 
 size_t KindIndex(simdisk::OpKind kind) {
   switch (kind) {
-    case simdisk::OpKind::kRead: return 0;
-    case simdisk::OpKind::kWrite: return 1;
-    case simdisk::OpKind::kFlush: return 2;
-    default: return 3;
+    case simdisk::OpKind::kRead:
+      return 0;
+    case simdisk::OpKind::kWrite:
+      return 1;
+    case simdisk::OpKind::kFlush:
+      return 2;
+    default:
+      return 3;
   }
 }
 
@@ -52,10 +56,10 @@ std::string SweepCreate(CreateOptions create, uint64_t atomic_unit, FaultSweepRe
       ++report.by_kind[KindIndex(rule.kind)];
       ++report.faults;
       const auto& ops = faulty.recording().ops();
-      const bool fired = std::any_of(ops.begin(), ops.end(),
-                                     [](const simdisk::OpRecord& op) { return !op.ok(); });
-      const std::string what = fmt::format("{} in create ({})", simdisk::FaultText(rule),
-                                           create.ToString());
+      const bool fired =
+          std::any_of(ops.begin(), ops.end(), [](const simdisk::OpRecord& op) { return !op.ok(); });
+      const std::string what =
+          fmt::format("{} in create ({})", simdisk::FaultText(rule), create.ToString());
       if (!fired) return what + ": the injected error never happened";
       if (st.ok()) return what + ": Image::Create returned success";
       ++report.surfaced;
@@ -129,9 +133,9 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     report.states += explored.explored;
     if (!explored.ok()) {
       const StateResult& f = explored.failures.front();
-      const std::string what = fmt::format("{} (the error hit {}: {}) at {}", f.detail,
-                                           run.fault->call, run.fault->returned.ToString(),
-                                           f.state.ToText());
+      const std::string what =
+          fmt::format("{} (the error hit {}: {}) at {}", f.detail, run.fault->call,
+                      run.fault->returned.ToString(), f.state.ToText());
       if (fail(fault, what, &*explorer, f)) break;
       continue;
     }

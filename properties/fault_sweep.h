@@ -26,13 +26,13 @@
 namespace crashsim {
 
 struct FaultSweepReport {
-  uint64_t faults = 0;          // runs with an injected error
-  uint64_t by_kind[4] = {};     // of them: read, write, flush, resize faults
-  uint64_t create_faults = 0;   // creates with an injected error (SweepFaults' create sweep)
-  uint64_t surfaced = 0;        // errors that reached the caller (every fault that fired)
-  uint64_t states = 0;          // crash states checked after the errors
-  uint64_t dirty_ends = 0;      // dirty images left by a run whose repair was swept
-  uint64_t failed_repairs = 0;  // repairs run with an injected error
+  uint64_t faults = 0;                // runs with an injected error
+  uint64_t by_kind[4] = {};           // of them: read, write, flush, resize faults
+  uint64_t create_faults = 0;         // creates with an injected error (SweepFaults' create sweep)
+  uint64_t surfaced = 0;              // errors that reached the caller (every fault that fired)
+  uint64_t states = 0;                // crash states checked after the errors
+  uint64_t dirty_ends = 0;            // dirty images left by a run whose repair was swept
+  uint64_t failed_repairs = 0;        // repairs run with an injected error
   std::vector<std::string> failures;  // "write#3:EIO: ..." (stops at base.max_failures)
   // The first failure that a crash state of its run shows (for a trace: traces/capture.h), with
   // that run; empty when no failure is of that kind.

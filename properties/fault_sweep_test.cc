@@ -1,13 +1,13 @@
 // The I/O-error sweep as a property (issue 13): generated workloads and image options; each
 // device op of the engine's run fails once with EIO and once with ENOSPC (fault_sweep.h).
+#include "properties/fault_sweep.h"
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
-#include <fmt/format.h>
-
 #include <cstdio>
 
-#include "properties/fault_sweep.h"
 #include "properties/property_env.h"
 #include "properties/workload_gen.h"
 #include "simdisk/write_cache.h"
@@ -47,7 +47,7 @@ ExploreOptions SweepOptionsFor(const ImageConfig& config, simdisk::CrashKind cra
   o.exhaustive_budget = 8;
   o.samples = 1;
   o.max_states = 0;
-  o.repair_crash_states = 0;  // the repair is failed at each of its ops instead
+  o.repair_crash_states = 0;                     // the repair is failed at each of its ops instead
   o.shard_index = GetPropertyEnv().shard_index;  // shards split the faults
   o.shard_count = GetPropertyEnv().shard_count;
   return o;
@@ -72,10 +72,11 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
       std::fprintf(stderr, "crashsim trace: %s\n",
                    path.ok() ? path->c_str() : path.status().ToString().c_str());
     }
-    RC_FAIL(fmt::format("{}\nimage: {}\nshrunk size: guest ops {}, lost/torn device writes {}\n"
-                        "workload:\n{}", report->failures.front(), config.ToString(),
-                        workload.ops.size(), report->failing_state.state.fates.size(),
-                        workload.ToText()));
+    RC_FAIL(
+        fmt::format("{}\nimage: {}\nshrunk size: guest ops {}, lost/torn device writes {}\n"
+                    "workload:\n{}",
+                    report->failures.front(), config.ToString(), workload.ops.size(),
+                    report->failing_state.state.fates.size(), workload.ToText()));
   }
   // Every fault fired and reached its caller (a fault that did not is a failure above).
   RC_ASSERT(report->surfaced == report->faults);
@@ -83,8 +84,9 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
 }
 
 TEST(FaultSweep, AnInjectedErrorReachesTheGuestAndTheRunGoesOn) {
-  auto workload = Workload::Parse("disk 1048576\nwrite 0x0 4096 p=1\nwrite 0x10000 4096 p=2\n"
-                                  "read 0x0 4096\nflush\nread 0x10000 4096\n");
+  auto workload = Workload::Parse(
+      "disk 1048576\nwrite 0x0 4096 p=1\nwrite 0x10000 4096 p=2\n"
+      "read 0x0 4096\nflush\nread 0x10000 4096\n");
   ASSERT_TRUE(workload.ok());
   ExploreOptions o = SweepOptionsFor(LazyConfig(65536), simdisk::CrashKind::kPowerLoss);
   o.fault = *simdisk::ParseFault("write#1:ENOSPC");
@@ -159,12 +161,13 @@ TEST(FaultSweep, ARepairFlushesWhatItFoundBeforeMarkingTheImageClean) {
 }
 
 TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
-  auto workload = Workload::Parse("disk 1048576\nwrite 0x0 4096 p=1\nflush\n"
-                                  "write 0x20000 70000 p=2\nsnapshot\nwrite 0x0 512 p=3\n");
+  auto workload = Workload::Parse(
+      "disk 1048576\nwrite 0x0 4096 p=1\nflush\n"
+      "write 0x20000 70000 p=2\nsnapshot\nwrite 0x0 512 p=3\n");
   ASSERT_TRUE(workload.ok());
-  auto report = SweepFaults(*workload, SweepOptionsFor(LazyConfig(4096),
-                                                       simdisk::CrashKind::kPowerLoss),
-                            /*repair_sweeps=*/2);
+  auto report =
+      SweepFaults(*workload, SweepOptionsFor(LazyConfig(4096), simdisk::CrashKind::kPowerLoss),
+                  /*repair_sweeps=*/2);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->ok()) << report->failures.front();
   EXPECT_GT(report->faults, 40u);

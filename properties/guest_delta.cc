@@ -67,7 +67,8 @@ Result<std::shared_ptr<const MappingSnapshot>> MappingSnapshot::Of(
   MappingSnapshot& s = *snapshot;
   s.image_ = std::move(image);
   ASSIGN_OR_RETURN(s.header_, DecodeImageHeader(*s.image_));
-  s.geometry_ = {.cluster_bits = s.header_.cluster_bits, .refcount_order = s.header_.refcount_order,
+  s.geometry_ = {.cluster_bits = s.header_.cluster_bits,
+                 .refcount_order = s.header_.refcount_order,
                  .extended_l2 = s.header_.extended_l2()};
   const uint64_t size = s.image_->size();
   const uint64_t cs = s.geometry_.cluster_size();
@@ -98,17 +99,20 @@ Result<std::shared_ptr<const MappingSnapshot>> MappingSnapshot::Of(
     }
   }
   const uint64_t cs_bytes = s.geometry_.cluster_size();
-  s.open_ranges_ = {{0, cs_bytes},
-                    {s.header_.l1_table_offset, s.header_.l1_table_offset + l1_bytes},
-                    {s.header_.refcount_table_offset,
-                     s.header_.refcount_table_offset + uint64_t{s.header_.refcount_table_clusters} * cs_bytes}};
+  s.open_ranges_ = {
+      {0, cs_bytes},
+      {s.header_.l1_table_offset, s.header_.l1_table_offset + l1_bytes},
+      {s.header_.refcount_table_offset,
+       s.header_.refcount_table_offset + uint64_t{s.header_.refcount_table_clusters} * cs_bytes}};
   if (s.header_.nb_snapshots > 0) {
     simdisk::Medium device = *s.image_;
-    SnapshotTableOptions so{.version = s.header_.version, .cluster_size = cs_bytes,
-                            .virtual_size = s.header_.size};
-    ASSIGN_OR_RETURN(SnapshotTable snapshots, ReadSnapshotTable(device, size, s.header_.snapshots_offset,
-                                                            s.header_.nb_snapshots, so));
-    s.open_ranges_.push_back({s.header_.snapshots_offset, s.header_.snapshots_offset + snapshots.table_size});
+    SnapshotTableOptions so{
+        .version = s.header_.version, .cluster_size = cs_bytes, .virtual_size = s.header_.size};
+    ASSIGN_OR_RETURN(
+        SnapshotTable snapshots,
+        ReadSnapshotTable(device, size, s.header_.snapshots_offset, s.header_.nb_snapshots, so));
+    s.open_ranges_.push_back(
+        {s.header_.snapshots_offset, s.header_.snapshots_offset + snapshots.table_size});
   }
   NormaliseRanges(s.open_ranges_);
   std::sort(s.data_.begin(), s.data_.end(),
@@ -191,8 +195,9 @@ std::optional<ByteRanges> MappingSnapshot::AffectedGuestRanges(const simdisk::Me
   }
   // Data: guest clusters whose bytes live in a changed host range.
   for (const auto& [a, b] : host_delta) {
-    auto it = std::lower_bound(data_.begin(), data_.end(), a > longest_extent_ ? a - longest_extent_ : 0,
-                               [](const DataExtent& e, uint64_t v) { return e.host_begin < v; });
+    auto it =
+        std::lower_bound(data_.begin(), data_.end(), a > longest_extent_ ? a - longest_extent_ : 0,
+                         [](const DataExtent& e, uint64_t v) { return e.host_begin < v; });
     for (; it != data_.end() && it->host_begin < b; ++it) {
       if (it->host_end > a) clusters.push_back(it->guest_cluster);
     }

@@ -30,7 +30,8 @@ void NormaliseRanges(ByteRanges& ranges);
 class MappingSnapshot {
  public:
   // Parses the active mapping of `image`. Fails if the image's header or L1 cannot be read.
-  static Result<std::shared_ptr<const MappingSnapshot>> Of(std::shared_ptr<const simdisk::Medium> image);
+  static Result<std::shared_ptr<const MappingSnapshot>> Of(
+      std::shared_ptr<const simdisk::Medium> image);
 
   const simdisk::Medium& image() const { return *image_; }
   const QcowHeader& header() const { return header_; }
@@ -54,10 +55,10 @@ class MappingSnapshot {
   std::shared_ptr<const simdisk::Medium> image_;
   QcowHeader header_;
   Geometry geometry_;
-  std::vector<uint64_t> l1_;            // raw entries
-  std::vector<DataExtent> data_;        // sorted by host_begin
-  uint64_t longest_extent_ = 0;         // for range queries over data_
-  ByteRanges open_ranges_;              // what a read-only open reads
+  std::vector<uint64_t> l1_;      // raw entries
+  std::vector<DataExtent> data_;  // sorted by host_begin
+  uint64_t longest_extent_ = 0;   // for range queries over data_
+  ByteRanges open_ranges_;        // what a read-only open reads
 };
 
 }  // namespace crashsim

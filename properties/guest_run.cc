@@ -28,9 +28,12 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
       FillPattern(op.pattern, op.offset, data);
       return image->Write(op.offset, data);
     }
-    case WorkloadOpKind::kZero: return image->WriteZeroes(op.offset, op.length, op.unmap);
-    case WorkloadOpKind::kDiscard: return image->Discard(op.offset, op.length);
-    case WorkloadOpKind::kFlush: return image->Flush();
+    case WorkloadOpKind::kZero:
+      return image->WriteZeroes(op.offset, op.length, op.unmap);
+    case WorkloadOpKind::kDiscard:
+      return image->Discard(op.offset, op.length);
+    case WorkloadOpKind::kFlush:
+      return image->Flush();
     case WorkloadOpKind::kSnapshot: {
       // Images that cannot hold snapshots (v2, 1-bit refcounts) skip the op: the guest sees
       // nothing either way.
@@ -80,13 +83,13 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
     }
     if (!result.failure.empty()) return st;
     if (failed && st.ok()) {
-      result.failure = fmt::format("device op {} failed ({}) but {} returned success",
-                                   *failed, StatusCodeName(disk.recording().ops()[*failed].status),
-                                   what);
+      result.failure = fmt::format("device op {} failed ({}) but {} returned success", *failed,
+                                   StatusCodeName(disk.recording().ops()[*failed].status), what);
     } else if (!st.ok() && !failed && result.fault && !tainted) {
-      result.failure = fmt::format("{} failed though the injected error had passed (device op "
-                                   "{}, in {}): {}", what, result.fault->seq, result.fault->call,
-                                   st.ToString());
+      result.failure = fmt::format(
+          "{} failed though the injected error had passed (device op "
+          "{}, in {}): {}",
+          what, result.fault->seq, result.fault->call, st.ToString());
     }
     return st;
   };
@@ -111,7 +114,8 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
   for (size_t i = 0; i <= workload.ops.size(); ++i) {
     const bool closing = i == workload.ops.size();
     const std::string label = closing ? "close" : workload.ops[i].ToText();
-    const std::string what = closing ? std::string("close") : fmt::format("guest op #{} ({})", i, label);
+    const std::string what =
+        closing ? std::string("close") : fmt::format("guest op #{} ({})", i, label);
     disk.BeginGuestOp(i, label);
     Status st = image ? Status::Ok() : call(fmt::format("open before {}", what), open_image);
     if (st.ok()) {

@@ -6,8 +6,9 @@
 // With one, an error is the guest's to see: the op is not acknowledged (so nothing it wrote is
 // promised), each sector it addressed may read old or new, and the run goes on; an
 // image that failed to open or to reopen is opened again by the next op, as a restarted guest
-// would, which may find unflushed writes lost (with a write cache: writeback, none, unsafe). An injected error that the engine call it hit returned as success is a failure: the
-// guest would believe a write durable that never happened.
+// would, which may find unflushed writes lost (with a write cache: writeback, none, unsafe). An
+// injected error that the engine call it hit returned as success is a failure: the guest would
+// believe a write durable that never happened.
 #pragma once
 
 #include <cstdint>
@@ -23,9 +24,10 @@
 namespace crashsim {
 
 struct InjectedFault {
-  uint64_t seq = 0;   // the failed device op
-  std::string call;   // the engine call it happened in: "open", "guest op #3 (write 0x0 512 p=1)", "close"
-  Status returned;    // what that call returned
+  uint64_t seq = 0;  // the failed device op
+  std::string
+      call;  // the engine call it happened in: "open", "guest op #3 (write 0x0 512 p=1)", "close"
+  Status returned;  // what that call returned
 };
 
 struct GuestRunResult {

@@ -23,8 +23,8 @@ bool InitialContent::Matches(uint64_t offset, std::span<const uint8_t> got) cons
   pattern_.Visit(offset, offset + got.size(), [&](uint64_t begin, uint64_t end, const bool* p) {
     if (!ok) return;
     std::span<const uint8_t> part = got.subspan(begin - offset, end - begin);
-    ok = p != nullptr ? PatternMismatch(kBackingPattern, begin, part) == part.size()
-                      : AllZero(part);
+    ok =
+        p != nullptr ? PatternMismatch(kBackingPattern, begin, part) == part.size() : AllZero(part);
   });
   return ok;
 }

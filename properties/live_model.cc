@@ -16,23 +16,30 @@ void LiveModel::Apply(const WorkloadOp& op) {
     case WorkloadOpKind::kWrite:
       content_.Assign(op.offset, end, {{Source::kPattern, op.pattern}});
       break;
-    case WorkloadOpKind::kZero: content_.Assign(op.offset, end, {{Source::kZero, 0}}); break;
+    case WorkloadOpKind::kZero:
+      content_.Assign(op.offset, end, {{Source::kZero, 0}});
+      break;
     case WorkloadOpKind::kDiscard: {
       // Whole clusters may read as anything the discard allows; partial ones are untouched.
       const uint64_t start = AlignUp(op.offset, cluster_size_);
-      const uint64_t stop = end == disk_size_ ? end : std::max(start, AlignDown(end, cluster_size_));
+      const uint64_t stop =
+          end == disk_size_ ? end : std::max(start, AlignDown(end, cluster_size_));
       content_.Assign(start, stop, {{Source::kUnknown, 0}});
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 
 LiveModel::Sources LiveModel::SourcesOf(const WorkloadOp& op) {
   switch (op.kind) {
-    case WorkloadOpKind::kWrite: return {{Source::kPattern, op.pattern}};
-    case WorkloadOpKind::kZero: return {{Source::kZero, 0}};
-    default: return {{Source::kZero, 0}, {Source::kInitial, 0}};  // a discard
+    case WorkloadOpKind::kWrite:
+      return {{Source::kPattern, op.pattern}};
+    case WorkloadOpKind::kZero:
+      return {{Source::kZero, 0}};
+    default:
+      return {{Source::kZero, 0}, {Source::kInitial, 0}};  // a discard
   }
 }
 
@@ -65,13 +72,16 @@ void LiveModel::LoseUnflushed(const std::vector<WorkloadOp>& ops) {
   }
 }
 
-bool LiveModel::Matches(const Source& source, uint64_t offset,
-                        std::span<const uint8_t> got) const {
+bool LiveModel::Matches(const Source& source, uint64_t offset, std::span<const uint8_t> got) const {
   switch (source.kind) {
-    case Source::kInitial: return initial_.Matches(offset, got);
-    case Source::kPattern: return PatternMismatch(source.pattern, offset, got) == got.size();
-    case Source::kZero: return AllZero(got);
-    case Source::kUnknown: return true;
+    case Source::kInitial:
+      return initial_.Matches(offset, got);
+    case Source::kPattern:
+      return PatternMismatch(source.pattern, offset, got) == got.size();
+    case Source::kZero:
+      return AllZero(got);
+    case Source::kUnknown:
+      return true;
   }
   return false;
 }

@@ -19,8 +19,8 @@ TEST(LiveModelTest, AFailedWriteReadsOldOrNewSectorBySector) {
   InitialContent zeros;
   LiveModel live(zeros, 1 << 20, 65536);
   live.Apply({.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 2048, .pattern = 1});
-  const WorkloadOp failed{.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 1024,
-                          .pattern = 2};
+  const WorkloadOp failed{
+      .kind = WorkloadOpKind::kWrite, .offset = 0, .length = 1024, .pattern = 2};
   live.Forget(failed);
   // Sector 0 new, sector 1 old: legal.
   std::vector<uint8_t> got = Pattern(1, 0, 2048);
@@ -50,8 +50,8 @@ TEST(LiveModelTest, UnflushedWritesLostInARestartReadAsDurableOrAsWritten) {
   live.Apply(b);
   EXPECT_FALSE(live.Verify(0, Pattern(1, 0, 512)).ok());  // before the restart: B only
   live.LoseUnflushed({b});
-  EXPECT_TRUE(live.Verify(0, Pattern(1, 0, 512)).ok());   // durable A
-  EXPECT_TRUE(live.Verify(0, Pattern(2, 0, 512)).ok());   // B
+  EXPECT_TRUE(live.Verify(0, Pattern(1, 0, 512)).ok());             // durable A
+  EXPECT_TRUE(live.Verify(0, Pattern(2, 0, 512)).ok());             // B
   EXPECT_FALSE(live.Verify(0, std::vector<uint8_t>(512, 0)).ok());  // zeros never were
 }
 

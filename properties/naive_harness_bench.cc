@@ -48,8 +48,10 @@ struct Args {
 };
 
 [[noreturn]] void Usage(const char* why) {
-  std::fprintf(stderr, "naive_harness_bench: %s\n(usage: see the head of "
-               "properties/naive_harness_bench.cc)\n", why);
+  std::fprintf(stderr,
+               "naive_harness_bench: %s\n(usage: see the head of "
+               "properties/naive_harness_bench.cc)\n",
+               why);
   std::exit(2);
 }
 
@@ -69,15 +71,24 @@ Args Parse(int argc, char** argv) {
       if (value.empty() || *end != '\0') Usage((flag + " wants a number, got " + value).c_str());
       return static_cast<uint64_t>(n);
     };
-    if (flag == "--seed") a.seed = number();
-    else if (flag == "--ops") a.ops = number();
-    else if (flag == "--disk-size") a.disk_size = number();
-    else if (flag == "--sample") a.sample = std::max<uint64_t>(1, number());
-    else if (flag == "--cache") a.cache = value;
-    else if (flag == "--lazy") a.lazy = value == "on";
-    else if (flag == "--dir") a.dir = value;
-    else if (flag == "--qemu-img") a.qemu_img = value;
-    else Usage(("unknown flag " + flag).c_str());
+    if (flag == "--seed")
+      a.seed = number();
+    else if (flag == "--ops")
+      a.ops = number();
+    else if (flag == "--disk-size")
+      a.disk_size = number();
+    else if (flag == "--sample")
+      a.sample = std::max<uint64_t>(1, number());
+    else if (flag == "--cache")
+      a.cache = value;
+    else if (flag == "--lazy")
+      a.lazy = value == "on";
+    else if (flag == "--dir")
+      a.dir = value;
+    else if (flag == "--qemu-img")
+      a.qemu_img = value;
+    else
+      Usage(("unknown flag " + flag).c_str());
   }
   if (a.disk_size == 0 || a.disk_size % 512 != 0) Usage("--disk-size: a multiple of 512");
   return a;
@@ -163,7 +174,8 @@ int Main(int argc, char** argv) {
     WriteImage(**medium, path);
     ++exits[QemuImgCheck(a.qemu_img, path)];
     wall_ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall0).count());
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall0)
+            .count());
     cpu_ms.push_back((CpuSeconds(RUSAGE_SELF) + CpuSeconds(RUSAGE_CHILDREN) - cpu0) * 1e3);
     image_bytes += (*medium)->size();
   }

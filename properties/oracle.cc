@@ -80,8 +80,12 @@ void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
     const WorkloadOp& op = workload_.ops[j];
     std::vector<int64_t> values;
     switch (op.kind) {
-      case WorkloadOpKind::kWrite: values = {static_cast<int64_t>(j)}; break;
-      case WorkloadOpKind::kZero: values = {kZero}; break;
+      case WorkloadOpKind::kWrite:
+        values = {static_cast<int64_t>(j)};
+        break;
+      case WorkloadOpKind::kZero:
+        values = {kZero};
+        break;
       default:  // discard: the old value, zeros, or what lies beneath (the initial content)
         values = out;
         values.push_back(kZero);
@@ -132,7 +136,8 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point,
         for (int64_t c : candidates) allowed += (allowed.empty() ? "" : ", ") + DescribeSource(c);
         return std::optional<DataViolation>(DataViolation{
             pos, fmt::format("guest bytes {:#x}..{:#x} match none of the legal sources at crash "
-                             "point {}: {}", pos, piece_end, crash_point, allowed)});
+                             "point {}: {}",
+                             pos, piece_end, crash_point, allowed)});
       }
       pos = piece_end;
     }
@@ -158,17 +163,17 @@ std::optional<DataViolation> GuestOracle::CheckUntouched(uint64_t offset,
     const uint64_t piece_end = std::min(offset + got.size(), (pos / kPiece + 1) * kPiece);
     if (!initial_.Matches(pos, got.subspan(pos - offset, piece_end - pos))) {
       return DataViolation{pos, fmt::format("guest bytes {:#x}..{:#x}, which no operation "
-                                            "wrote, do not read as the initial content", pos,
-                                            piece_end)};
+                                            "wrote, do not read as the initial content",
+                                            pos, piece_end)};
     }
     pos = piece_end;
   }
   return std::nullopt;
 }
 
-void GuestOracle::ForEachIllegalPiece(uint64_t crash_point, uint64_t offset,
-                                      std::span<const uint8_t> got,
-                                      const std::function<void(uint64_t, uint64_t)>& illegal) const {
+void GuestOracle::ForEachIllegalPiece(
+    uint64_t crash_point, uint64_t offset, std::span<const uint8_t> got,
+    const std::function<void(uint64_t, uint64_t)>& illegal) const {
   const uint64_t end = offset + got.size();
   auto check_pieces = [&](uint64_t begin, uint64_t stop, const std::vector<int64_t>* candidates) {
     for (uint64_t pos = begin; pos < stop;) {
@@ -182,7 +187,8 @@ void GuestOracle::ForEachIllegalPiece(uint64_t crash_point, uint64_t offset,
       pos = piece_end;
     }
   };
-  auto it = std::upper_bound(segments_.begin(), segments_.end(), std::make_pair(offset, UINT64_MAX));
+  auto it =
+      std::upper_bound(segments_.begin(), segments_.end(), std::make_pair(offset, UINT64_MAX));
   if (it != segments_.begin() && std::prev(it)->second > offset) --it;
   std::vector<int64_t> candidates;
   uint64_t pos = offset;

@@ -14,8 +14,8 @@ Workload TwoWrites() {
 
 std::vector<OpTiming> Timings() { return {{1, 2, kNever}, {3, 4, kNever}, {5, 6, kNever}}; }
 
-std::vector<uint8_t> Disk(std::initializer_list<std::pair<uint32_t, std::pair<uint64_t, uint64_t>>>
-                              writes) {
+std::vector<uint8_t> Disk(
+    std::initializer_list<std::pair<uint32_t, std::pair<uint64_t, uint64_t>>> writes) {
   std::vector<uint8_t> d(4096, 0);
   for (auto& [p, range] : writes) {
     FillPattern(p, range.first, std::span(d).subspan(range.first, range.second - range.first));
@@ -24,7 +24,7 @@ std::vector<uint8_t> Disk(std::initializer_list<std::pair<uint32_t, std::pair<ui
 }
 
 std::optional<DataViolation> Violation(const GuestOracle& o, uint64_t point,
-                                 const std::vector<uint8_t>& disk) {
+                                       const std::vector<uint8_t>& disk) {
   auto r = o.Check(point, [&](uint64_t off, std::span<uint8_t> out) {
     std::copy_n(disk.begin() + static_cast<ptrdiff_t>(off), out.size(), out.begin());
     return Status::Ok();
@@ -56,19 +56,20 @@ TEST(OracleTest, WritethroughPromisesEveryAcknowledgedWrite) {
   auto t = Timings();
   AssignDurability(w, CacheMode::kWritethrough, CrashKindForOracle::kPowerLoss, t);
   GuestOracle o(w, t, {});
-  EXPECT_TRUE(Violation(o, 3, Disk({})));                 // A acked at 2: must be there
+  EXPECT_TRUE(Violation(o, 3, Disk({})));  // A acked at 2: must be there
   EXPECT_FALSE(Violation(o, 3, Disk({{1, {0, 1024}}})));
-  EXPECT_TRUE(Violation(o, 7, Disk({{1, {0, 1024}}})));   // B acked at 6: must be there
+  EXPECT_TRUE(Violation(o, 7, Disk({{1, {0, 1024}}})));  // B acked at 6: must be there
 }
 
 TEST(OracleTest, AFailedOpIsNeverPromisedAndALaterFlushStillPromisesTheRest) {
   // op0 write A acked at 2; op1 write B failed (never acked); op2 flush failed; op3 write C acked
   // at 8; op4 flush acked at 10.
-  auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nwrite 1024 1024 p=2\nflush\n"
-                           "write 2048 1024 p=3\nflush\n");
+  auto w = Workload::Parse(
+      "disk 4096\nwrite 0 1024 p=1\nwrite 1024 1024 p=2\nflush\n"
+      "write 2048 1024 p=3\nflush\n");
   ASSERT_TRUE(w.ok());
-  std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, kNever, kNever},
-                             {7, 8, kNever}, {9, 10, kNever}};
+  std::vector<OpTiming> t = {
+      {1, 2, kNever}, {3, kNever, kNever}, {5, kNever, kNever}, {7, 8, kNever}, {9, 10, kNever}};
   auto writeback = t;
   AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, writeback);
   // The failed flush promised nothing, but the engine took no restart: the flush that succeeded

@@ -26,7 +26,8 @@ const PropertyEnv& GetPropertyEnv() { return g_env; }
 void InitPropertyEnv() {
   g_env.scale = std::max<uint64_t>(1, EnvNumber("CRASHSIM_PROPERTY_SCALE", 1));
   g_env.reduced = EnvNumber("CRASHSIM_REDUCED_TESTS", 0) == 1;
-  g_env.shard_count = static_cast<uint32_t>(std::max<uint64_t>(1, EnvNumber("GTEST_TOTAL_SHARDS", 1)));
+  g_env.shard_count =
+      static_cast<uint32_t>(std::max<uint64_t>(1, EnvNumber("GTEST_TOTAL_SHARDS", 1)));
   g_env.shard_index = static_cast<uint32_t>(EnvNumber("GTEST_SHARD_INDEX", 0));
   if (g_env.shard_index >= g_env.shard_count) g_env.shard_index = 0;
   std::string params = std::getenv("RC_PARAMS") ? std::getenv("RC_PARAMS") : "";

@@ -8,8 +8,7 @@
 
 namespace crashsim {
 
-Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
-                        uint64_t cluster_size) {
+Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint64_t cluster_size) {
   simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x776f726bull));  // "work"
   Workload w;
   w.disk_size = disk_size;
@@ -35,14 +34,26 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size,
       // Half the ops land in the first four clusters, so they overlap and overwrite.
       uint64_t span = rng.Chance(1, 2) ? std::min(disk_size, 4 * cluster_size) : disk_size;
       switch (rng.Below(3)) {
-        case 0: op.offset = rng.Below(span / 512) * 512; break;
-        case 1: op.offset = rng.Below(span / cluster_size) * cluster_size; break;
-        default: op.offset = rng.Below(span); break;
+        case 0:
+          op.offset = rng.Below(span / 512) * 512;
+          break;
+        case 1:
+          op.offset = rng.Below(span / cluster_size) * cluster_size;
+          break;
+        default:
+          op.offset = rng.Below(span);
+          break;
       }
       switch (rng.Below(3)) {
-        case 0: op.length = std::array<uint64_t, 3>{512, 4096, cluster_size}[rng.Below(3)]; break;
-        case 1: op.length = 1 + rng.Below(3 * cluster_size); break;
-        default: op.length = (1 + rng.Below(8)) * cluster_size; break;
+        case 0:
+          op.length = std::array<uint64_t, 3>{512, 4096, cluster_size}[rng.Below(3)];
+          break;
+        case 1:
+          op.length = 1 + rng.Below(3 * cluster_size);
+          break;
+        default:
+          op.length = (1 + rng.Below(8)) * cluster_size;
+          break;
       }
       op.length = std::min(op.length, disk_size - op.offset);
       if (op.kind == WorkloadOpKind::kWrite) op.pattern = static_cast<uint32_t>(1 + i);

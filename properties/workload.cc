@@ -40,8 +40,8 @@ Result<uint64_t> Number(std::string_view word, size_t line, const char* what) {
   }
   auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v, base);
   if (ec != std::errc() || ptr != word.data() + word.size() || word.empty()) {
-    return Status::InvalidArgument(fmt::format("workload line {}: {} '{}' is not a number", line,
-                                               what, original));
+    return Status::InvalidArgument(
+        fmt::format("workload line {}: {} '{}' is not a number", line, what, original));
   }
   return v;
 }
@@ -50,13 +50,20 @@ Result<uint64_t> Number(std::string_view word, size_t line, const char* what) {
 
 const char* WorkloadOpKindName(WorkloadOpKind kind) {
   switch (kind) {
-    case WorkloadOpKind::kWrite: return "write";
-    case WorkloadOpKind::kZero: return "zero";
-    case WorkloadOpKind::kDiscard: return "discard";
-    case WorkloadOpKind::kFlush: return "flush";
-    case WorkloadOpKind::kReopen: return "reopen";
-    case WorkloadOpKind::kRead: return "read";
-    case WorkloadOpKind::kSnapshot: return "snapshot";
+    case WorkloadOpKind::kWrite:
+      return "write";
+    case WorkloadOpKind::kZero:
+      return "zero";
+    case WorkloadOpKind::kDiscard:
+      return "discard";
+    case WorkloadOpKind::kFlush:
+      return "flush";
+    case WorkloadOpKind::kReopen:
+      return "reopen";
+    case WorkloadOpKind::kRead:
+      return "read";
+    case WorkloadOpKind::kSnapshot:
+      return "snapshot";
   }
   return "?";
 }
@@ -115,14 +122,20 @@ size_t PatternMismatch(uint32_t pattern, uint64_t offset, std::span<const uint8_
 
 std::string WorkloadOp::ToText() const {
   switch (kind) {
-    case WorkloadOpKind::kWrite: return fmt::format("write {:#x} {} p={}", offset, length, pattern);
+    case WorkloadOpKind::kWrite:
+      return fmt::format("write {:#x} {} p={}", offset, length, pattern);
     case WorkloadOpKind::kZero:
       return fmt::format("zero {:#x} {}{}", offset, length, unmap ? " unmap" : "");
-    case WorkloadOpKind::kDiscard: return fmt::format("discard {:#x} {}", offset, length);
-    case WorkloadOpKind::kFlush: return "flush";
-    case WorkloadOpKind::kReopen: return "reopen";
-    case WorkloadOpKind::kRead: return fmt::format("read {:#x} {}", offset, length);
-    case WorkloadOpKind::kSnapshot: return "snapshot";
+    case WorkloadOpKind::kDiscard:
+      return fmt::format("discard {:#x} {}", offset, length);
+    case WorkloadOpKind::kFlush:
+      return "flush";
+    case WorkloadOpKind::kReopen:
+      return "reopen";
+    case WorkloadOpKind::kRead:
+      return fmt::format("read {:#x} {}", offset, length);
+    case WorkloadOpKind::kSnapshot:
+      return "snapshot";
   }
   return "?";
 }
@@ -148,8 +161,8 @@ Result<Workload> Workload::Parse(std::string_view text) {
     std::string_view cmd = words[0];
     auto need = [&](size_t n) -> Status {
       if (words.size() < n) {
-        return Status::InvalidArgument(fmt::format("workload line {}: '{}' needs {} arguments",
-                                                   line_no, cmd, n - 1));
+        return Status::InvalidArgument(
+            fmt::format("workload line {}: '{}' needs {} arguments", line_no, cmd, n - 1));
       }
       return Status::Ok();
     };
@@ -162,21 +175,21 @@ Result<Workload> Workload::Parse(std::string_view text) {
       }
       RETURN_IF_ERROR(need(2));
       if (words.size() > 2) {
-        return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'", line_no,
-                                                   words[2]));
+        return Status::InvalidArgument(
+            fmt::format("workload line {}: unexpected '{}'", line_no, words[2]));
       }
       ASSIGN_OR_RETURN(w.disk_size, Number(words[1], line_no, "disk size"));
       if (w.disk_size == 0 || w.disk_size % 512 != 0) {
-        return Status::InvalidArgument(fmt::format(
-            "workload line {}: disk size {} is not a positive multiple of 512", line_no,
-            w.disk_size));
+        return Status::InvalidArgument(
+            fmt::format("workload line {}: disk size {} is not a positive multiple of 512", line_no,
+                        w.disk_size));
       }
       have_disk = true;
       continue;
     }
     if (!have_disk) {
-      return Status::InvalidArgument(fmt::format("workload line {}: expected 'disk SIZE' first",
-                                                 line_no));
+      return Status::InvalidArgument(
+          fmt::format("workload line {}: expected 'disk SIZE' first", line_no));
     }
     WorkloadOp op;
     if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot") {
@@ -184,8 +197,8 @@ Result<Workload> Workload::Parse(std::string_view text) {
                 : cmd == "reopen" ? WorkloadOpKind::kReopen
                                   : WorkloadOpKind::kSnapshot;
       if (words.size() > 1) {
-        return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'", line_no,
-                                                   words[1]));
+        return Status::InvalidArgument(
+            fmt::format("workload line {}: unexpected '{}'", line_no, words[1]));
       }
     } else if (cmd == "write" || cmd == "zero" || cmd == "discard" || cmd == "read") {
       op.kind = cmd == "write"  ? WorkloadOpKind::kWrite
@@ -199,26 +212,27 @@ Result<Workload> Workload::Parse(std::string_view text) {
         if (op.kind == WorkloadOpKind::kWrite && words[i].starts_with("p=")) {
           ASSIGN_OR_RETURN(uint64_t p, Number(words[i].substr(2), line_no, "pattern"));
           if (p > UINT32_MAX) {
-            return Status::InvalidArgument(fmt::format(
-                "workload line {}: pattern {} is more than 32 bits", line_no, p));
+            return Status::InvalidArgument(
+                fmt::format("workload line {}: pattern {} is more than 32 bits", line_no, p));
           }
           op.pattern = static_cast<uint32_t>(p);
         } else if (op.kind == WorkloadOpKind::kZero && words[i] == "unmap") {
           op.unmap = true;
         } else {
-          return Status::InvalidArgument(fmt::format("workload line {}: unexpected '{}'",
-                                                     line_no, words[i]));
+          return Status::InvalidArgument(
+              fmt::format("workload line {}: unexpected '{}'", line_no, words[i]));
         }
       }
       if (op.length == 0 || op.offset > w.disk_size || op.length > w.disk_size - op.offset) {
-        return Status::InvalidArgument(fmt::format(
-            "workload line {}: range {:#x}+{} is empty or outside the {}-byte disk", line_no,
-            op.offset, op.length, w.disk_size));
+        return Status::InvalidArgument(
+            fmt::format("workload line {}: range {:#x}+{} is empty or outside the {}-byte disk",
+                        line_no, op.offset, op.length, w.disk_size));
       }
     } else {
       return Status::InvalidArgument(fmt::format(
           "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
-          "flush, reopen, snapshot)", line_no, cmd));
+          "flush, reopen, snapshot)",
+          line_no, cmd));
     }
     w.ops.push_back(op);
   }

@@ -9,18 +9,17 @@ namespace {
 
 rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
   // Offsets cluster around a few hot clusters so that ops overlap and overwrite.
-  auto offset = rc::gen::oneOf(
-      rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / 512),
-                   [](uint64_t s) { return s * 512; }),
-      rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / cluster_size),
-                   [cluster_size](uint64_t c) { return c * cluster_size; }),
-      rc::gen::inRange<uint64_t>(0, disk_size - 1));
-  auto length = rc::gen::oneOf(rc::gen::element<uint64_t>(512, 4096, cluster_size),
-                               rc::gen::inRange<uint64_t>(1, 3 * cluster_size + 1),
-                               rc::gen::map(rc::gen::inRange<uint64_t>(1, 9),
-                                            [cluster_size](uint64_t n) {
-                                              return n * cluster_size;
-                                            }));
+  auto offset =
+      rc::gen::oneOf(rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / 512),
+                                  [](uint64_t s) { return s * 512; }),
+                     rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / cluster_size),
+                                  [cluster_size](uint64_t c) { return c * cluster_size; }),
+                     rc::gen::inRange<uint64_t>(0, disk_size - 1));
+  auto length =
+      rc::gen::oneOf(rc::gen::element<uint64_t>(512, 4096, cluster_size),
+                     rc::gen::inRange<uint64_t>(1, 3 * cluster_size + 1),
+                     rc::gen::map(rc::gen::inRange<uint64_t>(1, 9),
+                                  [cluster_size](uint64_t n) { return n * cluster_size; }));
   return rc::gen::apply(
       [disk_size](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap) {
         WorkloadOp op;
@@ -52,17 +51,16 @@ std::string ImageConfig::ToString() const {
 void showValue(const ImageConfig& config, std::ostream& os) { os << config.ToString(); }
 
 rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops) {
-  return rc::gen::map(
-      rc::gen::resize(static_cast<int>(max_ops),
-                      rc::gen::nonEmpty(rc::gen::container<std::vector<WorkloadOp>>(
-                          GenOp(disk_size, cluster_size)))),
-      [disk_size, max_ops](std::vector<WorkloadOp> ops) {
-        if (ops.size() > max_ops) ops.resize(max_ops);
-        Workload w;
-        w.disk_size = disk_size;
-        w.ops = std::move(ops);
-        return w;
-      });
+  return rc::gen::map(rc::gen::resize(static_cast<int>(max_ops),
+                                      rc::gen::nonEmpty(rc::gen::container<std::vector<WorkloadOp>>(
+                                          GenOp(disk_size, cluster_size)))),
+                      [disk_size, max_ops](std::vector<WorkloadOp> ops) {
+                        if (ops.size() > max_ops) ops.resize(max_ops);
+                        Workload w;
+                        w.disk_size = disk_size;
+                        w.ops = std::move(ops);
+                        return w;
+                      });
 }
 
 uint64_t DiskSizeFor(const ImageConfig& config) {
@@ -71,10 +69,9 @@ uint64_t DiskSizeFor(const ImageConfig& config) {
 }
 
 rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
-  std::vector<int> modes = {static_cast<int>(CacheMode::kWriteback),
-                            static_cast<int>(CacheMode::kWritethrough),
-                            static_cast<int>(CacheMode::kDirectsync),
-                            static_cast<int>(CacheMode::kNone)};
+  std::vector<int> modes = {
+      static_cast<int>(CacheMode::kWriteback), static_cast<int>(CacheMode::kWritethrough),
+      static_cast<int>(CacheMode::kDirectsync), static_cast<int>(CacheMode::kNone)};
   if (allow_unsafe) modes.push_back(static_cast<int>(CacheMode::kUnsafe));
   return rc::gen::apply(
       [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode,
@@ -90,11 +87,10 @@ rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
       },
       rc::gen::element<uint32_t>(2, 3),
       rc::gen::weightedElement<uint64_t>({{3, 512}, {3, 4096}, {3, 65536}, {1, 2u << 20}}),
-      rc::gen::element<uint32_t>(1, 16, 64), rc::gen::arbitrary<bool>(),
-      rc::gen::elementOf(modes),
-      rc::gen::element<int>(static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
-                            static_cast<int>(BackingKind::kRaw),
-                            static_cast<int>(BackingKind::kQcow2)));
+      rc::gen::element<uint32_t>(1, 16, 64), rc::gen::arbitrary<bool>(), rc::gen::elementOf(modes),
+      rc::gen::element<int>(
+          static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
+          static_cast<int>(BackingKind::kRaw), static_cast<int>(BackingKind::kQcow2)));
 }
 
 ExploreOptions ExploreOptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {

@@ -48,13 +48,27 @@ TEST(WorkloadTest, ParseErrorsNameTheLine) {
 RC_GTEST_PROP(WorkloadTest, AcceptedTextRoundTrips, ()) {
   // Mostly lines the reader accepts, so that a case gets far; now and then one it must refuse
   // or one that changes what earlier lines meant (a second disk line).
-  const auto line = rc::gen::weightedElement<std::string>({
-      {8, "write 0 512 p=1"}, {8, "read 4000 96"}, {8, "zero 512 512 unmap"},
-      {8, "discard 0 4096"}, {4, "flush"}, {2, "reopen"}, {2, "snapshot"}, {2, "# comment"},
-      {2, ""}, {3, "disk 512"}, {3, "disk 4096"}, {1, "disk 9"}, {1, "disk 0"},
-      {1, "disk 4096 1"}, {1, "write 0x200 7 p=4294967295"}, {1, "write 0 512 p=4294967296"},
-      {1, "write 0 512 p=1 p=2"}, {1, "flush 1"}, {1, "snapshot x"},
-      {1, "write 0 512 junk"}, {1, "discard 0x 1"}});
+  const auto line = rc::gen::weightedElement<std::string>({{8, "write 0 512 p=1"},
+                                                           {8, "read 4000 96"},
+                                                           {8, "zero 512 512 unmap"},
+                                                           {8, "discard 0 4096"},
+                                                           {4, "flush"},
+                                                           {2, "reopen"},
+                                                           {2, "snapshot"},
+                                                           {2, "# comment"},
+                                                           {2, ""},
+                                                           {3, "disk 512"},
+                                                           {3, "disk 4096"},
+                                                           {1, "disk 9"},
+                                                           {1, "disk 0"},
+                                                           {1, "disk 4096 1"},
+                                                           {1, "write 0x200 7 p=4294967295"},
+                                                           {1, "write 0 512 p=4294967296"},
+                                                           {1, "write 0 512 p=1 p=2"},
+                                                           {1, "flush 1"},
+                                                           {1, "snapshot x"},
+                                                           {1, "write 0 512 junk"},
+                                                           {1, "discard 0x 1"}});
   std::string text = "disk 4096\n";
   for (const std::string& l : *rc::gen::container<std::vector<std::string>>(line)) text += l + "\n";
   auto parsed = Workload::Parse(text);

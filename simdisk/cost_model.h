@@ -10,8 +10,8 @@
 namespace crashsim::simdisk {
 
 struct CostModel {
-  uint64_t write_ns = 10'000;   // fixed cost of a write (command overhead)
-  uint64_t byte_ps = 500;       // per byte written, in picoseconds (2 GB/s)
+  uint64_t write_ns = 10'000;  // fixed cost of a write (command overhead)
+  uint64_t byte_ps = 500;      // per byte written, in picoseconds (2 GB/s)
   uint64_t read_ns = 5'000;
   uint64_t read_byte_ps = 250;
   uint64_t flush_ns = 500'000;  // a device cache flush

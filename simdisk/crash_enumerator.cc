@@ -42,9 +42,9 @@ class CrashEnumerator::PointStates {
     for (;;) {
       switch (phase_) {
         case Phase::kStart:
-          phase_ = options_.kind == CrashKind::kProcessKill ? Phase::kDone
+          phase_ = options_.kind == CrashKind::kProcessKill            ? Phase::kDone
                    : stats_.within_bound <= options_.exhaustive_budget ? Phase::kExhaustive
-                                                                        : Phase::kBoundedSamples;
+                                                                       : Phase::kBoundedSamples;
           StartSampling(options_.exhaustive_budget);
           *sampled = false;
           return std::vector<WriteFate>{};  // no deviation: everything persisted
@@ -137,7 +137,8 @@ class CrashEnumerator::PointStates {
         index_.assign(d_, 1);
       }
       std::vector<WriteFate> fates;
-      for (size_t i = 0; i < d_; ++i) fates.push_back(FateAt(items[eligible_[combo_[i]]], model, index_[i]));
+      for (size_t i = 0; i < d_; ++i)
+        fates.push_back(FateAt(items[eligible_[combo_[i]]], model, index_[i]));
       Advance();
       return fates;
     }
@@ -147,7 +148,8 @@ class CrashEnumerator::PointStates {
   void Advance() {
     const auto& items = pending_.items;
     size_t pos = d_;
-    while (pos > 0 && ++index_[pos - 1] == FateCount(items[eligible_[combo_[pos - 1]]], options_.model)) {
+    while (pos > 0 &&
+           ++index_[pos - 1] == FateCount(items[eligible_[combo_[pos - 1]]], options_.model)) {
       index_[--pos] = 1;
     }
     if (pos > 0) return;
@@ -181,7 +183,8 @@ class CrashEnumerator::PointStates {
     if (model.order == OrderModel::kPrefix) {
       if (m == 0) return std::nullopt;
       // Bounded: a cut among the last k items; beyond: any cut outside the exhaustive region.
-      const size_t cut = bounded ? m - 1 - rng_.Below(std::min<uint64_t>(options_.k, m)) : rng_.Below(m);
+      const size_t cut =
+          bounded ? m - 1 - rng_.Below(std::min<uint64_t>(options_.k, m)) : rng_.Below(m);
       const bool in_bound = m - cut <= options_.k && IsEligibleIndex(cut);
       if (in_bound != bounded) return std::nullopt;
       fates.push_back(RandomDeviation(items[cut], model, rng_));
@@ -217,9 +220,9 @@ class CrashEnumerator::PointStates {
   Phase phase_ = Phase::kStart;
   // exhaustive cursor
   size_t d_ = 0;
-  uint64_t fate_index_ = 1;     // prefix model
-  std::vector<size_t> combo_;   // any subset: indexes into eligible_
-  std::vector<uint64_t> index_; // any subset: fate index per combo item
+  uint64_t fate_index_ = 1;      // prefix model
+  std::vector<size_t> combo_;    // any subset: indexes into eligible_
+  std::vector<uint64_t> index_;  // any subset: fate index per combo item
   // sampling cursor
   uint64_t sample_target_ = 0;
   uint64_t sample_yielded_ = 0;

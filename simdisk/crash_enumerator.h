@@ -39,16 +39,17 @@ namespace crashsim::simdisk {
 inline constexpr uint32_t TagBit(IoTag tag) { return uint32_t{1} << static_cast<uint8_t>(tag); }
 inline constexpr uint32_t kAllTags = (uint32_t{1} << kIoTagCount) - 1;
 // Every tag but guest data: the exhaustive budget is spent on metadata ordering.
-inline constexpr uint32_t kMetadataTags = kAllTags & ~TagBit(IoTag::kData) & ~TagBit(IoTag::kCowData);
+inline constexpr uint32_t kMetadataTags =
+    kAllTags & ~TagBit(IoTag::kData) & ~TagBit(IoTag::kCowData);
 
 enum class EnumerationOrder : uint8_t { kPointByPoint, kRoundRobin };
 
 struct EnumerationOptions {
   CrashKind kind = CrashKind::kPowerLoss;
   CrashModel model;
-  uint64_t k = 1;                      // deviations (dropped or torn items) explored exhaustively
-  uint64_t exhaustive_budget = 4096;   // per point; past it the bounded states are sampled
-  uint64_t samples = 16;               // per point, random states with more than k deviations
+  uint64_t k = 1;                     // deviations (dropped or torn items) explored exhaustively
+  uint64_t exhaustive_budget = 4096;  // per point; past it the bounded states are sampled
+  uint64_t samples = 16;              // per point, random states with more than k deviations
   uint64_t seed = 0;
   uint32_t exhaustive_tags = kAllTags;  // resizes always count as eligible
   bool dedupe = true;
@@ -65,13 +66,13 @@ struct PointStats {
 };
 
 struct EnumerationStats {
-  uint64_t points_total = 0;  // crash points the enumeration covers when run to the end
-  uint64_t crash_points = 0;  // crash points visited (covered) so far
-  uint64_t possible = 0;      // summed over points started, saturating
-  uint64_t within_bound = 0;  // summed over points started, saturating
-  uint64_t exhaustive = 0;    // states yielded by exhaustive enumeration
-  uint64_t sampled = 0;       // states yielded by sampling
-  uint64_t duplicates = 0;    // states skipped: same bytes as a state already yielded
+  uint64_t points_total = 0;          // crash points the enumeration covers when run to the end
+  uint64_t crash_points = 0;          // crash points visited (covered) so far
+  uint64_t possible = 0;              // summed over points started, saturating
+  uint64_t within_bound = 0;          // summed over points started, saturating
+  uint64_t exhaustive = 0;            // states yielded by exhaustive enumeration
+  uint64_t sampled = 0;               // states yielded by sampling
+  uint64_t duplicates = 0;            // states skipped: same bytes as a state already yielded
   std::vector<PointStats> per_point;  // points started, in point order
 
   uint64_t explored() const { return exhaustive + sampled; }
@@ -98,10 +99,10 @@ class CrashEnumerator {
   EnumerationOptions options_;
   std::vector<uint64_t> points_;
   std::vector<std::unique_ptr<PointStates>> generators_;  // by index in points_, made on demand
-  std::vector<size_t> stats_index_;  // by index in points_: its entry in stats_.per_point
-  size_t cursor_ = 0;         // the point (index) to ask next
-  std::vector<size_t> live_;  // round-robin: points with states left, in point order
-  size_t live_next_ = 0;      // round-robin: position in live_ of the next point to ask
+  std::vector<size_t> stats_index_;    // by index in points_: its entry in stats_.per_point
+  size_t cursor_ = 0;                  // the point (index) to ask next
+  std::vector<size_t> live_;           // round-robin: points with states left, in point order
+  size_t live_next_ = 0;               // round-robin: position in live_ of the next point to ask
   std::unordered_set<uint64_t> seen_;  // membership only; never iterated
   uint64_t garbage_seed_;
   EnumerationStats stats_;

@@ -1,13 +1,14 @@
 // Enumeration: exhaustive counts equal the README formula (checked against a brute-force count
 // over subsets), states are distinct, the same seed gives the same sequence, and the
 // format-aware budget and deduplication behave.
+#include "simdisk/crash_enumerator.h"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <map>
 #include <set>
 
-#include "simdisk/crash_enumerator.h"
 #include "simdisk/hash.h"
 #include "simdisk/materialise.h"
 #include "simdisk/test_util.h"
@@ -222,8 +223,8 @@ uint64_t SequenceDigest(uint64_t seed, CrashModel model) {
 }
 
 TEST(CrashEnumerator, SameSeedSameSequence) {
-  for (CrashModel model : {CrashModel{}, CrashModel{OrderModel::kPrefix, TearShape::kPrefix,
-                                                    TearContent::kGarbage}}) {
+  for (CrashModel model :
+       {CrashModel{}, CrashModel{OrderModel::kPrefix, TearShape::kPrefix, TearContent::kGarbage}}) {
     EXPECT_EQ(SequenceDigest(7, model), SequenceDigest(7, model));
     EXPECT_NE(SequenceDigest(7, model), SequenceDigest(8, model));
   }

@@ -1,7 +1,8 @@
 #include "simdisk/crash_state.h"
 
-#include <charconv>
 #include <fmt/format.h>
+
+#include <charconv>
 
 #include "simdisk/hash.h"
 
@@ -81,7 +82,8 @@ Result<CrashState> CrashState::Parse(std::string_view text) {
       } else {
         return Bad(text, "expected power-loss@N or process-kill@N");
       }
-      auto point = at == std::string_view::npos ? std::nullopt : ParseNumber(token.substr(at + 1), 10);
+      auto point =
+          at == std::string_view::npos ? std::nullopt : ParseNumber(token.substr(at + 1), 10);
       if (!point) return Bad(text, "bad crash point");
       state.point = *point;
       continue;

@@ -20,8 +20,12 @@ TEST(UnitMask, HexIsBitIEqualsUnitI) {
 }
 
 TEST(CrashState, TextForm) {
-  CrashState state{CrashKind::kPowerLoss, 42, {{7, {}, {}}, {9, UnitMask::FromWord(0x3f0), {}},
-                   {11, UnitMask::FromWord(1), UnitMask::FromWord(2)}}, 0x5eed};
+  CrashState state{CrashKind::kPowerLoss,
+                   42,
+                   {{7, {}, {}},
+                    {9, UnitMask::FromWord(0x3f0), {}},
+                    {11, UnitMask::FromWord(1), UnitMask::FromWord(2)}},
+                   0x5eed};
   EXPECT_EQ(state.ToText(), "power-loss@42 drop=7 tear=9:3f0 tear=11:1/2 gseed=5eed");
   auto parsed = CrashState::Parse(state.ToText());
   ASSERT_TRUE(parsed.ok());
@@ -30,9 +34,10 @@ TEST(CrashState, TextForm) {
 }
 
 TEST(CrashState, RejectsMalformedText) {
-  for (const char* bad : {"", "power-loss", "power-loss@x", "reboot@1", "power-loss@1 drop=3 drop=2",
-                          "power-loss@1 tear=3:0", "power-loss@1 tear=3:1/1", "power-loss@1 bogus=1",
-                          "process-kill@4 drop=1", "power-loss@1 tear=3"}) {
+  for (const char* bad :
+       {"", "power-loss", "power-loss@x", "reboot@1", "power-loss@1 drop=3 drop=2",
+        "power-loss@1 tear=3:0", "power-loss@1 tear=3:1/1", "power-loss@1 bogus=1",
+        "process-kill@4 drop=1", "power-loss@1 tear=3"}) {
     EXPECT_FALSE(CrashState::Parse(bad).ok()) << bad;
   }
 }

@@ -48,7 +48,8 @@ WriteFate FateAt(const PendingItem& item, const CrashModel& model, uint64_t inde
   if (index == 1 || !CanTear(item, model)) return {item.op, {}, {}};
   const uint64_t u = item.units;
   if (model.tears == TearShape::kPrefix) {
-    if (model.content == TearContent::kOldOrNew) return {item.op, UnitMask::Range(0, index - 1), {}};
+    if (model.content == TearContent::kOldOrNew)
+      return {item.op, UnitMask::Range(0, index - 1), {}};
     const uint64_t j = (index - 1) / 2;
     WriteFate fate{item.op, UnitMask::Range(0, j), {}};
     if ((index - 1) % 2 == 1) fate.garbage.Set(j);

@@ -1,8 +1,8 @@
 #include "simdisk/fault_plan.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace crashsim::simdisk {
 
@@ -24,7 +24,8 @@ Result<FaultRule> ParseFault(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return Status::InvalidArgument(fmt::format(
         "fault '{}': {} (expected KIND#N:ERROR, KIND read, write, flush or resize, ERROR EIO or "
-        "ENOSPC, e.g. write#3:EIO)", text.substr(0, 64), why));
+        "ENOSPC, e.g. write#3:EIO)",
+        text.substr(0, 64), why));
   };
   const size_t hash = text.find('#');
   const size_t colon = text.rfind(':');
@@ -95,9 +96,9 @@ Status FaultPlan::Check(OpKind kind, IoTag tag, uint64_t offset, uint64_t length
     if (rule.count != 0 && armed.failed >= rule.count) continue;
     if (armed.seen++ < rule.skip) continue;
     ++armed.failed;
-    return Status(rule.code, fmt::format("simdisk: injected {} on {} at {:#x}+{}",
-                                         StatusCodeName(rule.code), OpKindName(kind), offset,
-                                         length));
+    return Status(rule.code,
+                  fmt::format("simdisk: injected {} on {} at {:#x}+{}", StatusCodeName(rule.code),
+                              OpKindName(kind), offset, length));
   }
   return Status::Ok();
 }

@@ -24,7 +24,8 @@ constexpr uint64_t kDenseSectors = uint64_t{1} << 24;
 
 // Reads [offset, offset + out.size()) of a medium, zeros past its end.
 void ReadPadded(const Medium& medium, uint64_t offset, std::span<uint8_t> out) {
-  const uint64_t readable = offset >= medium.size() ? 0 : std::min<uint64_t>(out.size(), medium.size() - offset);
+  const uint64_t readable =
+      offset >= medium.size() ? 0 : std::min<uint64_t>(out.size(), medium.size() - offset);
   if (readable > 0) medium.ReadAt(offset, out.first(readable));
   std::fill(out.begin() + static_cast<std::ptrdiff_t>(readable), out.end(), uint8_t{0});
 }
@@ -44,7 +45,8 @@ void ForEachGarbageSector(const OpRecord& op, const WriteFate& fate, uint64_t at
   for (uint64_t u = 0; u < units; ++u) {
     if (!fate.garbage.Test(u)) continue;
     const uint64_t a = std::max(op.offset, (op.offset / atomic_unit + u) * atomic_unit);
-    const uint64_t b = std::min(op.offset + op.length, (op.offset / atomic_unit + u + 1) * atomic_unit);
+    const uint64_t b =
+        std::min(op.offset + op.length, (op.offset / atomic_unit + u + 1) * atomic_unit);
     for (uint64_t s = a / kSector; s <= (b - 1) / kSector; ++s) fn(s);
   }
 }
@@ -92,8 +94,9 @@ ImageKeyIndex::History& ImageKeyIndex::MutableHistory(uint64_t sector, const Med
   if (sector < kDenseSectors && sector >= history_of_sector_.size()) {
     history_of_sector_.resize(sector + 1, -1);
   }
-  int32_t& index = sector < kDenseSectors ? history_of_sector_[sector]
-                                          : history_of_far_sector_.try_emplace(sector, -1).first->second;
+  int32_t& index = sector < kDenseSectors
+                       ? history_of_sector_[sector]
+                       : history_of_far_sector_.try_emplace(sector, -1).first->second;
   if (index < 0) {
     INVARIANT(histories_.size() < static_cast<size_t>(INT32_MAX));
     index = static_cast<int32_t>(histories_.size());
@@ -303,8 +306,8 @@ bool ImageKeyIndex::FatedOpChanged(const CrashState& state, uint64_t before_seq,
   return false;
 }
 
-bool ImageKeyIndex::UnitEqualsBeneath(const CrashState& state, uint64_t barrier,
-                                      const OpRecord& op, uint64_t unit) const {
+bool ImageKeyIndex::UnitEqualsBeneath(const CrashState& state, uint64_t barrier, const OpRecord& op,
+                                      uint64_t unit) const {
   const uint64_t au = recording_->atomic_unit();
   const uint64_t a = std::max(op.offset, (op.offset / au + unit) * au);
   const uint64_t b = std::min(op.offset + op.length, (op.offset / au + unit + 1) * au);
@@ -331,7 +334,8 @@ CrashState ImageKeyIndex::Canonicalise(const CrashState& state) const {
   ForEachApplied(*recording_, state, barrier, [&](const OpRecord& op, const WriteFate* fate) {
     const uint64_t end = op.kind == OpKind::kResize ? op.offset : op.offset + op.length;
     const uint64_t size_before = size;
-    if (fate == nullptr || !fate->dropped()) size = op.kind == OpKind::kResize ? end : std::max(size, end);
+    if (fate == nullptr || !fate->dropped())
+      size = op.kind == OpKind::kResize ? end : std::max(size, end);
     if (fate == nullptr) return;
     const uint64_t units = UnitsOf(op, recording_->atomic_unit());
     // A dropped write that would have grown the medium must stay dropped: keeping any unit of it

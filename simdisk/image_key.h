@@ -104,8 +104,8 @@ class ImageKeyIndex {
   std::vector<int32_t> history_of_sector_;  // index into histories_, -1: never written
   std::unordered_map<uint64_t, int32_t> history_of_far_sector_;  // the same, past kDenseSectors
   std::vector<History> histories_;
-  std::vector<uint64_t> changed_;           // ChangedSectors of every op, concatenated
-  std::vector<uint64_t> changed_begin_;     // by seq: where its sectors start in changed_
+  std::vector<uint64_t> changed_;        // ChangedSectors of every op, concatenated
+  std::vector<uint64_t> changed_begin_;  // by seq: where its sectors start in changed_
 };
 
 }  // namespace crashsim::simdisk

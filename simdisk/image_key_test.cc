@@ -25,8 +25,8 @@ constexpr uint64_t kDevice = 16384;
 SimDiskOptions GenDiskOptions() {
   SimDiskOptions options;
   options.atomic_unit = *rc::gen::element<uint64_t>(512, 4096);
-  options.cache_mode = *rc::gen::element(CacheMode::kWriteback, CacheMode::kWritethrough,
-                                         CacheMode::kUnsafe);
+  options.cache_mode =
+      *rc::gen::element(CacheMode::kWriteback, CacheMode::kWritethrough, CacheMode::kUnsafe);
   return options;
 }
 
@@ -40,7 +40,8 @@ RC_GTEST_PROP(ImageKeyIndex, KeyOfAStateIsTheKeyOfItsBytes, ()) {
   for (uint64_t point = 0; point <= recording->op_count(); ++point) {
     RC_ASSERT(index.KeyAt(point) == KeyOfMedium(*recording->MediumAt(point)));
   }
-  for (const CrashState& state : EnumerateStates(recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
+  for (const CrashState& state : EnumerateStates(
+           recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
     const auto medium = MaterialiseByReplay(*recording, state);
     const ImageKey key = index.KeyOf(state);
     RC_ASSERT(key == KeyOfMedium(*medium));
@@ -61,7 +62,8 @@ RC_GTEST_PROP(ImageKeyIndex, CanonicalFatesMaterialiseTheSameBytes, ()) {
   auto disk = RunWorkload(ops, GenDiskOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
   ImageKeyIndex index(recording);
-  for (const CrashState& state : EnumerateStates(recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
+  for (const CrashState& state : EnumerateStates(
+           recording, GenModel(), *rc::gen::arbitrary<uint64_t>(), /*k=*/2, /*dedupe=*/false)) {
     const CrashState canonical = index.Canonicalise(state);
     RC_ASSERT(ValidateCrashState(*recording, canonical).ok());
     RC_ASSERT(canonical.fates.size() <= state.fates.size());
@@ -127,8 +129,8 @@ TEST(ImageKeyIndex, GarbageOverAnUnchangedRewriteChangesTheKey) {
 TEST(ImageKeyIndex, AUnitOverGarbageIsNotCanonicalisedAway) {
   auto recording = TableRewrittenUnchanged(2);
   ImageKeyIndex index(recording);
-  const CrashState state{CrashKind::kPowerLoss, 4,
-                         {{2, {}, UnitMask::FromWord(1)}, {3, {}, {}}}, 0x5eed};
+  const CrashState state{
+      CrashKind::kPowerLoss, 4, {{2, {}, UnitMask::FromWord(1)}, {3, {}, {}}}, 0x5eed};
   ASSERT_TRUE(ValidateCrashState(*recording, state).ok());
   const CrashState canonical = index.Canonicalise(state);
   EXPECT_EQ(ReadAll(*MaterialiseByReplay(*recording, state)),

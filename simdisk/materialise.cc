@@ -1,8 +1,9 @@
 #include "simdisk/materialise.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
-#include <fmt/format.h>
 
 #include "engine/coding.h"
 #include "simdisk/hash.h"
@@ -26,7 +27,8 @@ uint64_t BarrierOf(const Recording& recording, const CrashState& state) {
 
 Status ValidateCrashState(const Recording& recording, const CrashState& state) {
   if (state.point > recording.op_count()) {
-    return Invalid(state, fmt::format("crash point past the recording ({} ops)", recording.op_count()));
+    return Invalid(state,
+                   fmt::format("crash point past the recording ({} ops)", recording.op_count()));
   }
   if (state.kind == CrashKind::kProcessKill && !state.fates.empty()) {
     return Invalid(state, "a process kill loses no writes");
@@ -42,13 +44,16 @@ Status ValidateCrashState(const Recording& recording, const CrashState& state) {
     if (!op.ChangesMedium() || op.IsDurableWrite()) {
       return Invalid(state, fmt::format("op {} is not a pending write or resize", fate.op));
     }
-    if (op.kind == OpKind::kResize && !fate.dropped()) return Invalid(state, "a resize cannot tear");
+    if (op.kind == OpKind::kResize && !fate.dropped())
+      return Invalid(state, "a resize cannot tear");
     const uint64_t units = UnitsOf(op, recording.atomic_unit());
-    if (fate.kept.End() > units || fate.garbage.End() > units || fate.kept.Intersects(fate.garbage)) {
+    if (fate.kept.End() > units || fate.garbage.End() > units ||
+        fate.kept.Intersects(fate.garbage)) {
       return Invalid(state, fmt::format("bad unit masks for op {} ({} units)", fate.op, units));
     }
     if (units > 0 && fate.kept.Count() == units) {
-      return Invalid(state, fmt::format("op {} keeps every unit: it is whole, not a fate", fate.op));
+      return Invalid(state,
+                     fmt::format("op {} keeps every unit: it is whole, not a fate", fate.op));
     }
   }
   return Status::Ok();
@@ -62,7 +67,8 @@ std::vector<std::pair<uint64_t, uint64_t>> FatedRanges(const Recording& recordin
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const WriteFate& fate : state.fates) {
     const OpRecord& op = recording.ops()[fate.op];
-    if (op.kind == OpKind::kWrite && op.length > 0) ranges.push_back({op.offset, op.offset + op.length});
+    if (op.kind == OpKind::kWrite && op.length > 0)
+      ranges.push_back({op.offset, op.offset + op.length});
   }
   std::sort(ranges.begin(), ranges.end());
   std::vector<std::pair<uint64_t, uint64_t>> merged;
@@ -83,10 +89,9 @@ void ApplyFate(Medium& medium, const OpRecord& op, const WriteFate& fate, uint64
   if (fate.dropped()) return;
   if (op.offset + op.length > medium.size()) medium.SetSize(op.offset + op.length);
   std::vector<uint8_t> scratch;
-  ForEachPersistedPiece(op, &fate, atomic_unit, garbage_seed, scratch,
-                        [&](uint64_t offset, std::span<const uint8_t> bytes) {
-                          medium.WriteAt(offset, bytes);
-                        });
+  ForEachPersistedPiece(
+      op, &fate, atomic_unit, garbage_seed, scratch,
+      [&](uint64_t offset, std::span<const uint8_t> bytes) { medium.WriteAt(offset, bytes); });
 }
 
 std::unique_ptr<Medium> MaterialiseByReplay(const Recording& recording, const CrashState& state) {
@@ -139,13 +144,15 @@ Result<std::unique_ptr<Medium>> Materialise(const Recording& recording, const Cr
     }
     ForEachApplied(recording, state, barrier, [&](const OpRecord& op, const WriteFate* f) {
       if (op.kind != OpKind::kWrite) return;
-      ApplyPiecesToWindow(op, f, recording.atomic_unit(), state.garbage_seed, begin, window, scratch);
+      ApplyPiecesToWindow(op, f, recording.atomic_unit(), state.garbage_seed, begin, window,
+                          scratch);
     });
     // Only the chunks whose bytes differ from the kept-everything medium are written, so the
     // chunks the state does not share with it are exactly where the two can differ.
     std::array<uint8_t, Medium::kChunkSize> current;
     for (uint64_t pos = begin; pos < end;) {
-      const uint64_t piece_end = std::min(end, AlignDown(pos, Medium::kChunkSize) + Medium::kChunkSize);
+      const uint64_t piece_end =
+          std::min(end, AlignDown(pos, Medium::kChunkSize) + Medium::kChunkSize);
       const auto piece = std::span<const uint8_t>(window).subspan(pos - begin, piece_end - pos);
       medium->ReadAt(pos, std::span(current).first(piece.size()));
       if (!std::equal(piece.begin(), piece.end(), current.begin())) medium->WriteAt(pos, piece);
@@ -180,7 +187,8 @@ void FillGarbage(std::span<uint8_t> out, uint64_t garbage_seed, uint64_t op, uin
   Xoshiro256 rng(DeriveSeed(DeriveSeed(garbage_seed, op), unit));
   for (size_t i = 0; i < out.size(); i += 8) {
     const uint64_t word = rng.Next();
-    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<uint8_t>(word >> (8 * b));
+    for (size_t b = 0; b < 8 && i + b < out.size(); ++b)
+      out[i + b] = static_cast<uint8_t>(word >> (8 * b));
   }
 }
 
@@ -194,9 +202,10 @@ void ApplyPiecesToWindow(const OpRecord& op, const WriteFate* fate, uint64_t ato
                           const uint64_t a = std::max(offset, window_offset);
                           const uint64_t b = std::min(offset + bytes.size(), window_end);
                           if (a >= b) return;
-                          std::copy(bytes.begin() + static_cast<std::ptrdiff_t>(a - offset),
-                                    bytes.begin() + static_cast<std::ptrdiff_t>(b - offset),
-                                    window.begin() + static_cast<std::ptrdiff_t>(a - window_offset));
+                          std::copy(
+                              bytes.begin() + static_cast<std::ptrdiff_t>(a - offset),
+                              bytes.begin() + static_cast<std::ptrdiff_t>(b - offset),
+                              window.begin() + static_cast<std::ptrdiff_t>(a - window_offset));
                         });
 }
 

@@ -1,9 +1,10 @@
 #include "simdisk/medium.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <fmt/format.h>
 
 #include "engine/all_zero.h"
 #include "engine/coding.h"
@@ -60,7 +61,8 @@ void Medium::ReadAt(uint64_t offset, std::span<uint8_t> data) const {
   while (done < data.size()) {
     const uint64_t pos = offset + done;
     const uint64_t in_chunk = pos % kChunkSize;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
     if (const Chunk* chunk = FindChunk(pos / kChunkSize)) {
       std::memcpy(data.data() + done, chunk->bytes.data() + in_chunk, n);
     } else {
@@ -97,7 +99,8 @@ void Medium::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
   while (done < data.size()) {
     const uint64_t pos = offset + done;
     const uint64_t in_chunk = pos % kChunkSize;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kChunkSize - in_chunk, data.size() - done));
     Chunk& chunk = MutableChunk(pos / kChunkSize, n == kChunkSize);
     std::memcpy(chunk.bytes.data() + in_chunk, data.data() + done, n);
     bytes_copied_ += n;
@@ -134,7 +137,8 @@ void Medium::SetSize(uint64_t size) {
 uint64_t Medium::own_chunk_count() const {
   uint64_t count = 0;
   if (parent_ != nullptr) {
-    ForEachChunkNotSharedWith(*parent_, [&](uint64_t index) { count += FindChunk(index) != nullptr; });
+    ForEachChunkNotSharedWith(*parent_,
+                              [&](uint64_t index) { count += FindChunk(index) != nullptr; });
     return count;
   }
   for (const auto& page : pages_) {

@@ -107,7 +107,7 @@ TEST(Medium, ContentTokensNameBytes) {
   EXPECT_EQ(a->ContentToken(0, 65536), b->ContentToken(0, 65536));  // the write is elsewhere
   EXPECT_NE(a->ContentToken(65536, 65536), b->ContentToken(65536, 65536));
   const ContentName before = b->ContentToken(65536, 65536);
-  b->WriteAt(70000, std::vector<uint8_t>{9});  // the same bytes again: a new name is fine,
+  b->WriteAt(70000, std::vector<uint8_t>{9});        // the same bytes again: a new name is fine,
   EXPECT_NE(before, b->ContentToken(65536, 65536));  // an old name for new bytes never is
   b->SetSize(2 << 20);
   EXPECT_EQ(a->ContentToken(0, 4096), b->ContentToken(0, 4096));  // the size is not the bytes

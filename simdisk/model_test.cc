@@ -15,10 +15,10 @@ namespace crashsim::simdisk {
 namespace {
 
 using testing::EnumerateStates;
+using testing::GenModel;
 using testing::GenWorkload;
 using testing::ReadAll;
 using testing::ReferenceImage;
-using testing::GenModel;
 using testing::RunWorkload;
 
 constexpr uint64_t kDevice = 8192;
@@ -26,9 +26,9 @@ constexpr uint64_t kDevice = 8192;
 SimDiskOptions GenOptions() {
   SimDiskOptions options;
   options.atomic_unit = *rc::gen::element<uint64_t>(512, 4096);
-  options.cache_mode = *rc::gen::element(CacheMode::kWriteback, CacheMode::kNone,
-                                         CacheMode::kWritethrough, CacheMode::kDirectsync,
-                                         CacheMode::kUnsafe);
+  options.cache_mode =
+      *rc::gen::element(CacheMode::kWriteback, CacheMode::kNone, CacheMode::kWritethrough,
+                        CacheMode::kDirectsync, CacheMode::kUnsafe);
   return options;
 }
 
@@ -37,7 +37,8 @@ RC_GTEST_PROP(SimDiskModel, MaterialisedStateMatchesReferenceReplay, ()) {
   const CrashModel model = GenModel();
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state :
+       EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     auto medium = Materialise(*recording, state);
     RC_ASSERT(medium.ok());
     std::vector<bool> garbage;
@@ -58,7 +59,8 @@ RC_GTEST_PROP(SimDiskModel, MaterialiseEqualsReplayFromTheBarrier, ()) {
   const CrashModel model = GenModel();
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state :
+       EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     auto medium = Materialise(*recording, state);
     RC_ASSERT(medium.ok());
     const auto replayed = MaterialiseByReplay(*recording, state);
@@ -76,7 +78,8 @@ RC_GTEST_PROP(SimDiskModel, PowerLossKeepsDurableDataAndInventsNothing, ()) {
   model.content = TearContent::kOldOrNew;
   auto disk = RunWorkload(ops, GenOptions(), kDevice);
   auto recording = disk->SnapshotRecording();
-  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state :
+       EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     // Durable image: everything before the barrier, then durable FUA writes; candidates are
     // the durable value plus every non-durable write issued after the last durable write there.
     const uint64_t barrier = recording->BarrierBefore(state.point);
@@ -132,7 +135,8 @@ RC_GTEST_PROP(SimDiskModel, TearsOnlyAtAtomicUnitBoundaries, ()) {
   auto recording = disk->SnapshotRecording();
   const uint64_t unit = recording->atomic_unit();
   uint64_t torn = 0;
-  for (const CrashState& state : EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
+  for (const CrashState& state :
+       EnumerateStates(recording, model, *rc::gen::arbitrary<uint64_t>())) {
     for (size_t f = 0; f < state.fates.size(); ++f) {
       if (state.fates[f].dropped()) continue;
       ++torn;
@@ -166,16 +170,17 @@ TEST(SimDiskModel, GarbageIsDeterministicAndConfinedToTheWrite) {
   std::vector<uint8_t> data(1024, 0xab);
   ASSERT_TRUE(disk.Write(256, data, {}).ok());  // units 0, 1, 2 (partly)
   auto recording = disk.SnapshotRecording();
-  CrashState state{CrashKind::kPowerLoss, 1, {{0, UnitMask::FromWord(0b001), UnitMask::FromWord(0b010)}}, 77};
+  CrashState state{
+      CrashKind::kPowerLoss, 1, {{0, UnitMask::FromWord(0b001), UnitMask::FromWord(0b010)}}, 77};
   auto a = ReadAll(**Materialise(*recording, state));
   auto b = ReadAll(**Materialise(*recording, state));
   EXPECT_EQ(a, b);
-  for (size_t i = 0; i < 256; ++i) EXPECT_EQ(a[i], 0);        // before the write: untouched
-  for (size_t i = 256; i < 512; ++i) EXPECT_EQ(a[i], 0xab);   // unit 0 kept
+  for (size_t i = 0; i < 256; ++i) EXPECT_EQ(a[i], 0);       // before the write: untouched
+  for (size_t i = 256; i < 512; ++i) EXPECT_EQ(a[i], 0xab);  // unit 0 kept
   size_t differing = 0;
   for (size_t i = 512; i < 1024; ++i) differing += a[i] != 0 && a[i] != 0xab;
-  EXPECT_GT(differing, 400u);                                  // unit 1 garbage
-  for (size_t i = 1024; i < 4096; ++i) EXPECT_EQ(a[i], 0);    // unit 2 old, rest untouched
+  EXPECT_GT(differing, 400u);                               // unit 1 garbage
+  for (size_t i = 1024; i < 4096; ++i) EXPECT_EQ(a[i], 0);  // unit 2 old, rest untouched
   state.garbage_seed = 78;
   EXPECT_NE(a, ReadAll(**Materialise(*recording, state)));
 }

@@ -34,8 +34,9 @@ TEST(Prng, BelowStaysInRangeAndCoversIt) {
 }
 
 TEST(Hash, IsStableAndSensitive) {
-  const std::vector<uint8_t> a = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
-                                  18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33};
+  const std::vector<uint8_t> a = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                  23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33};
   std::vector<uint8_t> b = a;
   b[32] ^= 1;
   EXPECT_EQ(HashBytes(a), HashBytes(a));

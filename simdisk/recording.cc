@@ -1,7 +1,8 @@
 #include "simdisk/recording.h"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "simdisk/hash.h"
 
@@ -14,12 +15,18 @@ struct Recording::MediumCache {
 
 const char* OpKindName(OpKind kind) {
   switch (kind) {
-    case OpKind::kRead: return "read";
-    case OpKind::kWrite: return "write";
-    case OpKind::kFlush: return "flush";
-    case OpKind::kResize: return "resize";
-    case OpKind::kGuestBegin: return "guest-begin";
-    case OpKind::kGuestAck: return "guest-ack";
+    case OpKind::kRead:
+      return "read";
+    case OpKind::kWrite:
+      return "write";
+    case OpKind::kFlush:
+      return "flush";
+    case OpKind::kResize:
+      return "resize";
+    case OpKind::kGuestBegin:
+      return "guest-begin";
+    case OpKind::kGuestAck:
+      return "guest-ack";
   }
   return "?";
 }
@@ -27,15 +34,20 @@ const char* OpKindName(OpKind kind) {
 std::string OpRecordToText(const OpRecord& op) {
   std::string text = fmt::format("{} {}", op.seq, OpKindName(op.kind));
   switch (op.kind) {
-    case OpKind::kRead: text += fmt::format(" {:#x}+{}", op.offset, op.length); break;
+    case OpKind::kRead:
+      text += fmt::format(" {:#x}+{}", op.offset, op.length);
+      break;
     case OpKind::kWrite:
       text += fmt::format(" {:#x}+{}{} tag={} hash={:016x}", op.offset, op.length,
                           op.fua ? " fua" : "", IoTagName(op.tag), op.data_hash);
       break;
-    case OpKind::kResize: text += fmt::format(" {:#x}", op.offset); break;
+    case OpKind::kResize:
+      text += fmt::format(" {:#x}", op.offset);
+      break;
     case OpKind::kFlush:
     case OpKind::kGuestBegin:
-    case OpKind::kGuestAck: break;
+    case OpKind::kGuestAck:
+      break;
   }
   if ((op.kind == OpKind::kFlush || op.fua) && !op.honoured) text += " ignored";
   if (op.guest_op != kNoGuestOp) text += fmt::format(" guest={}", op.guest_op);
@@ -92,10 +104,10 @@ std::vector<uint64_t> Recording::AckedBefore(uint64_t point) const {
 uint64_t Recording::Digest() const {
   uint64_t h = HashCombine(initial_->Digest(), atomic_unit_);
   for (const OpRecord& op : ops_) {
-    for (uint64_t v : {uint64_t{static_cast<uint8_t>(op.kind)}, op.offset, op.length,
-                       uint64_t{op.fua} | uint64_t{op.honoured} << 1,
-                       uint64_t{static_cast<uint8_t>(op.tag)}, op.data_hash, op.guest_op,
-                       static_cast<uint64_t>(op.status)}) {
+    for (uint64_t v :
+         {uint64_t{static_cast<uint8_t>(op.kind)}, op.offset, op.length,
+          uint64_t{op.fua} | uint64_t{op.honoured} << 1, uint64_t{static_cast<uint8_t>(op.tag)},
+          op.data_hash, op.guest_op, static_cast<uint64_t>(op.status)}) {
       h = HashCombine(h, v);
     }
   }

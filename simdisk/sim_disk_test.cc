@@ -65,7 +65,8 @@ TEST_F(SimDiskTest, CountersAndSimulatedTimePerGuestOp) {
   EXPECT_EQ(c.bytes_written, 8192u);
   EXPECT_EQ(c.fua_writes, 1u);
   EXPECT_EQ(c.flushes, 1u);
-  EXPECT_EQ(c.time_ns, 2 * cost.write_ns + 8192 * cost.byte_ps / 1000 + cost.fua_ns + cost.flush_ns);
+  EXPECT_EQ(c.time_ns,
+            2 * cost.write_ns + 8192 * cost.byte_ps / 1000 + cost.fua_ns + cost.flush_ns);
   EXPECT_EQ(disk.totals(), c);
 }
 
@@ -159,14 +160,14 @@ TEST_F(SimDiskTest, MaterialisingCostsTheDifferenceNotTheImage) {
 
 TEST_F(SimDiskTest, InvalidCrashStatesAreRejected) {
   SimDisk& disk = Disk();
-  ASSERT_TRUE(disk.Write(0, Bytes(1024, 1), {}).ok());             // op 0: 2 units
+  ASSERT_TRUE(disk.Write(0, Bytes(1024, 1), {}).ok());               // op 0: 2 units
   ASSERT_TRUE(disk.Write(2048, Bytes(512, 1), {.fua = true}).ok());  // op 1: durable
-  ASSERT_TRUE(disk.Flush().ok());                                   // op 2
-  ASSERT_TRUE(disk.Resize(1 << 15).ok());                           // op 3
+  ASSERT_TRUE(disk.Flush().ok());                                    // op 2
+  ASSERT_TRUE(disk.Resize(1 << 15).ok());                            // op 3
   auto recording = disk.SnapshotRecording();
-  for (const char* bad : {"power-loss@9", "power-loss@2 drop=1", "power-loss@4 drop=0",
-                          "power-loss@2 tear=0:4", "power-loss@2 tear=0:3", "power-loss@4 tear=3:1",
-                          "power-loss@1 drop=1"}) {
+  for (const char* bad :
+       {"power-loss@9", "power-loss@2 drop=1", "power-loss@4 drop=0", "power-loss@2 tear=0:4",
+        "power-loss@2 tear=0:3", "power-loss@4 tear=3:1", "power-loss@1 drop=1"}) {
     auto state = CrashState::Parse(bad);
     ASSERT_TRUE(state.ok()) << bad;
     EXPECT_EQ(ValidateCrashState(*recording, *state).code(), StatusCode::kInvalidArgument) << bad;

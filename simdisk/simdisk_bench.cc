@@ -64,8 +64,10 @@ void Materialise(benchmark::State& bench, TearShape tears) {
     ++materialised;
     benchmark::DoNotOptimize(medium);
   }
-  bench.counters["states_per_s"] = benchmark::Counter(static_cast<double>(materialised), benchmark::Counter::kIsRate);
-  bench.counters["bytes_copied_per_state"] = static_cast<double>(copied) / static_cast<double>(materialised);
+  bench.counters["states_per_s"] =
+      benchmark::Counter(static_cast<double>(materialised), benchmark::Counter::kIsRate);
+  bench.counters["bytes_copied_per_state"] =
+      static_cast<double>(copied) / static_cast<double>(materialised);
   bench.counters["states_in_pool"] = static_cast<double>(states.size());
 }
 
@@ -76,7 +78,8 @@ void BM_MaterialiseTorn512(benchmark::State& bench) { Materialise(bench, TearSha
 void BM_EnumerateStates(benchmark::State& bench) {
   uint64_t states = 0;
   for (auto _ : bench) states += States(TearShape::kAnySubset, 256).size();
-  bench.counters["states_per_s"] = benchmark::Counter(static_cast<double>(states), benchmark::Counter::kIsRate);
+  bench.counters["states_per_s"] =
+      benchmark::Counter(static_cast<double>(states), benchmark::Counter::kIsRate);
 }
 
 BENCHMARK(BM_MaterialiseDropOnly)->Unit(benchmark::kMicrosecond);

@@ -90,9 +90,11 @@ rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, b
       op.offset = *rc::gen::inRange<uint64_t>(device_size / 2, device_size * 3 / 2);
     } else {
       op.offset = *rc::gen::inRange<uint64_t>(0, device_size - 1);
-      op.length = *rc::gen::inRange<uint64_t>(1, std::min<uint64_t>(1500, device_size - op.offset) + 1);
+      op.length =
+          *rc::gen::inRange<uint64_t>(1, std::min<uint64_t>(1500, device_size - op.offset) + 1);
       op.fua = *rc::gen::inRange(0, 6) == 0;
-      op.tag = *rc::gen::element(IoTag::kData, IoTag::kL2Table, IoTag::kRefcountBlock, IoTag::kHeader);
+      op.tag =
+          *rc::gen::element(IoTag::kData, IoTag::kL2Table, IoTag::kRefcountBlock, IoTag::kHeader);
       op.fill = *rc::gen::arbitrary<uint8_t>();
     }
     return op;

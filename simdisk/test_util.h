@@ -3,11 +3,11 @@
 // independently of Medium's chunks and overlays.
 #pragma once
 
+#include <rapidcheck.h>
+
 #include <cstdint>
 #include <memory>
 #include <vector>
-
-#include <rapidcheck.h>
 
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/crash_state.h"
@@ -24,7 +24,8 @@ struct WorkOp {
   bool fua = false;
   IoTag tag = IoTag::kData;
   uint8_t fill = 0;  // data byte pattern seed
-  int64_t payload_of = -1;  // -1: its own payload; else the index of the write whose bytes it repeats
+  int64_t payload_of =
+      -1;  // -1: its own payload; else the index of the write whose bytes it repeats
 };
 
 // The bytes written by op: distinct per (op index, fill) so tests can tell writes apart.

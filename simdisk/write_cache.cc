@@ -21,8 +21,8 @@ PendingSet PendingAt(const Recording& recording, uint64_t point, OrderModel orde
       if (order == OrderModel::kPrefix) pending.items.clear();
       continue;
     }
-    pending.items.push_back({seq, UnitsOf(op, recording.atomic_unit()), op.tag,
-                             op.kind == OpKind::kResize});
+    pending.items.push_back(
+        {seq, UnitsOf(op, recording.atomic_unit()), op.tag, op.kind == OpKind::kResize});
   }
   return pending;
 }

@@ -20,8 +20,8 @@ namespace crashsim::simdisk {
 enum class OrderModel : uint8_t { kAnySubset, kPrefix };
 
 struct PendingItem {
-  uint64_t op = 0;      // seq of the write or resize
-  uint64_t units = 0;   // atomic units the write touches (0 for a resize or an empty write)
+  uint64_t op = 0;     // seq of the write or resize
+  uint64_t units = 0;  // atomic units the write touches (0 for a resize or an empty write)
   IoTag tag = IoTag::kUnknown;
   bool resize = false;
 };

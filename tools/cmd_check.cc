@@ -26,11 +26,11 @@ struct CheckArgs {
 int RunCheck(const CheckArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
   if (!format_ok.ok()) return Fail(format_ok);
-  RepairMode mode = args.repair.empty()   ? RepairMode::kNone
+  RepairMode mode = args.repair.empty()    ? RepairMode::kNone
                     : args.repair == "all" ? RepairMode::kAll
                                            : RepairMode::kLeaks;
-  auto device = PosixDevice::Open(args.image,
-                                  PosixOpenOptions{.read_only = mode == RepairMode::kNone});
+  auto device =
+      PosixDevice::Open(args.image, PosixOpenOptions{.read_only = mode == RepairMode::kNone});
   if (!device.ok()) return FailOpen(args.image, device.status());
   CheckReport report =
       Check(**device, CheckOptions{.repair = mode, .open_backing = PosixBackingOpener(args.image)});

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "validate/conformance.h"
 #include "tools/common.h"
+#include "validate/conformance.h"
 
 namespace crashsim::tools {
 namespace {
@@ -26,7 +26,8 @@ int RunConformance(const ConformanceArgs& a) {
   std::string dir = a.dir;
   bool own = false;
   if (dir.empty()) {
-    std::string templ = (std::filesystem::temp_directory_path() / "crashsim-conformance-XXXXXX").string();
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "crashsim-conformance-XXXXXX").string();
     if (!mkdtemp(templ.data())) return Fail("cannot make a scratch directory");
     dir = templ;
     own = true;

@@ -29,7 +29,8 @@ struct ConvertArgs {
 };
 
 int RunConvert(const ConvertArgs& args) {
-  for (Status st : {CheckFormat(args.format, {"qcow2"}), CheckFormat(args.output_format, {"raw"})}) {
+  for (Status st :
+       {CheckFormat(args.format, {"qcow2"}), CheckFormat(args.output_format, {"raw"})}) {
     if (!st.ok()) return Fail(st);
   }
   auto image = OpenImageFile(args.image, {.read_only = true});
@@ -46,8 +47,8 @@ int RunConvert(const ConvertArgs& args) {
     std::span<uint8_t> chunk(buf.data(), n);
     Status st = (*image)->Read(offset, chunk);
     if (!st.ok()) {
-      return Fail(fmt::format("{}: read of {} bytes at offset {} failed: {}", args.image, n,
-                              offset, st.message()));
+      return Fail(fmt::format("{}: read of {} bytes at offset {} failed: {}", args.image, n, offset,
+                              st.message()));
     }
     if (AllZero(std::span<const uint8_t>(buf.data(), n))) continue;
     st = (*out)->Write(offset, chunk, WriteOptions{});
@@ -62,8 +63,7 @@ int RunConvert(const ConvertArgs& args) {
 
 void AddConvertCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ConvertArgs>();
-  CLI::App* cmd =
-      app.add_subcommand("convert", "export an image's guest content to a raw file");
+  CLI::App* cmd = app.add_subcommand("convert", "export an image's guest content to a raw file");
   AddFormatFlag(cmd, args->format);
   cmd->add_option("-O", args->output_format, "output format (only raw)");
   cmd->add_flag("-q", args->quiet, "quiet (accepted for qemu-img compatibility)");

@@ -24,9 +24,10 @@ namespace {
 // The guest writes both sides get: aligned, unaligned and cross-cluster, an overwrite, zero
 // writes, a discard.
 const std::vector<std::string> kWrites = {
-    "write -P 0x5a 0 4k",        "write -P 0xa5 65000 70000", "write -P 0x11 1M 64k",
-    "write -P 0x22 4k 4k",       "write -z 1M 4k",            "write -P 0x33 3M 128k",
-    "discard 3M 64k",            "write -z -u 8M 64k",
+    "write -P 0x5a 0 4k",   "write -P 0xa5 65000 70000",
+    "write -P 0x11 1M 64k", "write -P 0x22 4k 4k",
+    "write -z 1M 4k",       "write -P 0x33 3M 128k",
+    "discard 3M 64k",       "write -z -u 8M 64k",
 };
 
 struct DemoConfig {
@@ -89,8 +90,8 @@ class Demo {
       bool written = created && Step(io) && Step(ref);
       bool checked = written && Step({"qemu-img", "check", "-q", img});
       bool self_checked = written && Step({self_, "check", "-q", img});
-      bool compared = written && Step({"qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw",
-                                       img, raw});
+      bool compared =
+          written && Step({"qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", img, raw});
       fmt::print("{:<22} {:<12} {:<15} {:<15} {}\n", c.label, Mark(written),
                  checked ? "ok (exit 0)" : Mark(false), self_checked ? "ok (exit 0)" : Mark(false),
                  compared ? "identical" : Mark(false));
@@ -99,12 +100,13 @@ class Demo {
 
   void KilledQemuWriter() {
     std::string img = Path("killed-lazy.qcow2");
-    fmt::print("\nqemu-io killed mid-run (compat=1.1, lazy_refcounts=on, write -P 0x5a 0 512, "
-               "sigraise 9):\n");
+    fmt::print(
+        "\nqemu-io killed mid-run (compat=1.1, lazy_refcounts=on, write -P 0x5a 0 512, "
+        "sigraise 9):\n");
     bool created = Step({"qemu-img", "create", "-q", "-f", "qcow2", "-o",
                          "compat=1.1,lazy_refcounts=on", img, "64M"});
-    bool killed = created && Step({"qemu-io", "-c", "write -P 0x5a 0 512", "-c", "sigraise 9",
-                                   img}, 128 + 9);
+    bool killed =
+        created && Step({"qemu-io", "-c", "write -P 0x5a 0 512", "-c", "sigraise 9", img}, 128 + 9);
     fmt::print("  {:<40} {}\n", "qemu-io killed by SIGKILL", killed ? "yes (exit 137)" : "FAIL");
     std::string info = killed ? Output({self_, "info", "--output=json", img}) : "";
     bool dirty = info.find("\"dirty-flag\": true") != std::string::npos;
@@ -115,10 +117,12 @@ class Demo {
     std::string after = read ? Output({self_, "info", "--output=json", img}) : "";
     bool still_dirty = after.find("\"dirty-flag\": true") != std::string::npos;
     if (read && !still_dirty) ++failures_;
-    fmt::print("  {:<40} {}\n", "still dirty after the read-only open", still_dirty ? "yes" : "FAIL");
+    fmt::print("  {:<40} {}\n", "still dirty after the read-only open",
+               still_dirty ? "yes" : "FAIL");
     // Like qemu-img check: the lagging refcounts are corruptions (exit 2) until -r all.
     bool errors = still_dirty && Step({self_, "check", "-q", img}, 2);
-    fmt::print("  {:<40} {}\n", "crashsim check finds the errors", errors ? "yes (exit 2)" : "FAIL");
+    fmt::print("  {:<40} {}\n", "crashsim check finds the errors",
+               errors ? "yes (exit 2)" : "FAIL");
     bool repaired = errors && Step({self_, "check", "-q", "-r", "all", img}) &&
                     Step({"qemu-img", "check", "-q", img}) &&
                     Step({"qemu-io", "-r", "-c", "read -P 0x5a 0 512", img});
@@ -147,8 +151,8 @@ class Demo {
 int RunDemo(bool keep) {
   for (const char* program : {"qemu-img", "qemu-io"}) {
     if (!ProgramExists(program)) {
-      return Fail(fmt::format("demo needs {} (Debian package qemu-utils; ci/setup installs it)",
-                              program));
+      return Fail(
+          fmt::format("demo needs {} (Debian package qemu-utils; ci/setup installs it)", program));
     }
   }
   std::string tmpl = (std::filesystem::temp_directory_path() / "crashsim-demo.XXXXXX").string();
@@ -167,8 +171,8 @@ int RunDemo(bool keep) {
 
 void AddDemoCommand(CLI::App& app, int& exit_code) {
   auto keep = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand(
-      "demo", "create and write images with crashsim, check them with qemu-img");
+  CLI::App* cmd =
+      app.add_subcommand("demo", "create and write images with crashsim, check them with qemu-img");
   cmd->add_flag("--keep", *keep, "keep the temporary directory");
   cmd->callback([keep, &exit_code] { exit_code = RunDemo(*keep); });
 }

@@ -99,16 +99,19 @@ Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
       auto parsed = ParseSize(a.disk_size);
       if (!parsed.ok()) return parsed.status().WithContext("--disk-size");
       if (*parsed < 512 || *parsed % 512 != 0) {
-        return Status::InvalidArgument(fmt::format("--disk-size {}: must be a positive multiple "
-                                                   "of 512 bytes", a.disk_size));
+        return Status::InvalidArgument(
+            fmt::format("--disk-size {}: must be a positive multiple "
+                        "of 512 bytes",
+                        a.disk_size));
       }
       disk = *parsed;
     }
     return RandomWorkload(a.seed, a.ops, disk, cluster_size);
   }
   if (!a.disk_size.empty()) {
-    return Status::InvalidArgument("--disk-size shapes a seeded workload; a workload file names "
-                                   "its own disk size");
+    return Status::InvalidArgument(
+        "--disk-size shapes a seeded workload; a workload file names "
+        "its own disk size");
   }
   std::ifstream in(a.workload_file);
   if (!in) return Status::NotFound(a.workload_file + ": cannot read the workload file");
@@ -134,8 +137,8 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
   RunResult result;
   result.explorer_run = explorer->run();
   result.report = explorer->Run([&](uint64_t explored) {
-    if (tty && explored % 50 == 0) std::fprintf(stderr, "\r  %llu states checked...",
-                                                static_cast<unsigned long long>(explored));
+    if (tty && explored % 50 == 0)
+      std::fprintf(stderr, "\r  %llu states checked...", static_cast<unsigned long long>(explored));
   });
   if (tty) std::fprintf(stderr, "\r%40s\r", "");
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -156,9 +159,11 @@ void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r
              w.ops.size(), w.disk_size, image.ToString(), CacheModeName(o.cache_mode),
              o.crash == simdisk::CrashKind::kPowerLoss ? "power-loss" : "process-kill");
   fmt::print("{}", rep.Summary());
-  fmt::print("  {:.1f} s, {:.0f} states/s; run cost {} device writes, {} flushes, {:.2f} ms "
-             "simulated\n", r.seconds, rep.explored / std::max(r.seconds, 1e-9), rep.run_io.writes,
-             rep.run_io.flushes, rep.run_io.time_ns / 1e6);
+  fmt::print(
+      "  {:.1f} s, {:.0f} states/s; run cost {} device writes, {} flushes, {:.2f} ms "
+      "simulated\n",
+      r.seconds, rep.explored / std::max(r.seconds, 1e-9), rep.run_io.writes, rep.run_io.flushes,
+      rep.run_io.time_ns / 1e6);
   for (size_t i = 0; i < rep.failures.size(); ++i) {
     fmt::print("FAILURE {}: {}\n  {}\n", rep.failures[i].state.ToText(), rep.failures[i].detail,
                i < r.trace_paths.size() ? "trace: " + r.trace_paths[i] : "(no --trace-dir)");
@@ -166,8 +171,10 @@ void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r
 }
 
 int RunMatrix(const ExploreArgs& a) {
-  fmt::print("crashsim explore: built-in workload (seed {}, {} ops), every crash point, power "
-             "loss, k={}\n\n", a.seed, a.ops, a.k);
+  fmt::print(
+      "crashsim explore: built-in workload (seed {}, {} ops), every crash point, power "
+      "loss, k={}\n\n",
+      a.seed, a.ops, a.k);
   fmt::print("{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}\n",
              "cache", "lazy", "points", "possible", "explored", "clean", "leaks", "repaired",
              "FAIL", "states/s", "writes", "flushes", "sim ms");
@@ -184,25 +191,28 @@ int RunMatrix(const ExploreArgs& a) {
       auto r = RunOne(*w, *o, a.trace_dir, false);
       if (!r.ok()) return Fail(r.status());
       const ExploreReport& rep = r->report;
-      fmt::print("{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8.0f} {:>7} {:>8} "
-                 "{:>9.2f}\n", cache, lazy ? "on" : "off", rep.points_covered,
-                 rep.enumeration.possible == simdisk::kSaturated
-                     ? std::string(">2^64") : std::to_string(rep.enumeration.possible),
-                 rep.explored, rep.outcomes[0], rep.outcomes[1], rep.outcomes[2], rep.outcomes[3],
-                 rep.explored / std::max(r->seconds, 1e-9), rep.run_io.writes,
-                 rep.run_io.flushes, rep.run_io.time_ns / 1e6);
+      fmt::print(
+          "{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8.0f} {:>7} {:>8} "
+          "{:>9.2f}\n",
+          cache, lazy ? "on" : "off", rep.points_covered,
+          rep.enumeration.possible == simdisk::kSaturated
+              ? std::string(">2^64")
+              : std::to_string(rep.enumeration.possible),
+          rep.explored, rep.outcomes[0], rep.outcomes[1], rep.outcomes[2], rep.outcomes[3],
+          rep.explored / std::max(r->seconds, 1e-9), rep.run_io.writes, rep.run_io.flushes,
+          rep.run_io.time_ns / 1e6);
       for (size_t i = 0; i < rep.failures.size(); ++i) {
         failed = true;
-        fmt::print("  FAILURE {}: {}{}\n", rep.failures[i].state.ToText(),
-                   rep.failures[i].detail,
+        fmt::print("  FAILURE {}: {}{}\n", rep.failures[i].state.ToText(), rep.failures[i].detail,
                    i < r->trace_paths.size() ? "\n  trace: " + r->trace_paths[i] : "");
       }
     }
   }
-  fmt::print("\nclean: no corruptions; leaks: lost space only; repaired: dirty image repaired "
-             "to clean with all durable data (with lazy refcounts off, only states after an "
-             "internal snapshot started, which runs under the dirty bit). writes/flushes/sim "
-             "ms: the recorded run's device cost.\n");
+  fmt::print(
+      "\nclean: no corruptions; leaks: lost space only; repaired: dirty image repaired "
+      "to clean with all durable data (with lazy refcounts off, only states after an "
+      "internal snapshot started, which runs under the dirty bit). writes/flushes/sim "
+      "ms: the recorded run's device cost.\n");
   return failed ? kExitFailure : 0;
 }
 
@@ -225,8 +235,7 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
   fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
   std::string trace;
   if (!a.trace_dir.empty() && report->failing_run) {
-    auto path = traces::WriteFailureTrace(a.trace_dir, *report->failing_run,
-                                          report->failing_state);
+    auto path = traces::WriteFailureTrace(a.trace_dir, *report->failing_run, report->failing_state);
     if (!path.ok()) return Fail(path.status());
     trace = *path;
   }
@@ -242,8 +251,9 @@ int RunExplore(const ExploreArgs& a) {
     return Fail("--fault-sweep injects every fault in turn: it takes neither --matrix nor --fault");
   }
   if (a.matrix && !a.fault.empty()) {
-    return Fail("--fault runs one workload with one error; --matrix runs the default workload "
-                "six ways without errors: choose one");
+    return Fail(
+        "--fault runs one workload with one error; --matrix runs the default workload "
+        "six ways without errors: choose one");
   }
   if (a.matrix) return RunMatrix(a);
   auto o = BuildOptions(a);
@@ -275,11 +285,14 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--ops", args->ops, "guest ops in a seeded workload");
   cmd->add_option("--disk-size", args->disk_size,
                   "guest disk of a seeded workload (k, M, G, T suffixes; default 1G)");
-  cmd->add_option("-t,--cache", args->cache, "cache mode: writeback, writethrough, directsync, "
-                                             "none, unsafe");
+  cmd->add_option("-t,--cache", args->cache,
+                  "cache mode: writeback, writethrough, directsync, "
+                  "none, unsafe");
   cmd->add_option("-o", args->image_options, "image options (qemu-img -o syntax)");
   cmd->add_option("--crash", args->crash, "power or kill");
-  cmd->add_option("--max-states", args->max_states, "stop after about this many states, spread over every crash point (at least one each; 0: all)");
+  cmd->add_option("--max-states", args->max_states,
+                  "stop after about this many states, spread over every crash point (at least one "
+                  "each; 0: all)");
   cmd->add_option("--shard", args->shard, "I/N: explore every N-th state starting at I");
   cmd->add_option("--trace-dir", args->trace_dir,
                   "write a trace for each failure here (default $CRASHSIM_TRACE_DIR)");

@@ -86,8 +86,8 @@ constexpr uint64_t kNanosPerSecond = 1000000000;
 
 // qemu's bdrv_snapshot_dump() table: header, then one row per snapshot.
 std::string SnapshotList(const std::vector<SnapshotEntry>& snapshots) {
-  std::string out = fmt::format("Snapshot list:\n{:<10}{:<17}{:>8}{:>20}{:>13}{:>11}\n", "ID", "TAG",
-                                "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+  std::string out = fmt::format("Snapshot list:\n{:<10}{:<17}{:>8}{:>20}{:>13}{:>11}\n", "ID",
+                                "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
   for (const SnapshotEntry& sn : snapshots) {
     std::time_t t = sn.date_sec;
     std::tm tm{};
@@ -110,7 +110,8 @@ std::string SnapshotsJson(const std::vector<SnapshotEntry>& snapshots) {
   for (size_t i = 0; i < snapshots.size(); ++i) {
     const SnapshotEntry& sn = snapshots[i];
     std::string fields;
-    if (sn.icount != ~uint64_t{0}) fields += fmt::format("            \"icount\": {},\n", sn.icount);
+    if (sn.icount != ~uint64_t{0})
+      fields += fmt::format("            \"icount\": {},\n", sn.icount);
     fields += fmt::format(
         "            \"vm-clock-nsec\": {},\n            \"name\": {},\n"
         "            \"date-sec\": {},\n            \"date-nsec\": {},\n"
@@ -146,9 +147,8 @@ std::string HumanInfo(const std::string& path, const ImageInfo& info) {
     if (h.backing_format) out += "backing file format: " + *h.backing_format + "\n";
   }
   if (!info.snapshots.empty()) out += SnapshotList(info.snapshots);
-  out += fmt::format(
-      "Format specific information:\n    compat: {}\n    compression type: {}\n", Compat(h),
-      CompressionName(h));
+  out += fmt::format("Format specific information:\n    compat: {}\n    compression type: {}\n",
+                     Compat(h), CompressionName(h));
   if (h.version >= 3) out += fmt::format("    lazy refcounts: {}\n", Bool(h.lazy_refcounts()));
   out += fmt::format("    refcount bits: {}\n", h.refcount_bits());
   if (h.version >= 3) {
@@ -184,7 +184,8 @@ std::string JsonInfo(const std::string& path, const ImageInfo& info) {
       fmt::format("\"compat\": \"{}\"", Compat(h)),
       fmt::format("\"compression-type\": \"{}\"", CompressionName(h)),
   };
-  if (h.version >= 3) data.push_back(fmt::format("\"lazy-refcounts\": {}", Bool(h.lazy_refcounts())));
+  if (h.version >= 3)
+    data.push_back(fmt::format("\"lazy-refcounts\": {}", Bool(h.lazy_refcounts())));
   data.push_back(fmt::format("\"refcount-bits\": {}", h.refcount_bits()));
   if (h.version >= 3) {
     data.push_back(fmt::format("\"corrupt\": {}", Bool(h.corrupt())));
@@ -197,12 +198,12 @@ std::string JsonInfo(const std::string& path, const ImageInfo& info) {
   }
   if (!info.snapshots.empty()) top.push_back("\"snapshots\": " + SnapshotsJson(info.snapshots));
   top.insert(top.end(), {
-      fmt::format("\"virtual-size\": {}", h.size),
-      fmt::format("\"filename\": {}", JsonString(path)),
-      fmt::format("\"cluster-size\": {}", h.cluster_size()),
-      "\"format\": \"qcow2\"",
-      fmt::format("\"actual-size\": {}", info.actual_size),
-  });
+                            fmt::format("\"virtual-size\": {}", h.size),
+                            fmt::format("\"filename\": {}", JsonString(path)),
+                            fmt::format("\"cluster-size\": {}", h.cluster_size()),
+                            "\"format\": \"qcow2\"",
+                            fmt::format("\"actual-size\": {}", info.actual_size),
+                        });
   std::string specific = "{\n        \"type\": \"qcow2\",\n        \"data\": {\n";
   for (size_t i = 0; i < data.size(); ++i) {
     specific += "            " + data[i] + (i + 1 < data.size() ? ",\n" : "\n");

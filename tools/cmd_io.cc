@@ -70,8 +70,8 @@ Result<ParsedCommand> ParseFlags(const std::vector<std::string>& tokens, std::st
       } else if (i + 1 < tokens.size()) {
         parsed.flags[token[j]] = tokens[++i];
       } else {
-        return Status::InvalidArgument(fmt::format("option requires an argument -- '{}'",
-                                                   token[j]));
+        return Status::InvalidArgument(
+            fmt::format("option requires an argument -- '{}'", token[j]));
       }
       break;
     }
@@ -153,8 +153,8 @@ class IoSession {
   // Parses "OFF LEN" and checks the range lies inside the image.
   Result<Range> ParseRange(const std::string& command, const ParsedCommand& parsed) {
     if (parsed.args.size() != 2) {
-      return Status::InvalidArgument(fmt::format("{}: expected OFF LEN, got {} arguments",
-                                                 command, parsed.args.size()));
+      return Status::InvalidArgument(
+          fmt::format("{}: expected OFF LEN, got {} arguments", command, parsed.args.size()));
     }
     auto offset = ParseSize(parsed.args[0]);
     if (!offset.ok()) return offset.status().WithContext(command + ": offset");
@@ -162,9 +162,9 @@ class IoSession {
     if (!length.ok()) return length.status().WithContext(command + ": length");
     uint64_t size = image_.virtual_size();
     if (*offset > size || *length > size - *offset) {
-      return Status::InvalidArgument(fmt::format(
-          "{}: request of {} bytes at offset {} exceeds the image size {}", command, *length,
-          *offset, size));
+      return Status::InvalidArgument(
+          fmt::format("{}: request of {} bytes at offset {} exceeds the image size {}", command,
+                      *length, *offset, size));
     }
     return Range{*offset, *length};
   }
@@ -197,7 +197,8 @@ class IoSession {
     if (parsed->has('c')) return Error("write: compressed writes (-c) are not supported");
     bool zero = parsed->has('z');
     if (parsed->has('u') && !zero) return Error("write: -u requires -z to be specified");
-    if (parsed->has('P') && zero) return Error("write: -z and -P cannot be specified at the same time");
+    if (parsed->has('P') && zero)
+      return Error("write: -z and -P cannot be specified at the same time");
     auto pattern = PatternFlag(*parsed);
     if (!pattern.ok()) return Error(pattern.status().message());
     auto range = ParseRange("write", *parsed);

@@ -36,9 +36,8 @@ int RunMinimize(const MinimizeArgs& args) {
   auto report = traces::Minimize(*trace, options);
   if (!report.ok()) {
     Fail(InFile(args.trace, report.status().message()));
-    return report.status().code() == StatusCode::kInvalidArgument
-               ? traces::kReplayVerdictDiffers
-               : kExitFailure;
+    return report.status().code() == StatusCode::kInvalidArgument ? traces::kReplayVerdictDiffers
+                                                                  : kExitFailure;
   }
   if (Status st = traces::WriteTraceFile(args.output, report->trace); !st.ok()) {
     return Fail(st);

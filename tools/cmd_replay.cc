@@ -41,8 +41,9 @@ int RunReplay(const ReplayArgs& args) {
   if (!args.quiet) fmt::print("{}\n", result->message);
   if (!args.image.empty()) {
     if (result->code == traces::kReplayDeviceLogDiffers) {
-      return Fail("--image: the crash state cannot be rebuilt on this build (device log "
-                  "differs)");
+      return Fail(
+          "--image: the crash state cannot be rebuilt on this build (device log "
+          "differs)");
     }
     auto medium = simdisk::Materialise(*result->recording, result->state);
     if (!medium.ok()) return Fail(medium.status());
@@ -71,17 +72,16 @@ int RunReplay(const ReplayArgs& args) {
       rebased.detail = result->actual.detail;
     }
     rebased.comments = trace->comments;
-    rebased.comments.push_back(fmt::format("replayed{} from {}", args.portable ? " (portable)" : "",
-                                           args.trace));
+    rebased.comments.push_back(
+        fmt::format("replayed{} from {}", args.portable ? " (portable)" : "", args.trace));
     if (Status st = traces::WriteTraceFile(args.write_trace, rebased); !st.ok()) {
       return Fail(st);
     }
     if (!args.quiet) fmt::print("this build's trace written to {}\n", args.write_trace);
   }
-  const char* verdict = result->code == traces::kReplayMatch ? "REPRODUCED"
-                        : result->code == traces::kReplayVerdictDiffers
-                            ? "VERDICT DIFFERS"
-                            : "DEVICE LOG DIFFERS";
+  const char* verdict = result->code == traces::kReplayMatch            ? "REPRODUCED"
+                        : result->code == traces::kReplayVerdictDiffers ? "VERDICT DIFFERS"
+                                                                        : "DEVICE LOG DIFFERS";
   fmt::print("{}: {} (exit {})\n", args.trace, verdict, result->code);
   return result->code;
 }
@@ -90,9 +90,10 @@ int RunReplay(const ReplayArgs& args) {
 
 void AddReplayCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ReplayArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "replay", "rebuild a trace's crash state, re-run the checks and compare the verdict "
-                "(exit 0 reproduced, 2 verdict differs, 3 device log differs)");
+  CLI::App* cmd =
+      app.add_subcommand("replay",
+                         "rebuild a trace's crash state, re-run the checks and compare the verdict "
+                         "(exit 0 reproduced, 2 verdict differs, 3 device log differs)");
   cmd->add_option("trace", args->trace, "trace file (.cstrace)")->required();
   cmd->add_option("--image", args->image,
                   "write the crashed image (before check and repair) to this file");

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "validate/validate.h"
 #include "tools/common.h"
+#include "validate/validate.h"
 
 namespace crashsim::tools {
 namespace {
@@ -91,7 +91,8 @@ int RunValidate(const ValidateArgs& a) {
   // The matrix: one table row per configuration.
   std::string table = fmt::format(
       "| cache | lazy | crash | dev ops | states | clean | leaks | dirty->repaired | FAIL | "
-      "2nd-opinion disagreements | findings | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "2nd-opinion disagreements | findings | s "
+      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::string details;
   size_t findings = 0;
   std::string version;
@@ -107,12 +108,11 @@ int RunValidate(const ValidateArgs& a) {
         if (!r.ok()) return Fail(r.status());
         version = r->target_version;
         findings += r->findings.size();
-        table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n",
-                             cache, lazy ? "on" : "off",
-                             crash == simdisk::CrashKind::kPowerLoss ? "power" : "kill",
-                             r->device_ops, r->explored, r->outcomes[0], r->outcomes[1],
-                             r->outcomes[2], r->outcomes[3], r->disagreements.size(),
-                             r->findings.size(), seconds);
+        table += fmt::format(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n", cache,
+            lazy ? "on" : "off", crash == simdisk::CrashKind::kPowerLoss ? "power" : "kill",
+            r->device_ops, r->explored, r->outcomes[0], r->outcomes[1], r->outcomes[2],
+            r->outcomes[3], r->disagreements.size(), r->findings.size(), seconds);
         details += "\n" + r->Summary();
       }
     }

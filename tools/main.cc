@@ -1,8 +1,8 @@
 // crashsim: command-line entry point. Each subcommand lives in its own file (tools/cmd_*.cc) and
 // is listed once in kCommands below; main only parses and returns the subcommand's exit code.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <sstream>
 #include <string>

@@ -2,7 +2,6 @@
 #include "traces/blob.h"
 
 #include <fmt/format.h>
-
 #include <zstd.h>
 
 #include "engine/invariant.h"

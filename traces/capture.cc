@@ -70,8 +70,8 @@ PortablePoint DescribePoint(const std::vector<TraceOp>& ops, uint64_t point) {
 Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoint& p) {
   std::optional<int64_t> anchor = FindAnchor(ops, p);
   if (!anchor) {
-    return Status::NotFound(fmt::format("the run has no guest event '{}' to crash after",
-                                        p.ToText()));
+    return Status::NotFound(
+        fmt::format("the run has no guest event '{}' to crash after", p.ToText()));
   }
   MappedPoint m;
   uint64_t pos = static_cast<uint64_t>(*anchor + 1);
@@ -87,8 +87,10 @@ Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoin
       }
     }
     m.exact = false;
-    m.note = fmt::format("this run has no {} #{} after the anchor; crashing after {} device "
-                         "changes instead", p.last, p.last_index, p.changes);
+    m.note = fmt::format(
+        "this run has no {} #{} after the anchor; crashing after {} device "
+        "changes instead",
+        p.last, p.last_index, p.changes);
   }
   uint64_t count = 0;
   while (count < p.changes && pos < ops.size() && !IsGuestEvent(ops[pos])) {
@@ -100,8 +102,10 @@ Result<MappedPoint> MapPoint(const std::vector<TraceOp>& ops, const PortablePoin
   if (count < p.changes) {
     m.exact = false;
     m.note += m.note.empty() ? "" : "; ";
-    m.note += fmt::format("this run made only {} of the {} device writes/flushes/resizes after "
-                         "the anchor; crashing after the last of them", count, p.changes);
+    m.note += fmt::format(
+        "this run made only {} of the {} device writes/flushes/resizes after "
+        "the anchor; crashing after the last of them",
+        count, p.changes);
   }
   return m;
 }
@@ -183,8 +187,8 @@ Result<std::string> WriteTraceToDir(const std::string& dir, const Trace& trace) 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return Status::IoError(fmt::format("{}: cannot create the trace directory: {}", dir,
-                                       ec.message()));
+    return Status::IoError(
+        fmt::format("{}: cannot create the trace directory: {}", dir, ec.message()));
   }
   const std::string text = trace.ToText();
   const std::string path =

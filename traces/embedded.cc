@@ -13,16 +13,17 @@ namespace crashsim::traces {
 
 Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace) {
   if (!trace.embedded) {
-    return Status::InvalidArgument("the trace carries no device data (it is not a version 2 "
-                                   "trace of a third-party run)");
+    return Status::InvalidArgument(
+        "the trace carries no device data (it is not a version 2 "
+        "trace of a third-party run)");
   }
   const EmbeddedRun& run = *trace.embedded;
   auto initial = std::make_shared<simdisk::Medium>(run.medium_size);
   for (const auto& [offset, bytes] : run.medium) initial->WriteAt(offset, bytes);
   // The validate run's disk honours every flush and FUA (simdisk writeback); the ops carry it.
-  auto rec = std::make_shared<simdisk::Recording>(
-      simdisk::CacheConfigFor(simdisk::CacheMode::kWriteback), trace.settings.atomic_unit,
-      std::move(initial));
+  auto rec =
+      std::make_shared<simdisk::Recording>(simdisk::CacheConfigFor(simdisk::CacheMode::kWriteback),
+                                           trace.settings.atomic_unit, std::move(initial));
   std::set<uint64_t> open;
   for (size_t seq = 0; seq < trace.device_ops.size(); ++seq) {
     const TraceOp& t = trace.device_ops[seq];
@@ -41,24 +42,27 @@ Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace
       op.data = std::make_shared<const simdisk::Bytes>(
           seq < run.write_data.size() ? run.write_data[seq] : simdisk::Bytes{});
       if (op.ok() && op.data->size() != op.length) {
-        return Status::Corruption(fmt::format("device op {}: {} data bytes for a write of {}",
-                                              seq, op.data->size(), op.length));
+        return Status::Corruption(fmt::format("device op {}: {} data bytes for a write of {}", seq,
+                                              op.data->size(), op.length));
       }
     }
     const uint64_t at = rec->Append(std::move(op));
     if (t.kind == simdisk::OpKind::kGuestBegin) {
       if (!open.insert(t.guest_op).second) {
-        return Status::Corruption(fmt::format("device op {}: guest op {} begins twice", seq,
-                                              t.guest_op));
+        return Status::Corruption(
+            fmt::format("device op {}: guest op {} begins twice", seq, t.guest_op));
       }
-      rec->BeginGuestOp(t.guest_op, t.guest_op < trace.workload.ops.size()
-                                        ? trace.workload.ops[t.guest_op].ToText()
-                                        : std::string("close"),
+      rec->BeginGuestOp(t.guest_op,
+                        t.guest_op < trace.workload.ops.size()
+                            ? trace.workload.ops[t.guest_op].ToText()
+                            : std::string("close"),
                         at);
     } else if (t.kind == simdisk::OpKind::kGuestAck) {
       if (open.erase(t.guest_op) == 0) {
-        return Status::Corruption(fmt::format("device op {}: guest op {} is acknowledged but "
-                                              "never began", seq, t.guest_op));
+        return Status::Corruption(
+            fmt::format("device op {}: guest op {} is acknowledged but "
+                        "never began",
+                        seq, t.guest_op));
       }
       rec->AckGuestOp(t.guest_op, at);
     }
@@ -118,8 +122,8 @@ Trace MakeEmbeddedTrace(const std::string& target, const std::string& target_ver
     for (size_t i = 0; i < n && zero; ++i) zero = piece[i] == 0;
     if (zero) continue;
     // One extent per nonzero piece: the text form's lines, so a parsed trace compares equal.
-    run.medium.emplace_back(at, std::vector<uint8_t>(piece.begin(),
-                                                     piece.begin() + static_cast<ptrdiff_t>(n)));
+    run.medium.emplace_back(
+        at, std::vector<uint8_t>(piece.begin(), piece.begin() + static_cast<ptrdiff_t>(n)));
   }
   run.write_data.resize(recording.op_count());
   for (const simdisk::OpRecord& op : recording.ops()) {

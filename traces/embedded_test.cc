@@ -4,9 +4,8 @@
 // shrinks the crash state of such a trace.
 #include "traces/embedded.h"
 
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "engine/image.h"
 #include "simdisk/sim_disk.h"
@@ -62,11 +61,10 @@ std::shared_ptr<const simdisk::Recording> BuggyRun(uint64_t* stray_write) {
 Trace BuggyTrace(const simdisk::CrashState& state) {
   uint64_t stray = 0;
   auto rec = BuggyRun(&stray);
-  auto oracle = OracleFor(BuggyWorkload(), CacheMode::kWritethrough,
-                          simdisk::CrashKind::kPowerLoss, *rec);
+  auto oracle =
+      OracleFor(BuggyWorkload(), CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, *rec);
   StateResult r = CheckEmbeddedState(*rec, *oracle, state);
-  return MakeEmbeddedTrace("buggy", "1.0 (test writer)", BuggyWorkload(), BuggySettings(), *rec,
-                           r);
+  return MakeEmbeddedTrace("buggy", "1.0 (test writer)", BuggyWorkload(), BuggySettings(), *rec, r);
 }
 
 simdisk::CrashState StrayDropped() {
@@ -177,8 +175,7 @@ TEST(EmbeddedTrace, CorruptDataIsRejectedNamingTheLine) {
   missing.erase(d_at, eol + 1 - d_at);
   auto parsed = Trace::Parse(missing, "t.cstrace");
   ASSERT_FALSE(parsed.ok());
-  EXPECT_NE(parsed.status().message().find("data"), std::string::npos)
-      << parsed.status().message();
+  EXPECT_NE(parsed.status().message().find("data"), std::string::npos) << parsed.status().message();
   // A medium extent too.
   std::string medium = text;
   const size_t m_at = text.find("\nm ") + 1;

@@ -11,8 +11,8 @@
 #include "engine/format/header.h"
 #include "engine/protocol.h"
 #include "simdisk/materialise.h"
-#include "traces/replay.h"
 #include "traces/embedded.h"
+#include "traces/replay.h"
 
 namespace crashsim::traces {
 namespace {
@@ -20,40 +20,57 @@ namespace {
 using simdisk::OpKind;
 
 enum class Fate : uint8_t {
-  kDurable,      // flushed before the crash's barrier, or an honoured FUA write
-  kKeptWhole,    // pending at the crash and persisted whole
+  kDurable,    // flushed before the crash's barrier, or an honoured FUA write
+  kKeptWhole,  // pending at the crash and persisted whole
   kTorn,
   kDropped,
-  kAfterCrash,   // issued after the crash point: never happened
-  kFailed,       // the op failed: no effect
+  kAfterCrash,  // issued after the crash point: never happened
+  kFailed,      // the op failed: no effect
   kNotAWrite,
 };
 
 const char* FateText(Fate f) {
   switch (f) {
-    case Fate::kDurable: return "durable";
-    case Fate::kKeptWhole: return "pending, persisted whole";
-    case Fate::kTorn: return "TORN";
-    case Fate::kDropped: return "DROPPED";
-    case Fate::kAfterCrash: return "after the crash";
-    case Fate::kFailed: return "failed, no effect";
-    case Fate::kNotAWrite: return "";
+    case Fate::kDurable:
+      return "durable";
+    case Fate::kKeptWhole:
+      return "pending, persisted whole";
+    case Fate::kTorn:
+      return "TORN";
+    case Fate::kDropped:
+      return "DROPPED";
+    case Fate::kAfterCrash:
+      return "after the crash";
+    case Fate::kFailed:
+      return "failed, no effect";
+    case Fate::kNotAWrite:
+      return "";
   }
   return "";
 }
 
 const char* TagColor(IoTag tag) {
   switch (tag) {
-    case IoTag::kHeader: return "#9467bd";
-    case IoTag::kL1Table: return "#1f77b4";
-    case IoTag::kL2Table: return "#17becf";
-    case IoTag::kRefcountTable: return "#ff7f0e";
-    case IoTag::kRefcountBlock: return "#e6a23c";
-    case IoTag::kData: return "#2ca02c";
-    case IoTag::kCowData: return "#98df8a";
-    case IoTag::kSnapshotTable: return "#8c564b";
-    case IoTag::kBitmap: return "#e377c2";
-    case IoTag::kUnknown: return "#7f7f7f";
+    case IoTag::kHeader:
+      return "#9467bd";
+    case IoTag::kL1Table:
+      return "#1f77b4";
+    case IoTag::kL2Table:
+      return "#17becf";
+    case IoTag::kRefcountTable:
+      return "#ff7f0e";
+    case IoTag::kRefcountBlock:
+      return "#e6a23c";
+    case IoTag::kData:
+      return "#2ca02c";
+    case IoTag::kCowData:
+      return "#98df8a";
+    case IoTag::kSnapshotTable:
+      return "#8c564b";
+    case IoTag::kBitmap:
+      return "#e377c2";
+    case IoTag::kUnknown:
+      return "#7f7f7f";
   }
   return "#7f7f7f";
 }
@@ -62,11 +79,20 @@ std::string Xml(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -116,8 +142,8 @@ Analysis Analyse(const Trace& t) {
 std::string TearText(const TraceOp& op, const simdisk::WriteFate& f, uint64_t unit) {
   const uint64_t first = op.offset / unit;
   const uint64_t units = op.length == 0 ? 0 : (op.offset + op.length - 1) / unit - first + 1;
-  std::string s = fmt::format("{} of {} units kept (mask {})", f.kept.Count(), units,
-                              f.kept.ToHex());
+  std::string s =
+      fmt::format("{} of {} units kept (mask {})", f.kept.Count(), units, f.kept.ToHex());
   if (!f.garbage.empty()) s += fmt::format(", {} garbage", f.garbage.Count());
   return s;
 }
@@ -127,11 +153,16 @@ std::string OpLabel(const TraceOp& op) {
     case OpKind::kWrite:
       return fmt::format("write {:#x}+{}{}{}", op.offset, op.length, op.fua ? " fua" : "",
                          op.honoured ? "" : " (fua ignored)");
-    case OpKind::kRead: return fmt::format("read {:#x}+{}", op.offset, op.length);
-    case OpKind::kFlush: return op.honoured ? "flush" : "flush (ignored)";
-    case OpKind::kResize: return fmt::format("resize to {:#x}", op.offset);
-    case OpKind::kGuestBegin: return fmt::format("guest op {} begins", op.guest_op);
-    case OpKind::kGuestAck: return fmt::format("guest op {} acknowledged", op.guest_op);
+    case OpKind::kRead:
+      return fmt::format("read {:#x}+{}", op.offset, op.length);
+    case OpKind::kFlush:
+      return op.honoured ? "flush" : "flush (ignored)";
+    case OpKind::kResize:
+      return fmt::format("resize to {:#x}", op.offset);
+    case OpKind::kGuestBegin:
+      return fmt::format("guest op {} begins", op.guest_op);
+    case OpKind::kGuestAck:
+      return fmt::format("guest op {} acknowledged", op.guest_op);
   }
   return "?";
 }
@@ -151,11 +182,11 @@ std::string GuestLabel(const Trace& t, uint64_t g) {
 
 std::string PointText(const Trace& t) {
   const PortablePoint& p = t.portable_point;
-  std::string anchor =
-      p.anchor == PortablePoint::Anchor::kStart ? std::string("the image was opened")
-      : p.anchor == PortablePoint::Anchor::kBegin
-          ? fmt::format("guest op {} began", GuestLabel(t, p.guest))
-          : fmt::format("guest op {} was acknowledged", GuestLabel(t, p.guest));
+  std::string anchor = p.anchor == PortablePoint::Anchor::kStart
+                           ? std::string("the image was opened")
+                       : p.anchor == PortablePoint::Anchor::kBegin
+                           ? fmt::format("guest op {} began", GuestLabel(t, p.guest))
+                           : fmt::format("guest op {} was acknowledged", GuestLabel(t, p.guest));
   return fmt::format("after {} and {} more device write/flush/resize op{} (device op {} of {})",
                      anchor, p.changes, p.changes == 1 ? "" : "s", t.state.point,
                      t.device_ops.size());
@@ -164,8 +195,8 @@ std::string PointText(const Trace& t) {
 struct LiveFacts {
   bool have = false;
   std::string log_note;
-  std::string dirty;     // "set" / "clear" with the field
-  std::string checker;   // summary + findings
+  std::string dirty;    // "set" / "clear" with the field
+  std::string checker;  // summary + findings
   StateResult result;
 };
 
@@ -176,8 +207,8 @@ LiveFacts Live(const Trace& t) {
   if (t.embedded) {  // a third-party run: rebuilt from the trace's own data
     auto rebuilt = RecordingOf(t);
     if (!rebuilt.ok()) {
-      live.log_note = "cannot rebuild the run from the trace's data: " +
-                      rebuilt.status().ToString();
+      live.log_note =
+          "cannot rebuild the run from the trace's data: " + rebuilt.status().ToString();
       return live;
     }
     recording = *rebuilt;
@@ -212,9 +243,9 @@ LiveFacts Live(const Trace& t) {
     live.dirty = "unreadable (the image is shorter than its header)";
   }
   CheckReport report = Check(**medium);
-  live.checker = fmt::format("{} corruptions, {} leaks, {} check errors{}", report.corruptions,
-                             report.leaks, report.check_errors,
-                             report.status.ok() ? "" : "; " + report.status.ToString());
+  live.checker =
+      fmt::format("{} corruptions, {} leaks, {} check errors{}", report.corruptions, report.leaks,
+                  report.check_errors, report.status.ok() ? "" : "; " + report.status.ToString());
   size_t shown = 0;
   for (const Finding& f : report.findings) {
     if (f.severity == FindingSeverity::kInfo) continue;
@@ -222,8 +253,8 @@ LiveFacts Live(const Trace& t) {
       live.checker += "\n    ...";
       break;
     }
-    live.checker += fmt::format("\n    {}{}", f.message,
-                                f.structure.empty() ? "" : " [" + f.structure + "]");
+    live.checker +=
+        fmt::format("\n    {}{}", f.message, f.structure.empty() ? "" : " [" + f.structure + "]");
   }
   if (explorer_holder) {
     live.result = explorer_holder->CheckState(t.state);
@@ -237,14 +268,15 @@ LiveFacts Live(const Trace& t) {
 std::string TextOf(const Trace& t, const Analysis& a, const LiveFacts& live,
                    const ExplainOptions& options) {
   const auto& ops = t.device_ops;
-  std::string out = fmt::format(
-      "Trace (format {}, written by crashsim {}): {} at {}\n", t.format_version,
-      t.crashsim_version, VerdictName(t.verdict), t.state.ToText());
+  std::string out =
+      fmt::format("Trace (format {}, written by crashsim {}): {} at {}\n", t.format_version,
+                  t.crashsim_version, VerdictName(t.verdict), t.state.ToText());
   for (const std::string& c : t.comments) out += "  # " + c + "\n";
   if (t.embedded) {
-    out += fmt::format("Target: {} ({}); the device writes' data is in the trace (initial medium "
-                       "{} bytes), so the crash state is rebuilt from it without a re-run\n",
-                       t.embedded->target, t.embedded->target_version, t.embedded->medium_size);
+    out += fmt::format(
+        "Target: {} ({}); the device writes' data is in the trace (initial medium "
+        "{} bytes), so the crash state is rebuilt from it without a re-run\n",
+        t.embedded->target, t.embedded->target_version, t.embedded->medium_size);
   }
   out += fmt::format("Image: {}\nCache mode: {}; crash: {}; atomic unit {} bytes\n",
                      t.settings.image.ToString(), CacheModeName(t.settings.cache_mode),
@@ -284,26 +316,27 @@ std::string TextOf(const Trace& t, const Analysis& a, const LiveFacts& live,
     if (op.kind == OpKind::kGuestBegin || op.kind == OpKind::kGuestAck) continue;
     std::string fate = FateText(a.fates[i]);
     if (op.kind == OpKind::kFlush) {
-      fate = i >= t.state.point        ? "after the crash"
+      fate = i >= t.state.point             ? "after the crash"
              : op.status != StatusCode::kOk ? "failed, no effect"
              : op.honoured                  ? "barrier"
                                             : "ignored by the cache mode";
     }
     if (a.fates[i] == Fate::kDurable && op.fua && op.honoured) fate = "durable (FUA)";
-    if (a.fates[i] == Fate::kTorn) fate += ": " + TearText(op, *a.write_fates[i],
-                                                           t.settings.atomic_unit);
-    out += fmt::format("  {:>5} {:>5}  {:<30} {:<30} {}\n", i,
-                       op.guest_op == simdisk::kNoGuestOp ? std::string("open")
-                                                          : std::to_string(op.guest_op),
-                       OpLabel(op), Structure(op), fate);
+    if (a.fates[i] == Fate::kTorn)
+      fate += ": " + TearText(op, *a.write_fates[i], t.settings.atomic_unit);
+    out += fmt::format(
+        "  {:>5} {:>5}  {:<30} {:<30} {}\n", i,
+        op.guest_op == simdisk::kNoGuestOp ? std::string("open") : std::to_string(op.guest_op),
+        OpLabel(op), Structure(op), fate);
     if (op.kind == OpKind::kFlush && op.honoured && op.status == StatusCode::kOk &&
         i < t.state.point) {
       out += fmt::format("  ----- barrier: ops before {} are durable -----\n", i + 1);
     }
   }
-  out += fmt::format("\nCrash state: {} writes pending at the crash: {} dropped, {} torn, {} "
-                     "persisted whole\n", a.pending, a.dropped, a.torn,
-                     a.pending - a.dropped - a.torn);
+  out += fmt::format(
+      "\nCrash state: {} writes pending at the crash: {} dropped, {} torn, {} "
+      "persisted whole\n",
+      a.pending, a.dropped, a.torn, a.pending - a.dropped - a.torn);
   if (!live.log_note.empty()) out += "Note: " + live.log_note + "\n";
   if (live.have) {
     out += fmt::format("Dirty bit at the crash: {}\n", live.dirty);
@@ -356,8 +389,9 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
       "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" "
       "fill=\"white\"/>\n",
       std::max(width, 1000), height);
-  s += fmt::format("<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">{} at {}</text>\n",
-                   Xml(VerdictName(t.verdict)), Xml(t.state.ToText()));
+  s +=
+      fmt::format("<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">{} at {}</text>\n",
+                  Xml(VerdictName(t.verdict)), Xml(t.state.ToText()));
   s += fmt::format("<text x=\"10\" y=\"36\">image {}</text>\n", Xml(t.settings.image.ToString()));
   s += fmt::format("<text x=\"10\" y=\"50\">cache={}, {}; crash {}</text>\n",
                    CacheModeName(t.settings.cache_mode), simdisk::CrashKindName(t.settings.crash),
@@ -392,10 +426,11 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
     if (ops[i].kind != OpKind::kGuestAck) continue;
     const uint64_t b = begins[ops[i].guest_op];
     const int x0 = x_of(b), x1 = std::max(x_of(i), x0 + 4);
-    s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"22\" rx=\"3\" fill=\"#ddd\" "
-                     "stroke=\"#888\" opacity=\"{}\"><title>{}</title></rect>\n",
-                     x0, top + 4, x1 - x0 - 1, b >= t.state.point ? 0.3 : 1.0,
-                     Xml(GuestLabel(t, ops[i].guest_op)));
+    s += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"22\" rx=\"3\" fill=\"#ddd\" "
+        "stroke=\"#888\" opacity=\"{}\"><title>{}</title></rect>\n",
+        x0, top + 4, x1 - x0 - 1, b >= t.state.point ? 0.3 : 1.0,
+        Xml(GuestLabel(t, ops[i].guest_op)));
     const uint64_t g = ops[i].guest_op;
     s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"9\">{}</text>\n", x0 + 2, top + 19,
                      g < t.workload.ops.size() ? std::to_string(g) : std::string("close"));
@@ -404,10 +439,11 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
   for (uint64_t i = 0; i < ops.size(); ++i) {
     if (ops[i].kind != OpKind::kFlush) continue;
     const int x = x_of(i) + cw / 2;
-    s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" "
-                     "stroke-width=\"1.5\"{}{}><title>op {}: {}</title></line>\n",
-                     x, top, x, plot_bottom, ops[i].honoured ? "" : " stroke-dasharray=\"2,3\"",
-                     i >= t.state.point ? " opacity=\"0.3\"" : "", i, Xml(OpLabel(ops[i])));
+    s += fmt::format(
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" "
+        "stroke-width=\"1.5\"{}{}><title>op {}: {}</title></line>\n",
+        x, top, x, plot_bottom, ops[i].honoured ? "" : " stroke-dasharray=\"2,3\"",
+        i >= t.state.point ? " opacity=\"0.3\"" : "", i, Xml(OpLabel(ops[i])));
   }
   // Writes and resizes.
   for (uint64_t i = 0; i < ops.size(); ++i) {
@@ -415,22 +451,24 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
     if (op.kind != OpKind::kWrite && op.kind != OpKind::kResize) continue;
     const int x = x_of(i) + 1, y = lane_y(op) + 4, w = cw - 2, h = lane_h - 8;
     const char* color = op.kind == OpKind::kWrite ? TagColor(op.tag) : "#444";
-    std::string tip = fmt::format("op {}: {} {} - {}", i, OpLabel(op), Structure(op),
-                                  FateText(a.fates[i]));
+    std::string tip =
+        fmt::format("op {}: {} {} - {}", i, OpLabel(op), Structure(op), FateText(a.fates[i]));
     switch (a.fates[i]) {
       case Fate::kDropped:
-        s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
-                         "stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"3,2\"><title>{}"
-                         "</title></rect>\n<text x=\"{}\" y=\"{}\" fill=\"#c00\" "
-                         "font-weight=\"bold\">x</text>\n",
-                         x, y, w, h, color, Xml(tip), x + 3, y + h - 6);
+        s += fmt::format(
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
+            "stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"3,2\"><title>{}"
+            "</title></rect>\n<text x=\"{}\" y=\"{}\" fill=\"#c00\" "
+            "font-weight=\"bold\">x</text>\n",
+            x, y, w, h, color, Xml(tip), x + 3, y + h - 6);
         break;
       case Fate::kTorn: {
         const simdisk::WriteFate& f = *a.write_fates[i];
         tip += ": " + TearText(op, f, t.settings.atomic_unit);
-        s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
-                         "stroke=\"{}\" stroke-width=\"2\"><title>{}</title></rect>\n",
-                         x, y, w, h, color, Xml(tip));
+        s += fmt::format(
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
+            "stroke=\"{}\" stroke-width=\"2\"><title>{}</title></rect>\n",
+            x, y, w, h, color, Xml(tip));
         s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n", x,
                          y + h / 2, w, h - h / 2, color);
         s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#c00\" font-weight=\"bold\">T</text>\n",
@@ -438,28 +476,29 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
         break;
       }
       default: {
-        const double opacity = a.fates[i] == Fate::kAfterCrash ? 0.2
-                               : a.fates[i] == Fate::kKeptWhole ? 0.75 : 1.0;
-        s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
-                         "opacity=\"{}\"{}><title>{}</title></rect>\n",
-                         x, y, w, h, a.fates[i] == Fate::kFailed ? "#bbb" : color, opacity,
-                         a.fates[i] == Fate::kKeptWhole ? " stroke=\"#000\" stroke-dasharray=\"1,1\""
-                                                        : "",
-                         Xml(tip));
+        const double opacity = a.fates[i] == Fate::kAfterCrash  ? 0.2
+                               : a.fates[i] == Fate::kKeptWhole ? 0.75
+                                                                : 1.0;
+        s += fmt::format(
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
+            "opacity=\"{}\"{}><title>{}</title></rect>\n",
+            x, y, w, h, a.fates[i] == Fate::kFailed ? "#bbb" : color, opacity,
+            a.fates[i] == Fate::kKeptWhole ? " stroke=\"#000\" stroke-dasharray=\"1,1\"" : "",
+            Xml(tip));
       }
     }
     if (op.fua) {
-      s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"black\"/>\n", x + w / 2,
-                       y - 1);
+      s +=
+          fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"black\"/>\n", x + w / 2, y - 1);
     }
   }
   // The crash.
   const int cx = x_of(t.state.point) - 1 + (t.state.point < ops.size() ? 0 : cw / 2);
-  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"red\" "
-                   "stroke-width=\"3\"/>\n<text x=\"{}\" y=\"{}\" fill=\"red\" "
-                   "font-weight=\"bold\">crash ({})</text>\n",
-                   cx, top - 6, cx, plot_bottom + 6, cx + 3, plot_bottom + 18,
-                   Xml(t.state.ToText()));
+  s += fmt::format(
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"red\" "
+      "stroke-width=\"3\"/>\n<text x=\"{}\" y=\"{}\" fill=\"red\" "
+      "font-weight=\"bold\">crash ({})</text>\n",
+      cx, top - 6, cx, plot_bottom + 6, cx + 3, plot_bottom + 18, Xml(t.state.ToText()));
   // Legend.
   int ly = plot_bottom + 44, lx = 10;
   s += fmt::format("<text x=\"10\" y=\"{}\" font-weight=\"bold\">legend</text>\n", ly - 10);
@@ -473,28 +512,35 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
     }
   };
   for (IoTag tag : lanes) {
-    swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n", lx,
-                       ly, TagColor(tag)),
+    swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n", lx, ly,
+                       TagColor(tag)),
            IoTagName(tag));
   }
   ly += 22;
   lx = 10;
-  swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\"/>\n", lx,
-                     ly), "durable");
+  swatch(
+      fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\"/>\n", lx, ly),
+      "durable");
   swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\" "
-                     "opacity=\"0.75\" stroke=\"#000\" stroke-dasharray=\"1,1\"/>\n", lx, ly),
+                     "opacity=\"0.75\" stroke=\"#000\" stroke-dasharray=\"1,1\"/>\n",
+                     lx, ly),
          "pending, persisted whole");
   swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"white\" "
                      "stroke=\"#888\" stroke-width=\"2\"/><rect x=\"{}\" y=\"{}\" width=\"12\" "
-                     "height=\"6\" fill=\"#888\"/>\n", lx, ly, lx, ly + 6),
+                     "height=\"6\" fill=\"#888\"/>\n",
+                     lx, ly, lx, ly + 6),
          "torn (T)");
   swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"white\" "
-                     "stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>\n", lx, ly),
+                     "stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>\n",
+                     lx, ly),
          "dropped (x)");
   swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\" "
-                     "opacity=\"0.2\"/>\n", lx, ly), "after the crash");
+                     "opacity=\"0.2\"/>\n",
+                     lx, ly),
+         "after the crash");
   swatch(fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" "
-                     "stroke-width=\"1.5\"/>\n", lx + 6, ly - 2, lx + 6, ly + 14),
+                     "stroke-width=\"1.5\"/>\n",
+                     lx + 6, ly - 2, lx + 6, ly + 14),
          "flush barrier (dashed: ignored)");
   swatch(fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"black\"/>\n", lx + 6, ly + 6),
          "FUA");

@@ -92,8 +92,8 @@ Result<std::vector<std::string_view>> LineReader::Expect(std::string_view keywor
   std::optional<std::string_view> line = Next(comments);
   if (!line) return Error(fmt::format("expected '{}': the trace is truncated", shape));
   if (too_long_) {
-    return Error(fmt::format("line longer than {} bytes (expected '{}')", kMaxTraceLineLength,
-                             shape));
+    return Error(
+        fmt::format("line longer than {} bytes (expected '{}')", kMaxTraceLineLength, shape));
   }
   std::vector<std::string_view> words = Words(*line);
   if (words.empty() || words[0] != keyword) {
@@ -151,13 +151,12 @@ Result<uint64_t> Number(const LineReader& r, std::string_view word, std::string_
   }
   uint64_t v = 0;
   auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
-  if (digits.empty() || ec == std::errc::invalid_argument ||
-      ptr != digits.data() + digits.size()) {
+  if (digits.empty() || ec == std::errc::invalid_argument || ptr != digits.data() + digits.size()) {
     return r.Error(fmt::format("{}: expected a number, got '{}'", what, LineReader::Clip(word)));
   }
   if (ec == std::errc::result_out_of_range || v > max) {
-    return r.Error(fmt::format("{} {} is out of range (at most {})", what, LineReader::Clip(word),
-                               max));
+    return r.Error(
+        fmt::format("{} {} is out of range (at most {})", what, LineReader::Clip(word), max));
   }
   return v;
 }
@@ -168,7 +167,8 @@ Result<uint64_t> Hex64(const LineReader& r, std::string_view word, std::string_v
   bool lower = true;  // the canonical form: a flipped case bit must not go unnoticed
   for (char c : word) lower &= !(c >= 'A' && c <= 'F');
   if (word.size() != 16 || !lower || ec != std::errc() || ptr != word.data() + word.size()) {
-    return r.Error(fmt::format("{}: expected 16 hex digits, got '{}'", what, LineReader::Clip(word)));
+    return r.Error(
+        fmt::format("{}: expected 16 hex digits, got '{}'", what, LineReader::Clip(word)));
   }
   return v;
 }
@@ -185,8 +185,7 @@ Status ExpectCount(const LineReader& r, const std::vector<std::string_view>& wor
   return Status::Ok();
 }
 
-Result<KeyValues> KeyValues::Parse(const LineReader& r,
-                                   const std::vector<std::string_view>& words,
+Result<KeyValues> KeyValues::Parse(const LineReader& r, const std::vector<std::string_view>& words,
                                    std::initializer_list<std::string_view> keys,
                                    std::string_view shape) {
   KeyValues kv;

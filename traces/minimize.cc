@@ -29,14 +29,16 @@ class Minimizer {
     ++runs_;
     ++checks_;
     if (r.code != kReplayMatch) {
-      return Status::InvalidArgument("the trace does not reproduce on this build, so there is "
-                                     "nothing to minimise against:\n" + r.message);
+      return Status::InvalidArgument(
+          "the trace does not reproduce on this build, so there is "
+          "nothing to minimise against:\n" +
+          r.message);
     }
     explorer_ = std::move(r.explorer);
     recording_ = r.recording;
     if (best_.embedded) {
-      oracle_ = OracleFor(best_.workload, best_.settings.cache_mode, best_.settings.crash,
-                          *recording_);
+      oracle_ =
+          OracleFor(best_.workload, best_.settings.cache_mode, best_.settings.crash, *recording_);
     }
     return Status::Ok();
   }
@@ -59,11 +61,11 @@ class Minimizer {
         };
         std::string what;
         for (size_t i = start; i < end; ++i) {
-          what += fmt::format("{}#{} {}", what.empty() ? "" : ", ", i,
-                              best_.workload.ops[i].ToText());
+          what +=
+              fmt::format("{}#{} {}", what.empty() ? "" : ", ", i, best_.workload.ops[i].ToText());
         }
-        removed = TryWorkload(w, map, fmt::format("removed guest op{} {}",
-                                                  end - start > 1 ? "s" : "", what));
+        removed = TryWorkload(
+            w, map, fmt::format("removed guest op{} {}", end - start > 1 ? "s" : "", what));
       }
       if (removed) {
         granularity = std::max<size_t>(granularity - 1, 2);
@@ -88,8 +90,8 @@ class Minimizer {
       if (!best_.state.fates[i].garbage.empty()) {
         simdisk::CrashState s = best_.state;
         s.fates[i].garbage = {};
-        TryState(s, fmt::format("{}: garbage units now hold the old bytes",
-                                Describe(s.fates[i].op)));
+        TryState(s,
+                 fmt::format("{}: garbage units now hold the old bytes", Describe(s.fates[i].op)));
       }
       GrowKept(i);
     }
@@ -106,8 +108,9 @@ class Minimizer {
         if (op.length > 512 && shorter < op.length) {
           Workload w = best_.workload;
           w.ops[i].length = shorter;
-          if (TryWorkload(w, {}, fmt::format("guest op #{} ({}): length {} -> {}", i,
-                                             op.ToText(), op.length, shorter))) {
+          if (TryWorkload(w, {},
+                          fmt::format("guest op #{} ({}): length {} -> {}", i, op.ToText(),
+                                      op.length, shorter))) {
             progress = true;
             continue;
           }
@@ -118,8 +121,9 @@ class Minimizer {
           if (lower >= now.offset || !Budget()) continue;
           Workload w = best_.workload;
           w.ops[i].offset = lower;
-          if (TryWorkload(w, {}, fmt::format("guest op #{} ({}): offset {:#x} -> {:#x}", i,
-                                             now.ToText(), now.offset, lower))) {
+          if (TryWorkload(w, {},
+                          fmt::format("guest op #{} ({}): offset {:#x} -> {:#x}", i, now.ToText(),
+                                      now.offset, lower))) {
             progress = true;
             break;
           }
@@ -193,8 +197,7 @@ class Minimizer {
   void GrowKept(size_t i) {
     const simdisk::WriteFate f0 = best_.state.fates[i];
     if (f0.kept.empty()) return;  // dropped (or all garbage): not a tear to shrink
-    const uint64_t units =
-        simdisk::UnitsOf(recording_->ops()[f0.op], best_.settings.atomic_unit);
+    const uint64_t units = simdisk::UnitsOf(recording_->ops()[f0.op], best_.settings.atomic_unit);
     for (uint64_t chunk = units / 2; chunk >= 1 && Budget(); chunk /= 2) {
       for (uint64_t begin = 0; begin < units && Budget(); begin += chunk) {
         const simdisk::WriteFate& f = best_.state.fates[i];
@@ -208,8 +211,7 @@ class Minimizer {
           }
         }
         if (added == 0 || g.kept.Count() == units || g.kept.Intersects(g.garbage)) continue;
-        TryState(s, fmt::format("{}: {} more of its {} units kept", Describe(f.op), added,
-                                units));
+        TryState(s, fmt::format("{}: {} more of its {} units kept", Describe(f.op), added, units));
       }
     }
   }

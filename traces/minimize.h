@@ -23,30 +23,30 @@
 namespace crashsim::traces {
 
 struct MinimizeOptions {
-  uint64_t max_checks = 4000;           // crash states checked in all
-  uint64_t states_per_candidate = 48;   // searched at a candidate's crash point
-  bool any_failure = false;             // accept any failure, not only the same class
+  uint64_t max_checks = 4000;                 // crash states checked in all
+  uint64_t states_per_candidate = 48;         // searched at a candidate's crash point
+  bool any_failure = false;                   // accept any failure, not only the same class
   std::function<void(std::string_view)> log;  // one line per accepted step
 };
 
 struct TraceCounts {
   uint64_t guest_ops = 0;
-  uint64_t guest_bytes = 0;    // bytes written, zeroed or discarded by the workload
+  uint64_t guest_bytes = 0;  // bytes written, zeroed or discarded by the workload
   uint64_t device_ops = 0;
   uint64_t device_writes = 0;
-  uint64_t dropped = 0;        // writes (or resizes) the crash dropped
-  uint64_t torn = 0;           // writes it tore
+  uint64_t dropped = 0;  // writes (or resizes) the crash dropped
+  uint64_t torn = 0;     // writes it tore
 
   std::string ToText() const;
 };
 TraceCounts CountsOf(const Trace& trace);
 
 struct MinimizeReport {
-  Trace trace;                      // the minimised trace
+  Trace trace;  // the minimised trace
   TraceCounts before, after;
-  uint64_t checks = 0;              // crash states checked
-  uint64_t runs = 0;                // workloads re-recorded
-  std::vector<std::string> steps;   // what each accepted step removed
+  uint64_t checks = 0;             // crash states checked
+  uint64_t runs = 0;               // workloads re-recorded
+  std::vector<std::string> steps;  // what each accepted step removed
 
   std::string Summary() const;
 };

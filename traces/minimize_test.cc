@@ -1,13 +1,14 @@
 // Minimisation on a real failure of this build: with the garbage tear model, a pending guest
 // write torn into garbage units makes the guest read garbage, which the oracle rejects. The
 // minimiser must keep that failure while removing the guest ops and fates that do not matter.
+#include "traces/minimize.h"
+
 #include <gtest/gtest.h>
 
 #include <iostream>
 
 #include "simdisk/crash_enumerator.h"
 #include "traces/capture.h"
-#include "traces/minimize.h"
 #include "traces/replay.h"
 
 namespace crashsim::traces {

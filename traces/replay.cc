@@ -27,8 +27,7 @@ void Conclude(const Trace& trace, const std::string& head, ReplayResult& out) {
   const bool same = out.actual.outcome == trace.verdict;
   out.code = same ? kReplayMatch : kReplayVerdictDiffers;
   out.message = fmt::format("{}\ncrash state: {}\nexpected: {}\ngot:      {}", head,
-                            trace.state.ToText(), VerdictName(trace.verdict),
-                            Describe(out.actual));
+                            trace.state.ToText(), VerdictName(trace.verdict), Describe(out.actual));
   if (same && trace.verdict == Outcome::kFailure &&
       FailureClass(trace.detail) != FailureClass(out.actual.detail)) {
     out.message += "\nnote: the failure reproduced, with a different description than recorded";
@@ -43,8 +42,9 @@ Result<ReplayResult> ReplayExact(const Trace& trace, std::unique_ptr<Explorer> e
   out.explorer = std::move(explorer);
   if (!diff.empty()) {
     out.code = kReplayDeviceLogDiffers;
-    out.message = diff + "\nthis engine build does not issue the device ops the trace recorded; "
-                         "replay --portable replays the guest workload alone";
+    out.message = diff +
+                  "\nthis engine build does not issue the device ops the trace recorded; "
+                  "replay --portable replays the guest workload alone";
     return out;
   }
   out.actual = out.explorer->CheckState(trace.state);
@@ -57,10 +57,10 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
   ReplayResult out;
   const std::vector<TraceOp> ops = TraceOpsOf(explorer->recording());
   ASSIGN_OR_RETURN(MappedPoint point, MapPoint(ops, trace.portable_point));
-  std::string head = fmt::format("portable replay: crash point '{}' is device op {} of {} on "
-                                 "this build{}{}",
-                                 trace.portable_point.ToText(), point.point, ops.size(),
-                                 point.exact ? "" : "; ", point.note);
+  std::string head = fmt::format(
+      "portable replay: crash point '{}' is device op {} of {} on "
+      "this build{}{}",
+      trace.portable_point.ToText(), point.point, ops.size(), point.exact ? "" : "; ", point.note);
   // First the trace's own state, carried over.
   out.state = MapState(trace.device_ops, trace.state, explorer->recording(),
                        trace.settings.atomic_unit, trace.settings.model.order)
@@ -75,9 +75,9 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
     out.recording = std::make_shared<const simdisk::Recording>(explorer->recording());
     out.explorer = std::move(explorer);
     out.code = kReplayMatch;
-    out.message = fmt::format("{}\ncrash state (carried over): {}\nexpected: {}\ngot:      {}",
-                              head, out.state.ToText(), VerdictName(trace.verdict),
-                              Describe(out.actual));
+    out.message =
+        fmt::format("{}\ncrash state (carried over): {}\nexpected: {}\ngot:      {}", head,
+                    out.state.ToText(), VerdictName(trace.verdict), Describe(out.actual));
     return out;
   }
   // Then every state at the point within the trace's bounds: for a failure, any failing state
@@ -116,15 +116,15 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
 Result<ReplayResult> ReplayEmbedded(const Trace& trace) {
   ReplayResult out;
   ASSIGN_OR_RETURN(out.recording, RecordingOf(trace));
-  auto oracle = OracleFor(trace.workload, trace.settings.cache_mode, trace.settings.crash,
-                          *out.recording);
+  auto oracle =
+      OracleFor(trace.workload, trace.settings.cache_mode, trace.settings.crash, *out.recording);
   out.state = trace.state;
   out.actual = CheckEmbeddedState(*out.recording, *oracle, trace.state);
-  Conclude(trace,
-           fmt::format("target {} ({}): {} device ops rebuilt from the trace's data",
-                       trace.embedded->target, trace.embedded->target_version,
-                       trace.device_ops.size()),
-           out);
+  Conclude(
+      trace,
+      fmt::format("target {} ({}): {} device ops rebuilt from the trace's data",
+                  trace.embedded->target, trace.embedded->target_version, trace.device_ops.size()),
+      out);
   return out;
 }
 
@@ -143,10 +143,10 @@ std::string CompareDeviceLog(const Trace& trace, const simdisk::Recording& recor
     }
   }
   if (got.size() != trace.device_ops.size()) {
-    return fmt::format("the device log has {} ops, the trace {}; first extra op: {}",
-                       got.size(), trace.device_ops.size(),
-                       got.size() > n ? TraceOpToText(TraceOpFrom(got[n]))
-                                      : TraceOpToText(trace.device_ops[n]));
+    return fmt::format(
+        "the device log has {} ops, the trace {}; first extra op: {}", got.size(),
+        trace.device_ops.size(),
+        got.size() > n ? TraceOpToText(TraceOpFrom(got[n])) : TraceOpToText(trace.device_ops[n]));
   }
   return "";
 }

@@ -34,9 +34,9 @@ struct ReplayOptions {
 
 struct ReplayResult {
   int code = kReplayMatch;
-  std::string message;           // one paragraph: what was compared and what differed
-  simdisk::CrashState state;     // the state checked (portable: the deciding one)
-  StateResult actual;            // its result
+  std::string message;        // one paragraph: what was compared and what differed
+  simdisk::CrashState state;  // the state checked (portable: the deciding one)
+  StateResult actual;         // its result
   uint64_t states_checked = 0;
   std::unique_ptr<Explorer> explorer;  // this build's recorded run (null for embedded traces)
   // The run the state was checked on: the explorer's recording, or the one rebuilt from an

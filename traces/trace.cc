@@ -24,14 +24,22 @@ using simdisk::OpKind;
 
 const char* StatusWord(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kIoError: return "io-error";
-    case StatusCode::kNoSpace: return "no-space";
-    case StatusCode::kCorruption: return "corruption";
-    case StatusCode::kInvalidArgument: return "invalid-argument";
-    case StatusCode::kNotSupported: return "not-supported";
-    case StatusCode::kReadOnly: return "read-only";
-    case StatusCode::kNotFound: return "not-found";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kIoError:
+      return "io-error";
+    case StatusCode::kNoSpace:
+      return "no-space";
+    case StatusCode::kCorruption:
+      return "corruption";
+    case StatusCode::kInvalidArgument:
+      return "invalid-argument";
+    case StatusCode::kNotSupported:
+      return "not-supported";
+    case StatusCode::kReadOnly:
+      return "read-only";
+    case StatusCode::kNotFound:
+      return "not-found";
   }
   return "?";
 }
@@ -67,9 +75,12 @@ std::optional<OpKind> ParseOpKind(std::string_view w) {
 
 const char* AnchorWord(PortablePoint::Anchor a) {
   switch (a) {
-    case PortablePoint::Anchor::kStart: return "start";
-    case PortablePoint::Anchor::kBegin: return "begin";
-    case PortablePoint::Anchor::kAck: return "ack";
+    case PortablePoint::Anchor::kStart:
+      return "start";
+    case PortablePoint::Anchor::kBegin:
+      return "begin";
+    case PortablePoint::Anchor::kAck:
+      return "ack";
   }
   return "?";
 }
@@ -94,8 +105,7 @@ Status ParseWorkload(LineReader& r, Workload& workload) {
   const std::string disk_line = fmt::format("disk {}\n", workload.disk_size);
   workload.ops.clear();
   for (uint64_t i = 0; i < count; ++i) {
-    ASSIGN_OR_RETURN(std::string_view line,
-                     r.Line(fmt::format("workload op {} of {}", i, count)));
+    ASSIGN_OR_RETURN(std::string_view line, r.Line(fmt::format("workload op {} of {}", i, count)));
     auto parsed = Workload::Parse(disk_line + std::string(line));
     if (!parsed.ok() || parsed->ops.size() != 1) {
       std::string why = parsed.ok() ? "expected one operation" : parsed.status().message();
@@ -117,14 +127,18 @@ Result<TraceOp> ParseDeviceOp(const LineReader& r, std::string_view line, uint64
   if (w.size() < 2) return r.Error(fmt::format("{}: expected 'SEQ KIND ...'", where));
   ASSIGN_OR_RETURN(uint64_t got_seq, Number(r, w[0], where + " sequence number"));
   if (got_seq != seq) {
-    return r.Error(fmt::format("expected device op {}, got op {} (a line is missing or "
-                               "repeated)", seq, got_seq));
+    return r.Error(
+        fmt::format("expected device op {}, got op {} (a line is missing or "
+                    "repeated)",
+                    seq, got_seq));
   }
   TraceOp op;
   std::optional<OpKind> kind = ParseOpKind(w[1]);
   if (!kind) {
-    return r.Error(fmt::format("{}: unknown kind '{}' (expected read, write, flush, resize, "
-                               "guest-begin, guest-ack)", where, LineReader::Clip(w[1])));
+    return r.Error(
+        fmt::format("{}: unknown kind '{}' (expected read, write, flush, resize, "
+                    "guest-begin, guest-ack)",
+                    where, LineReader::Clip(w[1])));
   }
   op.kind = *kind;
   size_t i = 2;
@@ -132,12 +146,12 @@ Result<TraceOp> ParseDeviceOp(const LineReader& r, std::string_view line, uint64
     if (w.size() <= i) return r.Error(where + ": expected OFFSET+LENGTH");
     size_t plus = w[i].find('+');
     if (plus == std::string_view::npos) {
-      return r.Error(fmt::format("{}: expected OFFSET+LENGTH, got '{}'", where,
-                                 LineReader::Clip(w[i])));
+      return r.Error(
+          fmt::format("{}: expected OFFSET+LENGTH, got '{}'", where, LineReader::Clip(w[i])));
     }
     ASSIGN_OR_RETURN(op.offset, Number(r, w[i].substr(0, plus), where + " offset"));
-    ASSIGN_OR_RETURN(op.length, Number(r, w[i].substr(plus + 1), where + " length",
-                                       UINT64_MAX - op.offset));
+    ASSIGN_OR_RETURN(op.length,
+                     Number(r, w[i].substr(plus + 1), where + " length", UINT64_MAX - op.offset));
     ++i;
   } else if (op.kind == OpKind::kResize) {
     if (w.size() <= i) return r.Error(where + ": expected the new SIZE");
@@ -159,7 +173,8 @@ Result<TraceOp> ParseDeviceOp(const LineReader& r, std::string_view line, uint64
       have_tag = true;
     } else if (word.starts_with("step=") && op.kind == OpKind::kWrite && op.step == 0) {
       std::optional<uint8_t> step = ParseStep(word.substr(5));
-      if (!step) return r.Error(fmt::format("{}: unknown step '{}'", where, LineReader::Clip(word)));
+      if (!step)
+        return r.Error(fmt::format("{}: unknown step '{}'", where, LineReader::Clip(word)));
       op.step = *step;
     } else if (word.starts_with("hash=") && op.kind == OpKind::kWrite && !have_hash) {
       ASSIGN_OR_RETURN(op.data_hash, Hex64(r, word.substr(5), where + " hash"));
@@ -193,8 +208,7 @@ Status ParseDeviceOps(LineReader& r, std::vector<TraceOp>& ops) {
   ASSIGN_OR_RETURN(uint64_t count, Number(r, w[0], "device op count", kMaxTraceOps));
   ops.clear();
   for (uint64_t seq = 0; seq < count; ++seq) {
-    ASSIGN_OR_RETURN(std::string_view line,
-                     r.Line(fmt::format("device op {} of {}", seq, count)));
+    ASSIGN_OR_RETURN(std::string_view line, r.Line(fmt::format("device op {} of {}", seq, count)));
     ASSIGN_OR_RETURN(TraceOp op, ParseDeviceOp(r, line, seq, count));
     ops.push_back(op);
   }
@@ -212,15 +226,17 @@ Status ParseEmbeddedData(LineReader& r, const std::vector<TraceOp>& ops, Embedde
     ASSIGN_OR_RETURN(uint64_t count, Number(r, w[1], "medium extent count", kMaxTraceOps));
     uint64_t end = 0;
     for (uint64_t i = 0; i < count; ++i) {
-      const std::string shape = fmt::format("m OFFSET LENGTH DATA (medium extent {} of {})", i,
-                                            count);
+      const std::string shape =
+          fmt::format("m OFFSET LENGTH DATA (medium extent {} of {})", i, count);
       ASSIGN_OR_RETURN(auto m, r.Expect("m", shape));
       RETURN_IF_ERROR(ExpectCount(r, m, 3, shape));
       ASSIGN_OR_RETURN(uint64_t offset, Number(r, m[0], "extent offset", run.medium_size));
       ASSIGN_OR_RETURN(uint64_t length, Number(r, m[1], "extent length", kTraceDataPiece));
       if (offset < end) {
-        return r.Error(fmt::format("medium extent at {:#x} overlaps or precedes the one before "
-                                   "(ending at {:#x})", offset, end));
+        return r.Error(
+            fmt::format("medium extent at {:#x} overlaps or precedes the one before "
+                        "(ending at {:#x})",
+                        offset, end));
       }
       if (length == 0 || offset + length > run.medium_size) {
         return r.Error(fmt::format("medium extent {:#x}+{} is empty or past the medium size {}",
@@ -247,15 +263,15 @@ Status ParseEmbeddedData(LineReader& r, const std::vector<TraceOp>& ops, Embedde
     for (; next_seq < seq; ++next_seq) {
       if (needs_data(next_seq) && run.write_data[next_seq].size() != ops[next_seq].length) {
         return r.Error(fmt::format("device op {} ({}) has {} of its {} data bytes", next_seq,
-                                   TraceOpToText(ops[next_seq]),
-                                   run.write_data[next_seq].size(), ops[next_seq].length));
+                                   TraceOpToText(ops[next_seq]), run.write_data[next_seq].size(),
+                                   ops[next_seq].length));
       }
     }
     return Status::Ok();
   };
   for (uint64_t i = 0; i < count; ++i) {
-    const std::string shape = fmt::format("d SEQ OFFSET LENGTH DATA (data piece {} of {})", i,
-                                          count);
+    const std::string shape =
+        fmt::format("d SEQ OFFSET LENGTH DATA (data piece {} of {})", i, count);
     ASSIGN_OR_RETURN(auto d, r.Expect("d", shape));
     RETURN_IF_ERROR(ExpectCount(r, d, 4, shape));
     ASSIGN_OR_RETURN(uint64_t seq, Number(r, d[0], "data op", kMaxTraceOps));
@@ -263,20 +279,22 @@ Status ParseEmbeddedData(LineReader& r, const std::vector<TraceOp>& ops, Embedde
       return r.Error(fmt::format("data for device op {}, which is not a successful write", seq));
     }
     if (seq < next_seq) {
-      return r.Error(fmt::format("data for device op {} after data of op {} (out of order)", seq,
-                                 next_seq));
+      return r.Error(
+          fmt::format("data for device op {} after data of op {} (out of order)", seq, next_seq));
     }
     RETURN_IF_ERROR(complete_up_to(seq));
     std::vector<uint8_t>& data = run.write_data[seq];
     ASSIGN_OR_RETURN(uint64_t offset, Number(r, d[1], "data offset", ops[seq].length));
     ASSIGN_OR_RETURN(uint64_t length, Number(r, d[2], "data length", kTraceDataPiece));
     if (offset != data.size()) {
-      return r.Error(fmt::format("device op {}: data piece at {} but {} bytes came before it",
-                                 seq, offset, data.size()));
+      return r.Error(fmt::format("device op {}: data piece at {} but {} bytes came before it", seq,
+                                 offset, data.size()));
     }
     if (length == 0 || offset + length > ops[seq].length) {
-      return r.Error(fmt::format("device op {}: data piece {}+{} is empty or past the write's {} "
-                                 "bytes", seq, offset, length, ops[seq].length));
+      return r.Error(
+          fmt::format("device op {}: data piece {}+{} is empty or past the write's {} "
+                      "bytes",
+                      seq, offset, length, ops[seq].length));
     }
     std::string why;
     auto bytes = DecodeBlob(d[3], length, &why);
@@ -285,9 +303,10 @@ Status ParseEmbeddedData(LineReader& r, const std::vector<TraceOp>& ops, Embedde
     if (data.size() == ops[seq].length) {
       const uint64_t hash = simdisk::HashBytes(data, 0);
       if (hash != ops[seq].data_hash) {
-        return r.Error(fmt::format("device op {}: its {} data bytes hash to {:016x}, the op says "
-                                   "hash={:016x} (the data is corrupt)", seq, data.size(), hash,
-                                   ops[seq].data_hash));
+        return r.Error(
+            fmt::format("device op {}: its {} data bytes hash to {:016x}, the op says "
+                        "hash={:016x} (the data is corrupt)",
+                        seq, data.size(), hash, ops[seq].data_hash));
       }
     }
   }
@@ -302,20 +321,18 @@ Status ValidateState(const LineReader& r, const simdisk::CrashState& s,
   }
   for (const simdisk::WriteFate& f : s.fates) {
     if (f.op >= s.point) {
-      return r.Error(fmt::format("fate of op {} is not before the crash point {}", f.op,
-                                 s.point));
+      return r.Error(fmt::format("fate of op {} is not before the crash point {}", f.op, s.point));
     }
     OpKind k = ops[f.op].kind;
     if (k != OpKind::kWrite && k != OpKind::kResize) {
-      return r.Error(fmt::format("fate of op {}, a {}, not a write or resize", f.op,
-                                 simdisk::OpKindName(k)));
+      return r.Error(
+          fmt::format("fate of op {}, a {}, not a write or resize", f.op, simdisk::OpKindName(k)));
     }
   }
   return Status::Ok();
 }
 
-Result<PortablePoint> ParsePortablePoint(const LineReader& r,
-                                         std::vector<std::string_view> w) {
+Result<PortablePoint> ParsePortablePoint(const LineReader& r, std::vector<std::string_view> w) {
   constexpr std::string_view kShape =
       "crash-point after=start|begin|ack [guest=N] changes=N [last=CLASS#N]";
   PortablePoint p;
@@ -351,8 +368,8 @@ Result<PortablePoint> ParsePortablePoint(const LineReader& r,
   } else if (after == "ack") {
     p.anchor = PortablePoint::Anchor::kAck;
   } else {
-    return r.Error(fmt::format("after: expected start, begin or ack, got '{}'",
-                               LineReader::Clip(after)));
+    return r.Error(
+        fmt::format("after: expected start, begin or ack, got '{}'", LineReader::Clip(after)));
   }
   ASSIGN_OR_RETURN(p.guest, Number(r, *kv.Get("guest"), "guest", kMaxTraceOps));
   ASSIGN_OR_RETURN(p.changes, Number(r, *kv.Get("changes"), "changes", kMaxTraceOps));
@@ -384,7 +401,9 @@ TraceOp TraceOpFrom(const simdisk::OpRecord& r) {
 std::string TraceOpToText(const TraceOp& op) {
   std::string text = simdisk::OpKindName(op.kind);
   switch (op.kind) {
-    case OpKind::kRead: text += fmt::format(" {:#x}+{}", op.offset, op.length); break;
+    case OpKind::kRead:
+      text += fmt::format(" {:#x}+{}", op.offset, op.length);
+      break;
     case OpKind::kWrite:
       text += fmt::format(" {:#x}+{}{}{} tag={}", op.offset, op.length, op.fua ? " fua" : "",
                           op.honoured ? "" : " ignored", IoTagName(op.tag));
@@ -394,9 +413,12 @@ std::string TraceOpToText(const TraceOp& op) {
     case OpKind::kFlush:
       if (!op.honoured) text += " ignored";
       break;
-    case OpKind::kResize: text += fmt::format(" {:#x}", op.offset); break;
+    case OpKind::kResize:
+      text += fmt::format(" {:#x}", op.offset);
+      break;
     case OpKind::kGuestBegin:
-    case OpKind::kGuestAck: break;
+    case OpKind::kGuestAck:
+      break;
   }
   if (op.guest_op != simdisk::kNoGuestOp) text += fmt::format(" guest={}", op.guest_op);
   if (op.status != StatusCode::kOk) text += fmt::format(" failed={}", StatusWord(op.status));
@@ -404,29 +426,36 @@ std::string TraceOpToText(const TraceOp& op) {
 }
 
 std::string PortablePoint::ToText() const {
-  std::string s = anchor == Anchor::kStart
-                      ? fmt::format("after=start changes={}", changes)
-                      : fmt::format("after={} guest={} changes={}", AnchorWord(anchor), guest,
-                                    changes);
+  std::string s = anchor == Anchor::kStart ? fmt::format("after=start changes={}", changes)
+                                           : fmt::format("after={} guest={} changes={}",
+                                                         AnchorWord(anchor), guest, changes);
   if (!last.empty()) s += fmt::format(" last={}#{}", last, last_index);
   return s;
 }
 
 std::string ChangeClass(const TraceOp& op) {
   switch (op.kind) {
-    case OpKind::kWrite: return IoTagName(op.tag);
-    case OpKind::kFlush: return "flush";
-    case OpKind::kResize: return "resize";
-    default: return "";
+    case OpKind::kWrite:
+      return IoTagName(op.tag);
+    case OpKind::kFlush:
+      return "flush";
+    case OpKind::kResize:
+      return "resize";
+    default:
+      return "";
   }
 }
 
 const char* VerdictName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kClean: return "clean";
-    case Outcome::kLeaksOnly: return "leaks-only";
-    case Outcome::kDirtyRepaired: return "dirty-repaired";
-    case Outcome::kFailure: return "failure";
+    case Outcome::kClean:
+      return "clean";
+    case Outcome::kLeaksOnly:
+      return "leaks-only";
+    case Outcome::kDirtyRepaired:
+      return "dirty-repaired";
+    case Outcome::kFailure:
+      return "failure";
   }
   return "?";
 }
@@ -501,13 +530,16 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
   LineReader r(text, name);
   Trace t;
   {
-    ASSIGN_OR_RETURN(auto w, r.Expect("crashsim-trace", "crashsim-trace VERSION (not a crashsim "
-                                                        "trace?)"));
+    ASSIGN_OR_RETURN(auto w, r.Expect("crashsim-trace",
+                                      "crashsim-trace VERSION (not a crashsim "
+                                      "trace?)"));
     RETURN_IF_ERROR(ExpectCount(r, w, 1, "crashsim-trace VERSION"));
     ASSIGN_OR_RETURN(uint64_t v, Number(r, w[0], "format version"));
     if (v == 0 || v > kTraceFormatVersion) {
-      return r.Error(fmt::format("trace format version {} is not supported: this crashsim ({}) "
-                                 "reads versions 1 to {}", v, Version(), kTraceFormatVersion));
+      return r.Error(
+          fmt::format("trace format version {} is not supported: this crashsim ({}) "
+                      "reads versions 1 to {}",
+                      v, Version(), kTraceFormatVersion));
     }
     t.format_version = static_cast<uint32_t>(v);
   }
@@ -529,9 +561,10 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
   // ToText() writes version 2 exactly when a run is embedded: a version 2 trace without one
   // would read back as version 1, and the reader accepts only what round-trips.
   if (t.format_version >= kTraceFormatVersionEmbedded && !t.embedded) {
-    return r.Error(fmt::format("a version {} trace carries an embedded run, starting with a "
-                               "'target NAME VERSION' line (without one it is version 1)",
-                               t.format_version));
+    return r.Error(
+        fmt::format("a version {} trace carries an embedded run, starting with a "
+                    "'target NAME VERSION' line (without one it is version 1)",
+                    t.format_version));
   }
   RETURN_IF_ERROR(ParseWorkload(r, t.workload));
   if (t.settings.image.size != t.workload.disk_size) {
@@ -559,13 +592,16 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
     ASSIGN_OR_RETURN(t.portable_point, ParsePortablePoint(r, w));
   }
   {
-    constexpr std::string_view kShape = "verdict clean|leaks-only|dirty-repaired|failure dirty=yes|no";
+    constexpr std::string_view kShape =
+        "verdict clean|leaks-only|dirty-repaired|failure dirty=yes|no";
     ASSIGN_OR_RETURN(auto w, r.Expect("verdict", kShape));
     if (w.size() != 2 || (w[1] != "dirty=yes" && w[1] != "dirty=no")) {
       return r.Error(fmt::format("expected '{}'", kShape));
     }
     std::optional<Outcome> v = ParseVerdict(w[0]);
-    if (!v) return r.Error(fmt::format("unknown verdict '{}' (expected '{}')", LineReader::Clip(w[0]), kShape));
+    if (!v)
+      return r.Error(
+          fmt::format("unknown verdict '{}' (expected '{}')", LineReader::Clip(w[0]), kShape));
     t.verdict = *v;
     t.dirty = w[1] == "dirty=yes";
   }
@@ -582,9 +618,10 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
   ASSIGN_OR_RETURN(uint64_t sum, Hex64(r, w[1], "checksum"));
   const uint64_t computed = TraceChecksum(text.substr(0, end_start));
   if (sum != computed) {
-    return r.Error(fmt::format("checksum mismatch: the end line says {:016x}, the {} bytes "
-                               "before it hash to {:016x} (the trace was edited or corrupted)",
-                               sum, end_start, computed));
+    return r.Error(
+        fmt::format("checksum mismatch: the end line says {:016x}, the {} bytes "
+                    "before it hash to {:016x} (the trace was edited or corrupted)",
+                    sum, end_start, computed));
   }
   if (text.size() == end_start + line.size() || text[end_start + line.size()] != '\n') {
     return r.Error("the end line has no newline: the trace is truncated");
@@ -605,8 +642,8 @@ Result<Trace> ReadTraceFile(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
     text.append(buf, n);
     if (text.size() > kMaxTraceOps * 256) {
-      return Status::InvalidArgument(fmt::format("{}: larger than any trace ({} bytes read)", path,
-                                                 text.size()));
+      return Status::InvalidArgument(
+          fmt::format("{}: larger than any trace ({} bytes read)", path, text.size()));
     }
   }
   if (std::ferror(f.get())) return Status::IoError(fmt::format("{}: read error", path));

@@ -21,8 +21,8 @@
 #include "engine/status.h"
 #include "properties/workload.h"
 #include "simdisk/crash_state.h"
-#include "simdisk/fault_plan.h"
 #include "simdisk/fates.h"
+#include "simdisk/fault_plan.h"
 #include "simdisk/recording.h"
 #include "traces/trace_settings.h"
 
@@ -33,9 +33,9 @@ namespace crashsim::traces {
 inline constexpr uint32_t kTraceFormatVersion = 2;
 inline constexpr uint32_t kTraceFormatVersionEmbedded = 2;
 // Bounds the reader enforces before allocating anything from a trace's numbers.
-inline constexpr uint64_t kMaxTraceDiskSize = uint64_t{1} << 30;   // guest disk: 1 GiB
-inline constexpr uint64_t kMaxTraceOps = uint64_t{1} << 22;        // guest ops, device ops
-inline constexpr size_t kMaxTraceLineLength = size_t{1} << 16;     // bytes per line
+inline constexpr uint64_t kMaxTraceDiskSize = uint64_t{1} << 30;  // guest disk: 1 GiB
+inline constexpr uint64_t kMaxTraceOps = uint64_t{1} << 22;       // guest ops, device ops
+inline constexpr size_t kMaxTraceLineLength = size_t{1} << 16;    // bytes per line
 inline constexpr uint64_t kMaxTraceAtomicUnit = 1 << 20;
 
 // One device operation of the reference run, as the trace records it (no data bytes).
@@ -46,8 +46,8 @@ struct TraceOp {
   bool fua = false;
   bool honoured = true;  // flush / FUA reached the medium
   IoTag tag = IoTag::kUnknown;
-  uint8_t step = 0;      // DurableStep when the recorder knew it; 0 otherwise
-  uint64_t data_hash = 0;                    // writes: simdisk HashBytes of the data
+  uint8_t step = 0;        // DurableStep when the recorder knew it; 0 otherwise
+  uint64_t data_hash = 0;  // writes: simdisk HashBytes of the data
   uint64_t guest_op = simdisk::kNoGuestOp;
   StatusCode status = StatusCode::kOk;
 
@@ -73,9 +73,9 @@ std::string TraceOpToText(const TraceOp& op);
 struct PortablePoint {
   enum class Anchor : uint8_t { kStart, kBegin, kAck };
   Anchor anchor = Anchor::kStart;
-  uint64_t guest = 0;    // meaningless for kStart
-  uint64_t changes = 0;  // device writes/flushes/resizes completed since the anchor
-  std::string last;      // class of the last of them; empty when changes == 0
+  uint64_t guest = 0;       // meaningless for kStart
+  uint64_t changes = 0;     // device writes/flushes/resizes completed since the anchor
+  std::string last;         // class of the last of them; empty when changes == 0
   uint64_t last_index = 0;  // 1-based occurrence of that class since the anchor
 
   // "after=ack guest=3 changes=2 last=L2#1", "after=start changes=0"
@@ -111,12 +111,12 @@ struct Trace {
   std::vector<std::string> comments;  // "# ..." lines of the header, without "# "
   TraceSettings settings;
   Workload workload;
-  std::vector<TraceOp> device_ops;    // the reference run's log, seq = index
+  std::vector<TraceOp> device_ops;  // the reference run's log, seq = index
   simdisk::CrashState state;
   PortablePoint portable_point;
   Outcome verdict = Outcome::kClean;
-  bool dirty = false;                 // the dirty bit as the check found it at the crash
-  std::string detail;                 // failures: what the property found
+  bool dirty = false;                   // the dirty bit as the check found it at the crash
+  std::string detail;                   // failures: what the property found
   std::optional<EmbeddedRun> embedded;  // set: a third-party run whose data the trace carries
 
   // The text form (FORMAT.md), ending with the checksum line.

@@ -14,9 +14,12 @@ const char* OrderWord(simdisk::OrderModel o) {
 }
 const char* TearsWord(simdisk::TearShape t) {
   switch (t) {
-    case simdisk::TearShape::kNone: return "none";
-    case simdisk::TearShape::kPrefix: return "prefix";
-    case simdisk::TearShape::kAnySubset: return "any";
+    case simdisk::TearShape::kNone:
+      return "none";
+    case simdisk::TearShape::kPrefix:
+      return "prefix";
+    case simdisk::TearShape::kAnySubset:
+      return "any";
   }
   return "?";
 }
@@ -47,8 +50,8 @@ TraceSettings SettingsFrom(const ExploreOptions& o) {
 }
 
 bool TraceSettings::operator==(const TraceSettings& o) const {
-  return image.ToString() == o.image.ToString() && cache_mode == o.cache_mode &&
-         crash == o.crash && model.order == o.model.order && model.tears == o.model.tears &&
+  return image.ToString() == o.image.ToString() && cache_mode == o.cache_mode && crash == o.crash &&
+         model.order == o.model.order && model.tears == o.model.tears &&
          model.content == o.model.content && atomic_unit == o.atomic_unit && seed == o.seed &&
          k == o.k && exhaustive_budget == o.exhaustive_budget && samples == o.samples &&
          metadata_first == o.metadata_first && writes_after_repair == o.writes_after_repair &&
@@ -141,7 +144,8 @@ Status ParseTraceSettings(LineReader& r, TraceSettings& s, std::vector<std::stri
     } else if (order == "prefix") {
       s.model.order = simdisk::OrderModel::kPrefix;
     } else {
-      return r.Error(fmt::format("order: expected any or prefix, got '{}'", LineReader::Clip(order)));
+      return r.Error(
+          fmt::format("order: expected any or prefix, got '{}'", LineReader::Clip(order)));
     }
     if (tears == "none") {
       s.model.tears = simdisk::TearShape::kNone;
@@ -150,8 +154,8 @@ Status ParseTraceSettings(LineReader& r, TraceSettings& s, std::vector<std::stri
     } else if (tears == "any") {
       s.model.tears = simdisk::TearShape::kAnySubset;
     } else {
-      return r.Error(fmt::format("tears: expected none, prefix or any, got '{}'",
-                                 LineReader::Clip(tears)));
+      return r.Error(
+          fmt::format("tears: expected none, prefix or any, got '{}'", LineReader::Clip(tears)));
     }
     if (content == "old-or-new") {
       s.model.content = simdisk::TearContent::kOldOrNew;
@@ -170,8 +174,9 @@ Status ParseTraceSettings(LineReader& r, TraceSettings& s, std::vector<std::stri
     constexpr std::string_view kShape =
         "explore seed=N k=N budget=N samples=N metadata-first=on|off";
     ASSIGN_OR_RETURN(auto w, r.Expect("explore", kShape));
-    ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(r, w, {"seed", "k", "budget", "samples",
-                                                           "metadata-first"}, kShape));
+    ASSIGN_OR_RETURN(
+        KeyValues kv,
+        KeyValues::Parse(r, w, {"seed", "k", "budget", "samples", "metadata-first"}, kShape));
     ASSIGN_OR_RETURN(s.seed, Number(r, *kv.Get("seed"), "seed"));
     ASSIGN_OR_RETURN(s.k, Number(r, *kv.Get("k"), "k", 64));
     ASSIGN_OR_RETURN(s.exhaustive_budget, Number(r, *kv.Get("budget"), "budget"));
@@ -202,14 +207,15 @@ Status ParseTraceSettings(LineReader& r, TraceSettings& s, std::vector<std::stri
       } else if (kind == "none") {
         s.backing = BackingKind::kNone;
       } else {
-        return r.Error(fmt::format("backing: expected raw, qcow2 or none, got '{}'",
-                                   LineReader::Clip(kind)));
+        return r.Error(
+            fmt::format("backing: expected raw, qcow2 or none, got '{}'", LineReader::Clip(kind)));
       }
       w.erase(it);
       break;
     }
-    ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(r, w, {"writes-after-repair",
-                                                           "repair-crash-states"}, kShape));
+    ASSIGN_OR_RETURN(
+        KeyValues kv,
+        KeyValues::Parse(r, w, {"writes-after-repair", "repair-crash-states"}, kShape));
     ASSIGN_OR_RETURN(s.writes_after_repair,
                      OnOffWord(r, *kv.Get("writes-after-repair"), "writes-after-repair"));
     ASSIGN_OR_RETURN(s.repair_crash_states,

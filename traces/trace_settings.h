@@ -11,8 +11,8 @@
 #include "engine/status.h"
 #include "properties/explorer.h"
 #include "simdisk/crash_state.h"
-#include "simdisk/fault_plan.h"
 #include "simdisk/fates.h"
+#include "simdisk/fault_plan.h"
 
 namespace crashsim::traces {
 

@@ -1,15 +1,15 @@
 // The trace format: write/read round trips, and the reader on damaged input (every truncation,
 // every flipped byte, a newer version, huge counts and sizes) giving an error that says where.
-#include <gtest/gtest.h>
-#include <rapidcheck/gtest.h>
+#include "traces/trace.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
 
 #include "properties/workload_gen.h"
 #include "simdisk/crash_enumerator.h"
 #include "traces/capture.h"
 #include "traces/replay.h"
-#include "traces/trace.h"
 
 namespace crashsim::traces {
 namespace {
@@ -24,8 +24,9 @@ ExploreOptions SmallOptions(CacheMode mode = CacheMode::kWriteback) {
 }
 
 Workload SmallWorkload() {
-  return *Workload::Parse("disk 69632\nwrite 0x0 4096 p=1\nwrite 0x3000 5000 p=2\nflush\n"
-                          "zero 0x0 4096 unmap\nwrite 0x8000 512 p=3\n");
+  return *Workload::Parse(
+      "disk 69632\nwrite 0x0 4096 p=1\nwrite 0x3000 5000 p=2\nflush\n"
+      "zero 0x0 4096 unmap\nwrite 0x8000 512 p=3\n");
 }
 
 // The trace of the `index`-th enumerated crash state of a small run.
@@ -141,15 +142,16 @@ TEST(TraceFormat, ChecksumMismatchSaysSo) {
 
 TEST(TraceFormat, NewerVersionIsRefused) {
   std::string text = Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 3");
-  ExpectErrorMentions(text, {"t.cstrace:1 (byte 0)", "version 3 is not supported",
-                             "reads versions 1 to 2"});
+  ExpectErrorMentions(
+      text, {"t.cstrace:1 (byte 0)", "version 3 is not supported", "reads versions 1 to 2"});
   ExpectErrorMentions("GIF89a\n", {"t.cstrace:1", "crashsim-trace VERSION"});
 }
 
 // Found by fuzz/fuzz_trace_parse (docs/fuzzing.md): a version 2 header on a trace with no
 // embedded run was accepted, and its ToText() wrote version 1: not the same trace read back.
 TEST(TraceFormat, VersionTwoWithoutAnEmbeddedRunIsRefused) {
-  std::string text = Reseal(Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 2"));
+  std::string text =
+      Reseal(Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 2"));
   ExpectErrorMentions(text, {"t.cstrace:", "version 2", "'target NAME VERSION'"});
 }
 
@@ -157,8 +159,8 @@ TEST(TraceFormat, HugeNumbersAreRefusedBeforeAllocating) {
   const std::string text = SampleTrace().ToText();
   size_t at = text.find("device-ops ");
   size_t eol = text.find('\n', at);
-  std::string bad = Reseal(text.substr(0, at) + "device-ops 18446744073709551615" +
-                           text.substr(eol));
+  std::string bad =
+      Reseal(text.substr(0, at) + "device-ops 18446744073709551615" + text.substr(eol));
   ExpectErrorMentions(bad, {"device op count", "out of range"});
   bad = Reseal(text.substr(0, at) + "device-ops 99999999999999999999999" + text.substr(eol));
   ExpectErrorMentions(bad, {"out of range"});
@@ -209,13 +211,22 @@ TEST(TraceFormat, PortablePointMapsByStructureAcrossEngines) {
     return o;
   };
   using K = simdisk::OpKind;
-  std::vector<TraceOp> before = {op(K::kGuestBegin), op(K::kWrite, IoTag::kL2Table),
-                                 op(K::kFlush), op(K::kWrite, IoTag::kL1Table),
-                                 op(K::kWrite, IoTag::kData), op(K::kGuestAck)};
-  std::vector<TraceOp> after = {op(K::kGuestBegin), op(K::kWrite, IoTag::kHeader), op(K::kFlush),
-                                op(K::kRead), op(K::kWrite, IoTag::kL2Table), op(K::kFlush),
-                                op(K::kWrite, IoTag::kL1Table), op(K::kRead),
-                                op(K::kWrite, IoTag::kData), op(K::kGuestAck)};
+  std::vector<TraceOp> before = {op(K::kGuestBegin),
+                                 op(K::kWrite, IoTag::kL2Table),
+                                 op(K::kFlush),
+                                 op(K::kWrite, IoTag::kL1Table),
+                                 op(K::kWrite, IoTag::kData),
+                                 op(K::kGuestAck)};
+  std::vector<TraceOp> after = {op(K::kGuestBegin),
+                                op(K::kWrite, IoTag::kHeader),
+                                op(K::kFlush),
+                                op(K::kRead),
+                                op(K::kWrite, IoTag::kL2Table),
+                                op(K::kFlush),
+                                op(K::kWrite, IoTag::kL1Table),
+                                op(K::kRead),
+                                op(K::kWrite, IoTag::kData),
+                                op(K::kGuestAck)};
   PortablePoint p = DescribePoint(before, 4);
   EXPECT_EQ(p.ToText(), "after=begin guest=0 changes=3 last=L1#1");
   auto m = MapPoint(after, p);
@@ -260,8 +271,8 @@ TEST(TraceFormat, MalformedFaultsAreRefused) {
   const std::string text = SampleTrace().ToText();
   for (const char* bad : {"fault=write", "fault=write#x:EIO", "fault=write#01:EIO",
                           "fault=guest-ack#1:EIO", "fault=write#1:EPERM", "fault=write#1"}) {
-    std::string edited = Reseal(Replace(text, "repair-crash-states=0",
-                                        std::string("repair-crash-states=0 ") + bad));
+    std::string edited =
+        Reseal(Replace(text, "repair-crash-states=0", std::string("repair-crash-states=0 ") + bad));
     ExpectErrorMentions(edited, {"fault"});
   }
 }

@@ -112,7 +112,8 @@ Status CompressCluster(Image& image, BlockDevice& device, uint64_t guest_cluster
 Status WriteText(Image& image, Model& m, uint64_t offset, uint64_t length) {
   std::vector<uint8_t> data(length);
   const std::string text = "crashsim conformance corpus, compressed cluster. ";
-  for (uint64_t i = 0; i < length; ++i) data[i] = static_cast<uint8_t>(text[(offset + i) % text.size()]);
+  for (uint64_t i = 0; i < length; ++i)
+    data[i] = static_cast<uint8_t>(text[(offset + i) % text.size()]);
   std::copy(data.begin(), data.end(), m.bytes.begin() + static_cast<ptrdiff_t>(offset));
   return image.Write(offset, data);
 }
@@ -141,17 +142,20 @@ std::vector<Recipe> Recipes() {
                  RETURN_IF_ERROR(Standard(image, m, d));
                  RETURN_IF_ERROR(ZeroRange(image, m, 65536, 65536, false));
                  return ZeroRange(image, m, 2 << 20, 3 * 65536, false);
-               }, "", false});
+               },
+               "", false});
   r.push_back({"zeroed + unmapped", "compat=1.1",
                [](Image& image, Model& m, BlockDevice& d) -> Status {
                  RETURN_IF_ERROR(Standard(image, m, d));
                  return ZeroRange(image, m, 0, 2 * 65536, true);
-               }, "", false});
+               },
+               "", false});
   r.push_back({"zero writes (v2)", "compat=0.10",
                [](Image& image, Model& m, BlockDevice& d) -> Status {
                  RETURN_IF_ERROR(Standard(image, m, d));
                  return ZeroRange(image, m, 65536, 65536, false);
-               }, "", false});
+               },
+               "", false});
   r.push_back({"compressed (deflate)", "compat=1.1", compressed, "", false});
   r.push_back({"compressed (zstd)", "compat=1.1,compression_type=zstd", compressed, "", false});
   r.push_back({"preallocation=metadata", "preallocation=metadata", Standard, "", false});
@@ -160,14 +164,16 @@ std::vector<Recipe> Recipes() {
                  RETURN_IF_ERROR(Standard(image, m, d));
                  RETURN_IF_ERROR(WritePattern(image, m, 3 << 20, 2048, 55));  // one subcluster
                  return ZeroRange(image, m, 4096, 2048, false);
-               }, "", false});
+               },
+               "", false});
   r.push_back({"backing base", "compat=1.1", Standard, "", false});
   r.push_back({"backing chain (2 levels)", "compat=1.1",
                [](Image& image, Model& m, BlockDevice&) -> Status {
-                 RETURN_IF_ERROR(WritePattern(image, m, 4096, 512, 66));   // partial cluster: COW
+                 RETURN_IF_ERROR(WritePattern(image, m, 4096, 512, 66));  // partial cluster: COW
                  RETURN_IF_ERROR(ZeroRange(image, m, 1 << 20, 65536, false));  // hides the base
                  return WritePattern(image, m, 2 << 20, 65536, 77);
-               }, "backing base", false});
+               },
+               "backing base", false});
   r.push_back({"internal snapshots", "compat=1.1",
                [](Image& image, Model& m, BlockDevice& d) -> Status {
                  // Two snapshots, each followed by writes over the clusters it shares, so the
@@ -179,7 +185,8 @@ std::vector<Recipe> Recipes() {
                  RETURN_IF_ERROR(WritePattern(image, m, 0, 4096, 99));
                  // No zero clusters here, so the row tells snapshots apart from zero flags.
                  return WritePattern(image, m, 2 * 65536 + 512, 65536, 111);
-               }, "", false});
+               },
+               "", false});
   r.push_back({"lazy refcounts, dirty", "compat=1.1,lazy_refcounts=on", Standard, "", true});
   return r;
 }
@@ -254,7 +261,8 @@ Result<std::vector<CorpusImage>> BuildCorpus(const std::string& dir) {
       return Status::Corruption(recipe.feature + ": crashsim does not read back its own image");
     }
     made[recipe.feature] = {path, model};
-    corpus.push_back({recipe.feature, path, kDiskSize, simdisk::HashBytes(model.bytes), model.bytes});
+    corpus.push_back(
+        {recipe.feature, path, kDiskSize, simdisk::HashBytes(model.bytes), model.bytes});
   }
   return corpus;
 }
@@ -275,9 +283,9 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
     ReaderOutcome o{image.feature, false, ""};
     const std::string output = dir + "/out.raw";
     fs::remove(output);
-    auto argv = ExpandCommand(ReaderTemplate(reader), {{"image", image.path},
-                                                       {"output", output},
-                                                       {"python_libqcow", script}});
+    auto argv =
+        ExpandCommand(ReaderTemplate(reader),
+                      {{"image", image.path}, {"output", output}, {"python_libqcow", script}});
     if (!argv.ok()) {
       o.detail = argv.status().ToString();
       out.push_back(o);
@@ -285,7 +293,8 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
     }
     RunResult r = RunCommand(*argv, timeout_ms);
     std::ifstream in(output, std::ios::binary);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
     if (r.exit_code != 0) {
       std::string last = r.output;
       while (!last.empty() && last.back() == '\n') last.pop_back();
@@ -300,8 +309,10 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
         const uint64_t at = static_cast<uint64_t>(a - bytes.begin());
         uint64_t end = at;
         while (end < bytes.size() && bytes[end] != image.expected[end]) ++end;
-        o.detail += fmt::format(" from guest offset {:#x} ({} bytes differ there: read {:#04x}, "
-                                "expected {:#04x})", at, end - at, *a, *b);
+        o.detail += fmt::format(
+            " from guest offset {:#x} ({} bytes differ there: read {:#04x}, "
+            "expected {:#04x})",
+            at, end - at, *a, *b);
       }
     } else {
       o.pass = true;

@@ -18,10 +18,10 @@
 namespace crashsim::validate {
 
 struct CorpusImage {
-  std::string feature;   // the row of the table: "refcount_bits=1", "backing chain", ...
-  std::string path;      // the top image
+  std::string feature;  // the row of the table: "refcount_bits=1", "backing chain", ...
+  std::string path;     // the top image
   uint64_t virtual_size = 0;
-  uint64_t content_hash = 0;  // simdisk HashBytes of the expected guest content
+  uint64_t content_hash = 0;      // simdisk HashBytes of the expected guest content
   std::vector<uint8_t> expected;  // the content itself, to say where a reader went wrong
 };
 

@@ -30,7 +30,8 @@ void MarkRoles(const simdisk::Medium& medium, std::map<uint64_t, IoTag>& roles,
   };
   auto read_table = [&](uint64_t offset, uint64_t entries) {
     std::vector<uint64_t> out;
-    entries = std::min<uint64_t>(entries, (medium.size() > offset ? medium.size() - offset : 0) / 8);
+    entries =
+        std::min<uint64_t>(entries, (medium.size() > offset ? medium.size() - offset : 0) / 8);
     std::vector<uint8_t> raw(entries * 8);
     medium.ReadAt(offset, raw);
     for (uint64_t i = 0; i < entries; ++i) out.push_back(LoadBE64(&raw[i * 8]));
@@ -42,7 +43,8 @@ void MarkRoles(const simdisk::Medium& medium, std::map<uint64_t, IoTag>& roles,
   const uint64_t rt_offset = LoadBE64(h + 48);
   const uint32_t rt_clusters = std::min<uint32_t>(LoadBE32(h + 56), kMaxReftableBytes >> bits);
   const uint64_t snap_offset = LoadBE64(h + 64);
-  for (uint64_t at = l1_offset; at < l1_offset + uint64_t{l1_size} * 8; at += cs) mark(at, IoTag::kL1Table);
+  for (uint64_t at = l1_offset; at < l1_offset + uint64_t{l1_size} * 8; at += cs)
+    mark(at, IoTag::kL1Table);
   for (uint64_t at = rt_offset; at < rt_offset + uint64_t{rt_clusters} * cs; at += cs) {
     mark(at, IoTag::kRefcountTable);
   }
@@ -74,7 +76,8 @@ std::shared_ptr<const simdisk::Recording> TagByImageMetadata(const simdisk::Reco
       op.tag = it == roles.end() ? IoTag::kData : it->second;
     }
     const uint64_t seq = out->Append(op);
-    if (op.kind == simdisk::OpKind::kGuestBegin) out->BeginGuestOp(op.guest_op, labels[op.guest_op], seq);
+    if (op.kind == simdisk::OpKind::kGuestBegin)
+      out->BeginGuestOp(op.guest_op, labels[op.guest_op], seq);
     if (op.kind == simdisk::OpKind::kGuestAck) out->AckGuestOp(op.guest_op, seq);
   }
   return out;

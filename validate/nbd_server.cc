@@ -3,12 +3,11 @@
 #include "validate/nbd_server.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -152,7 +151,8 @@ class Connection {
       std::vector<uint8_t> data(length);
       if (length > 0 && !ReadFull(data.data(), length, false)) return false;
       switch (option) {
-        case nbd::kOptExportName: return ExportName(data);
+        case nbd::kOptExportName:
+          return ExportName(data);
         case nbd::kOptAbort:
           OptionReply(option, nbd::kRepAck);
           return Fail(End::kClientClosed);
@@ -260,9 +260,10 @@ class Connection {
         buf.resize(length);
         if (length > 0 && !ReadFull(buf.data(), length, false)) return;
       }
-      const uint16_t allowed = (type == nbd::kCmdWriteZeroes) ? (nbd::kCmdFlagFua | nbd::kCmdFlagNoHole)
-                               : (type == nbd::kCmdWrite || type == nbd::kCmdTrim) ? nbd::kCmdFlagFua
-                                                                                   : 0;
+      const uint16_t allowed =
+          (type == nbd::kCmdWriteZeroes) ? (nbd::kCmdFlagFua | nbd::kCmdFlagNoHole)
+          : (type == nbd::kCmdWrite || type == nbd::kCmdTrim) ? nbd::kCmdFlagFua
+                                                              : 0;
       if (flags & ~allowed) {
         if (!Reply(handle, nbd::kEInval)) return;
         continue;

@@ -159,14 +159,17 @@ TEST_F(NbdServerTest, QemuImgCreatesAndQemuIoReadsBack) {
   if (!Have("qemu-img") || !Have("qemu-io")) GTEST_SKIP() << "qemu-utils not installed";
   RunResult create = RunCommand({"qemu-img", "create", "-f", "qcow2", server_->Uri(), "8M"}, 20000);
   ASSERT_EQ(create.exit_code, 0) << create.output;
-  const std::string opts = "driver=qcow2,file.driver=nbd,file.path=" + server_->options().socket_path;
-  RunResult write = RunCommand({"qemu-io", "--image-opts", opts, "-t", "writethrough", "-c",
-                                "write -P 0x5a 65536 131072", "-c", "write -f -P 0x33 0 4096",
-                                "-c", "write -z 1048576 65536", "-c", "discard 65536 4096", "-c",
-                                "flush"}, 20000);
+  const std::string opts =
+      "driver=qcow2,file.driver=nbd,file.path=" + server_->options().socket_path;
+  RunResult write =
+      RunCommand({"qemu-io", "--image-opts", opts, "-t", "writethrough", "-c",
+                  "write -P 0x5a 65536 131072", "-c", "write -f -P 0x33 0 4096", "-c",
+                  "write -z 1048576 65536", "-c", "discard 65536 4096", "-c", "flush"},
+                 20000);
   ASSERT_EQ(write.exit_code, 0) << write.output;
   RunResult read = RunCommand({"qemu-io", "--image-opts", opts, "-r", "-c",
-                               "read -P 0x5a 69632 126976", "-c", "read -P 0x33 0 4096"}, 20000);
+                               "read -P 0x5a 69632 126976", "-c", "read -P 0x33 0 4096"},
+                              20000);
   EXPECT_EQ(read.exit_code, 0) << read.output;
   EXPECT_EQ(read.output.find("Pattern verification failed"), std::string::npos) << read.output;
   NbdStats stats = server_->stats();
@@ -188,7 +191,8 @@ TEST_F(NbdServerTest, QemuIoOverUriAndFuaRecordedOnSimDisk) {
   NbdServer server(disk, mutex_, o);
   ASSERT_TRUE(server.Start().ok());
   RunResult run = RunCommand({"qemu-io", "-f", "raw", server.Uri(), "-c", "write -f -P 7 0 4096",
-                              "-c", "write -P 8 4096 4096", "-c", "flush"}, 20000);
+                              "-c", "write -P 8 4096 4096", "-c", "flush"},
+                             20000);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   server.Stop();
   bool saw_fua = false, saw_flush = false;
@@ -212,11 +216,12 @@ TEST_F(NbdServerTest, NbdinfoSeesTheExport) {
   RunResult list = RunCommand({"nbdinfo", "--list", "--json", server_->Uri()}, 20000);
   EXPECT_EQ(list.exit_code, 0) << list.output;
   EXPECT_NE(list.output.find("crashsim"), std::string::npos) << list.output;
-  RunResult size = RunCommand({"nbdinfo", "--size", "nbd+unix:///crashsim?socket=" +
-                               server_->options().socket_path}, 20000);
+  RunResult size = RunCommand(
+      {"nbdinfo", "--size", "nbd+unix:///crashsim?socket=" + server_->options().socket_path},
+      20000);
   EXPECT_EQ(size.output, "16777216\n");
-  RunResult unknown = RunCommand({"nbdinfo", "nbd+unix:///nope?socket=" +
-                                  server_->options().socket_path}, 20000);
+  RunResult unknown =
+      RunCommand({"nbdinfo", "nbd+unix:///nope?socket=" + server_->options().socket_path}, 20000);
   EXPECT_NE(unknown.exit_code, 0);
   ExpectAlive();
 }

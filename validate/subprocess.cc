@@ -3,13 +3,12 @@
 #include "validate/subprocess.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -133,7 +132,8 @@ RunResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
   const int64_t deadline = NowMs() + timeout_ms;
   bool open = true;
   while (open && NowMs() < deadline) {
-    open = ReadSome(fds[0], result.output, static_cast<int>(std::max<int64_t>(1, deadline - NowMs())));
+    open =
+        ReadSome(fds[0], result.output, static_cast<int>(std::max<int64_t>(1, deadline - NowMs())));
   }
   if (open) {
     kill(-*pid, SIGKILL);
@@ -186,8 +186,8 @@ Result<std::string> Interactive::ReadUntil(std::string_view marker, int timeout_
     }
     const int64_t left = deadline - NowMs();
     if (left <= 0) {
-      return Status::IoError(fmt::format("timed out after {} ms waiting for '{}'", timeout_ms,
-                                         marker));
+      return Status::IoError(
+          fmt::format("timed out after {} ms waiting for '{}'", timeout_ms, marker));
     }
     if (!ReadSome(out_fd_, pending_, static_cast<int>(left))) {
       return Status::IoError("the program exited");

@@ -17,7 +17,8 @@ std::string Trim(std::string_view s) {
   if (b == std::string_view::npos) return "";
   size_t e = s.find_last_not_of(" \t\r");
   std::string out(s.substr(b, e - b + 1));
-  if (out.size() >= 2 && out.front() == '"' && out.back() == '"') out = out.substr(1, out.size() - 2);
+  if (out.size() >= 2 && out.front() == '"' && out.back() == '"')
+    out = out.substr(1, out.size() - 2);
   return out;
 }
 
@@ -51,22 +52,35 @@ Result<TargetSpec> TargetSpec::Parse(std::string_view text, std::string_view nam
     std::string key = Trim(std::string_view(line).substr(0, eq));
     // The value keeps its spaces up to a closing quote (the prompt ends in one).
     std::string value = Trim(std::string_view(line).substr(eq + 1));
-    if (key == "name") spec.name = value;
-    else if (key == "version") spec.version = value;
-    else if (key == "create") spec.create = value;
-    else if (key == "drive") spec.drive = value;
-    else if (key == "prompt") spec.prompt = value;
-    else if (key == "errors") spec.errors = SplitOn(value, '|');
-    else if (key == "check") spec.check = value;
-    else if (key == "write_file") spec.write_file = value;
-    else if (key.rfind("op.", 0) == 0) spec.ops[key.substr(3)] = value;
-    else if (key.rfind("repair.", 0) == 0) spec.repairs.emplace_back(key.substr(7), value);
-    else return Status::InvalidArgument(fmt::format("{}:{}: unknown key '{}'", name, number, key));
+    if (key == "name")
+      spec.name = value;
+    else if (key == "version")
+      spec.version = value;
+    else if (key == "create")
+      spec.create = value;
+    else if (key == "drive")
+      spec.drive = value;
+    else if (key == "prompt")
+      spec.prompt = value;
+    else if (key == "errors")
+      spec.errors = SplitOn(value, '|');
+    else if (key == "check")
+      spec.check = value;
+    else if (key == "write_file")
+      spec.write_file = value;
+    else if (key.rfind("op.", 0) == 0)
+      spec.ops[key.substr(3)] = value;
+    else if (key.rfind("repair.", 0) == 0)
+      spec.repairs.emplace_back(key.substr(7), value);
+    else
+      return Status::InvalidArgument(fmt::format("{}:{}: unknown key '{}'", name, number, key));
   }
   for (auto [key, value] : {std::pair<const char*, const std::string*>{"name", &spec.name},
-                            {"create", &spec.create}, {"drive", &spec.drive},
+                            {"create", &spec.create},
+                            {"drive", &spec.drive},
                             {"prompt", &spec.prompt}}) {
-    if (value->empty()) return Status::InvalidArgument(fmt::format("{}: '{}' is required", name, key));
+    if (value->empty())
+      return Status::InvalidArgument(fmt::format("{}: '{}' is required", name, key));
   }
   for (const char* op : {"write", "flush", "close"}) {
     if (!spec.ops.count(op)) {
@@ -80,8 +94,8 @@ Result<TargetSpec> TargetSpec::Load(const std::string& name_or_path) {
   if (name_or_path == "qemu") return Parse(kBuiltinQemuTarget, "qemu.target (built in)");
   std::ifstream in(name_or_path);
   if (!in) {
-    return Status::NotFound(fmt::format("no built-in target '{}' and no such file (built in: qemu)",
-                                        name_or_path));
+    return Status::NotFound(
+        fmt::format("no built-in target '{}' and no such file (built in: qemu)", name_or_path));
   }
   std::stringstream buf;
   buf << in.rdbuf();

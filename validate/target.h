@@ -17,13 +17,13 @@ namespace crashsim::validate {
 
 struct TargetSpec {
   std::string name;
-  std::string version;   // command printing the implementation's version
-  std::string create;    // makes the image on the NBD export
-  std::string drive;     // interactive guest-I/O driver
-  std::string prompt;    // printed by the driver when it is ready for the next command
+  std::string version;  // command printing the implementation's version
+  std::string create;   // makes the image on the NBD export
+  std::string drive;    // interactive guest-I/O driver
+  std::string prompt;   // printed by the driver when it is ready for the next command
   std::map<std::string, std::string> ops;  // write, zero, zero_unmap, discard, flush, reopen, close
   std::vector<std::string> errors;         // words that mark a failed answer
-  std::string check;     // second-opinion checker on an image file (qemu-img check JSON)
+  std::string check;  // second-opinion checker on an image file (qemu-img check JSON)
   std::vector<std::pair<std::string, std::string>> repairs;  // name -> command, file order
   std::string write_file;  // one guest write to an image file, after a repair
 

@@ -96,18 +96,18 @@ Status Validator::Record() {
       report_.target_version = v.output.substr(0, v.output.find('\n'));
     }
   }
-  report_.workload = options_.workload ? *options_.workload
-                                       : GenerateWorkload(options_.seed, options_.disk_size,
-                                                          options_.cluster_size,
-                                                          options_.workload_ops);
+  report_.workload = options_.workload
+                         ? *options_.workload
+                         : GenerateWorkload(options_.seed, options_.disk_size,
+                                            options_.cluster_size, options_.workload_ops);
   const Workload& workload = report_.workload;
-  std::string create_opts = fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
-                                        options_.cluster_size,
-                                        options_.lazy_refcounts ? "on" : "off");
-  report_.config = fmt::format("cache={} lazy={} crash={} seed={}",
-                               CacheModeName(options_.cache_mode),
-                               options_.lazy_refcounts ? "on" : "off",
-                               simdisk::CrashKindName(options_.crash), options_.seed);
+  std::string create_opts =
+      fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}", options_.cluster_size,
+                  options_.lazy_refcounts ? "on" : "off");
+  report_.config =
+      fmt::format("cache={} lazy={} crash={} seed={}", CacheModeName(options_.cache_mode),
+                  options_.lazy_refcounts ? "on" : "off", simdisk::CrashKindName(options_.crash),
+                  options_.seed);
   const std::string socket = impl_->File("nbd.sock");
   auto& vars = impl_->vars;
   vars = {{"socket", socket},
@@ -131,8 +131,8 @@ Status Validator::Record() {
     RunResult r = RunCommand(argv, options_.timeout_ms);
     server.Stop();
     if (r.exit_code != 0) {
-      return Status::IoError(fmt::format("{} create failed (exit {}): {}", t.name, r.exit_code,
-                                         r.output));
+      return Status::IoError(
+          fmt::format("{} create failed (exit {}): {}", t.name, r.exit_code, r.output));
     }
     initial = std::make_shared<simdisk::Medium>(create_disk.live());
   }
@@ -146,8 +146,8 @@ Status Validator::Record() {
   auto opened = driver->ReadUntil(t.prompt, options_.timeout_ms);
   if (!opened.ok() || AnswerIsError(t, *opened)) {
     return Status::IoError(fmt::format("{} driver did not start: {} {}", t.name,
-                                       opened.status().ToString(), driver->output_so_far() +
-                                       (opened.ok() ? *opened : "")));
+                                       opened.status().ToString(),
+                                       driver->output_so_far() + (opened.ok() ? *opened : "")));
   }
   auto guest_op = [&](uint64_t id, const std::string& label, const std::vector<std::string>& cmds,
                       bool last) -> Status {
@@ -160,8 +160,8 @@ Status Validator::Record() {
       if (last) {
         RunResult r = driver->Finish(options_.timeout_ms);
         if (r.exit_code != 0 || AnswerIsError(t, r.output)) {
-          return Status::IoError(fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code,
-                                             r.output));
+          return Status::IoError(
+              fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code, r.output));
         }
         break;
       }
@@ -190,24 +190,36 @@ Status Validator::Record() {
         RETURN_IF_ERROR(WriteBytes(v["data_file"], data));
         break;
       }
-      case WorkloadOpKind::kZero: key = op.unmap ? "zero_unmap" : "zero"; break;
-      case WorkloadOpKind::kDiscard: key = "discard"; break;
-      case WorkloadOpKind::kFlush: key = "flush"; break;
-      case WorkloadOpKind::kReopen: key = "reopen"; break;
-      case WorkloadOpKind::kRead: key = "read"; break;
-      case WorkloadOpKind::kSnapshot: key = "snapshot"; break;
+      case WorkloadOpKind::kZero:
+        key = op.unmap ? "zero_unmap" : "zero";
+        break;
+      case WorkloadOpKind::kDiscard:
+        key = "discard";
+        break;
+      case WorkloadOpKind::kFlush:
+        key = "flush";
+        break;
+      case WorkloadOpKind::kReopen:
+        key = "reopen";
+        break;
+      case WorkloadOpKind::kRead:
+        key = "read";
+        break;
+      case WorkloadOpKind::kSnapshot:
+        key = "snapshot";
+        break;
     }
     auto it = t.ops.find(key);
     if (it == t.ops.end()) {
-      return Status::NotSupported(fmt::format("target {} has no op.{} for '{}'", t.name, key,
-                                              op.ToText()));
+      return Status::NotSupported(
+          fmt::format("target {} has no op.{} for '{}'", t.name, key, op.ToText()));
     }
     ASSIGN_OR_RETURN(std::string cmds, Expand(it->second, v));
     Status st = guest_op(i, op.ToText(), SplitCommands(cmds), false);
     if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i, op.ToText()));
   }
-  RETURN_IF_ERROR(guest_op(workload.ops.size(), "close", {t.ops.at("close")}, true)
-                      .WithContext("close"));
+  RETURN_IF_ERROR(
+      guest_op(workload.ops.size(), "close", {t.ops.at("close")}, true).WithContext("close"));
   server.Stop();
   recording_ = TagByImageMetadata(disk.recording());
 
@@ -339,9 +351,9 @@ ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
       const int64_t leaks = JsonInt(r.output, "leaks");
       const int ours_exit = CheckExitCode(ours);
       if (ours_exit != r.exit_code || ours.corruptions != corruptions || ours.leaks != leaks) {
-        report.disagreements.push_back(
-            {state->ToText(), Verdict(ours_exit, ours.corruptions, ours.leaks),
-             Verdict(r.exit_code, corruptions, leaks)});
+        report.disagreements.push_back({state->ToText(),
+                                        Verdict(ours_exit, ours.corruptions, ours.leaks),
+                                        Verdict(r.exit_code, corruptions, leaks)});
       }
     }
 
@@ -424,20 +436,23 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
   auto mapped_before = MappedGuestRanges(**repaired);
   if (!mapped_before.ok()) return;
   const uint64_t cs = options_.cluster_size;
-  const WorkloadOp writes[2] = {
-      {.kind = WorkloadOpKind::kWrite, .offset = 0,
-       .length = std::min<uint64_t>(size, 2 * cs + 512), .pattern = 0xfeed01},
-      {.kind = WorkloadOpKind::kWrite, .offset = size / 2 + 512,
-       .length = std::min<uint64_t>(size / 2 - 512, cs + 1000), .pattern = 0xfeed02}};
+  const WorkloadOp writes[2] = {{.kind = WorkloadOpKind::kWrite,
+                                 .offset = 0,
+                                 .length = std::min<uint64_t>(size, 2 * cs + 512),
+                                 .pattern = 0xfeed01},
+                                {.kind = WorkloadOpKind::kWrite,
+                                 .offset = size / 2 + 512,
+                                 .length = std::min<uint64_t>(size / 2 - 512, cs + 1000),
+                                 .pattern = 0xfeed02}};
   for (const WorkloadOp& w : writes) {
     std::vector<uint8_t> data(w.length);
     FillPattern(w.pattern, w.offset, data);
     const std::string data_file = impl_->File("after.bin");
     if (!WriteBytes(data_file, data).ok()) return;
-    RunResult wr = RunOnFile(options_.target.write_file,
-                             {{"image", copy}, {"data_file", data_file},
-                              {"offset", std::to_string(w.offset)},
-                              {"length", std::to_string(w.length)}});
+    RunResult wr = RunOnFile(options_.target.write_file, {{"image", copy},
+                                                          {"data_file", data_file},
+                                                          {"offset", std::to_string(w.offset)},
+                                                          {"length", std::to_string(w.length)}});
     if (wr.exit_code != 0 || AnswerIsError(options_.target, wr.output)) {
       ++study.broken_after_writes;
       note(fmt::format("a write after the repair failed (exit {}): {}", wr.exit_code,
@@ -472,14 +487,16 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
     for (const WorkloadOp& w : writes) {
       const uint64_t from = std::max(begin, w.offset);
       const uint64_t to = std::min(end, w.offset + w.length);
-      if (from < to) FillPattern(w.pattern, from, std::span(*old_bytes).subspan(from - begin, to - from));
+      if (from < to)
+        FillPattern(w.pattern, from, std::span(*old_bytes).subspan(from - begin, to - from));
     }
     same = *got == *old_bytes;
   }
   if (!same) {
     ++study.broken_after_writes;
-    finding("after the repair and two writes, guest data differs from what was there plus the "
-            "writes");
+    finding(
+        "after the repair and two writes, guest data differs from what was there plus the "
+        "writes");
   }
 }
 

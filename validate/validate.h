@@ -38,46 +38,46 @@
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/recording.h"
+#include "traces/trace.h"
 #include "validate/subprocess.h"
 #include "validate/target.h"
-#include "traces/trace.h"
 
 namespace crashsim::validate {
 
 struct ValidateOptions {
   TargetSpec target;
   CacheMode cache_mode = CacheMode::kWritethrough;  // the target's cache mode ({cache})
-  std::string image_opts;         // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
-  bool lazy_refcounts = false;    // created with lazy_refcounts=on (compat=1.1)
+  std::string image_opts;       // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
+  bool lazy_refcounts = false;  // created with lazy_refcounts=on (compat=1.1)
   uint64_t cluster_size = 65536;
   simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
   uint64_t seed = 1;
   std::optional<Workload> workload;  // unset: generated from the seed
   size_t workload_ops = 10;
-  uint64_t disk_size = 4 << 20;    // guest disk of generated workloads
-  uint64_t export_size = 32 << 20; // the simulated disk the image file lives on
-  uint64_t max_states = 40;        // 0: every enumerated state
+  uint64_t disk_size = 4 << 20;     // guest disk of generated workloads
+  uint64_t export_size = 32 << 20;  // the simulated disk the image file lives on
+  uint64_t max_states = 40;         // 0: every enumerated state
   uint64_t k = 1;
   uint64_t exhaustive_budget = 64;
   uint64_t samples = 2;
   bool second_opinion = true;
   bool repair_study = true;
-  uint64_t repair_states = 0;      // dirty states per run given to the target's repairs (0: all)
+  uint64_t repair_states = 0;  // dirty states per run given to the target's repairs (0: all)
   bool minimise = true;
-  std::string trace_dir;           // findings are kept here when set
-  std::string work_dir;            // scratch files; a fresh directory is made when empty
-  int timeout_ms = 30000;          // per target command
+  std::string trace_dir;   // findings are kept here when set
+  std::string work_dir;    // scratch files; a fresh directory is made when empty
+  int timeout_ms = 30000;  // per target command
 };
 
 struct RepairStudy {
-  std::string name;             // "check-r-leaks", ...
+  std::string name;  // "check-r-leaks", ...
   uint64_t attempted = 0;
-  uint64_t exit_zero = 0;       // the command reported success
-  uint64_t refused = 0;         // nonzero exit
-  uint64_t clean_after = 0;     // crashsim's check finds no corruption and no dirty bit after it
-  uint64_t still_dirty = 0;     // dirty bit still set after it
-  uint64_t data_lost = 0;       // durable guest data gone or illegal after it
-  uint64_t broken_after_writes = 0;  // further writes by the target corrupted it / lost data
+  uint64_t exit_zero = 0;    // the command reported success
+  uint64_t refused = 0;      // nonzero exit
+  uint64_t clean_after = 0;  // crashsim's check finds no corruption and no dirty bit after it
+  uint64_t still_dirty = 0;  // dirty bit still set after it
+  uint64_t data_lost = 0;    // durable guest data gone or illegal after it
+  uint64_t broken_after_writes = 0;   // further writes by the target corrupted it / lost data
   std::vector<std::string> examples;  // first few notable results
 };
 
@@ -88,8 +88,8 @@ struct Disagreement {
 };
 
 struct ValidateFinding {
-  std::string state;      // minimised crash state (text form)
-  std::string original;   // as enumerated
+  std::string state;     // minimised crash state (text form)
+  std::string original;  // as enumerated
   std::string detail;
   std::string trace_path;
 };

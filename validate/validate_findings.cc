@@ -42,11 +42,11 @@ std::string Validator::WriteStateTrace(const std::string& dir, const simdisk::Cr
   r.detail = CheckProperty(state, &outcome, &dirty);
   r.outcome = r.detail.empty() ? outcome : Outcome::kFailure;
   r.dirty = dirty;
-  traces::Trace trace = traces::MakeEmbeddedTrace(report_.target_name, report_.target_version,
-                                                  report_.workload, TraceSettingsOf(),
-                                                  *recording_, r);
-  trace.comments.push_back(fmt::format("crashsim validate --target {}: {}", report_.target_name,
-                                       report_.config));
+  traces::Trace trace =
+      traces::MakeEmbeddedTrace(report_.target_name, report_.target_version, report_.workload,
+                                TraceSettingsOf(), *recording_, r);
+  trace.comments.push_back(
+      fmt::format("crashsim validate --target {}: {}", report_.target_name, report_.config));
   if (!note.empty()) trace.comments.push_back(note);
   const std::string path = dir + "/trace.cstrace";
   if (!traces::WriteTraceFile(path, trace).ok()) return "";
@@ -116,8 +116,8 @@ void Validator::RecordRepairFinding(const std::string& repair, const std::string
     std::string slug = report_.config;
     std::replace(slug.begin(), slug.end(), ' ', '_');
     std::replace(slug.begin(), slug.end(), '=', '-');
-    const std::string dir = fmt::format("{}/{}-{}-repair-{}", options_.trace_dir,
-                                        report_.target_name, slug, repair);
+    const std::string dir =
+        fmt::format("{}/{}-{}-repair-{}", options_.trace_dir, report_.target_name, slug, repair);
     fs::create_directories(dir);
     // Each file appears whole or not at all (the finding is reported either way).
     auto image = PosixDevice::Open(image_file, PosixOpenOptions{.read_only = true});
@@ -129,9 +129,9 @@ void Validator::RecordRepairFinding(const std::string& repair, const std::string
                     report_.target_name, report_.target_version, report_.config, point, command,
                     what));
     if (current_state_) {
-      (void)WriteStateTrace(dir, *current_state_,
-                            fmt::format("the crash state the target's repair '{}' started from",
-                                        repair));
+      (void)WriteStateTrace(
+          dir, *current_state_,
+          fmt::format("the crash state the target's repair '{}' started from", repair));
     }
     (void)WriteFileAtomically(
         dir + "/repro.sh",
@@ -152,14 +152,14 @@ std::string ValidateReport::Summary() const {
   out += fmt::format(
       "workload {} guest ops; device ops {} (writes {}, metadata writes {}, FUA {}, flushes {})\n",
       workload.ops.size(), device_ops, device_writes, metadata_writes, device_fua, device_flushes);
-  out += fmt::format("crash points {}, states possible {}, within bound {}, explored {}\n",
-                     enumeration.crash_points,
-                     enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
-                                                                 : std::to_string(enumeration.possible),
-                     enumeration.within_bound == simdisk::kSaturated
-                         ? std::string("2^64+")
-                         : std::to_string(enumeration.within_bound),
-                     explored);
+  out += fmt::format(
+      "crash points {}, states possible {}, within bound {}, explored {}\n",
+      enumeration.crash_points,
+      enumeration.possible == simdisk::kSaturated ? std::string("2^64+")
+                                                  : std::to_string(enumeration.possible),
+      enumeration.within_bound == simdisk::kSaturated ? std::string("2^64+")
+                                                      : std::to_string(enumeration.within_bound),
+      explored);
   for (int i = 0; i < kOutcomeCount; ++i) {
     out += fmt::format("  {:<16} {}\n", OutcomeName(static_cast<Outcome>(i)), outcomes[i]);
   }

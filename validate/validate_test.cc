@@ -2,11 +2,11 @@
 // deterministic in its workload, its writes are tagged by structure, crash states of QEMU's
 // non-lazy writethrough runs satisfy the property, and the repair study reports what QEMU does.
 #include "validate/validate.h"
-#include "validate/workload_generator.h"
 
 #include <gtest/gtest.h>
 
 #include "validate/subprocess.h"
+#include "validate/workload_generator.h"
 
 namespace crashsim::validate {
 namespace {
@@ -81,7 +81,8 @@ TEST(Validate, AFailingTargetIsAnErrorNotAHang) {
   ValidateOptions o = Options();
   auto spec = TargetSpec::Parse(
       "name = broken\ncreate = false\ndrive = cat\nprompt = \"> \"\nop.write = x\n"
-      "op.flush = x\nop.close = x\n", "broken.target");
+      "op.flush = x\nop.close = x\n",
+      "broken.target");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   o.target = *spec;
   o.timeout_ms = 2000;

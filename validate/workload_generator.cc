@@ -14,7 +14,7 @@ Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_si
   for (size_t i = 0; i < ops; ++i) {
     WorkloadOp op;
     const uint64_t kind = rng.Below(20);
-    op.kind = kind < 12 ? WorkloadOpKind::kWrite
+    op.kind = kind < 12   ? WorkloadOpKind::kWrite
               : kind < 14 ? WorkloadOpKind::kZero
               : kind < 16 ? WorkloadOpKind::kDiscard
               : kind < 19 ? WorkloadOpKind::kFlush
@@ -22,14 +22,21 @@ Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_si
     if (op.TouchesData()) {
       const uint64_t base = rng.Below(2) ? hot[rng.Below(3)] : rng.Below(clusters);
       switch (rng.Below(3)) {
-        case 0: op.offset = base * cluster_size; break;
-        case 1: op.offset = base * cluster_size + rng.Below(cluster_size / 512) * 512; break;
-        default: op.offset = base * cluster_size + rng.Below(cluster_size); break;
+        case 0:
+          op.offset = base * cluster_size;
+          break;
+        case 1:
+          op.offset = base * cluster_size + rng.Below(cluster_size / 512) * 512;
+          break;
+        default:
+          op.offset = base * cluster_size + rng.Below(cluster_size);
+          break;
       }
       const uint64_t lengths[4] = {512, 4096, cluster_size, 1 + rng.Below(3 * cluster_size)};
       op.length = std::min(lengths[rng.Below(4)], disk_size - op.offset);
       if (op.length == 0) op.length = 1, op.offset = disk_size - 1;
-      if (op.kind == WorkloadOpKind::kWrite) op.pattern = 1 + static_cast<uint32_t>(rng.Below(1u << 20));
+      if (op.kind == WorkloadOpKind::kWrite)
+        op.pattern = 1 + static_cast<uint32_t>(rng.Below(1u << 20));
       if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Below(2) == 1;
     }
     w.ops.push_back(op);

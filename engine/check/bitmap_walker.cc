@@ -48,11 +48,13 @@ Result<std::vector<BitmapEntry>> LoadDirectory(Context& ctx, const BitmapsExtens
     uint16_t name_size = LoadBE16(p + 18);
     uint32_t extra_size = LoadBE32(p + 20);
     uint64_t entry_size = AlignUp(24 + uint64_t{extra_size} + name_size, 8);
-    if (entry_size > dir.size() - pos) return Status::Corruption("bitmap directory entry too large");
+    if (entry_size > dir.size() - pos)
+      return Status::Corruption("bitmap directory entry too large");
     if (e.table_size == 0 || e.table_size > kMaxBitmapTableEntries || e.table_offset == 0 ||
         !IsAligned(e.table_offset, cs) || granularity_bits < 9 || granularity_bits > 31 ||
         (flags & kBitmapReservedFlags) || name_size > 1023 || type != 1) {
-      return Status::Corruption(fmt::format("bitmap directory entry {} is invalid", entries.size()));
+      return Status::Corruption(
+          fmt::format("bitmap directory entry {} is invalid", entries.size()));
     }
     entries.push_back(e);
     pos += entry_size;
@@ -104,8 +106,8 @@ Status CountBitmapReferences(Context& ctx, ReferenceCounter& counter) {
     }));
     if (!valid) {
       ctx.Corruption(FindingKind::kBitmap, bm.table_offset, fmt::format("bitmap {} table", b),
-                     fmt::format("ERROR bitmap table of bitmap {} at {:#x} has an invalid entry",
-                                 b, bm.table_offset));
+                     fmt::format("ERROR bitmap table of bitmap {} at {:#x} has an invalid entry", b,
+                                 bm.table_offset));
       break;
     }
     RETURN_IF_ERROR(ForEachTableEntry(ctx, bm, [&](uint64_t e) {

@@ -100,7 +100,8 @@ Status CheckSnapshotTable(Context& ctx) {
     for (size_t i = 0; i < table->entries.size(); ++i) {
       if (table->entries[i].extra_data_size < kSnapshotExtraDataMinV3) {
         ctx.Corruption(FindingKind::kSnapshotTable, table->entries[i].entry_offset,
-                       "snapshot table", fmt::format("ERROR snapshot table entry {} is incomplete", i));
+                       "snapshot table",
+                       fmt::format("ERROR snapshot table entry {} is incomplete", i));
       }
     }
   }
@@ -139,8 +140,8 @@ Status MoveActiveL1OffHeader(Context& ctx) {
   std::vector<uint8_t> table(AlignUp(l1_bytes, cs), 0);
   // Read before the dirty bit is set: it lands inside the table, and the copy is of what QEMU
   // walks.
-  RETURN_IF_ERROR(check::ReadZeroFilled(ctx.device, ctx.file_size, 0,
-                                        std::span(table).first(l1_bytes)));
+  RETURN_IF_ERROR(
+      check::ReadZeroFilled(ctx.device, ctx.file_size, 0, std::span(table).first(l1_bytes)));
   const uint64_t new_offset = AlignUp(ctx.file_size, cs);
   RETURN_IF_ERROR(ctx.PrepareToWrite());
   RETURN_IF_ERROR(check::RepairWrite(ctx.device, new_offset, table, IoTag::kL1Table));
@@ -152,7 +153,8 @@ Status MoveActiveL1OffHeader(Context& ctx) {
   ctx.header.l1_table_offset = new_offset;
   ctx.Fixed(FindingKind::kMisplacedTable, 0, "active L1 table",
             fmt::format("Repairing active L1 table: moved from offset 0 (the qcow2 header) to "
-                        "{:#x}", new_offset));
+                        "{:#x}",
+                        new_offset));
   return check::RefreshFileSize(ctx);
 }
 
@@ -167,8 +169,8 @@ Status MarkClean(Context& ctx, PassOutcome& out) {
   RETURN_IF_ERROR(ctx.device.Flush());
   uint8_t bytes[8];
   StoreBE64(bytes, ctx.header.incompatible_features & ~bits);
-  RETURN_IF_ERROR(check::RepairWriteSync(ctx.device, kIncompatibleFeaturesOffset, bytes,
-                                         IoTag::kHeader));
+  RETURN_IF_ERROR(
+      check::RepairWriteSync(ctx.device, kIncompatibleFeaturesOffset, bytes, IoTag::kHeader));
   ctx.header.incompatible_features &= ~bits;
   out.marked_clean = true;
   return Status::Ok();
@@ -212,23 +214,40 @@ void CopyCounters(const Context& ctx, CheckReport& report) {
 
 const char* FindingKindName(FindingKind kind) {
   switch (kind) {
-    case FindingKind::kLeak: return "leak";
-    case FindingKind::kRefcountTooLow: return "refcount-too-low";
-    case FindingKind::kRefcountZero: return "refcount-zero";
-    case FindingKind::kCopiedFlagMismatch: return "oflag-copied";
-    case FindingKind::kPastEndOfFile: return "past-end-of-file";
-    case FindingKind::kUnaligned: return "unaligned";
-    case FindingKind::kReservedBits: return "reserved-bits";
-    case FindingKind::kInvalidEntry: return "invalid-entry";
-    case FindingKind::kRefcountOverflow: return "refcount-overflow";
-    case FindingKind::kRefcountBlock: return "refcount-block";
-    case FindingKind::kOverlap: return "overlap";
-    case FindingKind::kMisplacedTable: return "misplaced-table";
-    case FindingKind::kSnapshotTable: return "snapshot-table";
-    case FindingKind::kBitmap: return "bitmap";
-    case FindingKind::kDroppedMapping: return "dropped-mapping";
-    case FindingKind::kRebuild: return "rebuild";
-    case FindingKind::kCheckError: return "check-error";
+    case FindingKind::kLeak:
+      return "leak";
+    case FindingKind::kRefcountTooLow:
+      return "refcount-too-low";
+    case FindingKind::kRefcountZero:
+      return "refcount-zero";
+    case FindingKind::kCopiedFlagMismatch:
+      return "oflag-copied";
+    case FindingKind::kPastEndOfFile:
+      return "past-end-of-file";
+    case FindingKind::kUnaligned:
+      return "unaligned";
+    case FindingKind::kReservedBits:
+      return "reserved-bits";
+    case FindingKind::kInvalidEntry:
+      return "invalid-entry";
+    case FindingKind::kRefcountOverflow:
+      return "refcount-overflow";
+    case FindingKind::kRefcountBlock:
+      return "refcount-block";
+    case FindingKind::kOverlap:
+      return "overlap";
+    case FindingKind::kMisplacedTable:
+      return "misplaced-table";
+    case FindingKind::kSnapshotTable:
+      return "snapshot-table";
+    case FindingKind::kBitmap:
+      return "bitmap";
+    case FindingKind::kDroppedMapping:
+      return "dropped-mapping";
+    case FindingKind::kRebuild:
+      return "rebuild";
+    case FindingKind::kCheckError:
+      return "check-error";
   }
   return "?";
 }

@@ -45,7 +45,7 @@ enum class FindingKind : uint8_t {
   kLeak,                // refcount > references ("Leaked cluster N refcount=R reference=F")
   kRefcountTooLow,      // 0 < refcount < references ("ERROR cluster N refcount=R reference=F")
   kRefcountZero,        // refcount 0 on a used cluster; forces a rebuild
-  kCopiedFlagMismatch,       // COPIED disagrees with refcount == 1
+  kCopiedFlagMismatch,  // COPIED disagrees with refcount == 1
   kPastEndOfFile,       // a reference to a region one cluster or more past the end of the file
   kUnaligned,           // an L2 table or data cluster offset that is not cluster aligned
   kReservedBits,        // reserved bits set in an L1, L2 or refcount table entry
@@ -74,10 +74,10 @@ enum class CheckPass : uint8_t {
 struct Finding {
   FindingKind kind = FindingKind::kCheckError;
   FindingSeverity severity = FindingSeverity::kInfo;
-  uint64_t host_offset = 0;  // the cluster or entry the finding is about
-  std::string structure;     // "active L2 table at 0x40000", "refcount block 0", ...
-  std::string message;       // the line qemu-img prints: "ERROR cluster 5 refcount=0 reference=1"
-  bool repaired = false;     // fixed by this repair ("Repairing ..." lines)
+  uint64_t host_offset = 0;   // the cluster or entry the finding is about
+  std::string structure;      // "active L2 table at 0x40000", "refcount block 0", ...
+  std::string message;        // the line qemu-img prints: "ERROR cluster 5 refcount=0 reference=1"
+  bool repaired = false;      // fixed by this repair ("Repairing ..." lines)
   uint64_t guest_offset = 0;  // kDroppedMapping: the guest range the repair dropped
   uint64_t guest_length = 0;
   CheckPass pass = CheckPass::kFirst;
@@ -108,10 +108,10 @@ struct CheckReport {
   uint64_t fragmented_clusters = 0;
   uint64_t compressed_clusters = 0;
 
-  bool rebuild = false;          // QEMU's rebuild flag: the refcount structure must be rebuilt
-  bool rebuilt = false;          // the repair rebuilt it
-  bool double_checked = false;   // a repair fixed something and re-checked the image
-  bool marked_clean = false;     // the repair cleared the dirty and corrupt bits
+  bool rebuild = false;         // QEMU's rebuild flag: the refcount structure must be rebuilt
+  bool rebuilt = false;         // the repair rebuilt it
+  bool double_checked = false;  // a repair fixed something and re-checked the image
+  bool marked_clean = false;    // the repair cleared the dirty and corrupt bits
 };
 
 namespace check {

@@ -55,8 +55,8 @@ class Context {
   uint64_t cluster_size() const { return geo.cluster_size(); }
 
   // Records a finding without counting it.
-  void Note(FindingKind kind, FindingSeverity severity, uint64_t host_offset,
-            std::string structure, std::string message, bool repaired = false);
+  void Note(FindingKind kind, FindingSeverity severity, uint64_t host_offset, std::string structure,
+            std::string message, bool repaired = false);
   // Records a finding and counts it as QEMU does: corruptions++ / check_errors++.
   void Corruption(FindingKind kind, uint64_t host_offset, std::string structure,
                   std::string message);

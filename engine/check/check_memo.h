@@ -44,8 +44,8 @@ struct MemoCopiedEntries {
 };
 
 struct MemoRefcountTable {
-  std::vector<uint64_t> entries;   // raw, host byte order
-  std::vector<uint32_t> nonzero;   // indexes of entries that are not 0
+  std::vector<uint64_t> entries;  // raw, host byte order
+  std::vector<uint32_t> nonzero;  // indexes of entries that are not 0
 };
 
 struct CheckMemoStats {

@@ -80,7 +80,8 @@ class CheckDiffTest : public ::testing::Test {
     SaveFile(dir_.Path(theirs), bytes);
     QemuImgCheck(dir_.Path(theirs), "all");
     const bool theirs_readable =
-        RunCommand("qemu-img convert -O raw " + Q(theirs) + " " + Q(theirs + ".raw")).exit_code == 0;
+        RunCommand("qemu-img convert -O raw " + Q(theirs) + " " + Q(theirs + ".raw")).exit_code ==
+        0;
 
     MemoryDevice device(bytes);
     CheckReport r = Repair(device, RepairMode::kAll);
@@ -94,15 +95,16 @@ class CheckDiffTest : public ::testing::Test {
     if (ed.Get32(4) == 3) {
       EXPECT_EQ(ed.Get64(72) & 3, 0u) << "dirty/corrupt bits not cleared";
     }
-    EXPECT_EQ(RunCommand("qemu-img convert -O raw " + Q(ours) + " " + Q(ours + ".raw")).exit_code, 0);
+    EXPECT_EQ(RunCommand("qemu-img convert -O raw " + Q(ours) + " " + Q(ours + ".raw")).exit_code,
+              0);
     if (theirs_readable) {
       std::vector<uint8_t> a = LoadFile(dir_.Path(theirs + ".raw"));
       std::vector<uint8_t> b = LoadFile(dir_.Path(ours + ".raw"));
       EXPECT_EQ(a.size(), b.size());
       for (const Finding& f : r.findings) {  // ranges we dropped are not compared
         if (f.kind != FindingKind::kDroppedMapping) continue;
-        for (uint64_t i = f.guest_offset; i < f.guest_offset + f.guest_length && i < a.size() &&
-                                          i < b.size(); ++i) {
+        for (uint64_t i = f.guest_offset;
+             i < f.guest_offset + f.guest_length && i < a.size() && i < b.size(); ++i) {
           a[i] = b[i] = 0;
         }
       }
@@ -132,7 +134,9 @@ TEST_F(CheckDiffTest, CleanImagesOfEveryShapeMatch) {
       {"rc64", "-o refcount_bits=64", kWrites},
       {"compressed", "", {"write -c -P 0x44 0 64k", "write -c -P 0x45 64k 64k", "write 1M 64k"}},
       {"zstd", "-o compression_type=zstd", {"write -c -P 0x46 0 128k"}},
-      {"zeros", "", {"write -P 1 0 256k", "write -z 64k 64k", "discard 128k 64k", "write -z 2M 64k"}},
+      {"zeros",
+       "",
+       {"write -P 1 0 256k", "write -z 64k 64k", "discard 128k 64k", "write -z 2M 64k"}},
       {"prealloc", "-o preallocation=metadata", {}},
       {"extl2", "-o extended_l2=on,cluster_size=64k", {"write -P 7 0 4k", "write -z 64k 8k"}},
       {"empty", "", {}},
@@ -153,8 +157,8 @@ TEST_F(CheckDiffTest, SnapshotsAndBackingChains) {
   EXPECT_EQ(CheckExitCode(ExpectSameCheck("snap", snap)), 0);
 
   Make("base", "", "16M", kWrites);
-  std::vector<uint8_t> top = Make("top", "-b " + dir_.Path("base") + " -F qcow2", "16M",
-                                  {"write -P 0x66 64k 64k"});
+  std::vector<uint8_t> top =
+      Make("top", "-b " + dir_.Path("base") + " -F qcow2", "16M", {"write -P 0x66 64k 64k"});
   EXPECT_EQ(CheckExitCode(ExpectSameCheck("top", top)), 0);
   // A leak in the overlay: the repair must keep what reads through to the backing file.
   ImageEditor ed{top};
@@ -178,25 +182,36 @@ std::vector<uint8_t> Corrupted(std::vector<uint8_t> bytes, const Corruption& c) 
 TEST_F(CheckDiffTest, CorruptedImagesMatchAndRepair) {
   const std::vector<Corruption> cases = {
       {"leaked-cluster", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(16), 0); }},
-      {"refcount-too-low", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(20), e.Get64(e.L2EntryOffset(0))); }},
-      {"refcount-zero", [](ImageEditor& e) {
-         e.SetRefcount16((e.Get64(e.L2EntryOffset(1)) & 0x00fffffffffffe00ull) / e.cluster_size(), 0);
+      {"refcount-too-low",
+       [](ImageEditor& e) { e.Set64(e.L2EntryOffset(20), e.Get64(e.L2EntryOffset(0))); }},
+      {"refcount-zero",
+       [](ImageEditor& e) {
+         e.SetRefcount16((e.Get64(e.L2EntryOffset(1)) & 0x00fffffffffffe00ull) / e.cluster_size(),
+                         0);
        }},
-      {"l2-entry-past-eof", [](ImageEditor& e) {
-         e.Set64(e.L2EntryOffset(1), (1ull << 63) | (e.bytes.size() / e.cluster_size() + 10) * e.cluster_size());
+      {"l2-entry-past-eof",
+       [](ImageEditor& e) {
+         e.Set64(e.L2EntryOffset(1),
+                 (1ull << 63) | (e.bytes.size() / e.cluster_size() + 10) * e.cluster_size());
        }},
-      {"l2-entry-unaligned", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(1), e.Get64(e.L2EntryOffset(1)) + 0x200); }},
+      {"l2-entry-unaligned",
+       [](ImageEditor& e) { e.Set64(e.L2EntryOffset(1), e.Get64(e.L2EntryOffset(1)) + 0x200); }},
       {"l1-into-header", [](ImageEditor& e) { e.Set64(e.l1_table_offset(), 1ull << 63); }},
-      {"l1-unaligned-in-header", [](ImageEditor& e) { e.Set64(e.l1_table_offset(), (1ull << 63) | 0x200); }},
-      {"data-overlaps-l1", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(16), (1ull << 63) | e.l1_table_offset()); }},
-      {"data-overlaps-refblock", [](ImageEditor& e) {
+      {"l1-unaligned-in-header",
+       [](ImageEditor& e) { e.Set64(e.l1_table_offset(), (1ull << 63) | 0x200); }},
+      {"data-overlaps-l1",
+       [](ImageEditor& e) { e.Set64(e.L2EntryOffset(16), (1ull << 63) | e.l1_table_offset()); }},
+      {"data-overlaps-refblock",
+       [](ImageEditor& e) {
          e.Set64(e.L2EntryOffset(16), (1ull << 63) | (e.Get64(e.reftable_offset()) & ~0x1ffull));
        }},
       {"zero-reftable-entry", [](ImageEditor& e) { e.Set64(e.reftable_offset(), 0); }},
       {"dirty-lazy-off", [](ImageEditor& e) { e.Set64(72, e.Get64(72) | 1); }},
       {"corrupt-bit", [](ImageEditor& e) { e.Set64(72, e.Get64(72) | 2); }},
-      {"l2-reserved-bits", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(1), e.Get64(e.L2EntryOffset(1)) | 0x2); }},
-      {"l1-reserved-bits", [](ImageEditor& e) { e.Set64(e.l1_table_offset(), e.L1Entry(0) | 0x100); }},
+      {"l2-reserved-bits",
+       [](ImageEditor& e) { e.Set64(e.L2EntryOffset(1), e.Get64(e.L2EntryOffset(1)) | 0x2); }},
+      {"l1-reserved-bits",
+       [](ImageEditor& e) { e.Set64(e.l1_table_offset(), e.L1Entry(0) | 0x100); }},
       {"truncated", [](ImageEditor& e) { e.bytes.resize(e.bytes.size() - 2 * e.cluster_size()); }},
       // qemu-img reads the header as the L1 table; its repair cannot move it (exit 2), ours
       // moves it off the header and reads what qemu-img reads (issue 13).
@@ -261,7 +276,8 @@ TEST_F(CheckDiffTest, LazyImageKilledMidWrite) {
   CheckReport r = ExpectSameCheck("lazy", bytes);
   EXPECT_EQ(r.corruptions, 4);
   EXPECT_EQ(CheckExitCode(r), 2);
-  EXPECT_NE(FormatCheckFindings(r).find("ERROR cluster 5 refcount=0 reference=1"), std::string::npos);
+  EXPECT_NE(FormatCheckFindings(r).find("ERROR cluster 5 refcount=0 reference=1"),
+            std::string::npos);
   EXPECT_NE(FormatCheckFindings(r).find(
                 "ERROR OFLAG_COPIED data cluster: l2_entry=8000000000050000 refcount=0"),
             std::string::npos);
@@ -269,7 +285,8 @@ TEST_F(CheckDiffTest, LazyImageKilledMidWrite) {
   EXPECT_TRUE(repaired.rebuilt);
   EXPECT_EQ(repaired.corruptions_fixed, 2);  // as qemu-img reports (E2)
   // Every written byte survives.
-  EXPECT_EQ(RunCommand("qemu-io -r -c 'read -P 0xaa 0 128k' " + Q("lazy.ours")).output.find("Pattern verification failed"),
+  EXPECT_EQ(RunCommand("qemu-io -r -c 'read -P 0xaa 0 128k' " + Q("lazy.ours"))
+                .output.find("Pattern verification failed"),
             std::string::npos);
   // -r leaks cannot rebuild: exit 1 on both sides.
   MemoryDevice device(bytes);
@@ -317,14 +334,12 @@ uint64_t FirstBitmapDataEntry(const std::vector<uint8_t>& bytes, const BitmapDir
 TEST_F(CheckDiffTest, PersistentBitmapsMatch) {
   const std::string img = Q("bm");
   Make("bm", "-o compat=1.1", "64M");
-  for (const std::string& cmd : {"qemu-img bitmap --add " + img + " b0",
-                                 "qemu-img bitmap --add -g 128k " + img + " b1",
-                                 "qemu-io -c 'write -P 1 0 1M' -c 'write -P 2 20M 64k' " + img,
-                                 "qemu-img bitmap --disable " + img + " b1",
-                                 "qemu-img bitmap --add --disable " + img + " b2",
-                                 "qemu-io -c 'write -P 3 40M 128k' " + img,
-                                 "qemu-img bitmap --enable " + img + " b1",
-                                 "qemu-io -c 'write -P 4 60M 64k' " + img}) {
+  for (const std::string& cmd :
+       {"qemu-img bitmap --add " + img + " b0", "qemu-img bitmap --add -g 128k " + img + " b1",
+        "qemu-io -c 'write -P 1 0 1M' -c 'write -P 2 20M 64k' " + img,
+        "qemu-img bitmap --disable " + img + " b1",
+        "qemu-img bitmap --add --disable " + img + " b2", "qemu-io -c 'write -P 3 40M 128k' " + img,
+        "qemu-img bitmap --enable " + img + " b1", "qemu-io -c 'write -P 4 60M 64k' " + img}) {
     ASSERT_EQ(RunCommand(cmd).exit_code, 0) << cmd;
   }
   const std::vector<uint8_t> bytes = LoadFile(dir_.Path("bm"));
@@ -345,7 +360,8 @@ TEST_F(CheckDiffTest, PersistentBitmapsMatch) {
   // A bitmap table naming a guest data cluster: that cluster's refcount is too low.
   std::vector<uint8_t> shared = bytes;
   ImageEditor ed{shared};
-  ed.Set64(FirstBitmapDataEntry(bytes, dir[1]), ed.Get64(ed.L2EntryOffset(0)) & 0x00fffffffffffe00ull);
+  ed.Set64(FirstBitmapDataEntry(bytes, dir[1]),
+           ed.Get64(ed.L2EntryOffset(0)) & 0x00fffffffffffe00ull);
   r = ExpectSameCheck("bm-shares-data", shared);
   EXPECT_GE(r.corruptions, 1);
   ExpectRepairClean("bm-shares-data", shared);
@@ -377,9 +393,8 @@ TEST_F(CheckDiffTest, RepairLeaksOnCorruptBit) {
   const std::vector<Corruption> cases = {
       {"corrupt-bit-only", [](ImageEditor&) {}},
       {"corrupt-bit-leak", [](ImageEditor& e) { e.Set64(e.L2EntryOffset(16), 0); }},
-      {"corrupt-bit-too-low", [](ImageEditor& e) {
-         e.Set64(e.L2EntryOffset(20), e.Get64(e.L2EntryOffset(0)));
-       }},
+      {"corrupt-bit-too-low",
+       [](ImageEditor& e) { e.Set64(e.L2EntryOffset(20), e.Get64(e.L2EntryOffset(0))); }},
   };
   for (const Corruption& c : cases) {
     SCOPED_TRACE(c.name);

@@ -56,9 +56,7 @@ struct ImageEditor {
   uint64_t reftable_offset() const { return Get64(48); }
   uint64_t L1Entry(uint64_t i) const { return Get64(l1_table_offset() + i * 8); }
   // Offset of L2 entry `i` of the L2 table named by L1 entry 0.
-  uint64_t L2EntryOffset(uint64_t i) const {
-    return (L1Entry(0) & 0x00fffffffffffe00ull) + i * 8;
-  }
+  uint64_t L2EntryOffset(uint64_t i) const { return (L1Entry(0) & 0x00fffffffffffe00ull) + i * 8; }
   // Sets the 16-bit refcount of `cluster` (refcount_order 4, first refcount block).
   void SetRefcount16(uint64_t cluster, uint16_t value);
 };

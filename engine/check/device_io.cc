@@ -14,8 +14,7 @@ Status ReadZeroFilled(BlockDevice& device, uint64_t file_size, uint64_t offset,
   return device.Read(offset, data.first(readable));
 }
 
-Status RepairWrite(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data,
-                   IoTag tag) {
+Status RepairWrite(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data, IoTag tag) {
   WriteOptions options;
   options.tag = tag;
   options.step = static_cast<uint8_t>(DurableStep::kRepair);

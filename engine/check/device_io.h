@@ -17,8 +17,7 @@ Status ReadZeroFilled(BlockDevice& device, uint64_t file_size, uint64_t offset,
                       std::span<uint8_t> data);
 
 // One repair write (not yet durable).
-Status RepairWrite(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data,
-                   IoTag tag);
+Status RepairWrite(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data, IoTag tag);
 
 // A repair write followed by a device flush: QEMU's bdrv_pwrite_sync.
 Status RepairWriteSync(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data,

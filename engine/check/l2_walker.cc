@@ -88,7 +88,7 @@ class L2Walker {
   bool dirty_ = false;
   std::string table_name_;
   std::vector<uint8_t> table_;  // the table being walked, reused for every table
-  bool recording_ = false;  // keeping the references counted, for the memo
+  bool recording_ = false;      // keeping the references counted, for the memo
   std::vector<MemoL2Walk::Reference> recorded_;
 };
 
@@ -140,9 +140,9 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
   switch (type) {
     case ClusterType::kCompressed: {
       if (entry & kOflagCopied) {
-        std::string msg = fmt::format(
-            "coffset={:#x}: copied flag must never be set for compressed clusters",
-            entry & ((uint64_t{1} << CompressedOffsetBits(geo_.cluster_bits)) - 1));
+        std::string msg =
+            fmt::format("coffset={:#x}: copied flag must never be set for compressed clusters",
+                        entry & ((uint64_t{1} << CompressedOffsetBits(geo_.cluster_bits)) - 1));
         entry &= ~kOflagCopied;
         if (fix) {
           ctx_.Fixed(FindingKind::kInvalidEntry, entry_offset, table_name_, "Repairing: " + msg);
@@ -152,18 +152,20 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
         }
       }
       if (bitmap) {
-        if (fix) return Drop(l2_offset, l1_index, i, entry, bitmap, true,
-                             "compressed cluster with a subcluster bitmap");
+        if (fix)
+          return Drop(l2_offset, l1_index, i, entry, bitmap, true,
+                      "compressed cluster with a subcluster bitmap");
         ctx_.Corruption(FindingKind::kInvalidEntry, entry_offset, table_name_,
                         fmt::format("ERROR compressed cluster {} with non-zero subcluster "
-                                    "allocation bitmap, entry={:#x}", i, entry));
+                                    "allocation bitmap, entry={:#x}",
+                                    i, entry));
         return;
       }
       CompressedDescriptor d = DecodeCompressed(entry, geo_.cluster_bits);
       if (fix && PastEof(d.host_offset, d.compressed_size())) {
-        return Drop(l2_offset, l1_index, i, entry, bitmap, true,
-                    fmt::format("compressed data at {:#x} is past the end of the file",
-                                d.host_offset));
+        return Drop(
+            l2_offset, l1_index, i, entry, bitmap, true,
+            fmt::format("compressed data at {:#x} is past the end of the file", d.host_offset));
       }
       CountCompressed(d.host_offset, d.compressed_size());
       tally.allocated++;
@@ -186,12 +188,13 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
         } else {
           ctx_.Corruption(FindingKind::kInvalidEntry, entry_offset, table_name_,
                           fmt::format("ERROR offset={:x}: Allocated cluster has corrupted "
-                                      "subcluster allocation bitmap", offset));
+                                      "subcluster allocation bitmap",
+                                      offset));
         }
       }
       if (!IsAligned(offset, ctx_.cluster_size())) {
-        bool contains_data = geo_.extended_l2 ? (bitmap & kBitmapAllAlloc) != 0
-                                              : !(entry & kOflagZero);
+        bool contains_data =
+            geo_.extended_l2 ? (bitmap & kBitmapAllAlloc) != 0 : !(entry & kOflagZero);
         if (fix) {
           return Drop(l2_offset, l1_index, i, entry, bitmap, false,
                       fmt::format("{} cluster offset {:#x} is not cluster aligned",
@@ -200,9 +203,11 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
         ctx_.Corruption(FindingKind::kUnaligned, entry_offset, table_name_,
                         contains_data
                             ? fmt::format("ERROR offset={:x}: Data cluster is not properly "
-                                          "aligned; L2 entry corrupted.", offset)
+                                          "aligned; L2 entry corrupted.",
+                                          offset)
                             : fmt::format("ERROR offset={:x}: Preallocated cluster is not "
-                                          "properly aligned; L2 entry corrupted.", offset));
+                                          "properly aligned; L2 entry corrupted.",
+                                          offset));
       }
       if (fix && PastEof(offset, ctx_.cluster_size())) {
         return Drop(l2_offset, l1_index, i, entry, bitmap, false,
@@ -215,8 +220,9 @@ void L2Walker::CheckEntry(uint64_t l2_offset, uint64_t l1_index, uint64_t i, uin
       return;
     case ClusterType::kUnallocated:
       if (bitmap & kBitmapAllAlloc) {
-        if (fix) return Drop(l2_offset, l1_index, i, entry, bitmap, false,
-                             "unallocated cluster with allocated subclusters");
+        if (fix)
+          return Drop(l2_offset, l1_index, i, entry, bitmap, false,
+                      "unallocated cluster with allocated subclusters");
         ctx_.Corruption(FindingKind::kInvalidEntry, entry_offset, table_name_,
                         "ERROR: Unallocated cluster has non-zero subcluster allocation map");
       }
@@ -280,7 +286,8 @@ Status L2Walker::Walk(uint64_t l2_offset, uint64_t l1_index) {
     // Valid for any file the last reference fits in: no past-EOF verdict can differ there.
     uint64_t min_file_size = 0;
     for (const MemoL2Walk::Reference& r : recorded_) {
-      min_file_size = std::max(min_file_size, r.offset + (r.size == 0 ? ctx_.cluster_size() : r.size));
+      min_file_size =
+          std::max(min_file_size, r.offset + (r.size == 0 ? ctx_.cluster_size() : r.size));
     }
     ctx_.memo->PutWalk(*key, {min_file_size, std::move(recorded_), tally.allocated,
                               tally.fragmented, tally.compressed});
@@ -291,7 +298,8 @@ Status L2Walker::Walk(uint64_t l2_offset, uint64_t l1_index) {
     RETURN_IF_ERROR(ctx_.PrepareToWrite());
     st = RepairWriteSync(ctx_.device, l2_offset, table_, IoTag::kL2Table);
     if (!st.ok()) {
-      ctx_.CheckError(l2_offset, table_name_, "ERROR: Failed to overwrite L2 table: " + st.message());
+      ctx_.CheckError(l2_offset, table_name_,
+                      "ERROR: Failed to overwrite L2 table: " + st.message());
       return st;
     }
   }
@@ -367,8 +375,7 @@ Status WalkL1(Context& ctx, ReferenceCounter& counter, const MetadataMap& metada
         if (!why.empty()) {
           RETURN_IF_ERROR(WriteL1Entry(ctx, entry_offset, 0));
           ctx.res.corruptions_fixed++;
-          ctx.Dropped(entry_offset, l1_name, l1_index * geo.l2_coverage(), geo.l2_coverage(),
-                      why);
+          ctx.Dropped(entry_offset, l1_name, l1_index * geo.l2_coverage(), geo.l2_coverage(), why);
           continue;
         }
       }
@@ -376,7 +383,8 @@ Status WalkL1(Context& ctx, ReferenceCounter& counter, const MetadataMap& metada
       if (!IsAligned(l2_offset, ctx.cluster_size())) {
         ctx.Corruption(FindingKind::kUnaligned, entry_offset, l1_name,
                        fmt::format("ERROR l2_offset={:x}: Table is not cluster aligned; L1 entry "
-                                   "corrupted", l2_offset));
+                                   "corrupted",
+                                   l2_offset));
       }
       RETURN_IF_ERROR(l2_walker.Walk(l2_offset, l1_index));
     }

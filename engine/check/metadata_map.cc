@@ -16,7 +16,8 @@ const std::string* MetadataMap::Find(uint64_t offset, uint64_t size) const {
               [](const Range& a, const Range& b) { return a.begin < b.begin; });
     max_end_.resize(ranges_.size());
     uint64_t running = 0;
-    for (size_t i = 0; i < ranges_.size(); ++i) max_end_[i] = running = std::max(running, ranges_[i].end);
+    for (size_t i = 0; i < ranges_.size(); ++i)
+      max_end_[i] = running = std::max(running, ranges_[i].end);
     sorted_ = true;
   }
   const uint64_t end = offset + size;

@@ -60,13 +60,13 @@ Status RebuildRefcountStructure(Context& ctx, ReferenceCounter& counter) {
   // clusters there (an L1 table past EOF): the layout moves past such a claim and, as the file
   // will cover it, counts it.
   Layout layout = PlanLayout(counter, geo);
-  while (counter.CountPastEofBelow(ctx, layout.first_cluster + layout.block_ranges.size() +
-                                             layout.table_clusters) > 0) {
+  while (counter.CountPastEofBelow(
+             ctx, layout.first_cluster + layout.block_ranges.size() + layout.table_clusters) > 0) {
     layout = PlanLayout(counter, geo);
   }
   if (layout.table_clusters * cs > kMaxReftableBytes) {
-    return Status::NoSpace(fmt::format("Reference count table too large: {} clusters needed",
-                                       layout.table_clusters));
+    return Status::NoSpace(
+        fmt::format("Reference count table too large: {} clusters needed", layout.table_clusters));
   }
   const uint64_t table_cluster = layout.first_cluster + layout.block_ranges.size();
   for (uint64_t c = layout.first_cluster; c < table_cluster + layout.table_clusters; ++c) {
@@ -82,8 +82,8 @@ Status RebuildRefcountStructure(Context& ctx, ReferenceCounter& counter) {
     std::fill(block.begin(), block.end(), uint8_t{0});
     // Clusters past the counter's end have no references: their entries stay 0.
     const uint64_t first = range * per_block;
-    const uint64_t counted = counter.nb_clusters() > first
-                                 ? std::min(per_block, counter.nb_clusters() - first) : 0;
+    const uint64_t counted =
+        counter.nb_clusters() > first ? std::min(per_block, counter.nb_clusters() - first) : 0;
     for (uint64_t j = 0; j < counted; ++j) {
       if (uint64_t v = counter.Get(first + j)) SetRefcountEntry(block, j, geo.refcount_order, v);
     }

@@ -13,8 +13,8 @@
 #include "engine/check/l2_walker.h"
 #include "engine/check/metadata_map.h"
 #include "engine/check/rebuild.h"
-#include "engine/check/reference_counter.h"
 #include "engine/check/refcount_reader.h"
+#include "engine/check/reference_counter.h"
 #include "engine/coding.h"
 
 namespace crashsim::check {
@@ -57,7 +57,8 @@ void CheckRefblocks(Context& ctx, ReferenceCounter& counter, const RefcountReade
     if (!IsAligned(offset, cs)) {
       ctx.Corruption(FindingKind::kRefcountBlock, entry_offset, "refcount table",
                      fmt::format("ERROR refcount block {} is not cluster aligned; refcount table "
-                                 "entry corrupted", i));
+                                 "entry corrupted",
+                                 i));
       rebuild = true;
       continue;
     }
@@ -131,11 +132,11 @@ Status CalculateRefcounts(Context& ctx, ReferenceCounter& counter, const Refcoun
     if (sn.l1_size > kMaxL1Entries) {
       ctx.Corruption(FindingKind::kSnapshotTable, sn.entry_offset, name,
                      fmt::format("ERROR snapshot {} ({}) l1_size={:#x}: L1 table is too large; "
-                                 "snapshot table entry corrupted", sn.id, sn.name, sn.l1_size));
+                                 "snapshot table entry corrupted",
+                                 sn.id, sn.name, sn.l1_size));
       continue;
     }
-    RETURN_IF_ERROR(WalkL1(ctx, counter, metadata,
-                           {sn.l1_table_offset, sn.l1_size, false, name}));
+    RETURN_IF_ERROR(WalkL1(ctx, counter, metadata, {sn.l1_table_offset, sn.l1_size, false, name}));
   }
   counter.Add(ctx, ctx.header.snapshots_offset, ctx.snapshots_size, Owner::kSnapshotTable);
   counter.Add(ctx, ctx.header.refcount_table_offset,
@@ -236,18 +237,21 @@ void CompareRefcounts(Context& ctx, const ReferenceCounter& counter, RefcountRea
     const uint8_t* bytes = *block;
     if (!bytes) {
       if (counter.AllZero(start, end)) continue;  // no refcounts and no references
-      CompareBlock(ctx, counter, reader, fix, start, end, [](uint64_t) { return uint64_t{0}; },
-                   rebuild, highest_cluster);
+      CompareBlock(
+          ctx, counter, reader, fix, start, end, [](uint64_t) { return uint64_t{0}; }, rebuild,
+          highest_cluster);
     } else if (ctx.geo.refcount_order == 4) {  // 16-bit refcounts, the default
-      CompareBlock(ctx, counter, reader, fix, start, end,
-                   [bytes](uint64_t k) -> uint64_t { return LoadBE16(bytes + k * 2); }, rebuild,
-                   highest_cluster);
+      CompareBlock(
+          ctx, counter, reader, fix, start, end,
+          [bytes](uint64_t k) -> uint64_t { return LoadBE16(bytes + k * 2); }, rebuild,
+          highest_cluster);
     } else {
       const std::span<const uint8_t> entries(bytes, ctx.cluster_size());
       const uint32_t order = ctx.geo.refcount_order;
-      CompareBlock(ctx, counter, reader, fix, start, end,
-                   [entries, order](uint64_t k) { return GetRefcountEntry(entries, k, order); },
-                   rebuild, highest_cluster);
+      CompareBlock(
+          ctx, counter, reader, fix, start, end,
+          [entries, order](uint64_t k) { return GetRefcountEntry(entries, k, order); }, rebuild,
+          highest_cluster);
     }
   }
 }
@@ -279,10 +283,12 @@ MemoCopiedEntries ListAllocated(const Geometry& geo, std::span<const uint8_t> ta
 // read and kept there); null without a memo or a name for the table.
 std::shared_ptr<const MemoCopiedEntries> AllocatedEntries(Context& ctx, uint64_t l2_offset) {
   const uint64_t cs = ctx.cluster_size();
-  if (ctx.memo == nullptr || l2_offset > ctx.file_size || cs > ctx.file_size - l2_offset) return nullptr;
+  if (ctx.memo == nullptr || l2_offset > ctx.file_size || cs > ctx.file_size - l2_offset)
+    return nullptr;
   std::optional<ContentName> name = ctx.device.NameContent(l2_offset, cs);
   if (!name) return nullptr;
-  const CheckMemo::Key key{*name, uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.extended_l2} << 8,
+  const CheckMemo::Key key{*name,
+                           uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.extended_l2} << 8,
                            CheckMemo::Kind::kCopiedEntries};
   if (auto kept = ctx.memo->FindCopied(key)) return kept;
   std::vector<uint8_t> table(cs);
@@ -292,8 +298,8 @@ std::shared_ptr<const MemoCopiedEntries> AllocatedEntries(Context& ctx, uint64_t
 
 // QEMU's check_oflag_copied over the active tables.
 Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap& metadata) {
-  bool repair = ctx.fix_errors() ||
-                (ctx.fix_leaks() && !ctx.res.check_errors && !ctx.res.corruptions && !ctx.res.leaks);
+  bool repair = ctx.fix_errors() || (ctx.fix_leaks() && !ctx.res.check_errors &&
+                                     !ctx.res.corruptions && !ctx.res.leaks);
   const uint64_t cs = ctx.cluster_size();
   const Geometry& geo = ctx.geo;
   std::vector<uint8_t> l2;  // sized when a table must be read
@@ -319,16 +325,18 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
     Result<uint64_t> refcount = reader.Get(ctx, l2_offset / cs);
     if (!refcount.ok()) continue;  // already reported by the comparison
     if ((*refcount == 1) != ((l1_entry & kOflagCopied) != 0)) {
-      std::string msg = fmt::format("{} OFLAG_COPIED L2 cluster: l1_index={} l1_entry={:x} "
-                                    "refcount={}", repair ? "Repairing" : "ERROR", i, l1_entry,
-                                    *refcount);
+      std::string msg = fmt::format(
+          "{} OFLAG_COPIED L2 cluster: l1_index={} l1_entry={:x} "
+          "refcount={}",
+          repair ? "Repairing" : "ERROR", i, l1_entry, *refcount);
       if (repair) {
         RETURN_IF_ERROR(ctx.PrepareToWrite());
         uint8_t raw[8];
         StoreBE64(raw, *refcount == 1 ? l1_entry | kOflagCopied : l1_entry & ~kOflagCopied);
         RETURN_IF_ERROR(RepairWriteSync(ctx.device, l1_entry_offset, raw, IoTag::kL1Table));
         chunk_end = 0;
-        ctx.Fixed(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table", std::move(msg));
+        ctx.Fixed(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table",
+                  std::move(msg));
       } else {
         ctx.Corruption(FindingKind::kCopiedFlagMismatch, l1_entry_offset, "active L1 table",
                        std::move(msg));
@@ -369,8 +377,9 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
     if (l2_dirty == 0) continue;
     // QEMU's overlap check before the write: never write an "L2 table" over other metadata.
     if (!IsAligned(l2_offset, cs) || metadata.Find(l2_offset, cs)) {
-      ctx.CheckError(l2_offset, l2_name, "ERROR: Could not write L2 table; metadata overlap "
-                                         "check failed: Input/output error");
+      ctx.CheckError(l2_offset, l2_name,
+                     "ERROR: Could not write L2 table; metadata overlap "
+                     "check failed: Input/output error");
       return Status::IoError("metadata overlap check failed for L2 table");
     }
     RETURN_IF_ERROR(ctx.PrepareToWrite());
@@ -380,7 +389,8 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
     // These were counted as corruptions above; the write fixed them.
     ctx.res.corruptions -= l2_dirty;
     ctx.res.corruptions_fixed += l2_dirty;
-    for (size_t k = ctx.finding_count() - static_cast<size_t>(l2_dirty); k < ctx.finding_count(); ++k) {
+    for (size_t k = ctx.finding_count() - static_cast<size_t>(l2_dirty); k < ctx.finding_count();
+         ++k) {
       ctx.finding(k).repaired = true;
     }
   }
@@ -412,7 +422,8 @@ Status CheckRefcounts(Context& ctx, RefcountOutcome& outcome) {
     const Counters old = ctx.res;
     ctx.Note(FindingKind::kRebuild, FindingSeverity::kInfo, ctx.header.refcount_table_offset,
              "refcount table", "Rebuilding refcount structure", /*repaired=*/true);
-    for (size_t k = pre_compare_findings; k < ctx.finding_count(); ++k) ctx.finding(k).repaired = true;
+    for (size_t k = pre_compare_findings; k < ctx.finding_count(); ++k)
+      ctx.finding(k).repaired = true;
     Status st = RebuildRefcountStructure(ctx, counter);
     if (!st.ok()) {
       ctx.CheckError(ctx.header.refcount_table_offset, "refcount table",

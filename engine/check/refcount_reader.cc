@@ -28,8 +28,8 @@ std::optional<CheckMemo::Key> MemoKey(Context& ctx, uint64_t offset, uint64_t le
   }
   std::optional<ContentName> name = ctx.device.NameContent(offset, length);
   if (!name) return std::nullopt;
-  return CheckMemo::Key{*name, uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.refcount_order} << 8,
-                        kind};
+  return CheckMemo::Key{
+      *name, uint64_t{ctx.geo.cluster_bits} | uint64_t{ctx.geo.refcount_order} << 8, kind};
 }
 
 }  // namespace
@@ -68,15 +68,16 @@ Result<RefcountReader::Block*> RefcountReader::BlockFor(Context& ctx, uint64_t c
     return last_block_;
   }
   *absent = false;
-  uint64_t offset = index < table_->entries.size() ? table_->entries[index] & kReftableOffsetMask : 0;
+  uint64_t offset =
+      index < table_->entries.size() ? table_->entries[index] & kReftableOffsetMask : 0;
   if (offset == 0) {
     *absent = true;
     Remember(index, nullptr, true);
     return static_cast<Block*>(nullptr);
   }
   if (!IsAligned(offset, ctx.cluster_size())) {
-    return Status::IoError(fmt::format("Refblock offset {:#x} unaligned (reftable index: {:#x})",
-                                       offset, index));
+    return Status::IoError(
+        fmt::format("Refblock offset {:#x} unaligned (reftable index: {:#x})", offset, index));
   }
   auto it = cache_.find(offset);
   if (it != cache_.end()) return Remember(index, &it->second, false);

@@ -20,18 +20,30 @@ bool Exclusive(Owner owner) {
 
 const char* OwnerName(Owner owner) {
   switch (owner) {
-    case Owner::kNone: return "nothing";
-    case Owner::kHeader: return "qcow2 header";
-    case Owner::kActiveL1: return "active L1 table";
-    case Owner::kL2: return "L2 table";
-    case Owner::kData: return "data cluster";
-    case Owner::kSnapshotTable: return "snapshot table";
-    case Owner::kSnapshotL1: return "snapshot L1 table";
-    case Owner::kReftable: return "refcount table";
-    case Owner::kRefblock: return "refcount block";
-    case Owner::kBitmapDirectory: return "bitmap directory";
-    case Owner::kBitmapTable: return "bitmap table";
-    case Owner::kBitmapData: return "bitmap data";
+    case Owner::kNone:
+      return "nothing";
+    case Owner::kHeader:
+      return "qcow2 header";
+    case Owner::kActiveL1:
+      return "active L1 table";
+    case Owner::kL2:
+      return "L2 table";
+    case Owner::kData:
+      return "data cluster";
+    case Owner::kSnapshotTable:
+      return "snapshot table";
+    case Owner::kSnapshotL1:
+      return "snapshot L1 table";
+    case Owner::kReftable:
+      return "refcount table";
+    case Owner::kRefblock:
+      return "refcount block";
+    case Owner::kBitmapDirectory:
+      return "bitmap directory";
+    case Owner::kBitmapTable:
+      return "bitmap table";
+    case Owner::kBitmapData:
+      return "bitmap data";
   }
   return "?";
 }

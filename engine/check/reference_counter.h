@@ -85,9 +85,9 @@ class ReferenceCounter {
   // A cluster's byte. Not uint8_t: a store through a character type may alias any object, so
   // the compiler would reload every member and every caller's field after each count it stores.
   enum class Byte : uint8_t {};
-  static constexpr uint8_t kNotData = 0x80;     // the first owner was not a data cluster
+  static constexpr uint8_t kNotData = 0x80;  // the first owner was not a data cluster
   static constexpr uint8_t kCountMask = 0x7f;
-  static constexpr uint8_t kEscape = 0x7f;      // the count is in the cluster's wide page
+  static constexpr uint8_t kEscape = 0x7f;       // the count is in the cluster's wide page
   static constexpr uint64_t kWidePageBits = 12;  // 4096 clusters, 16 KiB a page
 
   void Grow(uint64_t nb_clusters);

@@ -96,7 +96,7 @@ TEST_F(ReferenceCounterTest, GrowsOnlyForReferencesEndingInTheClusterAfterEof) {
 // EOF (issue 13, finding 2: the new refcount table went onto an L1 table past the end).
 TEST_F(ReferenceCounterTest, RegionsPastEofAreCountedOnlyOnceTheRebuildReachesThem) {
   Start(7);
-  counter_.Add(ctx_, 8 * kCluster, 8, Owner::kActiveL1);      // one cluster past EOF and more
+  counter_.Add(ctx_, 8 * kCluster, 8, Owner::kActiveL1);       // one cluster past EOF and more
   counter_.Add(ctx_, 1000 * kCluster, 8, Owner::kSnapshotL1);  // far beyond
   EXPECT_EQ(Messages(FindingKind::kPastEndOfFile).size(), 2u);
   EXPECT_EQ(counter_.CountPastEofBelow(ctx_, 8), 0u);  // new structures in cluster 7 only
@@ -121,10 +121,10 @@ TEST_F(ReferenceCounterTest, NamesTheFirstOwnerOfASharedCluster) {
   EXPECT_EQ(counter_.owner(50000), Owner::kData);
   EXPECT_EQ(counter_.owner(50001), Owner::kNone);
 
-  AddCluster(3, Owner::kL2);               // a snapshot sharing an L2 table: no overlap
+  AddCluster(3, Owner::kL2);                        // a snapshot sharing an L2 table: no overlap
   counter_.AddDataCluster(ctx_, 50000 * kCluster);  // or a data cluster: no overlap
   AddCluster(3, Owner::kData);
-  AddCluster(40000, Owner::kRefblock);     // metadata never shares, even with its own kind
+  AddCluster(40000, Owner::kRefblock);  // metadata never shares, even with its own kind
   counter_.AddDataCluster(ctx_, 40000 * kCluster);
   AddCluster(50000, Owner::kActiveL1);
   EXPECT_EQ(Messages(FindingKind::kOverlap),

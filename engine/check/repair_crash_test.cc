@@ -47,7 +47,8 @@ std::vector<uint8_t> Apply(std::vector<uint8_t> bytes, const std::vector<Recordi
     const auto& op = ops[i];
     if (op.flush) continue;
     if (op.offset + op.data.size() > bytes.size()) bytes.resize(op.offset + op.data.size());
-    std::copy(op.data.begin(), op.data.end(), bytes.begin() + static_cast<std::ptrdiff_t>(op.offset));
+    std::copy(op.data.begin(), op.data.end(),
+              bytes.begin() + static_cast<std::ptrdiff_t>(op.offset));
   }
   return bytes;
 }
@@ -61,7 +62,9 @@ class RepairCrashTest : public ::testing::Test {
   std::vector<uint8_t> GuestContent(const std::vector<uint8_t>& image, const std::string& name) {
     SaveFile(dir_.Path(name), image);
     EXPECT_EQ(RunCommand("qemu-img convert -O raw '" + dir_.Path(name) + "' '" +
-                         dir_.Path(name + ".raw") + "'").exit_code, 0);
+                         dir_.Path(name + ".raw") + "'")
+                  .exit_code,
+              0);
     return LoadFile(dir_.Path(name + ".raw"));
   }
 
@@ -97,8 +100,10 @@ class RepairCrashTest : public ::testing::Test {
 
 TEST_F(RepairCrashTest, RebuildOfKilledLazyImage) {
   std::string path = dir_.Path("lazy");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on '" + path +
-                       "' 64M").exit_code, 0);
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on '" + path + "' 64M")
+          .exit_code,
+      0);
   RunCommand("qemu-io -c 'write -P 0xaa 0 128k' -c 'write -P 0xbb 3M 64k' -c 'sigraise 9' '" +
              path + "'");
   ExpectCrashSafe(LoadFile(path));
@@ -107,8 +112,9 @@ TEST_F(RepairCrashTest, RebuildOfKilledLazyImage) {
 TEST_F(RepairCrashTest, DropsRaisesAndCopiedFixes) {
   std::string path = dir_.Path("img");
   ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 '" + path + "' 64M").exit_code, 0);
-  ASSERT_EQ(RunCommand("qemu-io -c 'write -P 0x11 0 128k' -c 'write -P 0x22 1M 64k' '" + path +
-                       "'").exit_code, 0);
+  ASSERT_EQ(RunCommand("qemu-io -c 'write -P 0x11 0 128k' -c 'write -P 0x22 1M 64k' '" + path + "'")
+                .exit_code,
+            0);
   std::vector<uint8_t> bytes = LoadFile(path);
   check_test::ImageEditor ed{bytes};
   ed.Set64(ed.L2EntryOffset(1), ed.Get64(ed.L2EntryOffset(1)) + 0x200);  // unaligned: dropped

@@ -40,21 +40,26 @@ std::string FormatCheckHuman(const CheckReport& report) {
   if (!Completed(report)) return "";
   std::string out;
   if (report.double_checked) {
-    out += fmt::format("The following inconsistencies were found and repaired:\n\n"
-                       "    {} leaked clusters\n    {} corruptions\n\n"
-                       "Double checking the fixed image now...\n",
-                       report.leaks_fixed, report.corruptions_fixed);
+    out += fmt::format(
+        "The following inconsistencies were found and repaired:\n\n"
+        "    {} leaked clusters\n    {} corruptions\n\n"
+        "Double checking the fixed image now...\n",
+        report.leaks_fixed, report.corruptions_fixed);
   }
   if (!(report.corruptions || report.leaks || report.check_errors)) {
     out += "No errors were found on the image.\n";
   } else {
     if (report.corruptions) {
-      out += fmt::format("\n{} errors were found on the image.\nData may be corrupted, or further "
-                         "writes to the image may corrupt it.\n", report.corruptions);
+      out += fmt::format(
+          "\n{} errors were found on the image.\nData may be corrupted, or further "
+          "writes to the image may corrupt it.\n",
+          report.corruptions);
     }
     if (report.leaks) {
-      out += fmt::format("\n{} leaked clusters were found on the image.\nThis means waste of disk "
-                         "space, but no harm to data.\n", report.leaks);
+      out += fmt::format(
+          "\n{} leaked clusters were found on the image.\nThis means waste of disk "
+          "space, but no harm to data.\n",
+          report.leaks);
     }
     if (report.check_errors) {
       out += fmt::format("\n{} internal errors have occurred during the check.\n",
@@ -63,11 +68,13 @@ std::string FormatCheckHuman(const CheckReport& report) {
   }
   if (report.total_clusters != 0 && report.allocated_clusters != 0) {
     const double allocated = static_cast<double>(report.allocated_clusters);
-    out += fmt::format("{}/{} = {:.2f}% allocated, {:.2f}% fragmented, {:.2f}% compressed "
-                       "clusters\n", report.allocated_clusters, report.total_clusters,
-                       allocated * 100.0 / static_cast<double>(report.total_clusters),
-                       static_cast<double>(report.fragmented_clusters) * 100.0 / allocated,
-                       static_cast<double>(report.compressed_clusters) * 100.0 / allocated);
+    out += fmt::format(
+        "{}/{} = {:.2f}% allocated, {:.2f}% fragmented, {:.2f}% compressed "
+        "clusters\n",
+        report.allocated_clusters, report.total_clusters,
+        allocated * 100.0 / static_cast<double>(report.total_clusters),
+        static_cast<double>(report.fragmented_clusters) * 100.0 / allocated,
+        static_cast<double>(report.compressed_clusters) * 100.0 / allocated);
   }
   if (report.image_end_offset) {
     out += fmt::format("Image end offset: {}\n", report.image_end_offset);

@@ -13,7 +13,8 @@ namespace crashsim {
 namespace {
 
 Status EntryError(uint32_t index, uint64_t offset, const std::string& what) {
-  return Status::Corruption(fmt::format("snapshot table entry {} at {:#x}: {}", index, offset, what));
+  return Status::Corruption(
+      fmt::format("snapshot table entry {} at {:#x}: {}", index, offset, what));
 }
 
 // Reads `size` bytes of the entry at *cursor into a string and advances the cursor.
@@ -38,7 +39,8 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
   constexpr uint64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (kInt64Max - uint64_t{nb_snapshots} * kSnapshotHeaderSize < snapshots_offset ||
       !IsAligned(snapshots_offset, options.cluster_size)) {
-    return Status::Corruption(fmt::format("Snapshot table offset invalid: {:#x}", snapshots_offset));
+    return Status::Corruption(
+        fmt::format("Snapshot table offset invalid: {:#x}", snapshots_offset));
   }
   SnapshotTable table;
   uint64_t cursor = snapshots_offset;
@@ -49,7 +51,8 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
     cursor = AlignUp(cursor, 8);
     SnapshotEntry e;
     e.entry_offset = cursor;
-    ASSIGN_OR_RETURN(std::vector<uint8_t> h, ReadBytes(device, file_size, cursor, kSnapshotHeaderSize));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> h,
+                     ReadBytes(device, file_size, cursor, kSnapshotHeaderSize));
     e.l1_table_offset = LoadBE64(&h[0]);
     e.l1_size = LoadBE32(&h[8]);
     uint16_t id_size = LoadBE16(&h[12]);
@@ -65,8 +68,8 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
       if (!options.repair) {
         return EntryError(i, e.entry_offset,
                           fmt::format("Too much extra metadata in snapshot table entry {} "
-                                      "({} > {} bytes)", i, e.extra_data_size,
-                                      kMaxSnapshotExtraData));
+                                      "({} > {} bytes)",
+                                      i, e.extra_data_size, kMaxSnapshotExtraData));
       }
       table.extra_data_truncated.push_back(i);
       truncate_extra = true;
@@ -81,9 +84,9 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
       // The stored size decides where the id starts even when the kept copy is truncated.
       uint64_t extra_end = cursor + e.extra_data_size - kSnapshotExtraDataKnownSize;
       if (truncate_extra) e.extra_data_size = kMaxSnapshotExtraData;
-      ASSIGN_OR_RETURN(e.unknown_extra_data,
-                       ReadBytes(device, file_size, cursor,
-                                 e.extra_data_size - kSnapshotExtraDataKnownSize));
+      ASSIGN_OR_RETURN(
+          e.unknown_extra_data,
+          ReadBytes(device, file_size, cursor, e.extra_data_size - kSnapshotExtraDataKnownSize));
       cursor = extra_end;
     }
     ASSIGN_OR_RETURN(std::vector<uint8_t> id, ReadBytes(device, file_size, cursor, id_size));
@@ -95,9 +98,9 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
     if (table_length > kMaxSnapshotTableSize ||
         cursor - snapshots_offset > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
       if (!options.repair) {
-        return EntryError(i, e.entry_offset,
-                          fmt::format("Snapshot table is too big ({} overhanging snapshots)",
-                                      nb_snapshots - i));
+        return EntryError(
+            i, e.entry_offset,
+            fmt::format("Snapshot table is too big ({} overhanging snapshots)", nb_snapshots - i));
       }
       table.overhanging_dropped = nb_snapshots - i;
       cursor = entry_start;
@@ -113,18 +116,17 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
 Status ValidateSnapshotL1(const SnapshotEntry& entry, uint32_t index, uint64_t cluster_size,
                           uint64_t file_size) {
   if (!IsAligned(entry.l1_table_offset, cluster_size)) {
-    return EntryError(index, entry.entry_offset,
-                      fmt::format("L1 table offset {:#x} is not cluster aligned",
-                                  entry.l1_table_offset));
+    return EntryError(
+        index, entry.entry_offset,
+        fmt::format("L1 table offset {:#x} is not cluster aligned", entry.l1_table_offset));
   }
   if (entry.l1_size > kMaxL1Entries) {
     return EntryError(index, entry.entry_offset,
                       fmt::format("Snapshot L1 table too large: {} entries (limit {})",
                                   entry.l1_size, kMaxL1Entries));
   }
-  if (entry.l1_size > 0 &&
-      (entry.l1_table_offset == 0 || entry.l1_table_offset >= file_size ||
-       uint64_t{entry.l1_size} * 8 > file_size - entry.l1_table_offset)) {
+  if (entry.l1_size > 0 && (entry.l1_table_offset == 0 || entry.l1_table_offset >= file_size ||
+                            uint64_t{entry.l1_size} * 8 > file_size - entry.l1_table_offset)) {
     return EntryError(index, entry.entry_offset,
                       fmt::format("L1 table at {:#x} ({} entries) lies outside the file ({} bytes)",
                                   entry.l1_table_offset, entry.l1_size, file_size));

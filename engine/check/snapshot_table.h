@@ -14,11 +14,12 @@
 
 namespace crashsim {
 
-inline constexpr uint64_t kSnapshotHeaderSize = 40;            // fixed part of an entry
-inline constexpr uint32_t kMaxSnapshotExtraData = 1024;        // QCOW_MAX_SNAPSHOT_EXTRA_DATA
+inline constexpr uint64_t kSnapshotHeaderSize = 40;              // fixed part of an entry
+inline constexpr uint32_t kMaxSnapshotExtraData = 1024;          // QCOW_MAX_SNAPSHOT_EXTRA_DATA
 inline constexpr uint64_t kMaxSnapshotTableSize = 1024 * 65536;  // QCOW_MAX_SNAPSHOTS_SIZE
-inline constexpr uint32_t kSnapshotExtraDataKnownSize = 24;    // vm_state_size_large, disk_size, icount
-inline constexpr uint32_t kSnapshotExtraDataMinV3 = 16;        // v3 needs the first two fields
+inline constexpr uint32_t kSnapshotExtraDataKnownSize =
+    24;                                                  // vm_state_size_large, disk_size, icount
+inline constexpr uint32_t kSnapshotExtraDataMinV3 = 16;  // v3 needs the first two fields
 
 struct SnapshotEntry {
   uint64_t entry_offset = 0;  // host offset of the entry's fixed part

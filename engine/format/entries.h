@@ -100,10 +100,14 @@ inline uint64_t SubclusterRangeMask(uint32_t first, uint32_t count) {
 inline uint64_t GetRefcountEntry(std::span<const uint8_t> block, uint64_t index, uint32_t order) {
   uint32_t bits = 1u << order;
   switch (bits) {
-    case 8: return block[index];
-    case 16: return LoadBE16(&block[index * 2]);
-    case 32: return LoadBE32(&block[index * 4]);
-    case 64: return LoadBE64(&block[index * 8]);
+    case 8:
+      return block[index];
+    case 16:
+      return LoadBE16(&block[index * 2]);
+    case 32:
+      return LoadBE32(&block[index * 4]);
+    case 64:
+      return LoadBE64(&block[index * 8]);
     default: {
       uint32_t per_byte = 8 / bits;
       uint32_t shift = static_cast<uint32_t>(index % per_byte) * bits;
@@ -115,10 +119,18 @@ inline void SetRefcountEntry(std::span<uint8_t> block, uint64_t index, uint32_t 
                              uint64_t value) {
   uint32_t bits = 1u << order;
   switch (bits) {
-    case 8: block[index] = static_cast<uint8_t>(value); return;
-    case 16: StoreBE16(&block[index * 2], static_cast<uint16_t>(value)); return;
-    case 32: StoreBE32(&block[index * 4], static_cast<uint32_t>(value)); return;
-    case 64: StoreBE64(&block[index * 8], value); return;
+    case 8:
+      block[index] = static_cast<uint8_t>(value);
+      return;
+    case 16:
+      StoreBE16(&block[index * 2], static_cast<uint16_t>(value));
+      return;
+    case 32:
+      StoreBE32(&block[index * 4], static_cast<uint32_t>(value));
+      return;
+    case 64:
+      StoreBE64(&block[index * 8], value);
+      return;
     default: {
       uint32_t per_byte = 8 / bits;
       uint32_t shift = static_cast<uint32_t>(index % per_byte) * bits;

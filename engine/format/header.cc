@@ -26,7 +26,8 @@ Status DecodeExtensions(std::span<const uint8_t> bytes, size_t start, size_t end
   size_t offset = start;
   std::vector<uint32_t> seen;
   while (offset < end) {
-    if (end - offset < 8) return HeaderError(fmt::format("header extension at {:#x} truncated", offset));
+    if (end - offset < 8)
+      return HeaderError(fmt::format("header extension at {:#x} truncated", offset));
     uint32_t type = LoadBE32(&bytes[offset]);
     uint32_t len = LoadBE32(&bytes[offset + 4]);
     offset += 8;
@@ -64,15 +65,17 @@ Status DecodeExtensions(std::span<const uint8_t> bytes, size_t start, size_t end
         }
         break;
       case kExtBitmaps: {
-        if (len != 24) return HeaderError(fmt::format("bitmaps extension has length {}, not 24", len));
+        if (len != 24)
+          return HeaderError(fmt::format("bitmaps extension has length {}, not 24", len));
         BitmapsExtension b;
         b.nb_bitmaps = LoadBE32(data);
-        if (LoadBE32(data + 4) != 0) return HeaderError("bitmaps extension: reserved field not zero");
+        if (LoadBE32(data + 4) != 0)
+          return HeaderError("bitmaps extension: reserved field not zero");
         b.bitmap_directory_size = LoadBE64(data + 8);
         b.bitmap_directory_offset = LoadBE64(data + 16);
         if (b.nb_bitmaps == 0 || b.nb_bitmaps > 65535) {
-          return HeaderError(fmt::format("bitmaps extension: {} bitmaps (must be 1..65535)",
-                                         b.nb_bitmaps));
+          return HeaderError(
+              fmt::format("bitmaps extension: {} bitmaps (must be 1..65535)", b.nb_bitmaps));
         }
         if (b.bitmap_directory_size > 1024ull * 65535) {
           return HeaderError("bitmaps extension: bitmap directory too large");
@@ -103,8 +106,8 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
   const uint64_t cs = h.cluster_size();
   // Active L1 table.
   if (h.l1_size > kMaxL1Entries) {
-    return HeaderError(fmt::format("Active L1 table too large: {} entries (limit {})", h.l1_size,
-                                   kMaxL1Entries));
+    return HeaderError(
+        fmt::format("Active L1 table too large: {} entries (limit {})", h.l1_size, kMaxL1Entries));
   }
   if (!IsAligned(h.l1_table_offset, cs) || h.l1_table_offset >= kMaxHostOffset) {
     return HeaderError(fmt::format("Active L1 table offset invalid: {:#x}", h.l1_table_offset));
@@ -120,28 +123,32 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
     return HeaderError("Active L1 table offset invalid: 0x0 (the L1 table would be the header)");
   }
   if (strict && h.l1_size > 0 && h.l1_table_offset + h.l1_size * 8ull > file_size) {
-    return HeaderError(fmt::format("Active L1 table at {:#x} ({} entries) lies outside the file "
-                                   "({} bytes)", h.l1_table_offset, h.l1_size, file_size));
+    return HeaderError(
+        fmt::format("Active L1 table at {:#x} ({} entries) lies outside the file "
+                    "({} bytes)",
+                    h.l1_table_offset, h.l1_size, file_size));
   }
   // Refcount table.
   uint64_t reftable_bytes = uint64_t{h.refcount_table_clusters} * cs;
   if (reftable_bytes > kMaxReftableBytes) {
-    return HeaderError(fmt::format("Reference count table too large: {} clusters",
-                                   h.refcount_table_clusters));
+    return HeaderError(
+        fmt::format("Reference count table too large: {} clusters", h.refcount_table_clusters));
   }
   if (!IsAligned(h.refcount_table_offset, cs) || h.refcount_table_offset >= kMaxHostOffset) {
-    return HeaderError(fmt::format("Reference count table offset invalid: {:#x}",
-                                   h.refcount_table_offset));
+    return HeaderError(
+        fmt::format("Reference count table offset invalid: {:#x}", h.refcount_table_offset));
   }
   if (h.refcount_table_clusters == 0) {
     if (!options.for_check) return HeaderError("Image does not contain a reference count table");
   } else if (h.refcount_table_offset == 0) {
-    return HeaderError("Reference count table offset invalid: 0x0 (the refcount table would be "
-                       "the header)");
+    return HeaderError(
+        "Reference count table offset invalid: 0x0 (the refcount table would be "
+        "the header)");
   } else if (strict && h.refcount_table_offset + reftable_bytes > AlignUp(file_size, cs)) {
-    return HeaderError(fmt::format("Reference count table at {:#x} ({} clusters) lies outside "
-                                   "the file ({} bytes)", h.refcount_table_offset,
-                                   h.refcount_table_clusters, file_size));
+    return HeaderError(
+        fmt::format("Reference count table at {:#x} ({} clusters) lies outside "
+                    "the file ({} bytes)",
+                    h.refcount_table_offset, h.refcount_table_clusters, file_size));
   }
   // Snapshot table.
   if (h.nb_snapshots > kMaxSnapshots) {
@@ -158,10 +165,9 @@ Status ValidateTables(const QcowHeader& h, uint64_t file_size, HeaderDecodeOptio
 
 std::vector<FeatureName> DefaultFeatureNames() {
   return {
-      {0, 0, "dirty bit"},           {0, 1, "corrupt bit"},
-      {0, 2, "external data file"},  {0, 3, "compression type"},
-      {0, 4, "extended L2 entries"}, {1, 0, "lazy refcounts"},
-      {2, 0, "bitmaps"},             {2, 1, "raw external data"},
+      {0, 0, "dirty bit"},        {0, 1, "corrupt bit"},         {0, 2, "external data file"},
+      {0, 3, "compression type"}, {0, 4, "extended L2 entries"}, {1, 0, "lazy refcounts"},
+      {2, 0, "bitmaps"},          {2, 1, "raw external data"},
   };
 }
 
@@ -269,8 +275,8 @@ Result<QcowHeader> DecodeHeader(std::span<const uint8_t> bytes, uint64_t file_si
     h.refcount_order = 4;
   } else {
     if (bytes.size() < kV3MinHeaderLength) {
-      return HeaderError(fmt::format("file truncated: {} bytes, a v3 header needs {}",
-                                     bytes.size(), kV3MinHeaderLength));
+      return HeaderError(fmt::format("file truncated: {} bytes, a v3 header needs {}", bytes.size(),
+                                     kV3MinHeaderLength));
     }
     h.incompatible_features = LoadBE64(p + 72);
     h.compatible_features = LoadBE64(p + 80);
@@ -281,15 +287,15 @@ Result<QcowHeader> DecodeHeader(std::span<const uint8_t> bytes, uint64_t file_si
       return HeaderError(fmt::format("qcow2 header too short: header_length {}", h.header_length));
     }
     if (h.header_length > cs) {
-      return HeaderError(fmt::format("qcow2 header exceeds cluster size: header_length {}",
-                                     h.header_length));
+      return HeaderError(
+          fmt::format("qcow2 header exceeds cluster size: header_length {}", h.header_length));
     }
     if (h.header_length % 8 != 0) {
       return HeaderError(fmt::format("header_length {} is not a multiple of 8", h.header_length));
     }
     if (bytes.size() < h.header_length) {
-      return HeaderError(fmt::format("file truncated: {} bytes, header_length is {}",
-                                     bytes.size(), h.header_length));
+      return HeaderError(fmt::format("file truncated: {} bytes, header_length is {}", bytes.size(),
+                                     h.header_length));
     }
     if (h.header_length > 104) {
       uint8_t type = p[104];
@@ -355,10 +361,11 @@ Result<QcowHeader> DecodeHeader(std::span<const uint8_t> bytes, uint64_t file_si
 Result<std::vector<uint8_t>> EncodeHeader(QcowHeader& h) {
   const uint64_t cs = h.cluster_size();
   std::vector<uint8_t> out;
-  uint32_t fixed = h.version == 2 ? kV2HeaderLength
-                                  : std::max<uint32_t>(kV3HeaderLength,
-                                                       kV3HeaderLength + static_cast<uint32_t>(
-                                                           h.unknown_fields.size()));
+  uint32_t fixed =
+      h.version == 2
+          ? kV2HeaderLength
+          : std::max<uint32_t>(kV3HeaderLength,
+                               kV3HeaderLength + static_cast<uint32_t>(h.unknown_fields.size()));
   if (h.version == 3) h.header_length = fixed;
   out.resize(fixed, 0);
   uint8_t* p = out.data();
@@ -432,8 +439,10 @@ Result<std::vector<uint8_t>> EncodeHeader(QcowHeader& h) {
                                                h.backing_file.size(), kMaxBackingFileNameLength));
   }
   if (out.size() > cs) {
-    return Status::NoSpace(fmt::format("header, extensions and backing file name need {} bytes, "
-                                       "more than one {}-byte cluster", out.size(), cs));
+    return Status::NoSpace(
+        fmt::format("header, extensions and backing file name need {} bytes, "
+                    "more than one {}-byte cluster",
+                    out.size(), cs));
   }
   return out;
 }

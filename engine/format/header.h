@@ -22,16 +22,16 @@ inline constexpr uint32_t kV3HeaderLength = 112;  // with compression_type and p
 inline constexpr uint32_t kMinClusterBits = 9;
 inline constexpr uint32_t kMaxClusterBits = 21;
 inline constexpr uint32_t kMaxRefcountOrder = 6;
-inline constexpr uint64_t kMaxReftableBytes = 8ull << 20;      // QCOW_MAX_REFTABLE_SIZE
-inline constexpr uint64_t kMaxL1Entries = (32ull << 20) / 8;   // QCOW_MAX_L1_SIZE
-inline constexpr uint32_t kMaxSnapshots = 65536;               // QCOW_MAX_SNAPSHOTS
+inline constexpr uint64_t kMaxReftableBytes = 8ull << 20;     // QCOW_MAX_REFTABLE_SIZE
+inline constexpr uint64_t kMaxL1Entries = (32ull << 20) / 8;  // QCOW_MAX_L1_SIZE
+inline constexpr uint32_t kMaxSnapshots = 65536;              // QCOW_MAX_SNAPSHOTS
 inline constexpr uint32_t kMaxBackingFileNameLength = 1023;
 inline constexpr uint32_t kMaxBackingFormatLength = 15;
-inline constexpr uint64_t kMaxHostOffset = 1ull << 56;         // QCOW_MAX_CLUSTER_OFFSET
+inline constexpr uint64_t kMaxHostOffset = 1ull << 56;  // QCOW_MAX_CLUSTER_OFFSET
 
 // Byte offsets of fields the engine rewrites on their own (named durable steps).
 inline constexpr uint64_t kIncompatibleFeaturesOffset = 72;
-inline constexpr uint64_t kL1SizeOffset = 36;        // l1_size (4) + l1_table_offset (8)
+inline constexpr uint64_t kL1SizeOffset = 36;          // l1_size (4) + l1_table_offset (8)
 inline constexpr uint64_t kReftableOffsetOffset = 48;  // offset (8) + clusters (4)
 
 // Feature bits.

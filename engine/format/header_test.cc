@@ -186,8 +186,10 @@ TEST(HeaderTest, DecodingTheNeededBytesEqualsDecodingTheCluster) {
     images.push_back(bytes);
   }
   for (const auto& bytes : images) {
-    const std::span<const uint8_t> prefix = std::span(bytes).first(std::min<size_t>(bytes.size(), kHeaderPrefixBytes));
-    const uint64_t needed = std::min<uint64_t>(bytes.size(), std::max<uint64_t>(HeaderBytesNeeded(prefix), prefix.size()));
+    const std::span<const uint8_t> prefix =
+        std::span(bytes).first(std::min<size_t>(bytes.size(), kHeaderPrefixBytes));
+    const uint64_t needed = std::min<uint64_t>(
+        bytes.size(), std::max<uint64_t>(HeaderBytesNeeded(prefix), prefix.size()));
     auto whole = DecodeHeader(bytes, 4 << 16);
     auto part = DecodeHeader(std::span(bytes).first(needed), 4 << 16);
     ASSERT_EQ(whole.ok(), part.ok()) << (whole.ok() ? part.status() : whole.status()).ToString();

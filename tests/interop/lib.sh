@@ -15,10 +15,6 @@ if [ ! -x "$CRASHSIM" ]; then
   exit 1
 fi
 
-# Whether this crashsim has the check subcommand (engine/check/ may land after the CLI).
-HAVE_CHECK=0
-"$CRASHSIM" --help 2>/dev/null | grep -q "^  check " && HAVE_CHECK=1
-
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/crashsim-interop.XXXXXX")
 FAILURES=0
 CASES=0

@@ -566,7 +566,7 @@ void ParallelFor(size_t n, uint32_t jobs, const std::function<void(size_t, size_
 
 }  // namespace
 
-ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
+ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& progress,
                             const std::function<void(const StateResult&)>& observe) {
   ExploreReport report;
   report.device_ops = recording_->op_count();
@@ -652,7 +652,16 @@ ExploreReport Explorer::Run(const std::function<void(uint64_t)>& progress,
         report.failures.push_back(std::move(r));
         done = options_.max_failures && report.failures.size() >= options_.max_failures;
       }
-      if (progress) progress(report.explored);
+      if (progress) {
+        const simdisk::EnumerationStats& stats = enumerator.stats();
+        uint64_t expected = 0;
+        if (stats.crash_points == stats.points_total && stats.planned != simdisk::kSaturated) {
+          expected = DivRoundUp(stats.planned, options_.shard_count);
+          if (cap != 0) expected = std::min(expected, cap);
+          INVARIANT(report.explored <= expected);
+        }
+        progress({report.explored, expected});
+      }
     }
     done = done || (cap != 0 && report.explored >= cap);
   }

@@ -105,15 +105,23 @@ struct ExploreReport {
   std::string Summary() const;
 };
 
+// How far Run has got, for progress displays.
+struct ExploreProgress {
+  uint64_t explored = 0;  // states checked so far
+  // States this run checks at most (the enumeration's plan, this shard's part, the cap); 0
+  // until every crash point has started, which the round-robin order does in its first round.
+  uint64_t expected = 0;
+};
+
 class Explorer {
  public:
   // Records the workload's run. Fails if the engine itself fails during the run.
   static Result<std::unique_ptr<Explorer>> Record(const Workload& workload,
                                                   const ExploreOptions& options);
 
-  // Checks every state the options select; `progress(explored)` is called after each, and
-  // `observe` sees each state's result, in enumeration order.
-  ExploreReport Run(const std::function<void(uint64_t)>& progress = {},
+  // Checks every state the options select; `progress` is called after each, and `observe`
+  // sees each state's result, in enumeration order.
+  ExploreReport Run(const std::function<void(const ExploreProgress&)>& progress = {},
                     const std::function<void(const StateResult&)>& observe = {});
   // Checks one crash state of the recorded run.
   StateResult CheckState(const simdisk::CrashState& state);

@@ -20,7 +20,7 @@ class CrashEnumerator::PointStates {
       : options_(options), point_(point), rng_(DeriveSeed(options.seed, point)) {
     stats_.point = point;
     if (options_.kind == CrashKind::kProcessKill) {
-      stats_.possible = stats_.within_bound = 1;
+      stats_.possible = stats_.within_bound = stats_.planned = 1;
       phase_ = Phase::kStart;
       return;
     }
@@ -32,6 +32,11 @@ class CrashEnumerator::PointStates {
     stats_.possible = CountStates(pending_.items, options_.model);
     stats_.within_bound = CountBounded(pending_.items, options_.model, options_.k,
                                        [&](const PendingItem& item) { return Eligible(item); });
+    // The no-deviation state, then the bounded states (all of them, or a budget's worth
+    // sampled), then samples beyond the bound if there are states beyond it.
+    const bool beyond = stats_.possible == kSaturated || stats_.possible != stats_.within_bound;
+    stats_.planned = SatAdd(1 + std::min(stats_.within_bound - 1, options_.exhaustive_budget),
+                            beyond ? options_.samples : 0);
   }
 
   const PointStats& stats() const { return stats_; }
@@ -255,6 +260,7 @@ CrashEnumerator::PointStates& CrashEnumerator::Generator(size_t i) {
     const PointStats& ps = generators_[i]->stats();
     stats_.possible = SatAdd(stats_.possible, ps.possible);
     stats_.within_bound = SatAdd(stats_.within_bound, ps.within_bound);
+    stats_.planned = SatAdd(stats_.planned, ps.planned);
     // Points start in point order in both orders, so per_point stays sorted.
     ++stats_.crash_points;
     stats_index_[i] = stats_.per_point.size();

@@ -62,6 +62,7 @@ struct PointStats {
   uint64_t pending = 0;
   uint64_t possible = 0;      // states the model allows here (saturating)
   uint64_t within_bound = 0;  // of those, with at most k eligible deviations (saturating)
+  uint64_t planned = 0;       // states the enumeration will try here: an upper bound on explored
   uint64_t explored = 0;      // states yielded here
 };
 
@@ -70,6 +71,7 @@ struct EnumerationStats {
   uint64_t crash_points = 0;          // crash points visited (covered) so far
   uint64_t possible = 0;              // summed over points started, saturating
   uint64_t within_bound = 0;          // summed over points started, saturating
+  uint64_t planned = 0;               // summed over points started: at most this many states
   uint64_t exhaustive = 0;            // states yielded by exhaustive enumeration
   uint64_t sampled = 0;               // states yielded by sampling
   uint64_t duplicates = 0;            // states skipped: same bytes as a state already yielded

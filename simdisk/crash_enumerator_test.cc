@@ -103,6 +103,7 @@ RC_GTEST_PROP(CrashEnumerator, ExhaustiveCountMatchesTheFormula, ()) {
   RC_ASSERT(enumerator.stats().possible == all);
   RC_ASSERT(enumerator.stats().within_bound == BruteForceBounded(f, model, k));
   RC_ASSERT(states.size() == BruteForceBounded(f, model, k));
+  RC_ASSERT(enumerator.stats().planned == states.size());
   if (k == f.size()) RC_ASSERT(states.size() == all);
   std::set<std::string> distinct;
   for (const CrashState& s : states) {
@@ -113,6 +114,33 @@ RC_GTEST_PROP(CrashEnumerator, ExhaustiveCountMatchesTheFormula, ()) {
   RC_ASSERT(distinct.size() == states.size());
   RC_CLASSIFY(states.size() > 16, "more than 16 states");
   RC_CLASSIFY(f.size() >= 3, "3+ pending writes");
+}
+
+// `planned` is what progress displays take as the total: it must bound what each point yields,
+// and be exact when nothing is sampled or deduplicated.
+RC_GTEST_PROP(CrashEnumerator, PlannedBoundsWhatEachPointYields, ()) {
+  const auto ops = *GenSmallPending();
+  auto disk = RunWorkload(ops, {}, 8192);
+  EnumerationOptions options;
+  options.model = GenModel();
+  options.k = *rc::gen::inRange<uint64_t>(0, 3);
+  options.exhaustive_budget = *rc::gen::inRange<uint64_t>(0, 9);
+  options.samples = *rc::gen::inRange<uint64_t>(0, 5);
+  options.dedupe = *rc::gen::arbitrary<bool>();
+  CrashEnumerator enumerator(disk->SnapshotRecording(), options);
+  All(enumerator);
+  const EnumerationStats& stats = enumerator.stats();
+  uint64_t planned = 0;
+  for (const PointStats& ps : stats.per_point) {
+    RC_ASSERT(ps.explored <= ps.planned);
+    const bool nothing_sampled = options.samples == 0 || ps.possible == ps.within_bound;
+    if (!options.dedupe && nothing_sampled && ps.within_bound <= options.exhaustive_budget) {
+      RC_ASSERT(ps.explored == ps.planned);
+    }
+    planned += ps.planned;
+  }
+  RC_ASSERT(stats.planned == planned);
+  RC_ASSERT(stats.explored() <= stats.planned);
 }
 
 TEST(CrashEnumerator, SmallCaseByHand) {

@@ -96,6 +96,18 @@ plain_error "replay, bad trace" bad.cstrace "$CRASHSIM" replay "$WORK/bad.cstrac
 "$CRASHSIM" create -q "$WORK/small.qcow2" 1M >/dev/null || fail "create small"
 plain_error "io, request past the end" "write" "$CRASHSIM" io -c 'write 2M 4k' "$WORK/small.qcow2"
 
+# Progress (tools/progress.h; the meter's own tests are tools_test): on a terminal, a line
+# redrawn in place with done/total, rate and a bar; -q silences it; off a terminal a short run
+# (under the plain style's 5 s) writes nothing to a log.
+small=(explore --ops 100 -j 1)
+tty_err=$(script -qec "$(printf '%q ' "$CRASHSIM" "${small[@]}") 2>&1 >/dev/null" /dev/null)
+grep -qE $'\r''explore \[[#.]+\] [0-9]+/[0-9]+ states \([0-9]+%\), [0-9]+/s' <<<"$tty_err" ||
+  fail "explore on a terminal shows no progress bar" "$(tr '\r' '\n' <<<"$tty_err" | head -5)"
+tty_quiet=$(script -qec "$(printf '%q ' "$CRASHSIM" "${small[@]}" -q) 2>&1 >/dev/null" /dev/null)
+[ -z "$tty_quiet" ] || fail "explore -q on a terminal still shows progress" "$tty_quiet"
+"$CRASHSIM" explore --ops 10 -j 1 >/dev/null 2>"$WORK/err" || fail "explore --ops 10"
+[ ! -s "$WORK/err" ] || fail "a short explore off a terminal wrote progress" "$(cat "$WORK/err")"
+
 [ "$FAILURES" -eq 0 ] && echo PASS && exit 0
 echo "FAILED: $FAILURES"
 exit 1

@@ -4,11 +4,13 @@
 // readers: qemu (qemu-img convert -O raw) and libqcow (python3-libqcow); any other value is a
 // command template with {image} and {output}.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 
 #include "tools/common.h"
+#include "tools/progress.h"
 #include "validate/conformance.h"
 
 namespace crashsim::tools {
@@ -18,6 +20,7 @@ struct ConformanceArgs {
   std::vector<std::string> readers;
   std::string dir;
   int timeout_ms = 60000;
+  bool quiet = false;
 };
 
 int RunConformance(const ConformanceArgs& a) {
@@ -35,8 +38,11 @@ int RunConformance(const ConformanceArgs& a) {
   auto corpus = validate::BuildCorpus(dir);
   if (!corpus.ok()) return Fail(corpus.status());
   std::vector<std::vector<validate::ReaderOutcome>> results;
+  const ProgressStyle style = ProgressStyleFor(a.quiet, STDERR_FILENO);
   for (const std::string& r : readers) {
-    results.push_back(validate::RunReader(*corpus, r, dir, a.timeout_ms));
+    ProgressMeter meter("conformance " + r, "images", style);
+    results.push_back(validate::RunReader(
+        *corpus, r, dir, a.timeout_ms, [&](size_t done) { meter.Update(done, corpus->size()); }));
   }
   std::string header = "| feature |", rule = "|---|";
   for (const std::string& r : readers) {
@@ -70,6 +76,9 @@ void AddConformanceCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--reader", args->readers,
                   "qemu, libqcow, or a command template with {image} and {output}; may repeat");
   cmd->add_option("--dir", args->dir, "keep the corpus and outputs here");
+  cmd->add_flag("-q,--quiet", args->quiet,
+                "no progress display (on a terminal: a line redrawn in place; otherwise a line "
+                "every 5 s)");
   cmd->callback([args, &exit_code] { exit_code = RunConformance(*args); });
 }
 

@@ -17,6 +17,7 @@
 #include "properties/fault_sweep.h"
 #include "properties/random_workload.h"
 #include "tools/common.h"
+#include "tools/progress.h"
 #include "traces/capture.h"
 
 namespace crashsim::tools {
@@ -130,17 +131,15 @@ struct RunResult {
 };
 
 Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::string& trace_dir,
-                         bool progress) {
+                         ProgressStyle style, const std::string& label = "explore") {
   ASSIGN_OR_RETURN(std::unique_ptr<Explorer> explorer, Explorer::Record(w, o));
-  const bool tty = progress && ::isatty(STDERR_FILENO);
   auto start = std::chrono::steady_clock::now();
   RunResult result;
   result.explorer_run = explorer->run();
-  result.report = explorer->Run([&](uint64_t explored) {
-    if (tty && explored % 50 == 0)
-      std::fprintf(stderr, "\r  %llu states checked...", static_cast<unsigned long long>(explored));
-  });
-  if (tty) std::fprintf(stderr, "\r%40s\r", "");
+  ProgressMeter meter(label, "states", style);
+  result.report =
+      explorer->Run([&](const ExploreProgress& p) { meter.Update(p.explored, p.expected); });
+  meter.Finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!trace_dir.empty()) {
     for (const StateResult& f : result.report.failures) {
@@ -179,8 +178,11 @@ int RunMatrix(const ExploreArgs& a) {
              "cache", "lazy", "points", "possible", "explored", "clean", "leaks", "repaired",
              "FAIL", "states/s", "writes", "flushes", "sim ms");
   bool failed = false;
+  const ProgressStyle style = ProgressStyleFor(a.quiet, STDERR_FILENO);
+  int row = 0;
   for (const char* cache : {"writethrough", "directsync", "writeback"}) {
     for (bool lazy : {false, true}) {
+      ++row;
       ExploreArgs args = a;
       args.cache = cache;
       args.image_options.push_back(lazy ? "lazy_refcounts=on" : "lazy_refcounts=off");
@@ -188,7 +190,8 @@ int RunMatrix(const ExploreArgs& a) {
       if (!o.ok()) return Fail(o.status());
       auto w = LoadWorkload(args, o->image.cluster_size);
       if (!w.ok()) return Fail(w.status());
-      auto r = RunOne(*w, *o, a.trace_dir, false);
+      auto r = RunOne(*w, *o, a.trace_dir, style,
+                      fmt::format("row {}/6 {} lazy {}", row, cache, lazy ? "on" : "off"));
       if (!r.ok()) return Fail(r.status());
       const ExploreReport& rep = r->report;
       fmt::print(
@@ -261,7 +264,7 @@ int RunExplore(const ExploreArgs& a) {
   auto w = LoadWorkload(a, o->image.cluster_size);
   if (!w.ok()) return Fail(w.status());
   if (a.fault_sweep) return RunFaultSweep(*w, *o, a);
-  auto r = RunOne(*w, *o, a.trace_dir, !a.quiet);
+  auto r = RunOne(*w, *o, a.trace_dir, ProgressStyleFor(a.quiet, STDERR_FILENO));
   if (!r.ok()) return Fail(r.status());
   PrintSummary(*w, *o, *r);
   if (const GuestRunResult& run = r->explorer_run; run.fault) {
@@ -311,7 +314,9 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
                 "the I/O-error sweep: fail each device op of the run once with EIO and once "
                 "with ENOSPC, check the crash points after each error, and fail the repair of "
                 "every dirty image left at each of its ops");
-  cmd->add_flag("-q,--quiet", args->quiet, "no progress line");
+  cmd->add_flag(
+      "-q,--quiet", args->quiet,
+      "no progress display (on a terminal: a line redrawn in place; otherwise a line every 5 s)");
   cmd->add_option("-j,--jobs", args->jobs,
                   "threads checking crash states (default: the machine's cores); the report is "
                   "the same for any number");

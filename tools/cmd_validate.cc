@@ -5,12 +5,14 @@
 // `--matrix` runs writethrough, directsync and writeback, lazy refcounts off and on, power loss
 // and process kill, and prints one table (the CI-sized run; --max-states makes it longer).
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
 #include "tools/common.h"
+#include "tools/progress.h"
 #include "validate/validate.h"
 
 namespace crashsim::tools {
@@ -32,6 +34,7 @@ struct ValidateArgs {
   uint64_t samples = 1;
   std::string trace_dir;
   bool matrix = false;
+  bool quiet = false;
   bool no_second_opinion = false;
   bool no_repair_study = false;
 };
@@ -69,11 +72,15 @@ Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
   return o;
 }
 
-Result<validate::ValidateReport> RunOne(const validate::ValidateOptions& o, double* seconds) {
+Result<validate::ValidateReport> RunOne(const validate::ValidateOptions& o, double* seconds,
+                                        ProgressStyle style, const std::string& label) {
   auto start = std::chrono::steady_clock::now();
   validate::Validator validator(o);
   RETURN_IF_ERROR(validator.Record());
-  validate::ValidateReport report = validator.Run();
+  ProgressMeter meter(label, "states", style);
+  validate::ValidateReport report =
+      validator.Run([&](const ExploreProgress& p) { meter.Update(p.explored, p.expected); });
+  meter.Finish();
   *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
@@ -81,9 +88,10 @@ Result<validate::ValidateReport> RunOne(const validate::ValidateOptions& o, doub
 int RunValidate(const ValidateArgs& a) {
   auto base = BuildOptions(a);
   if (!base.ok()) return Fail(base.status());
+  const ProgressStyle style = ProgressStyleFor(a.quiet, STDERR_FILENO);
   if (!a.matrix) {
     double seconds = 0;
-    auto report = RunOne(*base, &seconds);
+    auto report = RunOne(*base, &seconds, style, "validate");
     if (!report.ok()) return Fail(report.status());
     fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
     return report->findings.empty() ? 0 : 2;
@@ -96,6 +104,7 @@ int RunValidate(const ValidateArgs& a) {
   std::string details;
   size_t findings = 0;
   std::string version;
+  int row = 0;
   for (const char* cache : {"writethrough", "directsync", "writeback"}) {
     for (bool lazy : {false, true}) {
       for (auto crash : {simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill}) {
@@ -104,7 +113,10 @@ int RunValidate(const ValidateArgs& a) {
         o.lazy_refcounts = lazy;
         o.crash = crash;
         double seconds = 0;
-        auto r = RunOne(o, &seconds);
+        ++row;
+        auto r = RunOne(o, &seconds, style,
+                        fmt::format("row {}/12 {} lazy {} {}", row, cache, lazy ? "on" : "off",
+                                    simdisk::CrashKindName(crash)));
         if (!r.ok()) return Fail(r.status());
         version = r->target_version;
         findings += r->findings.size();
@@ -134,6 +146,9 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--workload", args->workload_file, "workload file instead of a seed");
   cmd->add_option("--crash", args->crash, "crash kind: power or kill");
   cmd->add_option("--max-states", args->max_states, "states per run (0: all enumerated)");
+  cmd->add_flag("-q,--quiet", args->quiet,
+                "no progress display (on a terminal: a line redrawn in place; otherwise a line "
+                "every 5 s)");
   cmd->add_option("--repair-states", args->repair_states,
                   "dirty states per run given to the target's repairs (0: all)");
   cmd->add_option("-k", args->k, "deviations explored exhaustively per crash point");

@@ -275,11 +275,12 @@ std::string ReaderTemplate(const std::string& name) {
 
 std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
                                      const std::string& reader, const std::string& dir,
-                                     int timeout_ms) {
+                                     int timeout_ms, const std::function<void(size_t)>& progress) {
   const std::string script = dir + "/libqcow_to_raw.py";
   (void)WriteFileAtomically(script, kLibqcowScript);  // a missing script fails each read
   std::vector<ReaderOutcome> out;
   for (const CorpusImage& image : corpus) {
+    if (progress) progress(out.size());
     ReaderOutcome o{image.feature, false, ""};
     const std::string output = dir + "/out.raw";
     fs::remove(output);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,11 @@ struct ReaderOutcome {
 // Anything else is a command template with {image} and {output} (and {python_libqcow}).
 std::string ReaderTemplate(const std::string& name);
 
-// Runs `reader` (a template) on each image into a raw file in `dir` and compares it.
+// Runs `reader` (a template) on each image into a raw file in `dir` and compares it;
+// `progress(done)` after each image.
 std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
                                      const std::string& reader, const std::string& dir,
-                                     int timeout_ms);
+                                     int timeout_ms,
+                                     const std::function<void(size_t)>& progress = {});
 
 }  // namespace crashsim::validate

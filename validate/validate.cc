@@ -300,7 +300,7 @@ struct TargetCheck {
 
 }  // namespace
 
-ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
+ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>& progress) {
   ValidateReport& report = report_;
   const TargetSpec& t = options_.target;
   simdisk::EnumerationOptions e;
@@ -368,7 +368,14 @@ ValidateReport Validator::Run(const std::function<void(uint64_t)>& progress) {
 
     current_state_ = nullptr;
     if (outcome == Outcome::kFailure) RecordFinding(*state, failure);
-    if (progress) progress(report.explored);
+    if (progress) {
+      // Points start one by one here: the plan is whole only once the last has started.
+      const simdisk::EnumerationStats& stats = enumerator.stats();
+      uint64_t expected = stats.crash_points == stats.points_total ? stats.planned : 0;
+      if (options_.max_states)
+        expected = expected ? std::min(expected, options_.max_states) : options_.max_states;
+      progress({report.explored, expected});
+    }
   }
   report.enumeration = enumerator.stats();
   return report;

@@ -122,8 +122,8 @@ class Validator {
   // Records the target's run of the workload. Fails if the target fails to create the image or
   // answers an operation with an error.
   Status Record();
-  // Explores the crash states (after Record). `progress(explored)` after each state.
-  ValidateReport Run(const std::function<void(uint64_t)>& progress = {});
+  // Explores the crash states (after Record). `progress` after each state.
+  ValidateReport Run(const std::function<void(const ExploreProgress&)>& progress = {});
 
   const simdisk::Recording& recording() const { return *recording_; }
   const ValidateOptions& options() const { return options_; }

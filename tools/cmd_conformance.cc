@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "tools/common.h"
+#include "tools/junit.h"
 #include "tools/progress.h"
 #include "validate/conformance.h"
 
@@ -21,6 +22,7 @@ struct ConformanceArgs {
   std::string dir;
   int timeout_ms = 60000;
   bool quiet = false;
+  std::string junit;  // --junit FILE
 };
 
 int RunConformance(const ConformanceArgs& a) {
@@ -52,11 +54,21 @@ int RunConformance(const ConformanceArgs& a) {
   fmt::print("{}\n{}\n", header, rule);
   size_t failures = 0;
   std::string notes;
+  std::vector<JunitCase> cases;
   for (size_t i = 0; i < corpus->size(); ++i) {
     std::string row = "| " + (*corpus)[i].feature + " |";
     for (size_t j = 0; j < readers.size(); ++j) {
       const validate::ReaderOutcome& o = results[j][i];
       row += o.pass ? " pass |" : " FAIL |";
+      JunitCase c;
+      c.classname = "crashsim.conformance." + readers[j];
+      c.name = o.feature;
+      if (!o.pass) {
+        c.failure_message = o.detail;
+        c.failure_text = fmt::format("{} reads the corpus image for '{}' wrong: {}\n", readers[j],
+                                     o.feature, o.detail);
+      }
+      cases.push_back(std::move(c));
       if (!o.pass) {
         ++failures;
         notes += fmt::format("- {} on {}: {}\n", readers[j], o.feature, o.detail);
@@ -66,6 +78,9 @@ int RunConformance(const ConformanceArgs& a) {
   }
   if (!notes.empty()) fmt::print("\n{}", notes);
   if (own) std::filesystem::remove_all(dir);
+  if (!a.junit.empty()) {
+    if (Status st = WriteJunit(a.junit, "crashsim conformance", cases); !st.ok()) return Fail(st);
+  }
   return failures == 0 ? 0 : 2;
 }
 
@@ -76,6 +91,8 @@ void AddConformanceCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--reader", args->readers,
                   "qemu, libqcow, or a command template with {image} and {output}; may repeat");
   cmd->add_option("--dir", args->dir, "keep the corpus and outputs here");
+  cmd->add_option("--junit", args->junit,
+                  "also write the table as JUnit XML here: a test case per reader and feature");
   cmd->add_flag("-q,--quiet", args->quiet,
                 "no progress display (on a terminal: a line redrawn in place; otherwise a line "
                 "every 5 s)");

@@ -17,6 +17,7 @@
 #include "properties/fault_sweep.h"
 #include "properties/random_workload.h"
 #include "tools/common.h"
+#include "tools/junit.h"
 #include "tools/progress.h"
 #include "traces/capture.h"
 
@@ -34,6 +35,7 @@ struct ExploreArgs {
   uint64_t max_states = 0;
   std::string shard = "0/1";
   std::string trace_dir;
+  std::string junit;  // --junit FILE
   uint64_t k = 1;
   uint64_t samples = 8;
   uint64_t atomic_unit = 512;
@@ -150,6 +152,32 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
   return result;
 }
 
+// A configuration's name in reports: "writethrough lazy_refcounts=on power-loss".
+std::string ConfigName(const ExploreOptions& o) {
+  return fmt::format("{} lazy_refcounts={} {}", CacheModeName(o.cache_mode),
+                     o.image.lazy_refcounts ? "on" : "off", simdisk::CrashKindName(o.crash));
+}
+
+// The JUnit case of one explored configuration: its failures with their traces and the command
+// that replays each.
+JunitCase ExploreCase(const ExploreOptions& o, const RunResult& r) {
+  JunitCase c;
+  c.classname = "crashsim.explore";
+  c.name = ConfigName(o);
+  c.seconds = r.seconds;
+  c.output = r.report.Summary();
+  const std::vector<StateResult>& failures = r.report.failures;
+  if (failures.empty()) return c;
+  c.failure_message = fmt::format("{} failing crash state(s); the first, {}: {}", failures.size(),
+                                  failures[0].state.ToText(), failures[0].detail);
+  for (size_t i = 0; i < failures.size(); ++i) {
+    c.failure_text += fmt::format("{}: {}\n", failures[i].state.ToText(), failures[i].detail);
+    c.failure_text += TraceLines(i < r.trace_paths.size() ? r.trace_paths[i] : "",
+                                 "run with --trace-dir DIR (or CRASHSIM_TRACE_DIR)");
+  }
+  return c;
+}
+
 void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r) {
   const ExploreReport& rep = r.report;
   CreateOptions image = o.image;
@@ -178,6 +206,7 @@ int RunMatrix(const ExploreArgs& a) {
              "cache", "lazy", "points", "possible", "explored", "clean", "leaks", "repaired",
              "FAIL", "states/s", "writes", "flushes", "sim ms");
   bool failed = false;
+  std::vector<JunitCase> cases;
   const ProgressStyle style = ProgressStyleFor(a.quiet, STDERR_FILENO);
   int row = 0;
   for (const char* cache : {"writethrough", "directsync", "writeback"}) {
@@ -194,6 +223,7 @@ int RunMatrix(const ExploreArgs& a) {
                       fmt::format("row {}/6 {} lazy {}", row, cache, lazy ? "on" : "off"));
       if (!r.ok()) return Fail(r.status());
       const ExploreReport& rep = r->report;
+      cases.push_back(ExploreCase(*o, *r));
       fmt::print(
           "{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8.0f} {:>7} {:>8} "
           "{:>9.2f}\n",
@@ -216,6 +246,11 @@ int RunMatrix(const ExploreArgs& a) {
       "to clean with all durable data (with lazy refcounts off, only states after an "
       "internal snapshot started, which runs under the dirty bit). writes/flushes/sim "
       "ms: the recorded run's device cost.\n");
+  if (!a.junit.empty()) {
+    if (Status st = WriteJunit(a.junit, "crashsim explore --matrix", cases); !st.ok()) {
+      return Fail(st);
+    }
+  }
   return failed ? kExitFailure : 0;
 }
 
@@ -273,6 +308,11 @@ int RunExplore(const ExploreArgs& a) {
   } else if (o->fault) {
     fmt::print("injected {}: the run never reached it (it has fewer such device ops)\n", a.fault);
   }
+  if (!a.junit.empty()) {
+    if (Status st = WriteJunit(a.junit, "crashsim explore", {ExploreCase(*o, *r)}); !st.ok()) {
+      return Fail(st);
+    }
+  }
   return r->report.ok() ? 0 : kExitFailure;
 }
 
@@ -304,6 +344,9 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--atomic-unit", args->atomic_unit, "bytes a power loss never splits");
   cmd->add_option("--repair-crashes", args->repair_crash_states,
                   "crash states of the repair itself to check per dirty state");
+  cmd->add_option("--junit", args->junit,
+                  "also write the result as JUnit XML here: a test case per configuration, with "
+                  "each failure's trace and replay command");
   cmd->add_flag("--matrix", args->matrix,
                 "the default across writethrough/directsync/writeback x lazy on/off");
   cmd->add_option("--fault", args->fault,

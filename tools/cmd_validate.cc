@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tools/common.h"
+#include "tools/junit.h"
 #include "tools/progress.h"
 #include "validate/validate.h"
 
@@ -35,6 +36,7 @@ struct ValidateArgs {
   std::string trace_dir;
   bool matrix = false;
   bool quiet = false;
+  std::string junit;  // --junit FILE
   bool no_second_opinion = false;
   bool no_repair_study = false;
 };
@@ -85,6 +87,29 @@ Result<validate::ValidateReport> RunOne(const validate::ValidateOptions& o, doub
   return report;
 }
 
+// The JUnit case of one configuration: its findings, each with its trace and replay command.
+JunitCase ValidateCase(const validate::ValidateReport& r, double seconds) {
+  JunitCase c;
+  c.classname = "crashsim.validate." + r.target_name;
+  c.name = r.config;
+  c.seconds = seconds;
+  c.output = r.Summary();
+  if (r.findings.empty()) return c;
+  c.failure_message = fmt::format("{} finding(s); the first, at {}: {}", r.findings.size(),
+                                  r.findings[0].state, r.findings[0].detail);
+  for (const validate::ValidateFinding& f : r.findings) {
+    c.failure_text += fmt::format("{}: {}\n", f.state, f.detail);
+    c.failure_text += TraceLines(f.trace_path, "run with --trace-dir DIR");
+  }
+  return c;
+}
+
+int WriteValidateJunit(const ValidateArgs& a, const std::vector<JunitCase>& cases, int code) {
+  if (a.junit.empty()) return code;
+  if (Status st = WriteJunit(a.junit, "crashsim validate", cases); !st.ok()) return Fail(st);
+  return code;
+}
+
 int RunValidate(const ValidateArgs& a) {
   auto base = BuildOptions(a);
   if (!base.ok()) return Fail(base.status());
@@ -94,7 +119,8 @@ int RunValidate(const ValidateArgs& a) {
     auto report = RunOne(*base, &seconds, style, "validate");
     if (!report.ok()) return Fail(report.status());
     fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
-    return report->findings.empty() ? 0 : 2;
+    return WriteValidateJunit(a, {ValidateCase(*report, seconds)},
+                              report->findings.empty() ? 0 : 2);
   }
   // The matrix: one table row per configuration.
   std::string table = fmt::format(
@@ -104,6 +130,7 @@ int RunValidate(const ValidateArgs& a) {
   std::string details;
   size_t findings = 0;
   std::string version;
+  std::vector<JunitCase> cases;
   int row = 0;
   for (const char* cache : {"writethrough", "directsync", "writeback"}) {
     for (bool lazy : {false, true}) {
@@ -119,6 +146,7 @@ int RunValidate(const ValidateArgs& a) {
                                     simdisk::CrashKindName(crash)));
         if (!r.ok()) return Fail(r.status());
         version = r->target_version;
+        cases.push_back(ValidateCase(*r, seconds));
         findings += r->findings.size();
         table += fmt::format(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n", cache,
@@ -130,7 +158,7 @@ int RunValidate(const ValidateArgs& a) {
     }
   }
   fmt::print("{}\n{}{}", version, table, details);
-  return findings == 0 ? 0 : 2;
+  return WriteValidateJunit(a, cases, findings == 0 ? 0 : 2);
 }
 
 void AddValidateCommand(CLI::App& app, int& exit_code) {
@@ -146,6 +174,9 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--workload", args->workload_file, "workload file instead of a seed");
   cmd->add_option("--crash", args->crash, "crash kind: power or kill");
   cmd->add_option("--max-states", args->max_states, "states per run (0: all enumerated)");
+  cmd->add_option("--junit", args->junit,
+                  "also write the result as JUnit XML here: a test case per configuration, with "
+                  "each finding's trace and replay command");
   cmd->add_flag("-q,--quiet", args->quiet,
                 "no progress display (on a terminal: a line redrawn in place; otherwise a line "
                 "every 5 s)");

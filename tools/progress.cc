@@ -12,8 +12,7 @@ namespace crashsim {
 namespace {
 
 double SteadySeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // 1m05s, 3h02m, 42s: the time left, to the precision a person waits by.
@@ -68,8 +67,7 @@ std::string ProgressMeter::Line(uint64_t done, uint64_t total, double now) const
 void ProgressMeter::Update(uint64_t done, uint64_t total) {
   if (style_ == ProgressStyle::kQuiet) return;
   const double now = clock_();
-  const double interval =
-      style_ == ProgressStyle::kTerminal ? kTerminalInterval : kPlainInterval;
+  const double interval = style_ == ProgressStyle::kTerminal ? kTerminalInterval : kPlainInterval;
   // The plain style's first line comes after one interval too: a short run stays silent.
   const double since = last_draw_ < 0 ? now - start_ : now - last_draw_;
   if (since < interval) return;

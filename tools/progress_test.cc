@@ -98,7 +98,8 @@ TEST(ProgressMeter, LongRunsShowHoursAndMinutes) {
   Fixture f(ProgressStyle::kPlain);
   EXPECT_EQ(f.meter().Line(3600, 7300, 100 + 3600),
             "explore 3600/7300 states (49%), 1/s, 1h01m left, 1h00m so far");
-  EXPECT_EQ(f.meter().Line(10, 100, 100 + 10), "explore 10/100 states (10%), 1/s, 1m30s left, 10s so far");
+  EXPECT_EQ(f.meter().Line(10, 100, 100 + 10),
+            "explore 10/100 states (10%), 1/s, 1m30s left, 10s so far");
 }
 
 }  // namespace

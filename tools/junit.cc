@@ -16,7 +16,11 @@ constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
 // XML 1.0 allows (#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]); else 0.
 size_t XmlCharLength(std::string_view s, size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
-  const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  const size_t n = c < 0x80           ? 1
+                   : (c >> 5) == 0x6  ? 2
+                   : (c >> 4) == 0xe  ? 3
+                   : (c >> 3) == 0x1e ? 4
+                                      : 0;
   if (n == 0 || i + n > s.size()) return 0;
   uint32_t cp = n == 1 ? c : c & (0x7f >> n);
   for (size_t j = 1; j < n; ++j) {
@@ -39,14 +43,26 @@ std::string XmlEscape(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       case '\t':
       case '\n':
-      case '\r': out += c; break;
+      case '\r':
+        out += c;
+        break;
       default: {
         const size_t n = XmlCharLength(text, i);
         if (n == 0) {

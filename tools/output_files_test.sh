@@ -101,6 +101,19 @@ out=$("$CRASHSIM" convert -O raw src.qcow2 target.raw 2>&1) ||
 out=$("$CRASHSIM" show --svg timeline.svg "$TRACE" 2>&1) || fail "show --svg" "$out"
 grep -q '<svg' timeline.svg || fail "show --svg wrote no SVG"
 no_leftovers "the successful commands"
+# The timeline is well-formed XML and renders (librsvg: what viewers and converters use) to a
+# PNG as tall as the SVG says; the picture itself was looked at when the layout changed.
+xmllint --noout timeline.svg || fail "show --svg wrote malformed XML"
+if out=$(rsvg-convert timeline.svg -o timeline.png 2>&1); then
+  [ "$(head -c 8 timeline.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+    fail "rsvg-convert wrote no PNG"
+  svg_h=$(grep -o -m1 'height="[0-9]*"' timeline.svg | tr -dc 0-9)
+  png_h=$(od -An -tu1 -j 20 -N 4 timeline.png | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')
+  [ "$png_h" = "$svg_h" ] || fail "the PNG is $png_h px tall, the SVG says $svg_h"
+else
+  fail "rsvg-convert cannot render the timeline" "$out"
+fi
+rm -f timeline.png
 
 # An output that is not a regular file is written in place: there is nothing to rename over.
 out=$("$CRASHSIM" show --svg /dev/stdout "$TRACE" 2>&1) || fail "show --svg /dev/stdout" "$out"

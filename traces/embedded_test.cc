@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <regex>
+
 #include "engine/image.h"
 #include "simdisk/sim_disk.h"
 #include "traces/explain.h"
@@ -127,12 +130,76 @@ TEST(EmbeddedTrace, FailingThirdPartyTraceReplaysToItsVerdict) {
   EXPECT_FALSE(Replay(*parsed, {.portable = true}).ok());
 }
 
+// A <text> of the SVG and the box it covers, from its position, anchor and font size (0.6 em
+// a character: as wide as common sans-serif and monospace faces set these labels).
+struct TextBox {
+  double x0, x1, y0, y1;
+  std::string content;
+};
+
+std::vector<TextBox> SvgTexts(const std::string& svg) {
+  static const std::regex text(R"re(<text x="(\d+)" y="(\d+)"([^>]*)>([^<]*)</text>)re");
+  std::vector<TextBox> out;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), text); it != std::sregex_iterator();
+       ++it) {
+    const std::string attrs = (*it)[3];
+    const double size = attrs.find("font-size=\"15\"") != std::string::npos ? 15 : 11;
+    std::string content = (*it)[4];
+    for (const std::string entity : {"&lt;", "&gt;", "&amp;", "&quot;"}) {
+      for (size_t at; (at = content.find(entity)) != std::string::npos;) {
+        content.replace(at, entity.size(), "x");
+      }
+    }
+    const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+    const double w = 0.6 * size * static_cast<double>(content.size());
+    const bool end = attrs.find("text-anchor=\"end\"") != std::string::npos;
+    out.push_back({end ? x - w : x, end ? x : x + w, y - size, y + 0.25 * size, content});
+  }
+  return out;
+}
+
 TEST(EmbeddedTrace, ShowExplainsItWithoutARerun) {
-  auto e = Explain(BuggyTrace(StrayDropped()));
+  const Trace t = BuggyTrace(StrayDropped());
+  auto e = Explain(t);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_TRUE(e->reproduced_log);
   EXPECT_NE(e->text.find("Target: buggy"), std::string::npos) << e->text;
-  EXPECT_NE(e->svg.find("<svg"), std::string::npos);
+
+  // The SVG says what the trace shows, lists every write and flush by sequence number with its
+  // details in words (not in tooltips, lost in print), and no two labels overlap.
+  const std::string& svg = e->svg;
+  ASSERT_EQ(svg.rfind("<svg", 0), 0u) << svg.substr(0, 200);
+  EXPECT_NE(svg.find(">FAILURE at " + t.state.ToText() + ": the crash property does not hold<"),
+            std::string::npos);
+  EXPECT_EQ(svg.find("<title>"), std::string::npos) << "details are printed, not tooltips";
+  const std::vector<TextBox> texts = SvgTexts(svg);
+  auto has_text = [&](const std::string& content) {
+    return std::any_of(texts.begin(), texts.end(),
+                       [&](const TextBox& b) { return b.content.starts_with(content); });
+  };
+  size_t rows = 0;
+  for (size_t i = 0; i < t.device_ops.size(); ++i) {
+    const TraceOp& op = t.device_ops[i];
+    if (op.kind != simdisk::OpKind::kWrite && op.kind != simdisk::OpKind::kFlush) continue;
+    ++rows;
+    EXPECT_TRUE(has_text(std::to_string(i))) << "no sequence number for op " << i;
+    const std::string label = op.kind == simdisk::OpKind::kFlush
+                                  ? "flush"
+                                  : fmt::format("write {:#x}+{}", op.offset, op.length);
+    EXPECT_TRUE(has_text(label)) << "no details for op " << i << ": " << label;
+  }
+  EXPECT_GE(rows, 3u);
+  EXPECT_TRUE(std::any_of(texts.begin(), texts.end(), [](const TextBox& b) {
+    return b.content.find("DROPPED") != std::string::npos;
+  })) << "the dropped write is not named";
+  for (size_t i = 0; i < texts.size(); ++i) {
+    for (size_t j = i + 1; j < texts.size(); ++j) {
+      const TextBox& a = texts[i];
+      const TextBox& b = texts[j];
+      const bool overlap = a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+      EXPECT_FALSE(overlap) << "'" << a.content << "' overlaps '" << b.content << "'";
+    }
+  }
 }
 
 // The line number (1-based) of the first line starting with `prefix`.

@@ -351,201 +351,254 @@ std::string TextOf(const Trace& t, const Analysis& a, const LiveFacts& live,
   return out;
 }
 
+// ---- the SVG timeline -----------------------------------------------------------------------
+// Device ops top to bottom, one row each (reads left out, as in the text form): sequence number,
+// the guest op, a swatch coloured by the structure written and drawn by its fate, and the op in
+// words, so the picture says the same printed or converted to PNG as on screen. Every label has
+// a row (or a legend cell) of its own, so nothing overlaps however long the trace.
+
+constexpr int kSvgRow = 16;     // px per row
+constexpr int kSvgChar = 7;     // px per character of the 11 px monospace text (6.6, rounded up)
+constexpr int kSvgSeqX = 48;    // right edge of the sequence numbers
+constexpr int kSvgGuestX = 60;  // guest op labels
+constexpr size_t kSvgGuestChars = 34;
+constexpr int kSvgSwatchX = kSvgGuestX + static_cast<int>(kSvgGuestChars) * kSvgChar + 10;
+constexpr int kSvgDetailX = kSvgSwatchX + 22;
+constexpr double kSvgSansChar = 6.2;  // px per character of the 11 px sans-serif headline
+
+std::string Clip(std::string text, size_t chars) {
+  if (text.size() > chars) text = text.substr(0, chars - 3) + "...";
+  return text;
+}
+
+// Splits at spaces into lines of at most `width` characters (longer words are cut).
+std::vector<std::string> Wrap(const std::string& text, size_t width) {
+  std::vector<std::string> lines;
+  std::string rest = text;
+  while (!rest.empty()) {
+    size_t cut = rest.size() <= width ? rest.size() : rest.rfind(' ', width);
+    if (cut == std::string::npos || cut == 0) cut = std::min(width, rest.size());
+    lines.push_back(rest.substr(0, cut));
+    rest = cut < rest.size() ? rest.substr(cut + (rest[cut] == ' ')) : "";
+  }
+  return lines;
+}
+
+// What the trace shows, in its first line: a failure, or a passing (regression) replay.
+std::string SvgHeadline(const Trace& t, const LiveFacts& live, int width, int* y) {
+  const bool failure = t.verdict == Outcome::kFailure;
+  std::string head =
+      failure ? fmt::format("FAILURE at {}: the crash property does not hold", t.state.ToText())
+              : fmt::format("Passing at {}: {}; the crash property holds", t.state.ToText(),
+                            VerdictName(t.verdict));
+  if (live.have && live.result.outcome != t.verdict) {
+    head += fmt::format(" (recorded); this build says {}", VerdictName(live.result.outcome));
+  }
+  std::string s = fmt::format(
+      "<text x=\"10\" y=\"{}\" font-size=\"15\" font-weight=\"bold\" fill=\"{}\">{}</text>\n", *y,
+      failure ? "#b00" : "#060", Xml(head));
+  *y += 20;
+  // Image options break after their commas, like any other words.
+  std::string image = t.settings.image.ToString();
+  for (size_t at = 0; (at = image.find(',', at)) != std::string::npos; at += 2) {
+    image.insert(at + 1, " ");
+  }
+  const auto wrap = static_cast<size_t>((width - 20) / kSvgSansChar);
+  std::vector<std::string> lines = {
+      "image " + image, fmt::format("cache {}; crash {} {}", CacheModeName(t.settings.cache_mode),
+                                    simdisk::CrashKindName(t.settings.crash), PointText(t))};
+  std::string detail = live.have ? live.result.detail : t.detail;
+  if (live.have) {
+    detail = "dirty bit " + live.dirty.substr(0, live.dirty.find(' ')) +
+             (detail.empty() ? "" : "; " + detail);
+  }
+  for (const std::string& line : lines) {
+    for (const std::string& part : Wrap(line, wrap)) {
+      s += fmt::format("<text x=\"10\" y=\"{}\">{}</text>\n", *y, Xml(part));
+      *y += 14;
+    }
+  }
+  for (const std::string& part : Wrap(detail, wrap)) {
+    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#b00\">{}</text>\n", *y, Xml(part));
+    *y += 14;
+  }
+  return s;
+}
+
+// The 12 px swatch of a write or resize at (x, y): its structure's colour, drawn by its fate.
+std::string SvgSwatch(const TraceOp& op, Fate fate, int x, int y) {
+  const char* color = op.kind == OpKind::kWrite ? TagColor(op.tag) : "#444";
+  std::string s;
+  switch (fate) {
+    case Fate::kDropped:
+      s = fmt::format(
+          "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"white\" stroke=\"{}\" "
+          "stroke-width=\"2\" stroke-dasharray=\"3,2\"/>\n",
+          x, y, color);
+      break;
+    case Fate::kTorn:
+      s = fmt::format(
+          "<rect x=\"{0}\" y=\"{1}\" width=\"12\" height=\"12\" fill=\"white\" stroke=\"{2}\" "
+          "stroke-width=\"2\"/><rect x=\"{0}\" y=\"{3}\" width=\"12\" height=\"6\" "
+          "fill=\"{2}\"/>\n",
+          x, y, color, y + 6);
+      break;
+    default: {
+      const double opacity = fate == Fate::kAfterCrash ? 0.2 : fate == Fate::kKeptWhole ? 0.75 : 1;
+      s = fmt::format(
+          "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\" opacity=\"{}\"{}/>\n", x,
+          y, fate == Fate::kFailed ? "#bbb" : color, opacity,
+          fate == Fate::kKeptWhole ? " stroke=\"#000\" stroke-dasharray=\"1,1\"" : "");
+    }
+  }
+  if (op.fua)
+    s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"black\"/>\n", x + 16, y + 6);
+  return s;
+}
+
+// The legend: one cell per entry, cells in a grid so no two share a place.
+std::string SvgLegend(const std::vector<IoTag>& tags, int width, int* cursor_y) {
+  std::vector<std::pair<std::string, std::string>> cells;  // swatch, label
+  auto rect = [](const std::string& fill, const std::string& extra) {
+    return fmt::format("<rect x=\"{{x}}\" y=\"{{y}}\" width=\"12\" height=\"12\" fill=\"{}\"{}/>",
+                       fill, extra);
+  };
+  for (IoTag tag : tags) cells.emplace_back(rect(TagColor(tag), ""), IoTagName(tag));
+  cells.emplace_back(rect("#888", ""), "durable");
+  cells.emplace_back(rect("#888", " opacity=\"0.75\" stroke=\"#000\" stroke-dasharray=\"1,1\""),
+                     "pending, persisted whole");
+  cells.emplace_back(rect("white", " stroke=\"#888\" stroke-width=\"2\"") +
+                         "<rect x=\"{x}\" y=\"{y6}\" width=\"12\" height=\"6\" fill=\"#888\"/>",
+                     "torn");
+  cells.emplace_back(rect("white", " stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"3,2\""),
+                     "dropped");
+  cells.emplace_back(rect("#888", " opacity=\"0.2\""), "after the crash (never issued)");
+  cells.emplace_back(rect("#bbb", ""), "failed, no effect");
+  cells.emplace_back("<circle cx=\"{x16}\" cy=\"{y6}\" r=\"2.5\" fill=\"black\"/>", "FUA");
+  constexpr int kCell = 240;
+  const int per_line = std::max(1, (width - 20) / kCell);
+  std::string s =
+      fmt::format("<text x=\"10\" y=\"{}\" font-weight=\"bold\">legend</text>\n", *cursor_y);
+  *cursor_y += 8;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const int x = 10 + static_cast<int>(i % per_line) * kCell;
+    const int y = *cursor_y + static_cast<int>(i / per_line) * kSvgRow;
+    std::string shape = cells[i].first;
+    for (auto [key, value] :
+         {std::pair<std::string, int>{"{x16}", x + 16}, {"{x}", x}, {"{y6}", y + 6}, {"{y}", y}}) {
+      for (size_t at; (at = shape.find(key)) != std::string::npos;) {
+        shape.replace(at, key.size(), std::to_string(value));
+      }
+    }
+    s += shape + fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", x + 24, y + 10,
+                             Xml(Clip(cells[i].second, (kCell - 30) / kSvgChar)));
+  }
+  *cursor_y += static_cast<int>((cells.size() + per_line - 1) / per_line) * kSvgRow;
+  return s;
+}
+
 std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
   const auto& ops = t.device_ops;
-  // Columns: writes, flushes and resizes; everything else sits between them.
-  std::vector<int64_t> column(ops.size() + 1, 0);
-  int64_t cols = 0;
-  for (uint64_t i = 0; i < ops.size(); ++i) {
-    column[i] = cols;
-    if (ops[i].ChangesOrOrders()) ++cols;
-  }
-  column[ops.size()] = cols;
-  std::vector<IoTag> lanes;
-  bool resize = false;
-  for (const TraceOp& op : ops) {
-    if (op.kind == OpKind::kResize) resize = true;
-    if (op.kind != OpKind::kWrite) continue;
-    bool seen = false;
-    for (IoTag l : lanes) seen |= l == op.tag;
-    if (!seen) lanes.push_back(op.tag);
-  }
-  std::sort(lanes.begin(), lanes.end());
-  const int cw = 14, left = 130, top = 92, lane_h = 30, guest_h = 34;
-  const int lanes_n = static_cast<int>(lanes.size()) + (resize ? 1 : 0);
-  const int width = left + static_cast<int>(cols) * cw + 40;
-  const int plot_bottom = top + guest_h + lanes_n * lane_h;
-  const int height = plot_bottom + 150;
-  auto x_of = [&](uint64_t seq) { return left + static_cast<int>(column[seq]) * cw; };
-  auto lane_y = [&](const TraceOp& op) {
-    int idx = static_cast<int>(lanes.size());
-    for (size_t l = 0; l < lanes.size(); ++l) {
-      if (op.kind == OpKind::kWrite && lanes[l] == op.tag) idx = static_cast<int>(l);
-    }
-    return top + guest_h + idx * lane_h;
+  // The rows: device ops other than reads and guest markers, plus a row for each barrier and
+  // one for the crash, each with its text.
+  struct Row {
+    uint64_t seq;  // the op, or the op after the marker
+    enum Kind : uint8_t { kOp, kBarrier, kCrash } kind;
   };
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" "
-      "fill=\"white\"/>\n",
-      std::max(width, 1000), height);
-  s +=
-      fmt::format("<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">{} at {}</text>\n",
-                  Xml(VerdictName(t.verdict)), Xml(t.state.ToText()));
-  s += fmt::format("<text x=\"10\" y=\"36\">image {}</text>\n", Xml(t.settings.image.ToString()));
-  s += fmt::format("<text x=\"10\" y=\"50\">cache={}, {}; crash {}</text>\n",
-                   CacheModeName(t.settings.cache_mode), simdisk::CrashKindName(t.settings.crash),
-                   Xml(PointText(t)));
-  std::string detail = live.have ? live.result.detail : t.detail;
-  if (live.have) detail = "dirty bit " + live.dirty.substr(0, live.dirty.find(' ')) + "; " + detail;
-  for (int line = 0; line < 2 && !detail.empty(); ++line) {
-    size_t cut = detail.size() <= 150 ? detail.size() : detail.rfind(' ', 150);
-    if (cut == std::string::npos || cut == 0) cut = std::min<size_t>(150, detail.size());
-    if (line == 1 && cut < detail.size()) {  // the second line is the last: clip it
-      detail = detail.substr(0, 147) + "...";
-      cut = detail.size();
+  std::vector<Row> rows;
+  std::vector<IoTag> tags;
+  size_t widest = 60;
+  bool crash_drawn = false;
+  for (uint64_t i = 0; i <= ops.size(); ++i) {
+    if (!crash_drawn && i == t.state.point) {
+      rows.push_back({i, Row::kCrash});
+      crash_drawn = true;
     }
-    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#b00\">{}</text>\n", 64 + 13 * line,
-                     Xml(detail.substr(0, cut)));
-    detail = cut < detail.size() ? detail.substr(cut + 1) : "";
-  }
-  // Lane labels.
-  s += fmt::format("<text x=\"8\" y=\"{}\">guest ops</text>\n", top + 20);
-  for (size_t l = 0; l < lanes.size(); ++l) {
-    s += fmt::format("<text x=\"8\" y=\"{}\">{}</text>\n",
-                     top + guest_h + static_cast<int>(l) * lane_h + 18, IoTagName(lanes[l]));
-  }
-  if (resize) {
-    s += fmt::format("<text x=\"8\" y=\"{}\">resize</text>\n",
-                     top + guest_h + static_cast<int>(lanes.size()) * lane_h + 18);
-  }
-  // Guest op spans.
-  std::map<uint64_t, uint64_t> begins;
-  for (uint64_t i = 0; i < ops.size(); ++i) {
-    if (ops[i].kind == OpKind::kGuestBegin) begins[ops[i].guest_op] = i;
-    if (ops[i].kind != OpKind::kGuestAck) continue;
-    const uint64_t b = begins[ops[i].guest_op];
-    const int x0 = x_of(b), x1 = std::max(x_of(i), x0 + 4);
-    s += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"22\" rx=\"3\" fill=\"#ddd\" "
-        "stroke=\"#888\" opacity=\"{}\"><title>{}</title></rect>\n",
-        x0, top + 4, x1 - x0 - 1, b >= t.state.point ? 0.3 : 1.0,
-        Xml(GuestLabel(t, ops[i].guest_op)));
-    const uint64_t g = ops[i].guest_op;
-    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"9\">{}</text>\n", x0 + 2, top + 19,
-                     g < t.workload.ops.size() ? std::to_string(g) : std::string("close"));
-  }
-  // Flush barriers.
-  for (uint64_t i = 0; i < ops.size(); ++i) {
-    if (ops[i].kind != OpKind::kFlush) continue;
-    const int x = x_of(i) + cw / 2;
-    s += fmt::format(
-        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" "
-        "stroke-width=\"1.5\"{}{}><title>op {}: {}</title></line>\n",
-        x, top, x, plot_bottom, ops[i].honoured ? "" : " stroke-dasharray=\"2,3\"",
-        i >= t.state.point ? " opacity=\"0.3\"" : "", i, Xml(OpLabel(ops[i])));
-  }
-  // Writes and resizes.
-  for (uint64_t i = 0; i < ops.size(); ++i) {
+    if (i == ops.size()) break;
     const TraceOp& op = ops[i];
-    if (op.kind != OpKind::kWrite && op.kind != OpKind::kResize) continue;
-    const int x = x_of(i) + 1, y = lane_y(op) + 4, w = cw - 2, h = lane_h - 8;
-    const char* color = op.kind == OpKind::kWrite ? TagColor(op.tag) : "#444";
-    std::string tip =
-        fmt::format("op {}: {} {} - {}", i, OpLabel(op), Structure(op), FateText(a.fates[i]));
-    switch (a.fates[i]) {
-      case Fate::kDropped:
-        s += fmt::format(
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
-            "stroke=\"{}\" stroke-width=\"2\" stroke-dasharray=\"3,2\"><title>{}"
-            "</title></rect>\n<text x=\"{}\" y=\"{}\" fill=\"#c00\" "
-            "font-weight=\"bold\">x</text>\n",
-            x, y, w, h, color, Xml(tip), x + 3, y + h - 6);
-        break;
-      case Fate::kTorn: {
-        const simdisk::WriteFate& f = *a.write_fates[i];
-        tip += ": " + TearText(op, f, t.settings.atomic_unit);
-        s += fmt::format(
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" "
-            "stroke=\"{}\" stroke-width=\"2\"><title>{}</title></rect>\n",
-            x, y, w, h, color, Xml(tip));
-        s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n", x,
-                         y + h / 2, w, h - h / 2, color);
-        s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#c00\" font-weight=\"bold\">T</text>\n",
-                         x + 2, y + h / 2 - 1);
-        break;
-      }
-      default: {
-        const double opacity = a.fates[i] == Fate::kAfterCrash  ? 0.2
-                               : a.fates[i] == Fate::kKeptWhole ? 0.75
-                                                                : 1.0;
-        s += fmt::format(
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
-            "opacity=\"{}\"{}><title>{}</title></rect>\n",
-            x, y, w, h, a.fates[i] == Fate::kFailed ? "#bbb" : color, opacity,
-            a.fates[i] == Fate::kKeptWhole ? " stroke=\"#000\" stroke-dasharray=\"1,1\"" : "",
-            Xml(tip));
-      }
+    if (op.kind == OpKind::kRead || op.kind == OpKind::kGuestBegin ||
+        op.kind == OpKind::kGuestAck) {
+      continue;
     }
-    if (op.fua) {
-      s +=
-          fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"black\"/>\n", x + w / 2, y - 1);
+    rows.push_back({i, Row::kOp});
+    if (op.kind == OpKind::kWrite && std::find(tags.begin(), tags.end(), op.tag) == tags.end()) {
+      tags.push_back(op.tag);
+    }
+    widest = std::max(widest, OpLabel(op).size() + Structure(op).size() + 30);
+    if (op.kind == OpKind::kFlush && op.honoured && op.status == StatusCode::kOk &&
+        i < t.state.point) {
+      rows.push_back({i + 1, Row::kBarrier});
     }
   }
-  // The crash.
-  const int cx = x_of(t.state.point) - 1 + (t.state.point < ops.size() ? 0 : cw / 2);
-  s += fmt::format(
-      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"red\" "
-      "stroke-width=\"3\"/>\n<text x=\"{}\" y=\"{}\" fill=\"red\" "
-      "font-weight=\"bold\">crash ({})</text>\n",
-      cx, top - 6, cx, plot_bottom + 6, cx + 3, plot_bottom + 18, Xml(t.state.ToText()));
-  // Legend.
-  int ly = plot_bottom + 44, lx = 10;
-  s += fmt::format("<text x=\"10\" y=\"{}\" font-weight=\"bold\">legend</text>\n", ly - 10);
-  auto swatch = [&](const std::string& shape, const std::string& label) {
-    s += shape;
-    s += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", lx + 18, ly + 10, Xml(label));
-    lx += 30 + static_cast<int>(label.size()) * 6;
-    if (lx > std::max(width, 1000) - 160) {
-      lx = 10;
-      ly += 22;
+  std::sort(tags.begin(), tags.end());
+  const int width = std::max(1000, kSvgDetailX + static_cast<int>(widest) * kSvgChar + 20);
+
+  int y = 24;
+  std::string body = SvgHeadline(t, live, width, &y);
+  y += 10;
+  body += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-weight=\"bold\">op</text><text x=\"{}\" "
+      "y=\"{}\" font-weight=\"bold\">guest op</text><text x=\"{}\" y=\"{}\" "
+      "font-weight=\"bold\">device op, the structure it wrote, its fate at the crash</text>\n",
+      kSvgSeqX, y, kSvgGuestX, y, kSvgDetailX, y);
+  y += 6;
+  uint64_t last_guest = simdisk::kNoGuestOp - 1;  // matches no guest op
+  for (const Row& row : rows) {
+    const int top = y, base = y + 12;
+    y += kSvgRow;
+    if (row.kind == Row::kCrash) {
+      body += fmt::format(
+          "<line x1=\"10\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"red\" stroke-width=\"3\"/>"
+          "<text x=\"{2}\" y=\"{3}\" fill=\"red\" font-weight=\"bold\">crash ({4}): the ops "
+          "below were never issued</text>\n",
+          top + 2, width - 10, kSvgDetailX, base + 2, Xml(t.state.ToText()));
+      continue;
     }
-  };
-  for (IoTag tag : lanes) {
-    swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n", lx, ly,
-                       TagColor(tag)),
-           IoTagName(tag));
+    if (row.kind == Row::kBarrier) {
+      body += fmt::format(
+          "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#555\" "
+          "stroke-width=\"1.5\"/><text x=\"{3}\" y=\"{4}\" fill=\"#555\">barrier: ops before "
+          "{5} are durable</text>\n",
+          kSvgSwatchX, top + 1, width - 10, kSvgDetailX, base, row.seq);
+      continue;
+    }
+    const TraceOp& op = ops[row.seq];
+    const bool after = row.seq >= t.state.point;
+    std::string line = fmt::format("<g{}>", after ? " opacity=\"0.45\"" : "");
+    line += fmt::format(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-family=\"monospace\">{}</text>", kSvgSeqX,
+        base, row.seq);
+    if (op.guest_op != last_guest) {
+      last_guest = op.guest_op;
+      if (op.guest_op != simdisk::kNoGuestOp) {
+        line +=
+            fmt::format("<text x=\"{}\" y=\"{}\" font-family=\"monospace\">{}</text>", kSvgGuestX,
+                        base, Xml(Clip(GuestLabel(t, op.guest_op), kSvgGuestChars)));
+      }
+    }
+    std::string detail = OpLabel(op);
+    if (!Structure(op).empty()) detail += "  " + Structure(op);
+    if (a.fates[row.seq] != Fate::kNotAWrite)
+      detail += "  " + std::string(FateText(a.fates[row.seq]));
+    if (a.fates[row.seq] == Fate::kTorn) {
+      detail += ": " + TearText(op, *a.write_fates[row.seq], t.settings.atomic_unit);
+    }
+    if (op.status != StatusCode::kOk) detail += "  (failed)";
+    if (op.kind == OpKind::kWrite || op.kind == OpKind::kResize) {
+      line += SvgSwatch(op, a.fates[row.seq], kSvgSwatchX, top + 2);
+    }
+    line += fmt::format("<text x=\"{}\" y=\"{}\" font-family=\"monospace\">{}</text></g>\n",
+                        kSvgDetailX, base, Xml(detail));
+    body += line;
   }
-  ly += 22;
-  lx = 10;
-  swatch(
-      fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\"/>\n", lx, ly),
-      "durable");
-  swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\" "
-                     "opacity=\"0.75\" stroke=\"#000\" stroke-dasharray=\"1,1\"/>\n",
-                     lx, ly),
-         "pending, persisted whole");
-  swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"white\" "
-                     "stroke=\"#888\" stroke-width=\"2\"/><rect x=\"{}\" y=\"{}\" width=\"12\" "
-                     "height=\"6\" fill=\"#888\"/>\n",
-                     lx, ly, lx, ly + 6),
-         "torn (T)");
-  swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"white\" "
-                     "stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>\n",
-                     lx, ly),
-         "dropped (x)");
-  swatch(fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"#888\" "
-                     "opacity=\"0.2\"/>\n",
-                     lx, ly),
-         "after the crash");
-  swatch(fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" "
-                     "stroke-width=\"1.5\"/>\n",
-                     lx + 6, ly - 2, lx + 6, ly + 14),
-         "flush barrier (dashed: ignored)");
-  swatch(fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"black\"/>\n", lx + 6, ly + 6),
-         "FUA");
-  s += "</svg>\n";
-  return s;
+  y += 20;
+  body += SvgLegend(tags, width, &y);
+  return fmt::format(
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+             "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" "
+             "fill=\"white\"/>\n",
+             width, y + 10) +
+         body + "</svg>\n";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/status.h"
+#include "engine/xml_escape.h"
 
 namespace crashsim {
 
@@ -28,10 +29,6 @@ std::string JunitXml(const std::string& suite, const std::vector<JunitCase>& cas
 // Written whole or not at all (WriteFileAtomically).
 Status WriteJunit(const std::string& path, const std::string& suite,
                   const std::vector<JunitCase>& cases);
-
-// Text made safe for XML 1.0 character data and attributes: markup characters escaped, and
-// characters XML 1.0 cannot hold at all (most C0 controls, invalid UTF-8) replaced by U+FFFD.
-std::string XmlEscape(std::string_view text);
 
 // "crashsim replay 'PATH'": the command that replays a trace, quoted for a POSIX shell.
 std::string ReplayCommand(const std::string& trace_path);

@@ -10,6 +10,7 @@
 #include "engine/coding.h"
 #include "engine/format/header.h"
 #include "engine/protocol.h"
+#include "engine/xml_escape.h"
 #include "simdisk/materialise.h"
 #include "traces/embedded.h"
 #include "traces/replay.h"
@@ -73,29 +74,6 @@ const char* TagColor(IoTag tag) {
       return "#7f7f7f";
   }
   return "#7f7f7f";
-}
-
-std::string Xml(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 // What the crash did to each op, from the trace alone (simdisk/README.md, "Crash states").
@@ -396,7 +374,7 @@ std::string SvgHeadline(const Trace& t, const LiveFacts& live, int width, int* y
   }
   std::string s = fmt::format(
       "<text x=\"10\" y=\"{}\" font-size=\"15\" font-weight=\"bold\" fill=\"{}\">{}</text>\n", *y,
-      failure ? "#b00" : "#060", Xml(head));
+      failure ? "#b00" : "#060", XmlEscape(head));
   *y += 20;
   // Image options break after their commas, like any other words.
   std::string image = t.settings.image.ToString();
@@ -414,12 +392,12 @@ std::string SvgHeadline(const Trace& t, const LiveFacts& live, int width, int* y
   }
   for (const std::string& line : lines) {
     for (const std::string& part : Wrap(line, wrap)) {
-      s += fmt::format("<text x=\"10\" y=\"{}\">{}</text>\n", *y, Xml(part));
+      s += fmt::format("<text x=\"10\" y=\"{}\">{}</text>\n", *y, XmlEscape(part));
       *y += 14;
     }
   }
   for (const std::string& part : Wrap(detail, wrap)) {
-    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#b00\">{}</text>\n", *y, Xml(part));
+    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#b00\">{}</text>\n", *y, XmlEscape(part));
     *y += 14;
   }
   return s;
@@ -491,7 +469,7 @@ std::string SvgLegend(const std::vector<IoTag>& tags, int width, int* cursor_y) 
       }
     }
     s += shape + fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", x + 24, y + 10,
-                             Xml(Clip(cells[i].second, (kCell - 30) / kSvgChar)));
+                             XmlEscape(Clip(cells[i].second, (kCell - 30) / kSvgChar)));
   }
   *cursor_y += static_cast<int>((cells.size() + per_line - 1) / per_line) * kSvgRow;
   return s;
@@ -551,7 +529,7 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
           "<line x1=\"10\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"red\" stroke-width=\"3\"/>"
           "<text x=\"{2}\" y=\"{3}\" fill=\"red\" font-weight=\"bold\">crash ({4}): the ops "
           "below were never issued</text>\n",
-          top + 2, width - 10, kSvgDetailX, base + 2, Xml(t.state.ToText()));
+          top + 2, width - 10, kSvgDetailX, base + 2, XmlEscape(t.state.ToText()));
       continue;
     }
     if (row.kind == Row::kBarrier) {
@@ -573,7 +551,7 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
       if (op.guest_op != simdisk::kNoGuestOp) {
         line +=
             fmt::format("<text x=\"{}\" y=\"{}\" font-family=\"monospace\">{}</text>", kSvgGuestX,
-                        base, Xml(Clip(GuestLabel(t, op.guest_op), kSvgGuestChars)));
+                        base, XmlEscape(Clip(GuestLabel(t, op.guest_op), kSvgGuestChars)));
       }
     }
     std::string detail = OpLabel(op);
@@ -588,7 +566,7 @@ std::string SvgOf(const Trace& t, const Analysis& a, const LiveFacts& live) {
       line += SvgSwatch(op, a.fates[row.seq], kSvgSwatchX, top + 2);
     }
     line += fmt::format("<text x=\"{}\" y=\"{}\" font-family=\"monospace\">{}</text></g>\n",
-                        kSvgDetailX, base, Xml(detail));
+                        kSvgDetailX, base, XmlEscape(detail));
     body += line;
   }
   y += 20;

@@ -77,16 +77,102 @@ Validator::~Validator() {
   }
 }
 
-Status Validator::Record() {
-  if (options_.work_dir.empty()) {
-    std::string templ = (fs::temp_directory_path() / "crashsim-validate-XXXXXX").string();
-    if (!mkdtemp(templ.data())) return Status::IoError("cannot make a scratch directory");
-    impl_->work_dir = templ;
-    impl_->own_work_dir = true;
-  } else {
+namespace {
+
+// The target file's op.KEY for a guest op.
+std::string OpKey(const WorkloadOp& op) {
+  switch (op.kind) {
+    case WorkloadOpKind::kWrite:
+      return "write";
+    case WorkloadOpKind::kZero:
+      return op.unmap ? "zero_unmap" : "zero";
+    case WorkloadOpKind::kDiscard:
+      return "discard";
+    case WorkloadOpKind::kFlush:
+      return "flush";
+    case WorkloadOpKind::kReopen:
+      return "reopen";
+    case WorkloadOpKind::kRead:
+      return "read";
+    case WorkloadOpKind::kSnapshot:
+      return "snapshot";
+  }
+  return "?";
+}
+
+// The target's interactive driver, sent one guest op at a time; the op's bounds are marked on
+// the recording disk (under the NBD server's lock) so crash points can name guest ops.
+class GuestDriver {
+ public:
+  GuestDriver(const TargetSpec& target, int timeout_ms, simdisk::SimDisk& disk, std::mutex& mutex,
+              std::unique_ptr<Interactive> driver)
+      : target_(target),
+        timeout_ms_(timeout_ms),
+        disk_(disk),
+        mutex_(mutex),
+        driver_(std::move(driver)) {}
+
+  // Waits for the driver's first prompt.
+  Status Started() {
+    auto opened = driver_->ReadUntil(target_.prompt, timeout_ms_);
+    if (opened.ok() && !AnswerIsError(target_, *opened)) return Status::Ok();
+    return Status::IoError(fmt::format("{} driver did not start: {} {}", target_.name,
+                                       opened.status().ToString(),
+                                       driver_->output_so_far() + (opened.ok() ? *opened : "")));
+  }
+
+  // Sends one guest op's commands; `last`: the driver then exits (the close).
+  Status Run(uint64_t id, const std::string& label, const std::vector<std::string>& cmds,
+             bool last) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      disk_.BeginGuestOp(id, label);
+    }
+    for (const std::string& cmd : cmds) {
+      RETURN_IF_ERROR(driver_->SendLine(cmd));
+      if (last) {
+        RunResult r = driver_->Finish(timeout_ms_);
+        if (r.exit_code != 0 || AnswerIsError(target_, r.output)) {
+          return Status::IoError(
+              fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code, r.output));
+        }
+        break;
+      }
+      auto answer = driver_->ReadUntil(target_.prompt, timeout_ms_);
+      if (!answer.ok()) return answer.status().WithContext(fmt::format("'{}'", cmd));
+      if (AnswerIsError(target_, *answer)) {
+        return Status::IoError(fmt::format("'{}' failed: {}", cmd, *answer));
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    disk_.AckGuestOp();
+    return Status::Ok();
+  }
+
+ private:
+  const TargetSpec& target_;
+  const int timeout_ms_;
+  simdisk::SimDisk& disk_;
+  std::mutex& mutex_;
+  std::unique_ptr<Interactive> driver_;
+};
+
+}  // namespace
+
+Status Validator::MakeWorkDir() {
+  if (!options_.work_dir.empty()) {
     impl_->work_dir = options_.work_dir;
     fs::create_directories(impl_->work_dir);
+    return Status::Ok();
   }
+  std::string templ = (fs::temp_directory_path() / "crashsim-validate-XXXXXX").string();
+  if (!mkdtemp(templ.data())) return Status::IoError("cannot make a scratch directory");
+  impl_->work_dir = templ;
+  impl_->own_work_dir = true;
+  return Status::Ok();
+}
+
+void Validator::DescribeRun() {
   const TargetSpec& t = options_.target;
   report_.target_name = t.name;
   if (!t.version.empty()) {
@@ -100,129 +186,86 @@ Status Validator::Record() {
                          ? *options_.workload
                          : GenerateWorkload(options_.seed, options_.disk_size,
                                             options_.cluster_size, options_.workload_ops);
-  const Workload& workload = report_.workload;
-  std::string create_opts =
-      fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}", options_.cluster_size,
-                  options_.lazy_refcounts ? "on" : "off");
   report_.config =
       fmt::format("cache={} lazy={} crash={} seed={}", CacheModeName(options_.cache_mode),
                   options_.lazy_refcounts ? "on" : "off", simdisk::CrashKindName(options_.crash),
                   options_.seed);
   const std::string socket = impl_->File("nbd.sock");
-  auto& vars = impl_->vars;
-  vars = {{"socket", socket},
-          {"uri", "nbd+unix:///?socket=" + socket},
-          {"size", std::to_string(workload.disk_size)},
-          {"cache", CacheModeName(options_.cache_mode)},
-          {"create_opts", create_opts},
-          {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
+  impl_->vars = {
+      {"socket", socket},
+      {"uri", "nbd+unix:///?socket=" + socket},
+      {"size", std::to_string(report_.workload.disk_size)},
+      {"cache", CacheModeName(options_.cache_mode)},
+      {"create_opts", fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
+                                  options_.cluster_size, options_.lazy_refcounts ? "on" : "off")},
+      {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
+}
 
+Result<std::shared_ptr<simdisk::Medium>> Validator::CreateImage(
+    const simdisk::SimDiskOptions& disk_options) {
+  const TargetSpec& t = options_.target;
+  std::mutex mutex;
+  simdisk::SimDisk create_disk(disk_options);
+  NbdServer server(create_disk, mutex, {.socket_path = impl_->vars.at("socket")});
+  RETURN_IF_ERROR(server.Start());
+  ASSIGN_OR_RETURN(auto argv, ExpandCommand(t.create, impl_->vars));
+  RunResult r = RunCommand(argv, options_.timeout_ms);
+  server.Stop();
+  if (r.exit_code != 0) {
+    return Status::IoError(
+        fmt::format("{} create failed (exit {}): {}", t.name, r.exit_code, r.output));
+  }
+  return std::make_shared<simdisk::Medium>(create_disk.live());
+}
+
+Status Validator::DriveWorkload(simdisk::SimDisk& disk) {
+  const TargetSpec& t = options_.target;
+  const Workload& workload = report_.workload;
+  std::mutex mutex;
+  NbdServer server(disk, mutex, {.socket_path = impl_->vars.at("socket")});
+  RETURN_IF_ERROR(server.Start());
+  ASSIGN_OR_RETURN(auto drive_argv, ExpandCommand(t.drive, impl_->vars));
+  ASSIGN_OR_RETURN(auto interactive, Interactive::Start(drive_argv));
+  GuestDriver driver(t, options_.timeout_ms, disk, mutex, std::move(interactive));
+  RETURN_IF_ERROR(driver.Started());
+  for (size_t i = 0; i < workload.ops.size(); ++i) {
+    const WorkloadOp& op = workload.ops[i];
+    std::map<std::string, std::string> v = impl_->vars;
+    v["offset"] = std::to_string(op.offset);
+    v["length"] = std::to_string(op.length);
+    if (op.kind == WorkloadOpKind::kWrite) {
+      std::vector<uint8_t> data(op.length);
+      FillPattern(op.pattern, op.offset, data);
+      v["data_file"] = impl_->File("data.bin");
+      RETURN_IF_ERROR(WriteBytes(v["data_file"], data));
+    }
+    auto it = t.ops.find(OpKey(op));
+    if (it == t.ops.end()) {
+      return Status::NotSupported(
+          fmt::format("target {} has no op.{} for '{}'", t.name, OpKey(op), op.ToText()));
+    }
+    ASSIGN_OR_RETURN(std::string cmds, Expand(it->second, v));
+    Status st = driver.Run(i, op.ToText(), SplitCommands(cmds), false);
+    if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i, op.ToText()));
+  }
+  RETURN_IF_ERROR(
+      driver.Run(workload.ops.size(), "close", {t.ops.at("close")}, true).WithContext("close"));
+  server.Stop();
+  return Status::Ok();
+}
+
+Status Validator::Record() {
+  RETURN_IF_ERROR(MakeWorkDir());
+  DescribeRun();
   // 1. Creation, outside the crash run.
   simdisk::SimDiskOptions so;
   so.cache_mode = simdisk::CacheMode::kWriteback;  // every flush and FUA is honoured and recorded
   so.initial_size = options_.export_size;
-  std::mutex mutex;
-  std::shared_ptr<simdisk::Medium> initial;
-  {
-    simdisk::SimDisk create_disk(so);
-    NbdServer server(create_disk, mutex, {.socket_path = socket});
-    RETURN_IF_ERROR(server.Start());
-    ASSIGN_OR_RETURN(auto argv, ExpandCommand(t.create, vars));
-    RunResult r = RunCommand(argv, options_.timeout_ms);
-    server.Stop();
-    if (r.exit_code != 0) {
-      return Status::IoError(
-          fmt::format("{} create failed (exit {}): {}", t.name, r.exit_code, r.output));
-    }
-    initial = std::make_shared<simdisk::Medium>(create_disk.live());
-  }
-
+  ASSIGN_OR_RETURN(std::shared_ptr<simdisk::Medium> initial, CreateImage(so));
   // 2. The workload, one guest operation at a time.
   simdisk::SimDisk disk(so, initial);
-  NbdServer server(disk, mutex, {.socket_path = socket});
-  RETURN_IF_ERROR(server.Start());
-  ASSIGN_OR_RETURN(auto drive_argv, ExpandCommand(t.drive, vars));
-  ASSIGN_OR_RETURN(auto driver, Interactive::Start(drive_argv));
-  auto opened = driver->ReadUntil(t.prompt, options_.timeout_ms);
-  if (!opened.ok() || AnswerIsError(t, *opened)) {
-    return Status::IoError(fmt::format("{} driver did not start: {} {}", t.name,
-                                       opened.status().ToString(),
-                                       driver->output_so_far() + (opened.ok() ? *opened : "")));
-  }
-  auto guest_op = [&](uint64_t id, const std::string& label, const std::vector<std::string>& cmds,
-                      bool last) -> Status {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      disk.BeginGuestOp(id, label);
-    }
-    for (const std::string& cmd : cmds) {
-      RETURN_IF_ERROR(driver->SendLine(cmd));
-      if (last) {
-        RunResult r = driver->Finish(options_.timeout_ms);
-        if (r.exit_code != 0 || AnswerIsError(t, r.output)) {
-          return Status::IoError(
-              fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code, r.output));
-        }
-        break;
-      }
-      auto answer = driver->ReadUntil(t.prompt, options_.timeout_ms);
-      if (!answer.ok()) return answer.status().WithContext(fmt::format("'{}'", cmd));
-      if (AnswerIsError(t, *answer)) {
-        return Status::IoError(fmt::format("'{}' failed: {}", cmd, *answer));
-      }
-    }
-    std::lock_guard<std::mutex> lock(mutex);
-    disk.AckGuestOp();
-    return Status::Ok();
-  };
-  for (size_t i = 0; i < workload.ops.size(); ++i) {
-    const WorkloadOp& op = workload.ops[i];
-    std::map<std::string, std::string> v = vars;
-    v["offset"] = std::to_string(op.offset);
-    v["length"] = std::to_string(op.length);
-    std::string key;
-    switch (op.kind) {
-      case WorkloadOpKind::kWrite: {
-        key = "write";
-        std::vector<uint8_t> data(op.length);
-        FillPattern(op.pattern, op.offset, data);
-        v["data_file"] = impl_->File("data.bin");
-        RETURN_IF_ERROR(WriteBytes(v["data_file"], data));
-        break;
-      }
-      case WorkloadOpKind::kZero:
-        key = op.unmap ? "zero_unmap" : "zero";
-        break;
-      case WorkloadOpKind::kDiscard:
-        key = "discard";
-        break;
-      case WorkloadOpKind::kFlush:
-        key = "flush";
-        break;
-      case WorkloadOpKind::kReopen:
-        key = "reopen";
-        break;
-      case WorkloadOpKind::kRead:
-        key = "read";
-        break;
-      case WorkloadOpKind::kSnapshot:
-        key = "snapshot";
-        break;
-    }
-    auto it = t.ops.find(key);
-    if (it == t.ops.end()) {
-      return Status::NotSupported(
-          fmt::format("target {} has no op.{} for '{}'", t.name, key, op.ToText()));
-    }
-    ASSIGN_OR_RETURN(std::string cmds, Expand(it->second, v));
-    Status st = guest_op(i, op.ToText(), SplitCommands(cmds), false);
-    if (!st.ok()) return st.WithContext(fmt::format("guest op #{} ({})", i, op.ToText()));
-  }
-  RETURN_IF_ERROR(
-      guest_op(workload.ops.size(), "close", {t.ops.at("close")}, true).WithContext("close"));
-  server.Stop();
+  RETURN_IF_ERROR(DriveWorkload(disk));
   recording_ = TagByImageMetadata(disk.recording());
-
   for (const simdisk::OpRecord& op : recording_->ops()) {
     if (op.kind == simdisk::OpKind::kWrite) {
       ++report_.device_writes;
@@ -232,10 +275,9 @@ Status Validator::Record() {
     if (op.kind == simdisk::OpKind::kFlush) ++report_.device_flushes;
   }
   report_.device_ops = recording_->op_count();
-
   // The oracle, as the explorer builds it (the close is a flush); replay of the traces builds
   // the same one (traces/embedded.h).
-  oracle_ = traces::OracleFor(workload, options_.cache_mode, options_.crash, *recording_);
+  oracle_ = traces::OracleFor(report_.workload, options_.cache_mode, options_.crash, *recording_);
   return Status::Ok();
 }
 

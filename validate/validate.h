@@ -38,6 +38,7 @@
 #include "properties/workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/recording.h"
+#include "simdisk/sim_disk.h"
 #include "traces/trace.h"
 #include "validate/subprocess.h"
 #include "validate/target.h"
@@ -132,6 +133,12 @@ class Validator {
   std::string CheckProperty(const simdisk::CrashState& state, Outcome* outcome, bool* dirty);
 
  private:
+  // Record's steps: the scratch directory; the version, workload, config and command variables;
+  // the image the target creates; the target driving the workload on `disk`.
+  Status MakeWorkDir();
+  void DescribeRun();
+  Result<std::shared_ptr<simdisk::Medium>> CreateImage(const simdisk::SimDiskOptions& disk_options);
+  Status DriveWorkload(simdisk::SimDisk& disk);
   struct Impl;
   RunResult RunOnFile(const std::string& templ, const std::map<std::string, std::string>& extra);
   void StudyRepair(const std::string& command, const std::string& image_file, uint64_t point,

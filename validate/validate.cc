@@ -79,25 +79,10 @@ Validator::~Validator() {
 
 namespace {
 
-// The target file's op.KEY for a guest op.
+// The target file's op.KEY for a guest op: the op's own name, zero_unmap for an unmapping zero.
 std::string OpKey(const WorkloadOp& op) {
-  switch (op.kind) {
-    case WorkloadOpKind::kWrite:
-      return "write";
-    case WorkloadOpKind::kZero:
-      return op.unmap ? "zero_unmap" : "zero";
-    case WorkloadOpKind::kDiscard:
-      return "discard";
-    case WorkloadOpKind::kFlush:
-      return "flush";
-    case WorkloadOpKind::kReopen:
-      return "reopen";
-    case WorkloadOpKind::kRead:
-      return "read";
-    case WorkloadOpKind::kSnapshot:
-      return "snapshot";
-  }
-  return "?";
+  if (op.kind == WorkloadOpKind::kZero && op.unmap) return "zero_unmap";
+  return WorkloadOpKindName(op.kind);
 }
 
 // The target's interactive driver, sent one guest op at a time; the op's bounds are marked on

@@ -32,9 +32,13 @@ std::vector<uint8_t> EncodeSnapshotEntry(uint64_t l1_offset, uint32_t l1_size,
   return e;
 }
 
-Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
-  State& s = *s_;
-  RETURN_IF_ERROR(s.PrepareForWrite());
+namespace {
+
+using State = Image::State;
+
+// Why the image cannot take snapshot `id` now, or its current snapshot table.
+Result<SnapshotTable> TableForNewSnapshot(State& s, const std::string& id,
+                                          const std::string& name) {
   if (s.header.version < 3) {
     return Status::NotSupported(
         "snapshot creation needs a v3 image (compat=1.1): it relies on "
@@ -48,134 +52,176 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   if (id.empty() || id.size() > 0xffff || name.size() > 0xffff) {
     return Status::InvalidArgument("snapshot id must be 1..65535 bytes, name at most 65535");
   }
-  const uint64_t cs = s.header.cluster_size();
-  ASSIGN_OR_RETURN(uint64_t file_size, s.device.Size());
   SnapshotTable old;
   if (s.header.nb_snapshots > 0) {
-    SnapshotTableOptions so{
-        .version = s.header.version, .cluster_size = cs, .virtual_size = s.header.size};
+    ASSIGN_OR_RETURN(uint64_t file_size, s.device.Size());
+    SnapshotTableOptions so{.version = s.header.version,
+                            .cluster_size = s.header.cluster_size(),
+                            .virtual_size = s.header.size};
     ASSIGN_OR_RETURN(old, ReadSnapshotTable(s.device, file_size, s.header.snapshots_offset,
                                             s.header.nb_snapshots, so));
     for (const SnapshotEntry& e : old.entries) {
       if (e.id == id) return Status::InvalidArgument(fmt::format("snapshot id '{}' exists", id));
     }
   }
-
   if (s.header.nb_snapshots >= kMaxSnapshots) {
     return Status::InvalidArgument(
         fmt::format("the image already has {} snapshots, the limit", s.header.nb_snapshots));
   }
+  return old;
+}
+
+// Step 1: everything cached reaches the disk (decrements applied, R3), then the dirty bit.
+// Returns whether the image was dirty already (then the snapshot leaves it so).
+Result<bool> FlushAndMarkDirty(State& s) {
+  RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/false));
+  const bool was_dirty = s.dirty_on_disk;
+  if (!was_dirty) {
+    uint8_t field[8];
+    StoreBE64(field, s.header.incompatible_features | kIncompatDirty);
+    RETURN_IF_ERROR(
+        s.DevWrite(kIncompatibleFeaturesOffset, field, IoTag::kHeader, DurableStep::kDirtyBitSet));
+    RETURN_IF_ERROR(s.DevFlush());
+    s.header.incompatible_features |= kIncompatDirty;
+    s.dirty_on_disk = true;
+    ++s.stats.dirty_bit_sets;
+  }
+  return was_dirty;
+}
+
+// Step 2: the snapshot's copy of the L1 table (no COPIED flags in a snapshot's table); returns
+// its offset.
+Result<uint64_t> WriteL1Copy(State& s) {
+  const uint64_t l1_bytes = std::max<uint64_t>(s.l1.size() * 8, 8);
+  ASSIGN_OR_RETURN(uint64_t l1_copy,
+                   s.AllocateClusters(DivRoundUp(l1_bytes, s.header.cluster_size())));
+  std::vector<uint8_t> l1_raw(AlignUp(l1_bytes, 512), 0);
+  for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&l1_raw[i * 8], s.l1[i] & ~kOflagCopied);
+  RETURN_IF_ERROR(s.DevWrite(l1_copy, l1_raw, IoTag::kL1Table, DurableStep::kL1Write));
+  return l1_copy;
+}
+
+Status AddReference(State& s, uint64_t host_offset, uint64_t clusters) {
+  for (uint64_t c = 0; c < clusters; ++c) {
+    const uint64_t ci = s.cluster_index(host_offset) + c;
+    ASSIGN_OR_RETURN(uint64_t rc, s.GetRefcount(ci));
+    RETURN_IF_ERROR(s.SetRefcount(ci, rc + 1));
+  }
+  return Status::Ok();
+}
+
+// Step 3: one more reference to every reachable L2 table and data cluster, COPIED cleared in the
+// active tables; refcounts, the L1 copy and the L2 tables are durable before the active L1
+// table is rewritten (and before the snapshot table names the copy).
+Status ShareActiveClusters(State& s) {
+  const uint64_t cs = s.header.cluster_size();
+  for (size_t i = 0; i < s.l1.size(); ++i) {
+    const uint64_t l2_offset = s.l1[i] & kL1OffsetMask;
+    if (l2_offset == 0) continue;
+    RETURN_IF_ERROR(AddReference(s, l2_offset, 1));
+    ASSIGN_OR_RETURN(std::span<uint8_t> table, s.L2TableForRead(i));
+    bool changed = false;
+    for (uint64_t j = 0; j < s.geometry.l2_entries(); ++j) {
+      L2Entry e = s.GetL2Entry(table, j);
+      const ClusterType type = ClassifyL2Entry(e.word, s.geometry.extended_l2);
+      if (type == ClusterType::kCompressed) {
+        CompressedDescriptor d = DecodeCompressed(e.word, s.header.cluster_bits);
+        const uint64_t first = AlignDown(d.host_offset, cs);
+        const uint64_t last = AlignDown(d.host_offset + d.compressed_size() - 1, cs);
+        RETURN_IF_ERROR(AddReference(s, first, (last - first) / cs + 1));
+      } else if (e.host_offset() != 0) {
+        RETURN_IF_ERROR(AddReference(s, e.host_offset(), 1));
+      }
+      if (e.copied()) {
+        e.word &= ~kOflagCopied;
+        s.SetL2Entry(table, j, e);
+        changed = true;
+      }
+    }
+    if (changed) s.l2_cache.MarkDirty(l2_offset);
+    s.l1[i] &= ~kOflagCopied;
+  }
+  RETURN_IF_ERROR(s.WriteRefcountBlocks());
+  RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
+  if (s.l1.empty()) return Status::Ok();
+  std::vector<uint8_t> active(AlignUp(s.l1.size() * 8, 512), 0);
+  for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&active[i * 8], s.l1[i]);
+  return s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table, DurableStep::kL1Write);
+}
+
+// Step 4: the new snapshot table, the old entries verbatim and then `entry`, written to fresh
+// clusters and flushed; returns its offset.
+Result<uint64_t> WriteSnapshotTable(State& s, const SnapshotTable& old,
+                                    const std::vector<uint8_t>& entry) {
+  std::vector<uint8_t> table(old.table_size);
+  if (!table.empty()) RETURN_IF_ERROR(s.device.Read(s.header.snapshots_offset, table));
+  table.resize(AlignUp(table.size(), 8), 0);  // table_size ends at the last name, unpadded
+  table.insert(table.end(), entry.begin(), entry.end());
+  if (table.size() > kMaxSnapshotTableSize) {
+    return Status::InvalidArgument("the snapshot table would pass 64 MiB");
+  }
+  ASSIGN_OR_RETURN(uint64_t table_offset,
+                   s.AllocateClusters(DivRoundUp(table.size(), s.header.cluster_size())));
+  RETURN_IF_ERROR(s.WriteRefcountBlocks());
+  table.resize(AlignUp(table.size(), 512), 0);
+  RETURN_IF_ERROR(s.DevWrite(table_offset, table, IoTag::kSnapshotTable, DurableStep::kNone));
+  RETURN_IF_ERROR(s.DevFlush());
+  return table_offset;
+}
+
+// Step 5: the header switch (nb_snapshots and snapshots_offset: 12 bytes in one sector).
+Status SwitchHeaderToTable(State& s, uint64_t table_offset) {
+  uint8_t fields[12];
+  StoreBE32(fields, s.header.nb_snapshots + 1);
+  StoreBE64(fields + 4, table_offset);
+  RETURN_IF_ERROR(s.DevWrite(60, fields, IoTag::kHeader, DurableStep::kHeaderUpdate));
+  RETURN_IF_ERROR(s.DevFlush());
+  s.header.nb_snapshots += 1;
+  s.header.snapshots_offset = table_offset;
+  return Status::Ok();
+}
+
+// Step 6: the old table is freed once the header no longer names it (R3), then the dirty bit
+// goes, unless the image was dirty before the snapshot.
+Status FreeOldTableAndMarkClean(State& s, uint64_t old_offset, uint64_t old_size, bool was_dirty) {
+  if (old_size > 0) s.QueueDecrement(old_offset, DivRoundUp(old_size, s.header.cluster_size()));
+  RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
+  RETURN_IF_ERROR(s.ApplyPendingDecrements());
+  RETURN_IF_ERROR(s.WriteRefcountBlocks());
+  RETURN_IF_ERROR(s.DevFlush());
+  if (was_dirty) return Status::Ok();
+  s.header.incompatible_features &= ~kIncompatDirty;
+  RETURN_IF_ERROR(s.WriteHeader(DurableStep::kDirtyBitClear));
+  RETURN_IF_ERROR(s.DevFlush());
+  s.dirty_on_disk = false;
+  return Status::Ok();
+}
+
+// Steps 1 to 6, each durable before the next starts.
+Status TakeSnapshot(State& s, const SnapshotTable& old, const std::string& id,
+                    const std::string& name) {
+  ASSIGN_OR_RETURN(const bool was_dirty, FlushAndMarkDirty(s));
+  ASSIGN_OR_RETURN(const uint64_t l1_copy, WriteL1Copy(s));
+  RETURN_IF_ERROR(ShareActiveClusters(s));
+  const std::vector<uint8_t> entry =
+      EncodeSnapshotEntry(l1_copy, static_cast<uint32_t>(s.l1.size()), id, name, s.header.size);
+  ASSIGN_OR_RETURN(const uint64_t table_offset, WriteSnapshotTable(s, old, entry));
+  const uint64_t old_offset = s.header.snapshots_offset;
+  RETURN_IF_ERROR(SwitchHeaderToTable(s, table_offset));
+  s.snapshot_l1s.push_back({l1_copy, s.l1.size()});
+  s.snapshot_table_size = AlignUp(old.table_size, 8) + entry.size();
+  return FreeOldTableAndMarkClean(s, old_offset, old.table_size, was_dirty);
+}
+
+}  // namespace
+
+Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
+  State& s = *s_;
+  RETURN_IF_ERROR(s.PrepareForWrite());
+  ASSIGN_OR_RETURN(const SnapshotTable old, TableForNewSnapshot(s, id, name));
   // From here on the image changes under the dirty bit; a failure half way (refcount overflow,
   // I/O error) poisons the Image so that it never marks the image clean.
-  Status st = [&]() -> Status {
-    // 1. Everything cached reaches the disk (decrements applied, R3), then the dirty bit.
-    RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/false));
-    const bool was_dirty = s.dirty_on_disk;
-    if (!was_dirty) {
-      uint8_t field[8];
-      StoreBE64(field, s.header.incompatible_features | kIncompatDirty);
-      RETURN_IF_ERROR(s.DevWrite(kIncompatibleFeaturesOffset, field, IoTag::kHeader,
-                                 DurableStep::kDirtyBitSet));
-      RETURN_IF_ERROR(s.DevFlush());
-      s.header.incompatible_features |= kIncompatDirty;
-      s.dirty_on_disk = true;
-      ++s.stats.dirty_bit_sets;
-    }
-
-    // 2. The L1 copy (no COPIED flags in a snapshot's table).
-    const uint64_t l1_bytes = std::max<uint64_t>(s.l1.size() * 8, 8);
-    ASSIGN_OR_RETURN(uint64_t l1_copy, s.AllocateClusters(DivRoundUp(l1_bytes, cs)));
-    std::vector<uint8_t> l1_raw(AlignUp(l1_bytes, 512), 0);
-    for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&l1_raw[i * 8], s.l1[i] & ~kOflagCopied);
-    RETURN_IF_ERROR(s.DevWrite(l1_copy, l1_raw, IoTag::kL1Table, DurableStep::kL1Write));
-
-    // 3. One more reference to every reachable L2 table and data cluster; COPIED cleared.
-    auto add_ref = [&](uint64_t host_offset, uint64_t clusters) -> Status {
-      for (uint64_t c = 0; c < clusters; ++c) {
-        const uint64_t ci = s.cluster_index(host_offset) + c;
-        ASSIGN_OR_RETURN(uint64_t rc, s.GetRefcount(ci));
-        RETURN_IF_ERROR(s.SetRefcount(ci, rc + 1));
-      }
-      return Status::Ok();
-    };
-    for (size_t i = 0; i < s.l1.size(); ++i) {
-      const uint64_t l2_offset = s.l1[i] & kL1OffsetMask;
-      if (l2_offset == 0) continue;
-      RETURN_IF_ERROR(add_ref(l2_offset, 1));
-      ASSIGN_OR_RETURN(std::span<uint8_t> table, s.L2TableForRead(i));
-      bool changed = false;
-      for (uint64_t j = 0; j < s.geometry.l2_entries(); ++j) {
-        L2Entry e = s.GetL2Entry(table, j);
-        const ClusterType type = ClassifyL2Entry(e.word, s.geometry.extended_l2);
-        if (type == ClusterType::kCompressed) {
-          CompressedDescriptor d = DecodeCompressed(e.word, s.header.cluster_bits);
-          const uint64_t first = AlignDown(d.host_offset, cs);
-          const uint64_t last = AlignDown(d.host_offset + d.compressed_size() - 1, cs);
-          RETURN_IF_ERROR(add_ref(first, (last - first) / cs + 1));
-        } else if (e.host_offset() != 0) {
-          RETURN_IF_ERROR(add_ref(e.host_offset(), 1));
-        }
-        if (e.copied()) {
-          e.word &= ~kOflagCopied;
-          s.SetL2Entry(table, j, e);
-          changed = true;
-        }
-      }
-      if (changed) s.l2_cache.MarkDirty(l2_offset);
-      s.l1[i] &= ~kOflagCopied;
-    }
-    // Refcounts, the L1 copy and the L2 tables are durable before the table names the copy.
-    RETURN_IF_ERROR(s.WriteRefcountBlocks());
-    RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
-    std::vector<uint8_t> active(AlignUp(s.l1.size() * 8, 512), 0);
-    for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&active[i * 8], s.l1[i]);
-    if (!s.l1.empty()) {
-      RETURN_IF_ERROR(
-          s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table, DurableStep::kL1Write));
-    }
-
-    // 4. The new snapshot table: the old entries verbatim, then the new one.
-    std::vector<uint8_t> table(old.table_size);
-    if (!table.empty()) RETURN_IF_ERROR(s.device.Read(s.header.snapshots_offset, table));
-    table.resize(AlignUp(table.size(), 8), 0);  // table_size ends at the last name, unpadded
-    std::vector<uint8_t> entry =
-        EncodeSnapshotEntry(l1_copy, static_cast<uint32_t>(s.l1.size()), id, name, s.header.size);
-    table.insert(table.end(), entry.begin(), entry.end());
-    if (table.size() > kMaxSnapshotTableSize) {
-      return Status::InvalidArgument("the snapshot table would pass 64 MiB");
-    }
-    ASSIGN_OR_RETURN(uint64_t table_offset, s.AllocateClusters(DivRoundUp(table.size(), cs)));
-    RETURN_IF_ERROR(s.WriteRefcountBlocks());
-    table.resize(AlignUp(table.size(), 512), 0);
-    RETURN_IF_ERROR(s.DevWrite(table_offset, table, IoTag::kSnapshotTable, DurableStep::kNone));
-    RETURN_IF_ERROR(s.DevFlush());
-
-    // 5. The header switch (nb_snapshots and snapshots_offset: 12 bytes in one sector).
-    uint8_t fields[12];
-    StoreBE32(fields, s.header.nb_snapshots + 1);
-    StoreBE64(fields + 4, table_offset);
-    RETURN_IF_ERROR(s.DevWrite(60, fields, IoTag::kHeader, DurableStep::kHeaderUpdate));
-    RETURN_IF_ERROR(s.DevFlush());
-    const uint64_t old_offset = s.header.snapshots_offset;
-    s.header.nb_snapshots += 1;
-    s.header.snapshots_offset = table_offset;
-    s.snapshot_l1s.push_back({l1_copy, s.l1.size()});
-    s.snapshot_table_size = AlignUp(old.table_size, 8) + entry.size();
-
-    // 6. The old table is free once the header no longer names it (R3), then the dirty bit goes.
-    if (old.table_size > 0) s.QueueDecrement(old_offset, DivRoundUp(old.table_size, cs));
-    RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
-    RETURN_IF_ERROR(s.ApplyPendingDecrements());
-    RETURN_IF_ERROR(s.WriteRefcountBlocks());
-    RETURN_IF_ERROR(s.DevFlush());
-    if (!was_dirty) {
-      s.header.incompatible_features &= ~kIncompatDirty;
-      RETURN_IF_ERROR(s.WriteHeader(DurableStep::kDirtyBitClear));
-      RETURN_IF_ERROR(s.DevFlush());
-      s.dirty_on_disk = false;
-    }
-    return Status::Ok();
-  }();
+  Status st = TakeSnapshot(s, old, id, name);
   if (!st.ok()) s.Poison();
   return st;
 }

@@ -1,4 +1,4 @@
-// Image creation and open options in qemu-img's syntax: cache-mode names, the "-o key=value"
+// Image creation and open options in qemu-img's syntax: the "-o key=value"
 // creation options with qemu-img's validation rules and messages, qemu's size syntax, and the
 // default backing-file opener. Pure parsing except PosixBackingOpener, which opens files through
 // PosixDevice (never the OS directly).
@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <bit>
 #include <cctype>
 #include <charconv>
@@ -19,18 +18,6 @@
 
 namespace crashsim {
 namespace {
-
-struct CacheModeEntry {
-  CacheMode mode;
-  const char* name;
-};
-constexpr std::array<CacheModeEntry, 5> kCacheModes = {{
-    {CacheMode::kWriteback, "writeback"},
-    {CacheMode::kWritethrough, "writethrough"},
-    {CacheMode::kDirectsync, "directsync"},
-    {CacheMode::kNone, "none"},
-    {CacheMode::kUnsafe, "unsafe"},
-}};
 
 constexpr uint64_t kMinClusterSize = uint64_t{1} << kMinClusterBits;
 constexpr uint64_t kMaxClusterSize = uint64_t{1} << kMaxClusterBits;
@@ -192,22 +179,6 @@ std::string ResolveBackingName(const std::string& image_path, const std::string&
 }
 
 }  // namespace
-
-Result<CacheMode> ParseCacheMode(std::string_view name) {
-  for (const auto& entry : kCacheModes) {
-    if (name == entry.name) return entry.mode;
-  }
-  return Status::InvalidArgument(fmt::format(
-      "Invalid cache mode '{}' (valid: writeback, writethrough, directsync, none, unsafe)", name));
-}
-
-const char* CacheModeName(CacheMode mode) {
-  for (const auto& entry : kCacheModes) {
-    if (mode == entry.mode) return entry.name;
-  }
-  INVARIANT(false);
-  return "";
-}
 
 Status CreateOptions::Validate() const {
   if (version != 2 && version != 3) {

@@ -1,5 +1,5 @@
-// Image creation and open options, with qemu-img's option syntax ("compat=1.1,lazy_refcounts=on")
-// and cache-mode names. Parsed here once for the command line, the properties and the traces.
+// Image creation and open options, with qemu-img's option syntax ("compat=1.1,lazy_refcounts=on").
+// Parsed here once for the command line, the properties and the traces.
 #pragma once
 
 #include <cstdint>
@@ -10,23 +10,12 @@
 #include <string_view>
 
 #include "engine/block_device.h"
+#include "engine/cache_mode.h"
 #include "engine/format/header.h"
 #include "engine/overlap_check.h"
 #include "engine/status.h"
 
 namespace crashsim {
-
-enum class CacheMode { kWriteback, kWritethrough, kDirectsync, kNone, kUnsafe };
-Result<CacheMode> ParseCacheMode(std::string_view name);
-const char* CacheModeName(CacheMode mode);
-// writethrough and directsync: every guest write is durable when it completes.
-inline bool CacheModeWritesThrough(CacheMode m) {
-  return m == CacheMode::kWritethrough || m == CacheMode::kDirectsync;
-}
-// none and directsync bypass the host page cache (O_DIRECT).
-inline bool CacheModeDirect(CacheMode m) {
-  return m == CacheMode::kNone || m == CacheMode::kDirectsync;
-}
 
 enum class Preallocation { kOff, kMetadata };
 

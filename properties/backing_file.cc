@@ -37,18 +37,6 @@ class PatternDevice final : public BlockDevice {
 
 }  // namespace
 
-const char* BackingKindName(BackingKind kind) {
-  switch (kind) {
-    case BackingKind::kNone:
-      return "none";
-    case BackingKind::kRaw:
-      return "raw";
-    case BackingKind::kQcow2:
-      return "qcow2";
-  }
-  return "?";
-}
-
 Result<BackingFile> MakeBackingFile(BackingKind kind, const Workload& workload,
                                     uint64_t cluster_size) {
   BackingFile b;

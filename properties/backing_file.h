@@ -12,11 +12,9 @@
 #include "engine/status.h"
 #include "properties/initial_content.h"
 #include "properties/workload.h"
+#include "settings/explore_settings.h"
 
 namespace crashsim {
-
-enum class BackingKind : uint8_t { kNone, kRaw, kQcow2 };
-const char* BackingKindName(BackingKind kind);
 
 struct BackingFile {
   BackingKind kind = BackingKind::kNone;

@@ -14,6 +14,7 @@
 #include "engine/options.h"
 #include "properties/data_check.h"
 #include "properties/oracle.h"
+#include "simdisk/crash_state.h"
 
 namespace crashsim {
 
@@ -23,6 +24,15 @@ const char* OutcomeName(Outcome outcome);
 
 // The first few findings of a report, "; "-separated, for failure messages.
 std::string FirstFindings(const CheckReport& report, size_t max_lines = 4);
+
+// One crash state's verdict (the explorer's, a replay's, validate's).
+struct StateResult {
+  simdisk::CrashState state;
+  Outcome outcome = Outcome::kClean;
+  bool dirty = false;
+  bool torn_metadata = false;  // a metadata write was torn or dropped in this state
+  std::string detail;          // for failures: what broke, where
+};
 
 struct CrashCheckResult {
   Outcome outcome = Outcome::kClean;

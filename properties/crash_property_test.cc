@@ -44,23 +44,28 @@ class CoverageReport : public ::testing::Environment {
 };
 const auto* const kCoverageReport = ::testing::AddGlobalTestEnvironment(new CoverageReport);
 
-ExploreOptions OptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
-  ExploreOptions o = ExploreOptionsFor(config, crash);
-  o.k = 1;
-  o.exhaustive_budget = 64;
-  o.samples = 2;
-  o.repair_crash_states = 2;
+// The property run's settings for a crash kind (image options, cache mode and backing file are
+// generated over them).
+ExploreSettings PropertySettings(simdisk::CrashKind crash) {
+  ExploreSettings s = PresetSettings(SettingsPreset::kProperty);
+  s.crash = crash;
+  s.samples *= GetPropertyEnv().scale;
+  return s;
+}
+
+ExploreOptions OptionsFor(const ExploreSettings& settings) {
+  ExploreOptions o;
+  o.settings = settings;
   const PropertyEnv& env = GetPropertyEnv();
-  o.samples *= env.scale;
   // 2 MiB clusters make every state cost megabytes of copying and reading: fewer of them.
-  o.max_states = (config.create.cluster_size >= (1u << 20) ? 60 : 400) * env.scale;
+  o.max_states = (settings.image.cluster_size >= (1u << 20) ? 60 : 400) * env.scale;
   o.shard_index = env.shard_index;
   o.shard_count = env.shard_count;
   return o;
 }
 
-void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk::CrashKind crash) {
-  ExploreOptions options = OptionsFor(config, crash);
+void CheckWorkload(const ExploreSettings& settings, const Workload& workload) {
+  ExploreOptions options = OptionsFor(settings);
   auto explorer = Explorer::Record(workload, options);
   RC_ASSERT(explorer.ok());
   ExploreReport report = (*explorer)->Run();
@@ -71,10 +76,10 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
   g_coverage.distinct_images += report.distinct_images;
   RC_CLASSIFY(report.outcomes[static_cast<int>(Outcome::kDirtyRepaired)] > 0, "dirty repaired");
   RC_CLASSIFY(report.torn_metadata_states > 0, "torn metadata");
-  RC_TAG(CacheModeName(config.cache_mode));
-  RC_CLASSIFY(config.backing != BackingKind::kNone, "backing file");
+  RC_TAG(CacheModeName(settings.cache_mode));
+  RC_CLASSIFY(settings.backing != BackingKind::kNone, "backing file");
   RC_CLASSIFY(
-      config.create.version == 3 && config.create.refcount_bits > 1 &&
+      settings.image.version == 3 && settings.image.refcount_bits > 1 &&
           std::any_of(workload.ops.begin(), workload.ops.end(),
                       [](const WorkloadOp& op) { return op.kind == WorkloadOpKind::kSnapshot; }),
       "snapshot");
@@ -87,11 +92,11 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
       std::fprintf(stderr, "crashsim trace: %s\n",
                    path.ok() ? path->c_str() : path.status().ToString().c_str());
     }
-    RC_FAIL(
-        fmt::format("{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
-                    "device writes {}\nworkload:\n{}",
-                    f.detail, config.ToString(), f.state.ToText(), workload.ops.size(),
-                    f.state.fates.size(), workload.ToText()));
+    RC_FAIL(fmt::format(
+        "{}\nimage: {}\ncrash state: {}\nshrunk size: guest ops {}, lost/torn "
+        "device writes {}\nworkload:\n{}",
+        f.detail, SettingsText(settings, {"image", "cache", "backing"}), f.state.ToText(),
+        workload.ops.size(), f.state.fates.size(), workload.ToText()));
   }
   // The budget is spread over the crash points, the clean close included: each has a state. (A
   // failing run stops at its first failure, so this is asserted only of passing runs.)
@@ -99,15 +104,15 @@ void CheckWorkload(const ImageConfig& config, const Workload& workload, simdisk:
 }
 
 RC_GTEST_PROP(CrashProperty, PowerLossLeavesARecoverableImage, ()) {
-  ImageConfig config = *GenImageConfig(/*allow_unsafe=*/false);
-  Workload workload = *GenWorkload(DiskSizeFor(config), config.create.cluster_size, 8);
-  CheckWorkload(config, workload, simdisk::CrashKind::kPowerLoss);
+  const ExploreSettings settings =
+      *GenImageSettings(PropertySettings(simdisk::CrashKind::kPowerLoss), /*allow_unsafe=*/false);
+  CheckWorkload(settings, *GenWorkload(DiskSizeFor(settings), settings.image.cluster_size, 8));
 }
 
 RC_GTEST_PROP(CrashProperty, ProcessKillLeavesARecoverableImage, ()) {
-  ImageConfig config = *GenImageConfig(/*allow_unsafe=*/true);
-  Workload workload = *GenWorkload(DiskSizeFor(config), config.create.cluster_size, 8);
-  CheckWorkload(config, workload, simdisk::CrashKind::kProcessKill);
+  const ExploreSettings settings =
+      *GenImageSettings(PropertySettings(simdisk::CrashKind::kProcessKill), /*allow_unsafe=*/true);
+  CheckWorkload(settings, *GenWorkload(DiskSizeFor(settings), settings.image.cluster_size, 8));
 }
 
 }  // namespace

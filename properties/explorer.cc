@@ -34,22 +34,6 @@ bool TearsMetadata(const simdisk::Recording& recording, const simdisk::CrashStat
 
 }  // namespace
 
-simdisk::CacheMode SimdiskCacheMode(CacheMode mode) {
-  switch (mode) {
-    case CacheMode::kWriteback:
-      return simdisk::CacheMode::kWriteback;
-    case CacheMode::kWritethrough:
-      return simdisk::CacheMode::kWritethrough;
-    case CacheMode::kDirectsync:
-      return simdisk::CacheMode::kDirectsync;
-    case CacheMode::kNone:
-      return simdisk::CacheMode::kNone;
-    case CacheMode::kUnsafe:
-      return simdisk::CacheMode::kUnsafe;
-  }
-  return simdisk::CacheMode::kWriteback;
-}
-
 std::string ExploreReport::Summary() const {
   auto count = [](uint64_t n) {
     return n == simdisk::kSaturated ? std::string("2^64+") : std::to_string(n);
@@ -69,22 +53,12 @@ std::string ExploreReport::Summary() const {
   return out;
 }
 
-std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
-                                          simdisk::CrashKind crash,
-                                          const simdisk::Recording& recording,
-                                          InitialContent initial) {
-  // The oracle sees the close as a flush: it makes everything before it durable.
-  Workload with_close = workload;
-  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
-  std::vector<OpTiming> timings(with_close.ops.size());
-  for (const simdisk::GuestOp& g : recording.guest_ops()) {
-    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
-  }
-  AssignDurability(with_close, mode,
-                   crash == simdisk::CrashKind::kPowerLoss ? CrashKindForOracle::kPowerLoss
-                                                           : CrashKindForOracle::kProcessKill,
-                   timings);
-  return std::make_unique<GuestOracle>(with_close, std::move(timings), std::move(initial));
+Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
+                                                   const ExploreSettings& settings) {
+  ExploreOptions options;
+  options.settings = settings;
+  options.max_failures = 0;
+  return Record(workload, options);
 }
 
 Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
@@ -97,19 +71,19 @@ Result<std::unique_ptr<Explorer>> Explorer::Record(const Workload& workload,
 OpenOptions Explorer::OpenFor(bool read_only) const {
   OpenOptions o;
   o.read_only = read_only;
-  o.cache_mode = options_.cache_mode;
+  o.cache_mode = options_.settings.cache_mode;
   o.open_backing = backing_.opener;
   return o;
 }
 
 Status Explorer::RecordRun() {
-  ASSIGN_OR_RETURN(backing_,
-                   MakeBackingFile(options_.backing, workload_, options_.image.cluster_size));
-  CreateOptions create = options_.image;
+  ASSIGN_OR_RETURN(backing_, MakeBackingFile(options_.settings.backing, workload_,
+                                             options_.settings.image.cluster_size));
+  CreateOptions create = options_.settings.image;
   create.size = workload_.disk_size;
-  if (options_.backing != BackingKind::kNone) {
+  if (options_.settings.backing != BackingKind::kNone) {
     create.backing_file = "backing.img";
-    create.backing_format = BackingKindName(options_.backing);
+    create.backing_format = BackingKindName(options_.settings.backing);
   }
   MemoryDevice base;
   RETURN_IF_ERROR(Image::Create(base, create, OpenFor(true).open_backing));
@@ -117,38 +91,30 @@ Status Explorer::RecordRun() {
   initial->WriteAt(0, base.bytes());
 
   simdisk::SimDiskOptions so;
-  so.cache_mode = SimdiskCacheMode(options_.cache_mode);
-  so.atomic_unit = options_.atomic_unit;
+  so.cache_mode = options_.settings.cache_mode;
+  so.atomic_unit = options_.settings.atomic_unit;
   simdisk::SimDisk disk(so, initial);
-  if (options_.fault) disk.SetFaultPlan(simdisk::FaultPlan({*options_.fault}));
-  LiveModel live(backing_.initial, workload_.disk_size, options_.image.cluster_size);
+  if (options_.settings.fault) disk.SetFaultPlan(simdisk::FaultPlan({*options_.settings.fault}));
+  LiveModel live(backing_.initial, workload_.disk_size, options_.settings.image.cluster_size);
   ASSIGN_OR_RETURN(run_, RunGuestWorkload(disk, workload_, OpenFor(false), live));
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
-  oracle_ =
-      OracleForRun(workload_, options_.cache_mode, options_.crash, *recording_, backing_.initial);
+  oracle_ = OracleForRun(workload_, options_.settings.cache_mode, options_.settings.crash,
+                         *recording_, backing_.initial);
   key_index_ = std::make_unique<simdisk::ImageKeyIndex>(recording_);
   data_check_ = std::make_unique<GuestDataCheck>(*oracle_, recording_, OpenFor(true));
   return Status::Ok();
 }
 
 simdisk::EnumerationOptions Explorer::EnumerationFor() const {
-  simdisk::EnumerationOptions e;
-  e.kind = options_.crash;
-  e.model = options_.model;
-  e.k = options_.k;
-  e.exhaustive_budget = options_.exhaustive_budget;
-  e.samples = options_.samples;
-  e.seed = options_.seed;
-  e.exhaustive_tags = options_.metadata_first ? simdisk::kMetadataTags : simdisk::kAllTags;
   // Every state is enumerated and counted: a state whose bytes were seen at an earlier point is
   // still a state of its own point (checked against that point's durability); the verdict cache
   // keeps it from being checked twice when its window matches too.
-  e.dedupe = false;
+  simdisk::EnumerationOptions e = EnumerationOptionsFor(options_.settings);
   // A capped or sharded run spreads over every crash point before giving any a second state.
   e.order = simdisk::EnumerationOrder::kRoundRobin;
-  if (options_.fault && run_.fault) {
+  if (options_.settings.fault && run_.fault) {
     // The points before the injected error are those of the run without it.
     for (uint64_t point : simdisk::CrashPoints(*recording_)) {
       if (point > run_.fault->seq) e.points.push_back(point);
@@ -199,7 +165,7 @@ const std::vector<Explorer::AfterRepairWrite>& Explorer::AfterRepairWrites() {
     // cluster, and copy-on-write of the rest of the second), and a small one in the middle of
     // the disk that copies on write at both ends.
     const uint64_t size = workload_.disk_size;
-    const uint64_t cs = options_.image.cluster_size;
+    const uint64_t cs = options_.settings.image.cluster_size;
     for (const WorkloadOp& op : {WorkloadOp{.kind = WorkloadOpKind::kWrite,
                                 .offset = 0,
                                 .length = std::min<uint64_t>(size, cs + 512),
@@ -315,7 +281,7 @@ namespace {
 // and materialised, never hashed.
 simdisk::SimDiskOptions RepairDiskOptions(uint64_t atomic_unit) {
   simdisk::SimDiskOptions so;
-  so.cache_mode = simdisk::CacheMode::kWriteback;
+  so.cache_mode = CacheMode::kWriteback;
   so.atomic_unit = atomic_unit;
   so.hash_writes = false;
   return so;
@@ -345,7 +311,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   // the repair the property then holds to account (the repair is deterministic: running it again
   // on the same bytes would give the same report and image).
   const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
-  simdisk::SimDisk disk(RepairDiskOptions(options_.atomic_unit), start);
+  simdisk::SimDisk disk(RepairDiskOptions(options_.settings.atomic_unit), start);
   CheckReport first = checker.Run(disk, RepairMode::kAll);
   recorded.emplace(first, disk.live());
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
@@ -353,15 +319,15 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   simdisk::EnumerationOptions e;
   e.kind = simdisk::CrashKind::kPowerLoss;
   e.k = 1;
-  e.exhaustive_budget = options_.repair_crash_states;
+  e.exhaustive_budget = options_.settings.repair_crash_states;
   e.samples = 1;
-  e.seed = options_.seed ^ 0x5eedull;
+  e.seed = options_.settings.seed ^ 0x5eedull;
   e.dedupe = true;
   // The budget spreads over the whole repair, its last step included, round robin. A point's
   // first state, which kept every write issued, is skipped: it is the image a repair stopped
   // there leaves, which the failed-repair study below checks. Its second drops the earliest
   // write still in the cache and keeps the later ones: the reordering a missing flush allows.
-  e.points = RepairCrashPoints(*recording, options_.repair_crash_states);
+  e.points = RepairCrashPoints(*recording, options_.settings.repair_crash_states);
   e.order = simdisk::EnumerationOrder::kRoundRobin;
   uint64_t checked = 0;
   // (No points: a repair whose crashes can only leave the crashed or the repaired image.)
@@ -369,7 +335,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   if (!e.points.empty()) en.emplace(recording, e);
   while (auto state = en ? en->Next() : std::nullopt) {
     if (state->fates.empty()) continue;
-    if (checked++ >= options_.repair_crash_states) break;
+    if (checked++ >= options_.settings.repair_crash_states) break;
     auto medium = simdisk::Materialise(*recording, *state);
     if (!medium.ok())
       return "cannot materialise a repair crash state: " + medium.status().ToString();
@@ -396,7 +362,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   for (const simdisk::OpRecord& op : recording->ops()) {
     repair_writes += op.kind == simdisk::OpKind::kWrite;
   }
-  for (uint64_t n = 0; n < std::min(repair_writes, options_.repair_crash_states); ++n) {
+  for (uint64_t n = 0; n < std::min(repair_writes, options_.settings.repair_crash_states); ++n) {
     simdisk::FaultRule rule;
     rule.kind = simdisk::OpKind::kWrite;
     rule.skip = n;
@@ -408,7 +374,7 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
 std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Medium>& start,
                                         uint64_t crash_point, Checker& checker,
                                         const simdisk::FaultRule& rule) {
-  simdisk::SimDisk faulty(RepairDiskOptions(options_.atomic_unit), start);
+  simdisk::SimDisk faulty(RepairDiskOptions(options_.settings.atomic_unit), start);
   faulty.SetFaultPlan(simdisk::FaultPlan({rule}));
   const std::string fault = simdisk::FaultText(rule);
   CheckReport failed = checker.Run(faulty, RepairMode::kAll);
@@ -466,7 +432,7 @@ std::string Explorer::SweepRepairFaults(const simdisk::CrashState& state, uint64
   Checker checker(CheckerMode::kPlain);
   const auto start = std::make_shared<const simdisk::Medium>(std::move(**medium));
   // The repair without a fault, to count its device ops of each kind.
-  simdisk::SimDisk clean(RepairDiskOptions(options_.atomic_unit), start);
+  simdisk::SimDisk clean(RepairDiskOptions(options_.settings.atomic_unit), start);
   (void)checker.Run(clean, RepairMode::kAll);
   for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(clean.recording())) {
     if (repairs != nullptr) ++*repairs;
@@ -480,7 +446,7 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
                                   StateResult& result, Checker& checker) {
   std::function<std::string()> before_repair;
   RecordedRepair recorded;
-  if (options_.repair_crash_states > 0) {
+  if (options_.settings.repair_crash_states > 0) {
     before_repair = [&] { return CheckRepairCrashes(medium, crash_point, checker, recorded); };
   }
   auto run_check = [&](BlockDevice& device, RepairMode repair) {
@@ -502,7 +468,7 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
   result.dirty = r.dirty;
   result.outcome = r.outcome;
   std::string failure = r.failure;
-  if (failure.empty() && options_.writes_after_repair) {
+  if (failure.empty() && options_.settings.writes_after_repair) {
     failure = CheckWritesAfterRepair(medium, crash_point, checker);
   }
   if (std::string disagreement = checker.TakeDisagreement(); !disagreement.empty())
@@ -647,7 +613,7 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
       ++report.explored;
       ++report.outcomes[static_cast<int>(r.outcome)];
       if (r.torn_metadata) ++report.torn_metadata_states;
-      if (r.dirty && options_.repair_crash_states) ++report.repair_crash_states;
+      if (r.dirty && options_.settings.repair_crash_states) ++report.repair_crash_states;
       if (r.outcome == Outcome::kFailure) {
         report.failures.push_back(std::move(r));
         done = options_.max_failures && report.failures.size() >= options_.max_failures;

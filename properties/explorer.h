@@ -29,6 +29,7 @@
 #include "properties/guest_run.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
+#include "settings/explore_settings.h"
 #include "simdisk/cost_model.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/crash_state.h"
@@ -42,45 +43,20 @@ namespace crashsim {
 // state whose two verdicts differ (for tests of the incremental check).
 enum class DataCheckMode : uint8_t { kIncremental, kFull, kBoth };
 
+// A run of the explorer: what it explores (the settings a trace records) and how much of it, on
+// how many threads, stopping when.
 struct ExploreOptions {
-  CreateOptions image;  // size comes from the workload; backing_file is set from `backing`
-  // A backing file filled with a known pattern: unallocated clusters read through to it, so a
-  // cluster that loses its data reads wrong instead of as plausible zeros.
-  BackingKind backing = BackingKind::kNone;
-  CacheMode cache_mode = CacheMode::kWritethrough;
-  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
-  uint64_t atomic_unit = 512;
-  simdisk::CrashModel model;
-  uint64_t k = 1;  // deviations explored exhaustively per crash point
-  uint64_t exhaustive_budget = 512;
-  uint64_t samples = 8;  // random states per point beyond the bound
-  uint64_t seed = 0;
-  bool metadata_first = true;  // spend the exhaustive budget on metadata writes
-  uint64_t max_states = 0;     // 0: no limit; never below one state per crash point
-  uint32_t shard_index = 0;    // this shard explores states i with i % shard_count == index
+  ExploreSettings settings;  // image.size comes from the workload
+  uint64_t max_states = 0;   // 0: no limit; never below one state per crash point
+  uint32_t shard_index = 0;  // this shard explores states i with i % shard_count == index
   uint32_t shard_count = 1;
-  bool writes_after_repair = true;
   // Check each distinct (image, durability window) once; states that leave an image already
   // checked at an equal window take its verdict. Off: every state is checked (for tests).
   bool verdict_cache = true;
   DataCheckMode data_check = DataCheckMode::kIncremental;
   CheckerMode checker = CheckerMode::kMemo;  // kBoth fails a state where memo and plain differ
-  // Per dirty state: power-loss states of its repair to check (spread over the repair's crash
-  // points), and repairs failed by an I/O error on each of its first this-many writes.
-  uint64_t repair_crash_states = 0;
-  // An I/O error injected into the recorded run (fault_sweep.h): the run goes on past it as a
-  // guest would (guest_run.h), and only the crash points after it are explored.
-  std::optional<simdisk::FaultRule> fault;
-  size_t max_failures = 1;  // stop after this many failing states (0: never stop)
-  uint32_t jobs = 1;        // threads checking states; results are the same for any number
-};
-
-struct StateResult {
-  simdisk::CrashState state;
-  Outcome outcome = Outcome::kClean;
-  bool dirty = false;
-  bool torn_metadata = false;  // a metadata write was torn or dropped in this state
-  std::string detail;          // for failures: what broke, where
+  size_t max_failures = 1;                   // stop after this many failing states (0: never stop)
+  uint32_t jobs = 1;  // threads checking states; results are the same for any number
 };
 
 struct ExploreReport {
@@ -118,6 +94,9 @@ class Explorer {
   // Records the workload's run. Fails if the engine itself fails during the run.
   static Result<std::unique_ptr<Explorer>> Record(const Workload& workload,
                                                   const ExploreOptions& options);
+  // The same with every other option at its default and no failure limit (replay, minimise).
+  static Result<std::unique_ptr<Explorer>> Record(const Workload& workload,
+                                                  const ExploreSettings& settings);
 
   // Checks every state the options select; `progress` is called after each, and `observe`
   // sees each state's result, in enumeration order.
@@ -204,15 +183,5 @@ class Explorer {
   GuestRunResult run_;
   BackingFile backing_;
 };
-
-simdisk::CacheMode SimdiskCacheMode(CacheMode mode);
-
-// The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest
-// events, durability from the cache mode and crash kind, the final close counted as a flush.
-// `initial` is the guest content before the workload (default: zeros).
-std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
-                                          simdisk::CrashKind crash,
-                                          const simdisk::Recording& recording,
-                                          InitialContent initial = {});
 
 }  // namespace crashsim

@@ -36,15 +36,15 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 ExploreOptions OptionsFor(const Case& c) {
   ExploreOptions o;
-  o.image.cluster_size = c.cluster_size;
-  o.image.refcount_bits = c.refcount_bits;
-  o.image.lazy_refcounts = c.lazy;
-  o.cache_mode = c.cache;
-  o.backing = c.backing;
-  o.seed = c.seed;
-  o.exhaustive_budget = 16;
-  o.samples = 2;
-  o.repair_crash_states = 1;
+  o.settings.image.cluster_size = c.cluster_size;
+  o.settings.image.refcount_bits = c.refcount_bits;
+  o.settings.image.lazy_refcounts = c.lazy;
+  o.settings.cache_mode = c.cache;
+  o.settings.backing = c.backing;
+  o.settings.seed = c.seed;
+  o.settings.exhaustive_budget = 16;
+  o.settings.samples = 2;
+  o.settings.repair_crash_states = 1;
   o.max_failures = 0;
   return o;
 }

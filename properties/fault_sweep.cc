@@ -74,7 +74,7 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
                                      uint64_t repair_sweeps,
                                      const std::function<void(const std::string&)>& progress) {
   ExploreOptions clean = base;
-  clean.fault.reset();
+  clean.settings.fault.reset();
   ASSIGN_OR_RETURN(std::unique_ptr<Explorer> reference, Explorer::Record(workload, clean));
   FaultSweepReport report;
   // Notes a failure (with its run and state when there is one); true when the sweep should stop.
@@ -88,11 +88,11 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     }
     return base.max_failures != 0 && report.failures.size() >= base.max_failures;
   };
-  CreateOptions create = base.image;
+  CreateOptions create = base.settings.image;
   create.size = workload.disk_size;
   if (base.shard_index == 0) {  // the create sweep is small: the first shard takes it
     if (progress) progress("create");
-    if (std::string s = SweepCreate(create, base.atomic_unit, report); !s.empty()) {
+    if (std::string s = SweepCreate(create, base.settings.atomic_unit, report); !s.empty()) {
       if (fail("create", s)) return report;
     }
   }
@@ -104,7 +104,7 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     ExploreOptions options = base;
     options.shard_index = 0;
     options.shard_count = 1;
-    options.fault = rule;
+    options.settings.fault = rule;
     ++report.faults;
     ++report.by_kind[KindIndex(rule.kind)];
     auto explorer = Explorer::Record(workload, options);
@@ -121,7 +121,7 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     // The image the run leaves: everything the device accepted (a process kill at its end, or
     // the power loss there that kept every pending write: the crash kind traces record).
     simdisk::CrashState end;
-    end.kind = base.crash;
+    end.kind = base.settings.crash;
     end.point = (*explorer)->recording().op_count();
     if (!run.failure.empty()) {
       StateResult shown = (*explorer)->CheckState(end);  // carries the run's failure

@@ -30,31 +30,38 @@ class SweepCoverage : public ::testing::Environment {
 };
 const auto* const kSweepCoverage = ::testing::AddGlobalTestEnvironment(new SweepCoverage);
 
-// A lazy-refcount image (v3, writethrough) of `cluster_size` clusters.
-ImageConfig LazyConfig(uint64_t cluster_size) {
-  ImageConfig config;
-  config.create.lazy_refcounts = true;
-  config.create.cluster_size = cluster_size;
-  return config;
+// After each error, every crash point: the state that kept every write, and the states that
+// drop or tear one metadata write (k = 1, up to 8 per point) plus one sampled state; the crash
+// property proper explores the runs without errors in depth. The repair is failed at each of
+// its ops instead of crashed.
+ExploreSettings SweepSettings() {
+  ExploreSettings s;
+  s.k = 1;
+  s.exhaustive_budget = 8;
+  s.samples = 1;
+  s.repair_crash_states = 0;
+  return s;
 }
 
-ExploreOptions SweepOptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
-  ExploreOptions o = ExploreOptionsFor(config, crash);
-  // After each error, every crash point: the state that kept every write, and the states that
-  // drop or tear one metadata write (k = 1, up to 8 per point) plus one sampled state; the crash
-  // property proper explores the runs without errors in depth.
-  o.k = 1;
-  o.exhaustive_budget = 8;
-  o.samples = 1;
+// A lazy-refcount image (v3, writethrough) of `cluster_size` clusters.
+ExploreSettings LazySettings(uint64_t cluster_size) {
+  ExploreSettings s = SweepSettings();
+  s.image.lazy_refcounts = true;
+  s.image.cluster_size = cluster_size;
+  return s;
+}
+
+ExploreOptions SweepOptionsFor(const ExploreSettings& settings) {
+  ExploreOptions o;
+  o.settings = settings;
   o.max_states = 0;
-  o.repair_crash_states = 0;                     // the repair is failed at each of its ops instead
   o.shard_index = GetPropertyEnv().shard_index;  // shards split the faults
   o.shard_count = GetPropertyEnv().shard_count;
   return o;
 }
 
-void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::CrashKind crash) {
-  auto report = SweepFaults(workload, SweepOptionsFor(config, crash));
+void CheckSweep(const ExploreSettings& settings, const Workload& workload) {
+  auto report = SweepFaults(workload, SweepOptionsFor(settings));
   RC_ASSERT(report.ok());
   ++g_cases;
   g_total.faults += report->faults;
@@ -65,18 +72,18 @@ void CheckSweep(const ImageConfig& config, const Workload& workload, simdisk::Cr
   g_total.dirty_ends += report->dirty_ends;
   g_total.failed_repairs += report->failed_repairs;
   RC_CLASSIFY(report->dirty_ends > 0, "dirty end repaired under faults");
-  RC_TAG(CacheModeName(config.cache_mode));
+  RC_TAG(CacheModeName(settings.cache_mode));
   if (!report->ok()) {
     if (auto dir = traces::TraceDirFromEnv(); dir && report->failing_run) {
       auto path = traces::WriteFailureTrace(*dir, *report->failing_run, report->failing_state);
       std::fprintf(stderr, "crashsim trace: %s\n",
                    path.ok() ? path->c_str() : path.status().ToString().c_str());
     }
-    RC_FAIL(
-        fmt::format("{}\nimage: {}\nshrunk size: guest ops {}, lost/torn device writes {}\n"
-                    "workload:\n{}",
-                    report->failures.front(), config.ToString(), workload.ops.size(),
-                    report->failing_state.state.fates.size(), workload.ToText()));
+    RC_FAIL(fmt::format(
+        "{}\nimage: {}\nshrunk size: guest ops {}, lost/torn device writes {}\n"
+        "workload:\n{}",
+        report->failures.front(), SettingsText(settings, {"image", "cache", "backing"}),
+        workload.ops.size(), report->failing_state.state.fates.size(), workload.ToText()));
   }
   // Every fault fired and reached its caller (a fault that did not is a failure above).
   RC_ASSERT(report->surfaced == report->faults);
@@ -88,8 +95,8 @@ TEST(FaultSweep, AnInjectedErrorReachesTheGuestAndTheRunGoesOn) {
       "disk 1048576\nwrite 0x0 4096 p=1\nwrite 0x10000 4096 p=2\n"
       "read 0x0 4096\nflush\nread 0x10000 4096\n");
   ASSERT_TRUE(workload.ok());
-  ExploreOptions o = SweepOptionsFor(LazyConfig(65536), simdisk::CrashKind::kPowerLoss);
-  o.fault = *simdisk::ParseFault("write#1:ENOSPC");
+  ExploreOptions o = SweepOptionsFor(LazySettings(65536));
+  o.settings.fault = *simdisk::ParseFault("write#1:ENOSPC");
   auto explorer = Explorer::Record(*workload, o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   const GuestRunResult& run = (*explorer)->run();
@@ -121,19 +128,19 @@ TEST(FaultSweep, AWriteCacheMayLoseUnflushedWritesWhenAFailedReopenRestartsTheIm
   // it is legal (as after a process kill), so the live model must not demand it.
   auto workload = Workload::Parse("disk 1052672\nwrite 0x0 65536 p=1\nreopen\nread 0x0 1\n");
   ASSERT_TRUE(workload.ok());
-  ImageConfig config;
-  config.create.refcount_bits = 1;
-  config.cache_mode = CacheMode::kWriteback;
-  ExploreOptions o = SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss);
-  o.fault = *simdisk::ParseFault("write#4:EIO");
+  ExploreSettings settings = SweepSettings();
+  settings.image.refcount_bits = 1;
+  settings.cache_mode = CacheMode::kWriteback;
+  ExploreOptions o = SweepOptionsFor(settings);
+  o.settings.fault = *simdisk::ParseFault("write#4:EIO");
   auto explorer = Explorer::Record(*workload, o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   ASSERT_TRUE((*explorer)->run().fault.has_value());
   EXPECT_NE((*explorer)->run().fault->call.find("reopen"), std::string::npos);
   EXPECT_EQ((*explorer)->run().failure, "");
   // Write-through promised the write at its acknowledgement: there the read must see it.
-  config.cache_mode = CacheMode::kWritethrough;
-  auto through = SweepFaults(*workload, SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss));
+  settings.cache_mode = CacheMode::kWritethrough;
+  auto through = SweepFaults(*workload, SweepOptionsFor(settings));
   ASSERT_TRUE(through.ok());
   EXPECT_TRUE(through->ok()) << through->failures.front();
 }
@@ -145,11 +152,11 @@ TEST(FaultSweep, ARepairFlushesWhatItFoundBeforeMarkingTheImageClean) {
   // A power loss could then keep the clean header and tear the block: corruptions, no dirty bit.
   auto workload = Workload::Parse("disk 69632\nwrite 0x0 4096 p=1\nreopen\n");
   ASSERT_TRUE(workload.ok());
-  ImageConfig config = LazyConfig(4096);
-  config.create.refcount_bits = 1;
-  config.cache_mode = CacheMode::kDirectsync;
-  ExploreOptions o = SweepOptionsFor(config, simdisk::CrashKind::kPowerLoss);
-  o.fault = *simdisk::ParseFault("flush#3:EIO");
+  ExploreSettings settings = LazySettings(4096);
+  settings.image.refcount_bits = 1;
+  settings.cache_mode = CacheMode::kDirectsync;
+  ExploreOptions o = SweepOptionsFor(settings);
+  o.settings.fault = *simdisk::ParseFault("flush#3:EIO");
   auto explorer = Explorer::Record(*workload, o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   ASSERT_TRUE((*explorer)->run().fault.has_value());
@@ -165,9 +172,8 @@ TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
       "disk 1048576\nwrite 0x0 4096 p=1\nflush\n"
       "write 0x20000 70000 p=2\nsnapshot\nwrite 0x0 512 p=3\n");
   ASSERT_TRUE(workload.ok());
-  auto report =
-      SweepFaults(*workload, SweepOptionsFor(LazyConfig(4096), simdisk::CrashKind::kPowerLoss),
-                  /*repair_sweeps=*/2);
+  auto report = SweepFaults(*workload, SweepOptionsFor(LazySettings(4096)),
+                            /*repair_sweeps=*/2);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->ok()) << report->failures.front();
   EXPECT_GT(report->faults, 40u);
@@ -184,9 +190,8 @@ TEST(FaultSweep, ALazyRefcountWorkloadSweepsEveryOpAndRepairs) {
 }
 
 RC_GTEST_PROP(FaultSweep, EveryDeviceOpFailingOnceLeavesARecoverableImage, ()) {
-  ImageConfig config = *GenImageConfig(/*allow_unsafe=*/false);
-  Workload workload = *GenWorkload(DiskSizeFor(config), config.create.cluster_size, 5);
-  CheckSweep(config, workload, simdisk::CrashKind::kPowerLoss);
+  const ExploreSettings settings = *GenImageSettings(SweepSettings(), /*allow_unsafe=*/false);
+  CheckSweep(settings, *GenWorkload(DiskSizeFor(settings), settings.image.cluster_size, 5));
 }
 
 }  // namespace

@@ -142,12 +142,13 @@ double Median(std::vector<double> v) {
 int Main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
   ExploreOptions o;  // the same enumeration `crashsim explore` makes with its defaults
-  o.image.lazy_refcounts = a.lazy;
+  o.settings = PresetSettings(SettingsPreset::kExplore);
+  o.settings.image.lazy_refcounts = a.lazy;
   auto mode = ParseCacheMode(a.cache);
   if (!mode.ok()) Usage(("--cache: " + mode.status().ToString()).c_str());
-  o.cache_mode = *mode;
-  o.seed = a.seed;
-  const Workload w = RandomWorkload(a.seed, a.ops, a.disk_size, o.image.cluster_size);
+  o.settings.cache_mode = *mode;
+  o.settings.seed = a.seed;
+  const Workload w = RandomWorkload(a.seed, a.ops, a.disk_size, o.settings.image.cluster_size);
   if (a.workload_text) {
     std::fputs(w.ToText().c_str(), stdout);
     return 0;

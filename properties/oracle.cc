@@ -15,10 +15,10 @@ constexpr uint64_t kPiece = 512;
 
 }  // namespace
 
-void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOracle crash,
+void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKind crash,
                       std::vector<OpTiming>& timings) {
   const bool through = CacheModeWritesThrough(mode);
-  const bool nothing = mode == CacheMode::kUnsafe && crash == CrashKindForOracle::kPowerLoss;
+  const bool nothing = mode == CacheMode::kUnsafe && crash == simdisk::CrashKind::kPowerLoss;
   // Walk backwards: the next flush (or reopen) acknowledgement makes everything before durable.
   uint64_t next_flush_ack = kNever;
   for (size_t i = timings.size(); i-- > 0;) {
@@ -212,6 +212,21 @@ DataWindow GuestOracle::WindowAt(uint64_t crash_point) const {
                                       [&](const OpTiming& t) { return t.durable < crash_point; });
   return {static_cast<uint64_t>(begun - timings_.begin()),
           static_cast<uint64_t>(durable - timings_.begin())};
+}
+
+std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
+                                          simdisk::CrashKind crash,
+                                          const simdisk::Recording& recording,
+                                          InitialContent initial) {
+  // The oracle sees the close as a flush: it makes everything before it durable.
+  Workload with_close = workload;
+  with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
+  std::vector<OpTiming> timings(with_close.ops.size());
+  for (const simdisk::GuestOp& g : recording.guest_ops()) {
+    if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
+  }
+  AssignDurability(with_close, mode, crash, timings);
+  return std::make_unique<GuestOracle>(with_close, std::move(timings), std::move(initial));
 }
 
 }  // namespace crashsim

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,6 +22,8 @@
 #include "engine/status.h"
 #include "properties/initial_content.h"
 #include "properties/workload.h"
+#include "simdisk/crash_state.h"
+#include "simdisk/recording.h"
 
 namespace crashsim {
 
@@ -32,10 +35,8 @@ struct OpTiming {
   uint64_t durable = kNever;  // seq from which the guest is promised it survives
 };
 
-enum class CrashKindForOracle { kPowerLoss, kProcessKill };
-
 // Fills in `durable` for each op from `begin`/`ack` and the cache mode's contract.
-void AssignDurability(const Workload& workload, CacheMode mode, CrashKindForOracle crash,
+void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKind crash,
                       std::vector<OpTiming>& timings);
 
 // What the oracle's verdict at a crash point depends on: which ops began before it and which are
@@ -94,5 +95,13 @@ class GuestOracle {
   std::vector<std::pair<uint64_t, uint64_t>> segments_;  // [start, end) touched by some op
   std::vector<std::vector<uint32_t>> segment_ops_;       // data ops touching each, in order
 };
+
+// The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest
+// events, durability from the cache mode and crash kind, the final close counted as a flush.
+// `initial` is the guest content before the workload (default: zeros).
+std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
+                                          simdisk::CrashKind crash,
+                                          const simdisk::Recording& recording,
+                                          InitialContent initial = {});
 
 }  // namespace crashsim

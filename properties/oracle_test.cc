@@ -36,7 +36,7 @@ std::optional<DataViolation> Violation(const GuestOracle& o, uint64_t point,
 TEST(OracleTest, WritebackPromisesOnlyFlushedData) {
   Workload w = TwoWrites();
   auto t = Timings();
-  AssignDurability(w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, t);
   EXPECT_EQ(t[0].durable, 4u);
   EXPECT_EQ(t[2].durable, kNever);
   GuestOracle o(w, t, {});
@@ -54,7 +54,7 @@ TEST(OracleTest, WritebackPromisesOnlyFlushedData) {
 TEST(OracleTest, WritethroughPromisesEveryAcknowledgedWrite) {
   Workload w = TwoWrites();
   auto t = Timings();
-  AssignDurability(w, CacheMode::kWritethrough, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(w, CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, t);
   GuestOracle o(w, t, {});
   EXPECT_TRUE(Violation(o, 3, Disk({})));  // A acked at 2: must be there
   EXPECT_FALSE(Violation(o, 3, Disk({{1, {0, 1024}}})));
@@ -71,7 +71,7 @@ TEST(OracleTest, AFailedOpIsNeverPromisedAndALaterFlushStillPromisesTheRest) {
   std::vector<OpTiming> t = {
       {1, 2, kNever}, {3, kNever, kNever}, {5, kNever, kNever}, {7, 8, kNever}, {9, 10, kNever}};
   auto writeback = t;
-  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, writeback);
+  AssignDurability(*w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, writeback);
   // The failed flush promised nothing, but the engine took no restart: the flush that succeeded
   // promises A and C alike.
   EXPECT_EQ(writeback[0].durable, 10u);
@@ -80,7 +80,7 @@ TEST(OracleTest, AFailedOpIsNeverPromisedAndALaterFlushStillPromisesTheRest) {
   EXPECT_EQ(writeback[3].durable, 10u);
   EXPECT_EQ(writeback[4].durable, 10u);
   auto through = t;
-  AssignDurability(*w, CacheMode::kWritethrough, CrashKindForOracle::kPowerLoss, through);
+  AssignDurability(*w, CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, through);
   // Write-through: A was durable at its acknowledgement, before anything failed.
   EXPECT_EQ(through[0].durable, 2u);
   EXPECT_EQ(through[1].durable, kNever);
@@ -98,7 +98,7 @@ TEST(OracleTest, AFailedReopenVoidsWhatWasNotYetDurable) {
   auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nreopen\nwrite 2048 1024 p=3\nflush\n");
   ASSERT_TRUE(w.ok());
   std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, 6, kNever}, {7, 8, kNever}};
-  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(*w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, t);
   EXPECT_EQ(t[0].durable, kNever);
   EXPECT_EQ(t[2].durable, 8u);
 }
@@ -107,14 +107,14 @@ TEST(OracleTest, AFailedReadVoidsNothing) {
   auto w = Workload::Parse("disk 4096\nwrite 0 1024 p=1\nread 0 512\nflush\n");
   ASSERT_TRUE(w.ok());
   std::vector<OpTiming> t = {{1, 2, kNever}, {3, kNever, kNever}, {5, 6, kNever}};
-  AssignDurability(*w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(*w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, t);
   EXPECT_EQ(t[0].durable, 6u);
 }
 
 TEST(OracleTest, BytesFromAnotherOffsetAreCaught) {
   Workload w = TwoWrites();
   auto t = Timings();
-  AssignDurability(w, CacheMode::kWriteback, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, t);
   GuestOracle o(w, t, {});
   auto disk = Disk({{1, {0, 1024}}});
   // Pattern 1 shifted by one sector: right data, wrong place.
@@ -125,11 +125,11 @@ TEST(OracleTest, BytesFromAnotherOffsetAreCaught) {
 TEST(OracleTest, UnsafePromisesNothingAcrossPowerLoss) {
   Workload w = TwoWrites();
   auto t = Timings();
-  AssignDurability(w, CacheMode::kUnsafe, CrashKindForOracle::kPowerLoss, t);
+  AssignDurability(w, CacheMode::kUnsafe, simdisk::CrashKind::kPowerLoss, t);
   GuestOracle o(w, t, {});
   EXPECT_FALSE(Violation(o, 7, Disk({})));
   auto k = Timings();
-  AssignDurability(w, CacheMode::kUnsafe, CrashKindForOracle::kProcessKill, k);
+  AssignDurability(w, CacheMode::kUnsafe, simdisk::CrashKind::kProcessKill, k);
   EXPECT_EQ(k[0].durable, 4u);
 }
 

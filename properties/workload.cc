@@ -3,9 +3,10 @@
 #include <fmt/format.h>
 
 #include <bit>
-#include <charconv>
 #include <cstring>
 #include <sstream>
+
+#include "engine/number_text.h"
 
 namespace crashsim {
 namespace {
@@ -31,17 +32,10 @@ std::vector<std::string_view> Words(std::string_view line) {
 }
 
 Result<uint64_t> Number(std::string_view word, size_t line, const char* what) {
-  const std::string_view original = word;
   uint64_t v = 0;
-  int base = 10;
-  if (word.starts_with("0x")) {
-    word.remove_prefix(2);
-    base = 16;
-  }
-  auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v, base);
-  if (ec != std::errc() || ptr != word.data() + word.size() || word.empty()) {
+  if (ParseUnsigned(word, UINT64_MAX, v) != NumberParse::kOk) {
     return Status::InvalidArgument(
-        fmt::format("workload line {}: {} '{}' is not a number", line, what, original));
+        fmt::format("workload line {}: {} '{}' is not a number", line, what, word));
   }
   return v;
 }

@@ -43,12 +43,9 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
 
 }  // namespace
 
-std::string ImageConfig::ToString() const {
-  return fmt::format("{} cache={} backing={}", create.ToString(), CacheModeName(cache_mode),
-                     BackingKindName(backing));
+void showValue(const ExploreSettings& settings, std::ostream& os) {
+  os << SettingsText(settings, {"image", "cache", "backing", "crash"});
 }
-
-void showValue(const ImageConfig& config, std::ostream& os) { os << config.ToString(); }
 
 rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops) {
   return rc::gen::map(rc::gen::resize(static_cast<int>(max_ops),
@@ -63,27 +60,27 @@ rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t 
                       });
 }
 
-uint64_t DiskSizeFor(const ImageConfig& config) {
-  const uint64_t cs = config.create.cluster_size;
+uint64_t DiskSizeFor(const ExploreSettings& settings) {
+  const uint64_t cs = settings.image.cluster_size;
   return AlignUp((cs >= (1u << 20) ? 3 : 16) * cs + 4096, 512);
 }
 
-rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
+rc::Gen<ExploreSettings> GenImageSettings(const ExploreSettings& base, bool allow_unsafe) {
   std::vector<int> modes = {
       static_cast<int>(CacheMode::kWriteback), static_cast<int>(CacheMode::kWritethrough),
       static_cast<int>(CacheMode::kDirectsync), static_cast<int>(CacheMode::kNone)};
   if (allow_unsafe) modes.push_back(static_cast<int>(CacheMode::kUnsafe));
   return rc::gen::apply(
-      [](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode,
-         int backing) {
-        ImageConfig c;
-        c.create.version = version;
-        c.create.cluster_size = cluster_size;
-        c.create.refcount_bits = version == 2 ? 16 : refcount_bits;
-        c.create.lazy_refcounts = version == 3 && lazy;
-        c.cache_mode = static_cast<CacheMode>(mode);
-        c.backing = static_cast<BackingKind>(backing);
-        return c;
+      [base](uint32_t version, uint64_t cluster_size, uint32_t refcount_bits, bool lazy, int mode,
+             int backing) {
+        ExploreSettings s = base;
+        s.image.version = version;
+        s.image.cluster_size = cluster_size;
+        s.image.refcount_bits = version == 2 ? 16 : refcount_bits;
+        s.image.lazy_refcounts = version == 3 && lazy;
+        s.cache_mode = static_cast<CacheMode>(mode);
+        s.backing = static_cast<BackingKind>(backing);
+        return s;
       },
       rc::gen::element<uint32_t>(2, 3),
       rc::gen::weightedElement<uint64_t>({{3, 512}, {3, 4096}, {3, 65536}, {1, 2u << 20}}),
@@ -91,15 +88,6 @@ rc::Gen<ImageConfig> GenImageConfig(bool allow_unsafe) {
       rc::gen::element<int>(
           static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
           static_cast<int>(BackingKind::kRaw), static_cast<int>(BackingKind::kQcow2)));
-}
-
-ExploreOptions ExploreOptionsFor(const ImageConfig& config, simdisk::CrashKind crash) {
-  ExploreOptions o;
-  o.image = config.create;
-  o.cache_mode = config.cache_mode;
-  o.backing = config.backing;
-  o.crash = crash;
-  return o;
 }
 
 }  // namespace crashsim

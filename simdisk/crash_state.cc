@@ -41,6 +41,12 @@ const char* CrashKindName(CrashKind kind) {
   return kind == CrashKind::kPowerLoss ? "power-loss" : "process-kill";
 }
 
+std::optional<CrashKind> ParseCrashKind(std::string_view name) {
+  if (name == "power-loss" || name == "power") return CrashKind::kPowerLoss;
+  if (name == "process-kill" || name == "kill") return CrashKind::kProcessKill;
+  return std::nullopt;
+}
+
 bool CrashState::HasGarbage() const {
   for (const WriteFate& fate : fates) {
     if (!fate.garbage.empty()) return true;
@@ -75,13 +81,9 @@ Result<CrashState> CrashState::Parse(std::string_view text) {
       first = false;
       const size_t at = token.find('@');
       const std::string_view kind = token.substr(0, at);
-      if (kind == "power-loss") {
-        state.kind = CrashKind::kPowerLoss;
-      } else if (kind == "process-kill") {
-        state.kind = CrashKind::kProcessKill;
-      } else {
-        return Bad(text, "expected power-loss@N or process-kill@N");
-      }
+      const std::optional<CrashKind> parsed = ParseCrashKind(kind);
+      if (!parsed) return Bad(text, "expected power-loss@N or process-kill@N");
+      state.kind = *parsed;
       auto point =
           at == std::string_view::npos ? std::nullopt : ParseNumber(token.substr(at + 1), 10);
       if (!point) return Bad(text, "bad crash point");

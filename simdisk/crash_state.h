@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,7 +23,10 @@
 namespace crashsim::simdisk {
 
 enum class CrashKind : uint8_t { kPowerLoss, kProcessKill };
+// "power-loss", "process-kill".
 const char* CrashKindName(CrashKind kind);
+// The names, or the command line's short forms "power" and "kill".
+std::optional<CrashKind> ParseCrashKind(std::string_view name);
 
 struct WriteFate {
   uint64_t op = 0;   // seq of a pending write or resize

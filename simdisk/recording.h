@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "engine/block_device.h"
-#include "simdisk/cache_mode.h"
+#include "engine/cache_mode.h"
 #include "simdisk/medium.h"
 
 namespace crashsim::simdisk {

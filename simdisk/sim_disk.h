@@ -19,7 +19,7 @@
 #include <string>
 
 #include "engine/block_device.h"
-#include "simdisk/cache_mode.h"
+#include "engine/cache_mode.h"
 #include "simdisk/cost_model.h"
 #include "simdisk/fault_plan.h"
 #include "simdisk/medium.h"

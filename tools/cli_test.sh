@@ -27,7 +27,10 @@ has_default() {
     fail "crashsim $command --help: $option does not show its default $value" "$line"
 }
 has_default explore --repair-crashes 4
-has_default explore --crash power
+has_default explore --crash power-loss
+has_default explore --seed 1
+has_default validate --budget 2
+has_default validate --max-states 60
 has_default explore --shard 0/1
 has_default io --cache writethrough
 has_default info --output human
@@ -91,6 +94,9 @@ plain_error "create, bad option" frob "$CRASHSIM" create -o frob=1 "$WORK/new.qc
 plain_error "io, bad cache mode" bogus "$CRASHSIM" io -t bogus -c flush "$WORK/orphan.qcow2"
 plain_error "explore, bad crash kind" flood "$CRASHSIM" explore -q --crash flood
 plain_error "explore, bad disk size" 3x "$CRASHSIM" explore -q --disk-size 3x
+plain_error "explore, bad atomic unit" "--atomic-unit 1000 " "$CRASHSIM" explore -q --atomic-unit 1000
+plain_error "explore, k out of range" "-k 65 " "$CRASHSIM" explore -q -k 65
+plain_error "validate, bad cache mode" bogus "$CRASHSIM" validate -q -t bogus
 printf 'not a trace\n' >"$WORK/bad.cstrace"
 plain_error "replay, bad trace" bad.cstrace "$CRASHSIM" replay "$WORK/bad.cstrace"
 "$CRASHSIM" create -q "$WORK/small.qcow2" 1M >/dev/null || fail "create small"

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "process/subprocess.h"
 #include "tools/common.h"
-#include "tools/process.h"
 
 namespace crashsim::tools {
 namespace {
@@ -40,13 +40,16 @@ const DemoConfig kConfigs[] = {
     {"compat=1.1 lazy=on", "compat=1.1,lazy_refcounts=on"},
 };
 
+// A step runs small images through qemu-img or crashsim: seconds at most; a hung one fails.
+constexpr int kStepTimeoutMs = 120000;
+
 class Demo {
  public:
   Demo(std::string dir, std::string self) : dir_(std::move(dir)), self_(std::move(self)) {}
 
   // Runs a step; on failure records it and prints the command and its output.
   bool Step(const std::vector<std::string>& argv, int expected_exit = 0) {
-    ProcessResult r = RunProcess(argv);
+    ProcessResult r = RunCommand(argv, kStepTimeoutMs);
     ++steps_;
     if (r.exit_code == expected_exit) return true;
     ++failures_;
@@ -63,7 +66,7 @@ class Demo {
 
   // Returns the output of a command that must succeed, or "" (and counts a failure).
   std::string Output(const std::vector<std::string>& argv) {
-    ProcessResult r = RunProcess(argv);
+    ProcessResult r = RunCommand(argv, kStepTimeoutMs);
     ++steps_;
     if (r.exit_code == 0) return r.output;
     ++failures_;
@@ -150,7 +153,7 @@ class Demo {
 
 int RunDemo(bool keep) {
   for (const char* program : {"qemu-img", "qemu-io"}) {
-    if (!ProgramExists(program)) {
+    if (FindProgram(program).empty()) {
       return Fail(
           fmt::format("demo needs {} (Debian package qemu-utils; ci/setup installs it)", program));
     }

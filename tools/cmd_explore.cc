@@ -19,29 +19,24 @@
 #include "tools/common.h"
 #include "tools/junit.h"
 #include "tools/progress.h"
+#include "tools/settings_flags.h"
 #include "traces/capture.h"
 
 namespace crashsim::tools {
 namespace {
 
 struct ExploreArgs {
+  // -t, --crash, --seed, -k, --budget, --samples, --atomic-unit, --repair-crashes, --fault.
+  std::shared_ptr<SettingsFlags> settings;
   std::string workload_file;
-  uint64_t seed = kDefaultWorkloadSeed;
   size_t ops = kDefaultWorkloadOps;
   std::string disk_size;  // empty: the default for the cluster size
-  std::string cache = "writethrough";
   std::vector<std::string> image_options;
-  std::string crash = "power";
   uint64_t max_states = 0;
   std::string shard = "0/1";
   std::string trace_dir;
   std::string junit;  // --junit FILE
-  uint64_t k = 1;
-  uint64_t samples = 8;
-  uint64_t atomic_unit = 512;
-  uint64_t repair_crash_states = 4;
   bool matrix = false;
-  std::string fault;  // one injected I/O error, KIND#N:ERROR
   bool fault_sweep = false;
   bool quiet = false;
   uint32_t jobs = std::max(1u, std::thread::hardware_concurrency());
@@ -62,40 +57,20 @@ Status ParseShard(const std::string& text, ExploreOptions& o) {
 
 Result<ExploreOptions> BuildOptions(const ExploreArgs& a) {
   ExploreOptions o;
-  o.image.lazy_refcounts = false;
+  ASSIGN_OR_RETURN(o.settings, a.settings->Settings());
   for (const std::string& opts : a.image_options) {
-    RETURN_IF_ERROR(ParseCreateOptions(opts, o.image));
-  }
-  ASSIGN_OR_RETURN(o.cache_mode, ParseCacheMode(a.cache));
-  if (a.crash == "power") {
-    o.crash = simdisk::CrashKind::kPowerLoss;
-  } else if (a.crash == "kill") {
-    o.crash = simdisk::CrashKind::kProcessKill;
-  } else {
-    return Status::InvalidArgument("--crash '" + a.crash + "': expected power or kill");
-  }
-  if (a.atomic_unit != 512 && a.atomic_unit != 4096) {
-    return Status::InvalidArgument("--atomic-unit must be 512 or 4096");
+    RETURN_IF_ERROR(ParseCreateOptions(opts, o.settings.image));
   }
   RETURN_IF_ERROR(ParseShard(a.shard, o));
   o.max_states = a.max_states;
-  o.k = a.k;
-  o.samples = a.samples;
-  o.seed = a.seed;
-  o.atomic_unit = a.atomic_unit;
-  o.repair_crash_states = a.repair_crash_states;
   o.max_failures = 0;
-  if (!a.fault.empty()) {
-    auto fault = simdisk::ParseFault(a.fault);
-    if (!fault.ok()) return fault.status().WithContext("--fault");
-    o.fault = *fault;
-  }
   if (a.jobs == 0) return Status::InvalidArgument("-j must be at least 1");
   o.jobs = a.jobs;
   return o;
 }
 
-Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
+// The workload file, or the seeded workload (the settings' seed) for the image's cluster size.
+Result<Workload> LoadWorkload(const ExploreArgs& a, const ExploreSettings& settings) {
   if (a.workload_file.empty()) {
     uint64_t disk = kDefaultDiskSize;
     if (!a.disk_size.empty()) {
@@ -109,20 +84,14 @@ Result<Workload> LoadWorkload(const ExploreArgs& a, uint64_t cluster_size) {
       }
       disk = *parsed;
     }
-    return RandomWorkload(a.seed, a.ops, disk, cluster_size);
+    return RandomWorkload(settings.seed, a.ops, disk, settings.image.cluster_size);
   }
   if (!a.disk_size.empty()) {
     return Status::InvalidArgument(
         "--disk-size shapes a seeded workload; a workload file names "
         "its own disk size");
   }
-  std::ifstream in(a.workload_file);
-  if (!in) return Status::NotFound(a.workload_file + ": cannot read the workload file");
-  std::stringstream text;
-  text << in.rdbuf();
-  auto w = Workload::Parse(text.str());
-  if (!w.ok()) return w.status().WithContext(a.workload_file);
-  return w;
+  return ReadWorkloadFile(a.workload_file);
 }
 
 struct RunResult {
@@ -153,9 +122,18 @@ Result<RunResult> RunOne(const Workload& w, const ExploreOptions& o, const std::
 }
 
 // A configuration's name in reports: "writethrough lazy_refcounts=on power-loss".
-std::string ConfigName(const ExploreOptions& o) {
-  return fmt::format("{} lazy_refcounts={} {}", CacheModeName(o.cache_mode),
-                     o.image.lazy_refcounts ? "on" : "off", simdisk::CrashKindName(o.crash));
+std::string ConfigName(const ExploreSettings& s) {
+  return fmt::format("{} lazy_refcounts={} {}", SettingValue(s, "cache"),
+                     s.image.lazy_refcounts ? "on" : "off", SettingValue(s, "crash"));
+}
+
+// "workload: 200 guest ops on a 1073741824-byte disk; image ...; cache ...; crash ...".
+std::string WorkloadLine(const Workload& w, const ExploreSettings& s) {
+  ExploreSettings sized = s;
+  sized.image.size = w.disk_size;  // the image is created at the workload's disk size
+  return fmt::format("workload: {} guest ops on a {}-byte disk; image {}; cache {}; crash {}\n",
+                     w.ops.size(), w.disk_size, SettingValue(sized, "image"),
+                     SettingValue(s, "cache"), SettingValue(s, "crash"));
 }
 
 // The JUnit case of one explored configuration: its failures with their traces and the command
@@ -163,7 +141,7 @@ std::string ConfigName(const ExploreOptions& o) {
 JunitCase ExploreCase(const ExploreOptions& o, const RunResult& r) {
   JunitCase c;
   c.classname = "crashsim.explore";
-  c.name = ConfigName(o);
+  c.name = ConfigName(o.settings);
   c.seconds = r.seconds;
   c.output = r.report.Summary();
   const std::vector<StateResult>& failures = r.report.failures;
@@ -180,11 +158,7 @@ JunitCase ExploreCase(const ExploreOptions& o, const RunResult& r) {
 
 void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r) {
   const ExploreReport& rep = r.report;
-  CreateOptions image = o.image;
-  image.size = w.disk_size;  // the image is created at the workload's disk size
-  fmt::print("workload: {} guest ops on a {}-byte disk; image {}; cache {}; crash {}\n",
-             w.ops.size(), w.disk_size, image.ToString(), CacheModeName(o.cache_mode),
-             o.crash == simdisk::CrashKind::kPowerLoss ? "power-loss" : "process-kill");
+  fmt::print("{}", WorkloadLine(w, o.settings));
   fmt::print("{}", rep.Summary());
   fmt::print(
       "  {:.1f} s, {:.0f} states/s; run cost {} device writes, {} flushes, {:.2f} ms "
@@ -197,11 +171,10 @@ void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r
   }
 }
 
-int RunMatrix(const ExploreArgs& a) {
+int RunMatrix(const ExploreArgs& a, const ExploreOptions& base) {
   fmt::print(
-      "crashsim explore: built-in workload (seed {}, {} ops), every crash point, power "
-      "loss, k={}\n\n",
-      a.seed, a.ops, a.k);
+      "crashsim explore: built-in workload (seed {}, {} ops), every crash point, {}, k={}\n\n",
+      base.settings.seed, a.ops, SettingValue(base.settings, "crash"), base.settings.k);
   fmt::print("{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}\n",
              "cache", "lazy", "points", "possible", "explored", "clean", "leaks", "repaired",
              "FAIL", "states/s", "writes", "flushes", "sim ms");
@@ -209,25 +182,25 @@ int RunMatrix(const ExploreArgs& a) {
   std::vector<JunitCase> cases;
   const ProgressStyle style = ProgressStyleFor(a.quiet, STDERR_FILENO);
   int row = 0;
-  for (const char* cache : {"writethrough", "directsync", "writeback"}) {
+  for (CacheMode cache :
+       {CacheMode::kWritethrough, CacheMode::kDirectsync, CacheMode::kWriteback}) {
     for (bool lazy : {false, true}) {
       ++row;
-      ExploreArgs args = a;
-      args.cache = cache;
-      args.image_options.push_back(lazy ? "lazy_refcounts=on" : "lazy_refcounts=off");
-      auto o = BuildOptions(args);
-      if (!o.ok()) return Fail(o.status());
-      auto w = LoadWorkload(args, o->image.cluster_size);
+      ExploreOptions o = base;
+      o.settings.cache_mode = cache;
+      o.settings.image.lazy_refcounts = lazy;
+      auto w = LoadWorkload(a, o.settings);
       if (!w.ok()) return Fail(w.status());
-      auto r = RunOne(*w, *o, a.trace_dir, style,
-                      fmt::format("row {}/6 {} lazy {}", row, cache, lazy ? "on" : "off"));
+      auto r = RunOne(
+          *w, o, a.trace_dir, style,
+          fmt::format("row {}/6 {} lazy {}", row, CacheModeName(cache), lazy ? "on" : "off"));
       if (!r.ok()) return Fail(r.status());
       const ExploreReport& rep = r->report;
-      cases.push_back(ExploreCase(*o, *r));
+      cases.push_back(ExploreCase(o, *r));
       fmt::print(
           "{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8.0f} {:>7} {:>8} "
           "{:>9.2f}\n",
-          cache, lazy ? "on" : "off", rep.points_covered,
+          CacheModeName(cache), lazy ? "on" : "off", rep.points_covered,
           rep.enumeration.possible == simdisk::kSaturated
               ? std::string(">2^64")
               : std::to_string(rep.enumeration.possible),
@@ -265,12 +238,7 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
   if (!report.ok()) return Fail(report.status());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  CreateOptions image = o.image;
-  image.size = w.disk_size;
-  fmt::print("workload: {} guest ops on a {}-byte disk; image {}; cache {}; crash {}\n",
-             w.ops.size(), w.disk_size, image.ToString(), CacheModeName(o.cache_mode),
-             simdisk::CrashKindName(o.crash));
-  fmt::print("{}  {:.1f} s\n", report->Summary(), seconds);
+  fmt::print("{}{}  {:.1f} s\n", WorkloadLine(w, o.settings), report->Summary(), seconds);
   std::string trace;
   if (!a.trace_dir.empty() && report->failing_run) {
     auto path = traces::WriteFailureTrace(a.trace_dir, *report->failing_run, report->failing_state);
@@ -285,28 +253,30 @@ int RunFaultSweep(const Workload& w, const ExploreOptions& o, const ExploreArgs&
 }
 
 int RunExplore(const ExploreArgs& a) {
-  if (a.fault_sweep && (a.matrix || !a.fault.empty())) {
+  auto o = BuildOptions(a);
+  if (!o.ok()) return Fail(o.status());
+  const bool fault = o->settings.fault.has_value();
+  if (a.fault_sweep && (a.matrix || fault)) {
     return Fail("--fault-sweep injects every fault in turn: it takes neither --matrix nor --fault");
   }
-  if (a.matrix && !a.fault.empty()) {
+  if (a.matrix && fault) {
     return Fail(
         "--fault runs one workload with one error; --matrix runs the default workload "
         "six ways without errors: choose one");
   }
-  if (a.matrix) return RunMatrix(a);
-  auto o = BuildOptions(a);
-  if (!o.ok()) return Fail(o.status());
-  auto w = LoadWorkload(a, o->image.cluster_size);
+  if (a.matrix) return RunMatrix(a, *o);
+  auto w = LoadWorkload(a, o->settings);
   if (!w.ok()) return Fail(w.status());
   if (a.fault_sweep) return RunFaultSweep(*w, *o, a);
   auto r = RunOne(*w, *o, a.trace_dir, ProgressStyleFor(a.quiet, STDERR_FILENO));
   if (!r.ok()) return Fail(r.status());
   PrintSummary(*w, *o, *r);
+  const std::string injected = SettingValue(o->settings, "fault");
   if (const GuestRunResult& run = r->explorer_run; run.fault) {
-    fmt::print("injected {}: it hit {}, which returned: {}\n", a.fault, run.fault->call,
+    fmt::print("injected {}: it hit {}, which returned: {}\n", injected, run.fault->call,
                run.fault->returned.ToString());
-  } else if (o->fault) {
-    fmt::print("injected {}: the run never reached it (it has fewer such device ops)\n", a.fault);
+  } else if (fault) {
+    fmt::print("injected {}: the run never reached it (it has fewer such device ops)\n", injected);
   }
   if (!a.junit.empty()) {
     if (Status st = WriteJunit(a.junit, "crashsim explore", {ExploreCase(*o, *r)}); !st.ok()) {
@@ -323,36 +293,42 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   args->trace_dir = traces::TraceDirFromEnv().value_or("");
   CLI::App* cmd = app.add_subcommand(
       "explore", "run a workload, enumerate its crash states and check every one");
+  args->settings = std::make_shared<SettingsFlags>(
+      cmd, PresetSettings(SettingsPreset::kExplore),
+      std::initializer_list<SettingFlag>{
+          {"seed", "--seed", "seed for the workload and the sampled states", "UINT"},
+          {"cache", "-t,--cache", "cache mode: writeback, writethrough, directsync, none, unsafe",
+           "MODE"},
+          {"crash", "--crash", "power-loss (power) or process-kill (kill)", "KIND"},
+          {"k", "-k", "dropped or torn writes explored exhaustively per crash point", "UINT"},
+          {"budget", "--budget", "states within the bound per crash point before sampling", "UINT"},
+          {"samples", "--samples", "random states per crash point beyond k", "UINT"},
+          {"unit", "--atomic-unit", "bytes a power loss never splits (a power of two, >= 512)",
+           "UINT"},
+          {"repair-crash-states", "--repair-crashes",
+           "crash states of the repair itself to check per dirty state", "UINT"},
+          {"fault", "--fault",
+           "fail one device op of the run, e.g. write#3:ENOSPC (KIND read, write, flush or "
+           "resize, counted from 0; ERROR EIO or ENOSPC); only crash points after it are "
+           "explored",
+           "KIND#N:ERROR"},
+      });
   cmd->add_option("--workload", args->workload_file, "workload file (text form)");
-  cmd->add_option("--seed", args->seed, "seed for the workload and the sampled states");
   cmd->add_option("--ops", args->ops, "guest ops in a seeded workload");
   cmd->add_option("--disk-size", args->disk_size,
                   "guest disk of a seeded workload (k, M, G, T suffixes; default 1G)");
-  cmd->add_option("-t,--cache", args->cache,
-                  "cache mode: writeback, writethrough, directsync, "
-                  "none, unsafe");
   cmd->add_option("-o", args->image_options, "image options (qemu-img -o syntax)");
-  cmd->add_option("--crash", args->crash, "power or kill");
   cmd->add_option("--max-states", args->max_states,
                   "stop after about this many states, spread over every crash point (at least one "
                   "each; 0: all)");
   cmd->add_option("--shard", args->shard, "I/N: explore every N-th state starting at I");
   cmd->add_option("--trace-dir", args->trace_dir,
                   "write a trace for each failure here (default $CRASHSIM_TRACE_DIR)");
-  cmd->add_option("-k", args->k, "dropped or torn writes explored exhaustively per crash point");
-  cmd->add_option("--samples", args->samples, "random states per crash point beyond k");
-  cmd->add_option("--atomic-unit", args->atomic_unit, "bytes a power loss never splits");
-  cmd->add_option("--repair-crashes", args->repair_crash_states,
-                  "crash states of the repair itself to check per dirty state");
   cmd->add_option("--junit", args->junit,
                   "also write the result as JUnit XML here: a test case per configuration, with "
                   "each failure's trace and replay command");
   cmd->add_flag("--matrix", args->matrix,
                 "the default across writethrough/directsync/writeback x lazy on/off");
-  cmd->add_option("--fault", args->fault,
-                  "fail one device op of the run, e.g. write#3:ENOSPC (KIND read, write, flush or "
-                  "resize, counted from 0; ERROR EIO or ENOSPC); only crash points after it are "
-                  "explored");
   cmd->add_flag("--fault-sweep", args->fault_sweep,
                 "the I/O-error sweep: fail each device op of the run once with EIO and once "
                 "with ENOSPC, check the crash points after each error, and fail the repair of "

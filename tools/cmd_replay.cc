@@ -64,7 +64,7 @@ int RunReplay(const ReplayArgs& args) {
     }
     traces::Trace rebased = *trace;
     if (result->explorer) {
-      rebased = traces::MakeTrace(trace->workload, result->explorer->options(),
+      rebased = traces::MakeTrace(trace->workload, result->explorer->options().settings,
                                   result->explorer->recording(), result->actual);
     } else {  // an embedded run: the same data, this build's verdict
       rebased.verdict = result->actual.outcome;

@@ -14,6 +14,7 @@
 #include "tools/common.h"
 #include "tools/junit.h"
 #include "tools/progress.h"
+#include "tools/settings_flags.h"
 #include "validate/validate.h"
 
 namespace crashsim::tools {
@@ -21,19 +22,13 @@ namespace {
 
 struct ValidateArgs {
   std::string target = "qemu";
-  std::string cache = "writethrough";
-  std::string image_opts;
+  // -t, --seed, --crash, -k, --budget, --samples.
+  std::shared_ptr<SettingsFlags> settings;
+  // The run's other options, bound to their flags: --ops, --max-states, --repair-states, -o,
+  // --trace-dir.
+  validate::ValidateOptions options;
   std::string lazy = "off";
-  std::string crash = "power";
-  uint64_t seed = 1;
-  size_t ops = 10;
   std::string workload_file;
-  uint64_t max_states = 60;
-  uint64_t repair_states = 6;
-  uint64_t k = 1;
-  uint64_t budget = 2;
-  uint64_t samples = 1;
-  std::string trace_dir;
   bool matrix = false;
   bool quiet = false;
   std::string junit;  // --junit FILE
@@ -42,34 +37,15 @@ struct ValidateArgs {
 };
 
 Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
-  validate::ValidateOptions o;
+  validate::ValidateOptions o = a.options;
   ASSIGN_OR_RETURN(o.target, validate::TargetSpec::Load(a.target));
-  ASSIGN_OR_RETURN(o.cache_mode, ParseCacheMode(a.cache));
-  if (a.crash != "power" && a.crash != "kill") {
-    return Status::InvalidArgument("--crash '" + a.crash + "': expected power or kill");
-  }
-  o.crash = a.crash == "power" ? simdisk::CrashKind::kPowerLoss : simdisk::CrashKind::kProcessKill;
+  ASSIGN_OR_RETURN(o.settings, a.settings->Settings());
   if (a.lazy != "on" && a.lazy != "off") return Status::InvalidArgument("--lazy: on or off");
-  o.lazy_refcounts = a.lazy == "on";
-  o.image_opts = a.image_opts;
-  o.seed = a.seed;
-  o.workload_ops = a.ops;
-  o.max_states = a.max_states;
-  o.k = a.k;
-  o.samples = a.samples;
-  o.exhaustive_budget = a.budget;
-  o.repair_states = a.repair_states;
-  o.trace_dir = a.trace_dir;
+  o.settings.image.lazy_refcounts = a.lazy == "on";
   o.second_opinion = !a.no_second_opinion;
   o.repair_study = !a.no_repair_study;
   if (!a.workload_file.empty()) {
-    std::ifstream in(a.workload_file);
-    if (!in) return Status::NotFound(a.workload_file + ": cannot read the workload file");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto w = Workload::Parse(text.str());
-    if (!w.ok()) return w.status().WithContext(a.workload_file);
-    o.workload = *w;
+    ASSIGN_OR_RETURN(o.workload, ReadWorkloadFile(a.workload_file));
   }
   return o;
 }
@@ -132,27 +108,29 @@ int RunValidate(const ValidateArgs& a) {
   std::string version;
   std::vector<JunitCase> cases;
   int row = 0;
-  for (const char* cache : {"writethrough", "directsync", "writeback"}) {
+  for (CacheMode cache :
+       {CacheMode::kWritethrough, CacheMode::kDirectsync, CacheMode::kWriteback}) {
     for (bool lazy : {false, true}) {
       for (auto crash : {simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill}) {
         validate::ValidateOptions o = *base;
-        o.cache_mode = *ParseCacheMode(cache);
-        o.lazy_refcounts = lazy;
-        o.crash = crash;
+        o.settings.cache_mode = cache;
+        o.settings.image.lazy_refcounts = lazy;
+        o.settings.crash = crash;
         double seconds = 0;
         ++row;
         auto r = RunOne(o, &seconds, style,
-                        fmt::format("row {}/12 {} lazy {} {}", row, cache, lazy ? "on" : "off",
-                                    simdisk::CrashKindName(crash)));
+                        fmt::format("row {}/12 {} lazy {} {}", row, CacheModeName(cache),
+                                    lazy ? "on" : "off", simdisk::CrashKindName(crash)));
         if (!r.ok()) return Fail(r.status());
         version = r->target_version;
         cases.push_back(ValidateCase(*r, seconds));
         findings += r->findings.size();
-        table += fmt::format(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n", cache,
-            lazy ? "on" : "off", crash == simdisk::CrashKind::kPowerLoss ? "power" : "kill",
-            r->device_ops, r->explored, r->outcomes[0], r->outcomes[1], r->outcomes[2],
-            r->outcomes[3], r->disagreements.size(), r->findings.size(), seconds);
+        table +=
+            fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n",
+                        CacheModeName(cache), lazy ? "on" : "off",
+                        crash == simdisk::CrashKind::kPowerLoss ? "power" : "kill", r->device_ops,
+                        r->explored, r->outcomes[0], r->outcomes[1], r->outcomes[2], r->outcomes[3],
+                        r->disagreements.size(), r->findings.size(), seconds);
         details += "\n" + r->Summary();
       }
     }
@@ -166,26 +144,32 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "validate", "crash-test a third-party qcow2 writer (QEMU) on simdisk through NBD");
   cmd->add_option("--target", args->target, "built-in target (qemu) or a .target file");
-  cmd->add_option("-t,--cache", args->cache, "the target's cache mode");
-  cmd->add_option("-o,--image-opts", args->image_opts, "extra driver options for the target");
+  args->settings = std::make_shared<SettingsFlags>(
+      cmd, args->options.settings,
+      std::initializer_list<SettingFlag>{
+          {"cache", "-t,--cache", "the target's cache mode", "MODE"},
+          {"seed", "--seed", "seed of the generated workload and the sampled states", "UINT"},
+          {"crash", "--crash", "power-loss (power) or process-kill (kill)", "KIND"},
+          {"k", "-k", "deviations explored exhaustively per crash point", "UINT"},
+          {"budget", "--budget", "states within the bound per crash point", "UINT"},
+          {"samples", "--samples", "random states per crash point beyond k", "UINT"},
+      });
+  cmd->add_option("-o,--image-opts", args->options.image_opts,
+                  "extra driver options for the target");
   cmd->add_option("--lazy", args->lazy, "create with lazy_refcounts on or off");
-  cmd->add_option("--seed", args->seed, "seed of the generated workload");
-  cmd->add_option("--ops", args->ops, "guest operations in the generated workload");
+  cmd->add_option("--ops", args->options.workload_ops,
+                  "guest operations in the generated workload");
   cmd->add_option("--workload", args->workload_file, "workload file instead of a seed");
-  cmd->add_option("--crash", args->crash, "crash kind: power or kill");
-  cmd->add_option("--max-states", args->max_states, "states per run (0: all enumerated)");
+  cmd->add_option("--max-states", args->options.max_states, "states per run (0: all enumerated)");
   cmd->add_option("--junit", args->junit,
                   "also write the result as JUnit XML here: a test case per configuration, with "
                   "each finding's trace and replay command");
   cmd->add_flag("-q,--quiet", args->quiet,
                 "no progress display (on a terminal: a line redrawn in place; otherwise a line "
                 "every 5 s)");
-  cmd->add_option("--repair-states", args->repair_states,
+  cmd->add_option("--repair-states", args->options.repair_states,
                   "dirty states per run given to the target's repairs (0: all)");
-  cmd->add_option("-k", args->k, "deviations explored exhaustively per crash point");
-  cmd->add_option("--budget", args->budget, "states within the bound per crash point");
-  cmd->add_option("--samples", args->samples, "random states per crash point beyond k");
-  cmd->add_option("--trace-dir", args->trace_dir, "keep findings here");
+  cmd->add_option("--trace-dir", args->options.trace_dir, "keep findings here");
   cmd->add_flag("--matrix", args->matrix,
                 "run writethrough/directsync/writeback x lazy off/on x power/kill");
   cmd->add_flag("--no-second-opinion", args->no_second_opinion, "skip the target's checker");

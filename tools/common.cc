@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "engine/posix_device.h"
 
@@ -69,6 +71,16 @@ Result<std::unique_ptr<Image>> OpenImageFile(const std::string& path,
     std::fputs((*image)->repair_log().c_str(), stderr);
   }
   return image;
+}
+
+Result<Workload> ReadWorkloadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(path + ": cannot read the workload file");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto w = Workload::Parse(text.str());
+  if (!w.ok()) return w.status().WithContext(path);
+  return w;
 }
 
 std::string SizeToStr(uint64_t bytes) {

@@ -15,6 +15,7 @@
 #include "engine/image.h"
 #include "engine/options.h"
 #include "engine/status.h"
+#include "properties/workload.h"
 
 namespace crashsim::tools {
 
@@ -69,6 +70,9 @@ struct ImageOpenParams {
 // files resolved next to the image. Errors name the file.
 Result<std::unique_ptr<Image>> OpenImageFile(const std::string& path,
                                              const ImageOpenParams& params);
+
+// A workload file (properties/workload.h's text form); errors name the file.
+Result<Workload> ReadWorkloadFile(const std::string& path);
 
 // qemu's size_to_str(): "64 MiB", "196 KiB", "1.5 GiB", "0 B".
 std::string SizeToStr(uint64_t bytes);

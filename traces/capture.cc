@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "engine/version.h"
+#include "properties/explorer.h"
 #include "simdisk/materialise.h"
 #include "simdisk/write_cache.h"
 
@@ -167,11 +168,11 @@ std::optional<simdisk::CrashState> MapState(const std::vector<TraceOp>& from,
   return out;
 }
 
-Trace MakeTrace(const Workload& workload, const ExploreOptions& options,
+Trace MakeTrace(const Workload& workload, const ExploreSettings& settings,
                 const simdisk::Recording& recording, const StateResult& result) {
   Trace t;
   t.crashsim_version = Version();
-  t.settings = SettingsFrom(options);
+  t.settings = settings;
   t.settings.image.size = workload.disk_size;
   t.workload = workload;
   t.device_ops = TraceOpsOf(recording);
@@ -199,10 +200,10 @@ Result<std::string> WriteTraceToDir(const std::string& dir, const Trace& trace) 
 }
 
 Result<std::string> WriteFailureTrace(const std::string& dir, const Workload& workload,
-                                      const ExploreOptions& options,
+                                      const ExploreSettings& settings,
                                       const simdisk::Recording& recording,
                                       const StateResult& result) {
-  Trace t = MakeTrace(workload, options, recording, result);
+  Trace t = MakeTrace(workload, settings, recording, result);
   t.comments.push_back(fmt::format("found by crashsim {}: {} at {}", Version(),
                                    VerdictName(result.outcome), result.state.ToText()));
   return WriteTraceToDir(dir, t);
@@ -210,8 +211,8 @@ Result<std::string> WriteFailureTrace(const std::string& dir, const Workload& wo
 
 Result<std::string> WriteFailureTrace(const std::string& dir, const Explorer& explorer,
                                       const StateResult& result) {
-  return WriteFailureTrace(dir, explorer.workload(), explorer.options(), explorer.recording(),
-                           result);
+  return WriteFailureTrace(dir, explorer.workload(), explorer.options().settings,
+                           explorer.recording(), result);
 }
 
 std::optional<std::string> TraceDirFromEnv() {

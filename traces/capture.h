@@ -10,9 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "properties/explorer.h"
+#include "properties/crash_check.h"
 #include "simdisk/recording.h"
 #include "traces/trace.h"
+
+namespace crashsim {
+class Explorer;
+}  // namespace crashsim
 
 namespace crashsim::traces {
 
@@ -46,7 +50,7 @@ std::optional<simdisk::CrashState> MapState(const std::vector<TraceOp>& from,
                                             const GuestMap& guest_map = {});
 
 // The trace of one checked state of a recorded run.
-Trace MakeTrace(const Workload& workload, const ExploreOptions& options,
+Trace MakeTrace(const Workload& workload, const ExploreSettings& settings,
                 const simdisk::Recording& recording, const StateResult& result);
 
 // Writes `trace` into `dir` (created if missing) as trace-<checksum>.cstrace; returns the path.
@@ -54,7 +58,7 @@ Result<std::string> WriteTraceToDir(const std::string& dir, const Trace& trace);
 
 // What the property test and `crashsim explore` call for each failing state.
 Result<std::string> WriteFailureTrace(const std::string& dir, const Workload& workload,
-                                      const ExploreOptions& options,
+                                      const ExploreSettings& settings,
                                       const simdisk::Recording& recording,
                                       const StateResult& result);
 Result<std::string> WriteFailureTrace(const std::string& dir, const Explorer& explorer,

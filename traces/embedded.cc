@@ -21,9 +21,8 @@ Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace
   auto initial = std::make_shared<simdisk::Medium>(run.medium_size);
   for (const auto& [offset, bytes] : run.medium) initial->WriteAt(offset, bytes);
   // The validate run's disk honours every flush and FUA (simdisk writeback); the ops carry it.
-  auto rec =
-      std::make_shared<simdisk::Recording>(simdisk::CacheConfigFor(simdisk::CacheMode::kWriteback),
-                                           trace.settings.atomic_unit, std::move(initial));
+  auto rec = std::make_shared<simdisk::Recording>(CacheConfigFor(CacheMode::kWriteback),
+                                                  trace.settings.atomic_unit, std::move(initial));
   std::set<uint64_t> open;
   for (size_t seq = 0; seq < trace.device_ops.size(); ++seq) {
     const TraceOp& t = trace.device_ops[seq];
@@ -105,9 +104,9 @@ StateResult CheckEmbeddedState(const simdisk::Recording& recording, const GuestO
 }
 
 Trace MakeEmbeddedTrace(const std::string& target, const std::string& target_version,
-                        const Workload& workload, const TraceSettings& settings,
+                        const Workload& workload, const ExploreSettings& settings,
                         const simdisk::Recording& recording, const StateResult& result) {
-  Trace t = MakeTrace(workload, ExploreOptionsFor(settings), recording, result);
+  Trace t = MakeTrace(workload, settings, recording, result);
   t.format_version = kTraceFormatVersionEmbedded;
   EmbeddedRun run;
   run.target = target;

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "properties/explorer.h"
+#include "properties/crash_check.h"
 #include "properties/oracle.h"
 #include "simdisk/recording.h"
 #include "traces/trace.h"
@@ -36,7 +36,7 @@ StateResult CheckEmbeddedState(const simdisk::Recording& recording, const GuestO
 // The version 2 trace of one checked state of a third-party run: settings as the run used them,
 // the recording's device ops, initial medium and write data, the state and its result.
 Trace MakeEmbeddedTrace(const std::string& target, const std::string& target_version,
-                        const Workload& workload, const TraceSettings& settings,
+                        const Workload& workload, const ExploreSettings& settings,
                         const simdisk::Recording& recording, const StateResult& result);
 
 }  // namespace crashsim::traces

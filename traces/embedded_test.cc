@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "engine/image.h"
+#include "properties/explorer.h"
 #include "simdisk/sim_disk.h"
 #include "traces/explain.h"
 #include "traces/minimize.h"
@@ -25,8 +26,8 @@ Workload BuggyWorkload() {
   return *Workload::Parse("disk 262144\nwrite 0x0 4096 p=7\nwrite 0x9000 8192 p=9\nflush\n");
 }
 
-TraceSettings BuggySettings() {
-  TraceSettings s;
+ExploreSettings BuggySettings() {
+  ExploreSettings s;
   s.image.cluster_size = 4096;
   s.image.size = BuggyWorkload().disk_size;
   s.cache_mode = CacheMode::kWritethrough;

@@ -11,6 +11,7 @@
 #include "engine/format/header.h"
 #include "engine/protocol.h"
 #include "engine/xml_escape.h"
+#include "properties/explorer.h"
 #include "simdisk/materialise.h"
 #include "traces/embedded.h"
 #include "traces/replay.h"
@@ -191,7 +192,7 @@ LiveFacts Live(const Trace& t) {
     }
     recording = *rebuilt;
   } else {
-    auto explorer = Explorer::Record(t.workload, ExploreOptionsFor(t.settings));
+    auto explorer = Explorer::Record(t.workload, t.settings);
     if (!explorer.ok()) {
       live.log_note = "this build cannot re-run the workload: " + explorer.status().ToString();
       return live;

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "engine/number_text.h"
 #include "traces/trace.h"
 
 namespace crashsim::traces {
@@ -137,28 +138,13 @@ bool LineReader::AtEnd() {
   return end;
 }
 
-std::string LineReader::Clip(std::string_view s) {
-  return s.size() > 60 ? std::string(s.substr(0, 60)) + "..." : std::string(s);
-}
+std::string LineReader::Clip(std::string_view s) { return ClipForMessage(s); }
 
 Result<uint64_t> Number(const LineReader& r, std::string_view word, std::string_view what,
                         uint64_t max) {
-  std::string_view digits = word;
-  int base = 10;
-  if (digits.starts_with("0x")) {
-    digits.remove_prefix(2);
-    base = 16;
-  }
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
-  if (digits.empty() || ec == std::errc::invalid_argument || ptr != digits.data() + digits.size()) {
-    return r.Error(fmt::format("{}: expected a number, got '{}'", what, LineReader::Clip(word)));
-  }
-  if (ec == std::errc::result_out_of_range || v > max) {
-    return r.Error(
-        fmt::format("{} {} is out of range (at most {})", what, LineReader::Clip(word), max));
-  }
-  return v;
+  auto v = ParseBoundedNumber(word, what, max);
+  if (!v.ok()) return r.Error(v.status().message());
+  return *v;
 }
 
 Result<uint64_t> Hex64(const LineReader& r, std::string_view word, std::string_view what) {
@@ -187,13 +173,15 @@ Status ExpectCount(const LineReader& r, const std::vector<std::string_view>& wor
 
 Result<KeyValues> KeyValues::Parse(const LineReader& r, const std::vector<std::string_view>& words,
                                    std::initializer_list<std::string_view> keys,
-                                   std::string_view shape) {
+                                   std::string_view shape,
+                                   std::initializer_list<std::string_view> optional_keys) {
   KeyValues kv;
   for (std::string_view w : words) {
     size_t eq = w.find('=');
     std::string_view key = w.substr(0, eq);
     bool known = false;
     for (std::string_view k : keys) known |= k == key;
+    for (std::string_view k : optional_keys) known |= k == key;
     if (eq == std::string_view::npos || !known) {
       return r.Error(fmt::format("unexpected '{}' (expected '{}')", LineReader::Clip(w), shape));
     }

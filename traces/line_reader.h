@@ -69,12 +69,14 @@ Result<bool> OnOffWord(const LineReader& r, std::string_view w, std::string_view
 Status ExpectCount(const LineReader& r, const std::vector<std::string_view>& words, size_t n,
                    std::string_view shape);
 
-// "key=value" words in any order; each key at most once, all required keys present.
+// "key=value" words in any order; each key at most once, all required `keys` present, the
+// `optional_keys` allowed.
 class KeyValues {
  public:
   static Result<KeyValues> Parse(const LineReader& r, const std::vector<std::string_view>& words,
                                  std::initializer_list<std::string_view> keys,
-                                 std::string_view shape);
+                                 std::string_view shape,
+                                 std::initializer_list<std::string_view> optional_keys = {});
   std::optional<std::string_view> Get(std::string_view key) const;
 
  private:

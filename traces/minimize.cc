@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "properties/explorer.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/materialise.h"
 #include "simdisk/write_cache.h"
@@ -178,7 +179,7 @@ class Minimizer {
       return;
     }
     recording_ = std::make_shared<const simdisk::Recording>(explorer->recording());
-    best_ = MakeTrace(explorer->workload(), explorer->options(), explorer->recording(), r);
+    best_ = MakeTrace(explorer->workload(), explorer->options().settings, explorer->recording(), r);
     explorer_ = std::move(explorer);
     if (options_.log) options_.log(step);
     steps_.push_back(std::move(step));
@@ -219,7 +220,7 @@ class Minimizer {
   bool TryWorkload(const Workload& w, const GuestMap& map, std::string step) {
     if (!Budget()) return false;
     ++runs_;
-    auto recorded = Explorer::Record(w, ExploreOptionsFor(best_.settings));
+    auto recorded = Explorer::Record(w, best_.settings);
     if (!recorded.ok()) return false;
     std::unique_ptr<Explorer> e = std::move(*recorded);
     const simdisk::Recording& rec = e->recording();

@@ -7,6 +7,7 @@
 
 #include <iostream>
 
+#include "properties/explorer.h"
 #include "simdisk/crash_enumerator.h"
 #include "traces/capture.h"
 #include "traces/replay.h"
@@ -16,13 +17,13 @@ namespace {
 
 std::optional<Trace> GarbageFailure() {
   ExploreOptions o;
-  o.image.cluster_size = 4096;
-  o.cache_mode = CacheMode::kWriteback;
-  o.model.content = simdisk::TearContent::kGarbage;
-  o.k = 2;
-  o.samples = 8;
-  o.metadata_first = false;
-  o.writes_after_repair = false;
+  o.settings.image.cluster_size = 4096;
+  o.settings.cache_mode = CacheMode::kWriteback;
+  o.settings.model.content = simdisk::TearContent::kGarbage;
+  o.settings.k = 2;
+  o.settings.samples = 8;
+  o.settings.metadata_first = false;
+  o.settings.writes_after_repair = false;
   Workload w = *Workload::Parse(
       "disk 69632\nwrite 0x0 4096 p=1\nflush\nwrite 0x2000 2048 p=2\nzero 0x8000 4096\n"
       "write 0x4000 8192 p=3\nwrite 0x9000 512 p=4\n");
@@ -33,7 +34,7 @@ std::optional<Trace> GarbageFailure() {
   while (auto s = states.Next()) {
     StateResult r = (*explorer)->CheckState(*s);
     if (r.outcome == Outcome::kFailure && s->fates.size() >= 2) {
-      return MakeTrace(w, o, (*explorer)->recording(), r);
+      return MakeTrace(w, o.settings, (*explorer)->recording(), r);
     }
   }
   return std::nullopt;

@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include "properties/explorer.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/materialise.h"
 #include "traces/capture.h"
@@ -130,6 +131,11 @@ Result<ReplayResult> ReplayEmbedded(const Trace& trace) {
 
 }  // namespace
 
+ReplayResult::ReplayResult() = default;
+ReplayResult::~ReplayResult() = default;
+ReplayResult::ReplayResult(ReplayResult&&) noexcept = default;
+ReplayResult& ReplayResult::operator=(ReplayResult&&) noexcept = default;
+
 std::string CompareDeviceLog(const Trace& trace, const simdisk::Recording& recording) {
   const std::vector<simdisk::OpRecord>& got = recording.ops();
   const size_t n = std::min(got.size(), trace.device_ops.size());
@@ -172,7 +178,7 @@ Result<ReplayResult> Replay(const Trace& trace, const ReplayOptions& options) {
     }
     return ReplayEmbedded(trace);
   }
-  auto explorer = Explorer::Record(trace.workload, ExploreOptionsFor(trace.settings));
+  auto explorer = Explorer::Record(trace.workload, trace.settings);
   if (!explorer.ok()) {
     return explorer.status().WithContext("re-running the trace's workload on this engine");
   }

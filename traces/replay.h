@@ -16,8 +16,12 @@
 #include <memory>
 #include <string>
 
-#include "properties/explorer.h"
+#include "properties/crash_check.h"
 #include "traces/trace.h"
+
+namespace crashsim {
+class Explorer;
+}  // namespace crashsim
 
 namespace crashsim::traces {
 
@@ -33,6 +37,12 @@ struct ReplayOptions {
 };
 
 struct ReplayResult {
+  // Out of line: Explorer is complete only in replay.cc.
+  ReplayResult();
+  ~ReplayResult();
+  ReplayResult(ReplayResult&&) noexcept;
+  ReplayResult& operator=(ReplayResult&&) noexcept;
+
   int code = kReplayMatch;
   std::string message;        // one paragraph: what was compared and what differed
   simdisk::CrashState state;  // the state checked (portable: the deciding one)

@@ -477,7 +477,7 @@ uint64_t TraceChecksum(std::string_view text) {
 }
 
 std::string Trace::ToText() const {
-  const TraceSettings& s = settings;
+  const ExploreSettings& s = settings;
   const uint32_t version = embedded ? kTraceFormatVersionEmbedded : 1;
   std::string out = fmt::format("crashsim-trace {}\ncrashsim-version {}\n", version,
                                 crashsim_version.empty() ? Version() : crashsim_version);
@@ -576,7 +576,10 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
   {
     ASSIGN_OR_RETURN(auto w, r.Expect("crash-state", "crash-state STATE"));
     std::string joined;
-    for (std::string_view word : w) joined += (joined.empty() ? "" : " ") + std::string(word);
+    for (std::string_view word : w) {
+      if (!joined.empty()) joined += ' ';
+      joined += word;
+    }
     auto state = simdisk::CrashState::Parse(joined);
     if (!state.ok()) return r.Error("crash-state: " + state.status().message());
     if (state->kind != t.settings.crash) {

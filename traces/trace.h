@@ -19,6 +19,7 @@
 #include "engine/block_device.h"
 #include "engine/options.h"
 #include "engine/status.h"
+#include "properties/crash_check.h"
 #include "properties/workload.h"
 #include "simdisk/crash_state.h"
 #include "simdisk/fates.h"
@@ -109,7 +110,7 @@ struct Trace {
   uint32_t format_version = 1;  // 1, or kTraceFormatVersionEmbedded with `embedded`
   std::string crashsim_version;
   std::vector<std::string> comments;  // "# ..." lines of the header, without "# "
-  TraceSettings settings;
+  ExploreSettings settings;
   Workload workload;
   std::vector<TraceOp> device_ops;  // the reference run's log, seq = index
   simdisk::CrashState state;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include "properties/explorer.h"
 #include "properties/workload_gen.h"
 #include "simdisk/crash_enumerator.h"
 #include "traces/capture.h"
@@ -16,10 +17,10 @@ namespace {
 
 ExploreOptions SmallOptions(CacheMode mode = CacheMode::kWriteback) {
   ExploreOptions o;
-  o.image.cluster_size = 4096;
-  o.image.lazy_refcounts = true;
-  o.cache_mode = mode;
-  o.seed = 77;
+  o.settings.image.cluster_size = 4096;
+  o.settings.image.lazy_refcounts = true;
+  o.settings.cache_mode = mode;
+  o.settings.seed = 77;
   return o;
 }
 
@@ -39,7 +40,8 @@ Trace SampleTrace(uint64_t index = 5) {
   for (uint64_t i = 0; i <= index; ++i) s = states.Next();
   EXPECT_TRUE(s.has_value());
   StateResult r = (*explorer)->CheckState(*s);
-  Trace t = MakeTrace((*explorer)->workload(), (*explorer)->options(), (*explorer)->recording(), r);
+  Trace t = MakeTrace((*explorer)->workload(), (*explorer)->options().settings,
+                      (*explorer)->recording(), r);
   t.comments.push_back("a sample");
   return t;
 }
@@ -242,14 +244,14 @@ TEST(TraceFormat, AnInjectedFaultRoundTripsAndReplays) {
   // A run whose 3rd device write fails with ENOSPC: the trace names the fault, and replaying it
   // re-runs the workload with the same error, to the same device log and verdict.
   ExploreOptions o = SmallOptions();
-  o.fault = *simdisk::ParseFault("write#2:ENOSPC");
+  o.settings.fault = *simdisk::ParseFault("write#2:ENOSPC");
   auto explorer = Explorer::Record(SmallWorkload(), o);
   ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
   ASSERT_TRUE((*explorer)->run().fault.has_value());
   simdisk::CrashState end;  // power loss at the end, every pending write kept
   end.point = (*explorer)->recording().op_count();
   StateResult r = (*explorer)->CheckState(end);
-  Trace t = MakeTrace((*explorer)->workload(), o, (*explorer)->recording(), r);
+  Trace t = MakeTrace((*explorer)->workload(), o.settings, (*explorer)->recording(), r);
   const std::string text = t.ToText();
   EXPECT_NE(text.find(" fault=write#2:ENOSPC\n"), std::string::npos) << text;
   EXPECT_NE(text.find("failed=no-space"), std::string::npos) << text;
@@ -297,16 +299,14 @@ TEST(TraceCapture, WritesFailureTraceIntoDirectory) {
 // Every generated trace replays, in this process, to the verdict it recorded, both exactly and
 // through its portable half.
 RC_GTEST_PROP(TraceReplay, GeneratedTracesReplayToTheirVerdict, ()) {
-  ImageConfig config = *GenImageConfig(/*allow_unsafe=*/false);
-  config.create.cluster_size = *rc::gen::element<uint64_t>(512, 4096);
-  const uint64_t disk = 16 * config.create.cluster_size + 4096;
-  Workload workload = *GenWorkload(disk, config.create.cluster_size, 5);
   ExploreOptions o;
-  o.image = config.create;
-  o.cache_mode = config.cache_mode;
-  o.backing = config.backing;
-  o.crash = *rc::gen::element(simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill);
-  o.seed = *rc::gen::arbitrary<uint32_t>();
+  o.settings = *GenImageSettings(ExploreSettings{}, /*allow_unsafe=*/false);
+  o.settings.image.cluster_size = *rc::gen::element<uint64_t>(512, 4096);
+  const uint64_t disk = 16 * o.settings.image.cluster_size + 4096;
+  Workload workload = *GenWorkload(disk, o.settings.image.cluster_size, 5);
+  o.settings.crash =
+      *rc::gen::element(simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill);
+  o.settings.seed = *rc::gen::arbitrary<uint32_t>();
   auto explorer = Explorer::Record(workload, o);
   RC_ASSERT(explorer.ok());
   auto rec = std::make_shared<const simdisk::Recording>((*explorer)->recording().Fork());
@@ -321,7 +321,7 @@ RC_GTEST_PROP(TraceReplay, GeneratedTracesReplayToTheirVerdict, ()) {
   RC_ASSERT(s.has_value());
   StateResult r = (*explorer)->CheckState(*s);
   RC_CLASSIFY(!s->fates.empty(), "torn or dropped writes");
-  Trace t = MakeTrace(workload, o, (*explorer)->recording(), r);
+  Trace t = MakeTrace(workload, o.settings, (*explorer)->recording(), r);
   auto back = Trace::Parse(t.ToText());
   RC_ASSERT(back.ok());
   RC_ASSERT(*back == t);

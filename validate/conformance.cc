@@ -18,9 +18,9 @@
 #include "engine/image.h"
 #include "engine/options.h"
 #include "engine/posix_device.h"
+#include "process/subprocess.h"
 #include "properties/workload.h"
 #include "simdisk/hash.h"
-#include "validate/subprocess.h"
 #include "validate/target.h"
 
 namespace crashsim::validate {
@@ -292,7 +292,7 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
       out.push_back(o);
       continue;
     }
-    RunResult r = RunCommand(*argv, timeout_ms);
+    ProcessResult r = RunCommand(*argv, timeout_ms);
     std::ifstream in(output, std::ios::binary);
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                std::istreambuf_iterator<char>());

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "engine/memory_device.h"
+#include "process/subprocess.h"
 #include "simdisk/sim_disk.h"
 #include "validate/nbd_protocol.h"
-#include "validate/subprocess.h"
 
 namespace crashsim::validate {
 namespace {
@@ -157,19 +157,20 @@ class NbdServerTest : public ::testing::Test {
 
 TEST_F(NbdServerTest, QemuImgCreatesAndQemuIoReadsBack) {
   if (!Have("qemu-img") || !Have("qemu-io")) GTEST_SKIP() << "qemu-utils not installed";
-  RunResult create = RunCommand({"qemu-img", "create", "-f", "qcow2", server_->Uri(), "8M"}, 20000);
+  ProcessResult create =
+      RunCommand({"qemu-img", "create", "-f", "qcow2", server_->Uri(), "8M"}, 20000);
   ASSERT_EQ(create.exit_code, 0) << create.output;
   const std::string opts =
       "driver=qcow2,file.driver=nbd,file.path=" + server_->options().socket_path;
-  RunResult write =
+  ProcessResult write =
       RunCommand({"qemu-io", "--image-opts", opts, "-t", "writethrough", "-c",
                   "write -P 0x5a 65536 131072", "-c", "write -f -P 0x33 0 4096", "-c",
                   "write -z 1048576 65536", "-c", "discard 65536 4096", "-c", "flush"},
                  20000);
   ASSERT_EQ(write.exit_code, 0) << write.output;
-  RunResult read = RunCommand({"qemu-io", "--image-opts", opts, "-r", "-c",
-                               "read -P 0x5a 69632 126976", "-c", "read -P 0x33 0 4096"},
-                              20000);
+  ProcessResult read = RunCommand({"qemu-io", "--image-opts", opts, "-r", "-c",
+                                   "read -P 0x5a 69632 126976", "-c", "read -P 0x33 0 4096"},
+                                  20000);
   EXPECT_EQ(read.exit_code, 0) << read.output;
   EXPECT_EQ(read.output.find("Pattern verification failed"), std::string::npos) << read.output;
   NbdStats stats = server_->stats();
@@ -177,7 +178,7 @@ TEST_F(NbdServerTest, QemuImgCreatesAndQemuIoReadsBack) {
   EXPECT_GT(stats.flushes, 0u);
   EXPECT_EQ(stats.dropped_connections, 0u);
   // The image on the device is one qemu-img check accepts through the same server.
-  RunResult check = RunCommand({"qemu-img", "check", "-f", "qcow2", server_->Uri()}, 20000);
+  ProcessResult check = RunCommand({"qemu-img", "check", "-f", "qcow2", server_->Uri()}, 20000);
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
@@ -190,9 +191,10 @@ TEST_F(NbdServerTest, QemuIoOverUriAndFuaRecordedOnSimDisk) {
   NbdServerOptions o = server_->options();
   NbdServer server(disk, mutex_, o);
   ASSERT_TRUE(server.Start().ok());
-  RunResult run = RunCommand({"qemu-io", "-f", "raw", server.Uri(), "-c", "write -f -P 7 0 4096",
-                              "-c", "write -P 8 4096 4096", "-c", "flush"},
-                             20000);
+  ProcessResult run =
+      RunCommand({"qemu-io", "-f", "raw", server.Uri(), "-c", "write -f -P 7 0 4096", "-c",
+                  "write -P 8 4096 4096", "-c", "flush"},
+                 20000);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   server.Stop();
   bool saw_fua = false, saw_flush = false;
@@ -206,21 +208,21 @@ TEST_F(NbdServerTest, QemuIoOverUriAndFuaRecordedOnSimDisk) {
 
 TEST_F(NbdServerTest, NbdinfoSeesTheExport) {
   if (!Have("nbdinfo")) GTEST_SKIP() << "libnbd-bin not installed";
-  RunResult info = RunCommand({"nbdinfo", "--json", server_->Uri()}, 20000);
+  ProcessResult info = RunCommand({"nbdinfo", "--json", server_->Uri()}, 20000);
   ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_NE(info.output.find("\"export-size\": 16777216"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("\"can_flush\": true"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("\"can_fua\": true"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("\"can_zero\": true"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("\"can_trim\": true"), std::string::npos) << info.output;
-  RunResult list = RunCommand({"nbdinfo", "--list", "--json", server_->Uri()}, 20000);
+  ProcessResult list = RunCommand({"nbdinfo", "--list", "--json", server_->Uri()}, 20000);
   EXPECT_EQ(list.exit_code, 0) << list.output;
   EXPECT_NE(list.output.find("crashsim"), std::string::npos) << list.output;
-  RunResult size = RunCommand(
+  ProcessResult size = RunCommand(
       {"nbdinfo", "--size", "nbd+unix:///crashsim?socket=" + server_->options().socket_path},
       20000);
   EXPECT_EQ(size.output, "16777216\n");
-  RunResult unknown =
+  ProcessResult unknown =
       RunCommand({"nbdinfo", "nbd+unix:///nope?socket=" + server_->options().socket_path}, 20000);
   EXPECT_NE(unknown.exit_code, 0);
   ExpectAlive();
@@ -391,7 +393,7 @@ TEST(SplitWords, QuotesAndSpaces) {
 }
 
 TEST(RunCommand, TimeoutKillsTheChild) {
-  RunResult r = RunCommand({"sleep", "10"}, 200);
+  ProcessResult r = RunCommand({"sleep", "10"}, 200);
   EXPECT_TRUE(r.timed_out);
   EXPECT_EQ(r.exit_code, 128 + 9);
   EXPECT_EQ(RunCommand({"no-such-program-xyz"}, 1000).exit_code, 127);

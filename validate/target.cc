@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "process/subprocess.h"
 #include "validate/builtin_targets.h"
-#include "validate/subprocess.h"
 
 namespace crashsim::validate {
 namespace {

@@ -12,6 +12,7 @@
 #include "engine/check/check.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
+#include "process/subprocess.h"
 #include "properties/crash_check.h"
 #include "properties/guest_delta.h"
 #include "simdisk/materialise.h"
@@ -22,7 +23,6 @@
 #include "validate/device_files.h"
 #include "validate/metadata_tags.h"
 #include "validate/nbd_server.h"
-#include "validate/subprocess.h"
 #include "validate/workload_generator.h"
 
 namespace crashsim::validate {
@@ -116,7 +116,7 @@ class GuestDriver {
     for (const std::string& cmd : cmds) {
       RETURN_IF_ERROR(driver_->SendLine(cmd));
       if (last) {
-        RunResult r = driver_->Finish(timeout_ms_);
+        ProcessResult r = driver_->Finish(timeout_ms_);
         if (r.exit_code != 0 || AnswerIsError(target_, r.output)) {
           return Status::IoError(
               fmt::format("'{}' ended with exit {}: {}", cmd, r.exit_code, r.output));
@@ -163,26 +163,27 @@ void Validator::DescribeRun() {
   if (!t.version.empty()) {
     auto argv = ExpandCommand(t.version, {});
     if (argv.ok()) {
-      RunResult v = RunCommand(*argv, options_.timeout_ms);
+      ProcessResult v = RunCommand(*argv, options_.timeout_ms);
       report_.target_version = v.output.substr(0, v.output.find('\n'));
     }
   }
-  report_.workload = options_.workload
-                         ? *options_.workload
-                         : GenerateWorkload(options_.seed, options_.disk_size,
-                                            options_.cluster_size, options_.workload_ops);
-  report_.config =
-      fmt::format("cache={} lazy={} crash={} seed={}", CacheModeName(options_.cache_mode),
-                  options_.lazy_refcounts ? "on" : "off", simdisk::CrashKindName(options_.crash),
-                  options_.seed);
+  report_.workload =
+      options_.workload
+          ? *options_.workload
+          : GenerateWorkload(options_.settings.seed, options_.disk_size,
+                             options_.settings.image.cluster_size, options_.workload_ops);
+  const ExploreSettings& s = options_.settings;
+  report_.config = fmt::format("cache={} lazy={} crash={} seed={}", SettingValue(s, "cache"),
+                               s.image.lazy_refcounts ? "on" : "off", SettingValue(s, "crash"),
+                               SettingValue(s, "seed"));
   const std::string socket = impl_->File("nbd.sock");
   impl_->vars = {
       {"socket", socket},
       {"uri", "nbd+unix:///?socket=" + socket},
       {"size", std::to_string(report_.workload.disk_size)},
-      {"cache", CacheModeName(options_.cache_mode)},
+      {"cache", SettingValue(s, "cache")},
       {"create_opts", fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
-                                  options_.cluster_size, options_.lazy_refcounts ? "on" : "off")},
+                                  s.image.cluster_size, s.image.lazy_refcounts ? "on" : "off")},
       {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
 }
 
@@ -194,7 +195,7 @@ Result<std::shared_ptr<simdisk::Medium>> Validator::CreateImage(
   NbdServer server(create_disk, mutex, {.socket_path = impl_->vars.at("socket")});
   RETURN_IF_ERROR(server.Start());
   ASSIGN_OR_RETURN(auto argv, ExpandCommand(t.create, impl_->vars));
-  RunResult r = RunCommand(argv, options_.timeout_ms);
+  ProcessResult r = RunCommand(argv, options_.timeout_ms);
   server.Stop();
   if (r.exit_code != 0) {
     return Status::IoError(
@@ -244,7 +245,7 @@ Status Validator::Record() {
   DescribeRun();
   // 1. Creation, outside the crash run.
   simdisk::SimDiskOptions so;
-  so.cache_mode = simdisk::CacheMode::kWriteback;  // every flush and FUA is honoured and recorded
+  so.cache_mode = CacheMode::kWriteback;  // every flush and FUA is honoured and recorded
   so.initial_size = options_.export_size;
   ASSIGN_OR_RETURN(std::shared_ptr<simdisk::Medium> initial, CreateImage(so));
   // 2. The workload, one guest operation at a time.
@@ -262,7 +263,8 @@ Status Validator::Record() {
   report_.device_ops = recording_->op_count();
   // The oracle, as the explorer builds it (the close is a flush); replay of the traces builds
   // the same one (traces/embedded.h).
-  oracle_ = traces::OracleFor(report_.workload, options_.cache_mode, options_.crash, *recording_);
+  oracle_ = traces::OracleFor(report_.workload, options_.settings.cache_mode,
+                              options_.settings.crash, *recording_);
   return Status::Ok();
 }
 
@@ -330,17 +332,11 @@ struct TargetCheck {
 ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>& progress) {
   ValidateReport& report = report_;
   const TargetSpec& t = options_.target;
-  simdisk::EnumerationOptions e;
-  e.kind = options_.crash;
-  e.k = options_.k;
-  e.exhaustive_budget = options_.exhaustive_budget;
-  e.samples = options_.samples;
-  e.seed = options_.seed;
-  e.exhaustive_tags = simdisk::kMetadataTags;
-  e.dedupe = false;
+  simdisk::EnumerationOptions e = EnumerationOptionsFor(options_.settings);
   // A bounded run spreads its states over the whole run: evenly spaced crash points, the last
   // (the end of the clean close) always among them.
-  const uint64_t per_point = std::max<uint64_t>(1, options_.exhaustive_budget + options_.samples);
+  const uint64_t per_point =
+      std::max<uint64_t>(1, options_.settings.exhaustive_budget + options_.settings.samples);
   std::vector<uint64_t> points = simdisk::CrashPoints(*recording_);
   if (options_.max_states && points.size() * per_point > options_.max_states) {
     e.points = simdisk::EvenlySpaced(points, std::max<size_t>(1, options_.max_states / per_point));
@@ -372,7 +368,7 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
     // The target's checker as a second opinion on the state as it is.
     if (saved && options_.second_opinion && !t.check.empty()) {
       CheckReport ours = Check(**medium);
-      RunResult r = RunOnFile(t.check, {{"image", image_file}});
+      ProcessResult r = RunOnFile(t.check, {{"image", image_file}});
       ++report.second_opinions;
       const int64_t corruptions = JsonInt(r.output, "corruptions");
       const int64_t leaks = JsonInt(r.output, "leaks");
@@ -408,12 +404,12 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
   return report;
 }
 
-RunResult Validator::RunOnFile(const std::string& templ,
-                               const std::map<std::string, std::string>& extra) {
+ProcessResult Validator::RunOnFile(const std::string& templ,
+                                   const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> v = impl_->vars;
   for (const auto& [k, val] : extra) v[k] = val;
   auto argv = ExpandCommand(templ, v);
-  if (!argv.ok()) return RunResult{.exit_code = 127, .output = argv.status().ToString()};
+  if (!argv.ok()) return ProcessResult{.exit_code = 127, .output = argv.status().ToString()};
   return RunCommand(*argv, options_.timeout_ms);
 }
 
@@ -438,7 +434,7 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
     }
   };
   ++study.attempted;
-  RunResult r = RunOnFile(command, {{"image", copy}});
+  ProcessResult r = RunOnFile(command, {{"image", copy}});
   if (r.exit_code == 0) {
     ++study.exit_zero;
   } else {
@@ -469,7 +465,7 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
   const uint64_t size = report_.workload.disk_size;
   auto mapped_before = MappedGuestRanges(**repaired);
   if (!mapped_before.ok()) return;
-  const uint64_t cs = options_.cluster_size;
+  const uint64_t cs = options_.settings.image.cluster_size;
   const WorkloadOp writes[2] = {{.kind = WorkloadOpKind::kWrite,
                                  .offset = 0,
                                  .length = std::min<uint64_t>(size, 2 * cs + 512),
@@ -483,10 +479,11 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
     FillPattern(w.pattern, w.offset, data);
     const std::string data_file = impl_->File("after.bin");
     if (!WriteBytes(data_file, data).ok()) return;
-    RunResult wr = RunOnFile(options_.target.write_file, {{"image", copy},
-                                                          {"data_file", data_file},
-                                                          {"offset", std::to_string(w.offset)},
-                                                          {"length", std::to_string(w.length)}});
+    ProcessResult wr =
+        RunOnFile(options_.target.write_file, {{"image", copy},
+                                               {"data_file", data_file},
+                                               {"offset", std::to_string(w.offset)},
+                                               {"length", std::to_string(w.length)}});
     if (wr.exit_code != 0 || AnswerIsError(options_.target, wr.output)) {
       ++study.broken_after_writes;
       note(fmt::format("a write after the repair failed (exit {}): {}", wr.exit_code,

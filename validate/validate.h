@@ -33,37 +33,35 @@
 
 #include "engine/options.h"
 #include "engine/status.h"
+#include "process/subprocess.h"
 #include "properties/explorer.h"
 #include "properties/oracle.h"
 #include "properties/workload.h"
+#include "settings/explore_settings.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/recording.h"
 #include "simdisk/sim_disk.h"
 #include "traces/trace.h"
-#include "validate/subprocess.h"
 #include "validate/target.h"
 
 namespace crashsim::validate {
 
 struct ValidateOptions {
   TargetSpec target;
-  CacheMode cache_mode = CacheMode::kWritethrough;  // the target's cache mode ({cache})
-  std::string image_opts;       // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
-  bool lazy_refcounts = false;  // created with lazy_refcounts=on (compat=1.1)
-  uint64_t cluster_size = 65536;
-  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
-  uint64_t seed = 1;
+  // What is explored: the target's cache mode ({cache}), the image's cluster size and lazy
+  // refcounts ({cluster_size}, {lazy}), the crash kind, the enumeration's seed and budgets (a
+  // generated workload is drawn from the same seed). Only image.cluster_size and
+  // image.lazy_refcounts reach the target's create command.
+  ExploreSettings settings = PresetSettings(SettingsPreset::kValidate);
+  std::string image_opts;            // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
   std::optional<Workload> workload;  // unset: generated from the seed
   size_t workload_ops = 10;
   uint64_t disk_size = 4 << 20;     // guest disk of generated workloads
   uint64_t export_size = 32 << 20;  // the simulated disk the image file lives on
-  uint64_t max_states = 40;         // 0: every enumerated state
-  uint64_t k = 1;
-  uint64_t exhaustive_budget = 64;
-  uint64_t samples = 2;
+  uint64_t max_states = 60;         // 0: every enumerated state
   bool second_opinion = true;
   bool repair_study = true;
-  uint64_t repair_states = 0;  // dirty states per run given to the target's repairs (0: all)
+  uint64_t repair_states = 6;  // dirty states per run given to the target's repairs (0: all)
   bool minimise = true;
   std::string trace_dir;   // findings are kept here when set
   std::string work_dir;    // scratch files; a fresh directory is made when empty
@@ -140,13 +138,14 @@ class Validator {
   Result<std::shared_ptr<simdisk::Medium>> CreateImage(const simdisk::SimDiskOptions& disk_options);
   Status DriveWorkload(simdisk::SimDisk& disk);
   struct Impl;
-  RunResult RunOnFile(const std::string& templ, const std::map<std::string, std::string>& extra);
+  ProcessResult RunOnFile(const std::string& templ,
+                          const std::map<std::string, std::string>& extra);
   void StudyRepair(const std::string& command, const std::string& image_file, uint64_t point,
                    RepairStudy& study);
   void RecordFinding(const simdisk::CrashState& state, const std::string& failure);
   // The run's trace settings, and a version 2 trace (embedded data) of `state` written to
   // DIR/trace.cstrace; returns its path, or empty if it could not be written.
-  traces::TraceSettings TraceSettingsOf() const;
+  ExploreSettings TraceSettingsOf() const;
   std::string WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
                               const std::string& note);
   void RecordRepairFinding(const std::string& repair, const std::string& command,

@@ -15,20 +15,10 @@
 namespace crashsim::validate {
 namespace fs = std::filesystem;
 
-traces::TraceSettings Validator::TraceSettingsOf() const {
-  traces::TraceSettings s;
-  s.image.version = 3;
-  s.image.cluster_size = options_.cluster_size;
-  s.image.lazy_refcounts = options_.lazy_refcounts;
+ExploreSettings Validator::TraceSettingsOf() const {
+  ExploreSettings s = options_.settings;
   s.image.size = report_.workload.disk_size;
-  s.cache_mode = options_.cache_mode;
-  s.crash = options_.crash;
   s.atomic_unit = recording_->atomic_unit();
-  s.seed = options_.seed;
-  s.k = options_.k;
-  s.exhaustive_budget = options_.exhaustive_budget;
-  s.samples = options_.samples;
-  s.metadata_first = true;
   s.writes_after_repair = false;  // validate checks the state as CheckCrashedImage does
   return s;
 }

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "validate/subprocess.h"
+#include "process/subprocess.h"
 #include "validate/workload_generator.h"
 
 namespace crashsim::validate {
@@ -17,8 +17,6 @@ ValidateOptions Options() {
   ValidateOptions o;
   o.target = *TargetSpec::Load("qemu");
   o.max_states = 12;
-  o.exhaustive_budget = 2;
-  o.samples = 1;
   o.repair_states = 2;
   return o;
 }
@@ -63,8 +61,8 @@ TEST(Validate, QemuWritethroughRunHoldsTheProperty) {
 TEST(Validate, QemuLazyKillRunsTheRepairStudy) {
   if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
   ValidateOptions o = Options();
-  o.lazy_refcounts = true;
-  o.crash = simdisk::CrashKind::kProcessKill;
+  o.settings.image.lazy_refcounts = true;
+  o.settings.crash = simdisk::CrashKind::kProcessKill;
   Validator v(o);
   ASSERT_TRUE(v.Record().ok());
   ValidateReport r = v.Run();

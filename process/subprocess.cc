@@ -1,6 +1,6 @@
 // Child-process plumbing for subprocess.h: fork/exec with pipes, poll()-based reads with
 // deadlines, and reaping with SIGKILL as the last resort.
-#include "validate/subprocess.h"
+#include "process/subprocess.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,8 +12,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
-namespace crashsim::validate {
+namespace crashsim {
 namespace {
 
 int64_t NowMs() {
@@ -86,6 +87,12 @@ std::string FindProgram(const std::string& name) {
   return "";
 }
 
+std::string SelfExecutable() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("crashsim") : path.string();
+}
+
 std::vector<std::string> SplitWords(std::string_view text) {
   std::vector<std::string> words;
   std::string word;
@@ -114,8 +121,8 @@ std::vector<std::string> SplitWords(std::string_view text) {
   return words;
 }
 
-RunResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
-  RunResult result;
+ProcessResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
+  ProcessResult result;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     result.output = fmt::format("pipe: {}", strerror(errno));
@@ -208,8 +215,8 @@ Status Interactive::SendLine(std::string_view line) {
   return Status::Ok();
 }
 
-RunResult Interactive::Wait(int timeout_ms) {
-  RunResult result;
+ProcessResult Interactive::Wait(int timeout_ms) {
+  ProcessResult result;
   const int64_t deadline = NowMs() + timeout_ms;
   bool open = out_fd_ >= 0;
   while (open && NowMs() < deadline) {
@@ -233,7 +240,7 @@ RunResult Interactive::Wait(int timeout_ms) {
   return result;
 }
 
-RunResult Interactive::Finish(int timeout_ms) {
+ProcessResult Interactive::Finish(int timeout_ms) {
   if (in_fd_ >= 0) {
     close(in_fd_);
     in_fd_ = -1;
@@ -241,9 +248,9 @@ RunResult Interactive::Finish(int timeout_ms) {
   return Wait(timeout_ms);
 }
 
-RunResult Interactive::Kill(int signal) {
+ProcessResult Interactive::Kill(int signal) {
   kill(pid_, signal);
   return Wait(5000);
 }
 
-}  // namespace crashsim::validate
+}  // namespace crashsim

@@ -1,5 +1,6 @@
-// Child processes for the third-party targets: one-shot commands with a deadline, and an
-// interactive session (qemu-io) driven one command at a time over pipes. No shell is involved.
+// Child processes: one-shot commands with a deadline (qemu-img for the demo and the interop
+// checks, a third-party target's commands for validate), and an interactive session (qemu-io)
+// driven one command at a time over pipes. No shell is involved: arguments pass unchanged.
 // Every wait has a timeout and a child that overstays is killed (SIGKILL), so a hung third-party
 // tool can never hang crashsim or CI. stdout and stderr are merged into one stream, in the order
 // the child wrote them.
@@ -18,21 +19,25 @@
 
 #include "engine/status.h"
 
-namespace crashsim::validate {
+namespace crashsim {
 
-struct RunResult {
-  int exit_code = -1;      // exit status, or 128 + N when killed by signal N
+struct ProcessResult {
+  // The exit status, or 128 + N when killed by signal N (as a shell shows it); 127 when the
+  // program could not be started (`output` says why).
+  int exit_code = -1;
   std::string output;      // stdout and stderr
   bool timed_out = false;  // killed by us after the deadline
 };
 
 // Runs argv to completion (or the deadline) with stdin from /dev/null.
-RunResult RunCommand(const std::vector<std::string>& argv, int timeout_ms);
+ProcessResult RunCommand(const std::vector<std::string>& argv, int timeout_ms);
 
 // Splits a command template into words: whitespace separates, '...' and "..." quote.
 std::vector<std::string> SplitWords(std::string_view text);
 // Resolves a program name through PATH; empty when not found.
 std::string FindProgram(const std::string& name);
+// The path of the running executable (/proc/self/exe), or "crashsim" when it cannot be read.
+std::string SelfExecutable();
 
 class Interactive {
  public:
@@ -47,15 +52,15 @@ class Interactive {
   // Sends one line (a newline is appended).
   Status SendLine(std::string_view line);
   // Closes stdin and waits for the exit; kills the child after the deadline.
-  RunResult Finish(int timeout_ms);
+  ProcessResult Finish(int timeout_ms);
   // Kills the child with `signal` and reaps it.
-  RunResult Kill(int signal);
+  ProcessResult Kill(int signal);
   const std::string& output_so_far() const { return pending_; }
   pid_t pid() const { return pid_; }
 
  private:
   Interactive() = default;
-  RunResult Wait(int timeout_ms);
+  ProcessResult Wait(int timeout_ms);
 
   pid_t pid_ = -1;
   int in_fd_ = -1;
@@ -64,4 +69,4 @@ class Interactive {
   std::string all_output_;
 };
 
-}  // namespace crashsim::validate
+}  // namespace crashsim

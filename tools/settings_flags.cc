@@ -1,0 +1,35 @@
+#include "tools/settings_flags.h"
+
+namespace crashsim::tools {
+
+SettingsFlags::SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
+                             std::initializer_list<SettingFlag> flags)
+    : defaults_(defaults) {
+  for (const SettingFlag& f : flags) {
+    auto flag = std::make_unique<Flag>(Flag{f, SettingValue(defaults, f.key)});
+    cmd->add_option(flag->flag.names, flag->text, flag->flag.help)->type_name(flag->flag.type);
+    flags_.push_back(std::move(flag));
+  }
+}
+
+Result<ExploreSettings> SettingsFlags::Settings() const {
+  ExploreSettings s = defaults_;
+  for (const auto& f : flags_) {
+    if (Status st = SetSetting(s, f->flag.key, f->text); !st.ok()) {
+      // The flag's long name ("-t,--cache" -> "--cache") stands for the setting's key where the
+      // message starts with it ("unit 1000 is not ..." -> "--atomic-unit 1000 is not ...").
+      const std::string& names = f->flag.names;
+      const size_t comma = names.rfind(',');
+      const std::string flag = comma == std::string::npos ? names : names.substr(comma + 1);
+      const std::string& message = st.message();
+      const std::string_view key = f->flag.key;
+      const bool keyed = message.starts_with(key) && message.size() > key.size() &&
+                         (message[key.size()] == ':' || message[key.size()] == ' ');
+      return Status::InvalidArgument(keyed ? flag + message.substr(key.size())
+                                           : flag + ": " + message);
+    }
+  }
+  return s;
+}
+
+}  // namespace crashsim::tools

@@ -1,0 +1,47 @@
+// The command-line flags that set exploration settings (settings/explore_settings.h), shared by
+// `explore` and `validate`. Each flag's text is set through SetSetting, so the command line, the
+// trace files and the reports spell every value one way, a bad value's error names its flag, and
+// --help shows the preset's value as the default.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+#include "settings/explore_settings.h"
+
+namespace crashsim::tools {
+
+struct SettingFlag {
+  std::string_view key;  // the setting it sets (SettingKeys())
+  std::string names;     // CLI11's names, "-t,--cache"
+  std::string help;
+  std::string type = "TEXT";  // what --help calls the value: UINT, MODE, ...
+};
+
+class SettingsFlags {
+ public:
+  // Adds `flags` to `cmd`, each defaulting to its setting in `defaults`.
+  SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
+                std::initializer_list<SettingFlag> flags);
+  SettingsFlags(const SettingsFlags&) = delete;
+  SettingsFlags& operator=(const SettingsFlags&) = delete;
+
+  // After parsing: the defaults with every flag's text set on top, or the first bad value's
+  // error ("--cache: Invalid cache mode 'x' ...").
+  Result<ExploreSettings> Settings() const;
+
+ private:
+  struct Flag {
+    SettingFlag flag;
+    std::string text;  // bound to the CLI11 option
+  };
+  ExploreSettings defaults_;
+  std::vector<std::unique_ptr<Flag>> flags_;  // stable addresses: CLI11 writes into `text`
+};
+
+}  // namespace crashsim::tools

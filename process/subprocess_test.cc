@@ -51,7 +51,8 @@ TEST(SplitWords, QuotesGroupWordsAndAreRemoved) {
 }
 
 TEST(Interactive, DrivesAChildOneLineAtATime) {
-  auto child = Interactive::Start({"sh", "-c", "while read l; do echo \"got $l\"; echo '> '; done"});
+  auto child =
+      Interactive::Start({"sh", "-c", "while read l; do echo \"got $l\"; echo '> '; done"});
   ASSERT_TRUE(child.ok()) << child.status().ToString();
   ASSERT_TRUE((*child)->SendLine("one").ok());
   auto first = (*child)->ReadUntil("> \n", 10000);

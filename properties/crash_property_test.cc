@@ -48,8 +48,8 @@ const auto* const kCoverageReport = ::testing::AddGlobalTestEnvironment(new Cove
 // generated over them).
 ExploreSettings PropertySettings(simdisk::CrashKind crash) {
   ExploreSettings s = PresetSettings(SettingsPreset::kProperty);
-  s.crash = crash;
-  s.samples *= GetPropertyEnv().scale;
+  s.selection.kind = crash;
+  s.selection.samples *= GetPropertyEnv().scale;
   return s;
 }
 

@@ -100,7 +100,7 @@ Status Explorer::RecordRun() {
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
-  oracle_ = OracleForRun(workload_, options_.settings.cache_mode, options_.settings.crash,
+  oracle_ = OracleForRun(workload_, options_.settings.cache_mode, options_.settings.selection.kind,
                          *recording_, backing_.initial);
   key_index_ = std::make_unique<simdisk::ImageKeyIndex>(recording_);
   data_check_ = std::make_unique<GuestDataCheck>(*oracle_, recording_, OpenFor(true));
@@ -317,11 +317,11 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
   auto recording = disk.SnapshotRecording();
   simdisk::EnumerationOptions e;
-  e.kind = simdisk::CrashKind::kPowerLoss;
-  e.k = 1;
-  e.exhaustive_budget = options_.settings.repair_crash_states;
-  e.samples = 1;
-  e.seed = options_.settings.seed ^ 0x5eedull;
+  e.selection.kind = simdisk::CrashKind::kPowerLoss;
+  e.selection.k = 1;
+  e.selection.exhaustive_budget = options_.settings.repair_crash_states;
+  e.selection.samples = 1;
+  e.selection.seed = options_.settings.selection.seed ^ 0x5eedull;
   e.dedupe = true;
   // The budget spreads over the whole repair, its last step included, round robin. A point's
   // first state, which kept every write issued, is skipped: it is the image a repair stopped

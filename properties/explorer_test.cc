@@ -41,9 +41,9 @@ ExploreOptions OptionsFor(const Case& c) {
   o.settings.image.lazy_refcounts = c.lazy;
   o.settings.cache_mode = c.cache;
   o.settings.backing = c.backing;
-  o.settings.seed = c.seed;
-  o.settings.exhaustive_budget = 16;
-  o.settings.samples = 2;
+  o.settings.selection.seed = c.seed;
+  o.settings.selection.exhaustive_budget = 16;
+  o.settings.selection.samples = 2;
   o.settings.repair_crash_states = 1;
   o.max_failures = 0;
   return o;

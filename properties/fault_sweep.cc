@@ -121,7 +121,7 @@ Result<FaultSweepReport> SweepFaults(const Workload& workload, const ExploreOpti
     // The image the run leaves: everything the device accepted (a process kill at its end, or
     // the power loss there that kept every pending write: the crash kind traces record).
     simdisk::CrashState end;
-    end.kind = base.settings.crash;
+    end.kind = base.settings.selection.kind;
     end.point = (*explorer)->recording().op_count();
     if (!run.failure.empty()) {
       StateResult shown = (*explorer)->CheckState(end);  // carries the run's failure

@@ -36,9 +36,9 @@ const auto* const kSweepCoverage = ::testing::AddGlobalTestEnvironment(new Sweep
 // its ops instead of crashed.
 ExploreSettings SweepSettings() {
   ExploreSettings s;
-  s.k = 1;
-  s.exhaustive_budget = 8;
-  s.samples = 1;
+  s.selection.k = 1;
+  s.selection.exhaustive_budget = 8;
+  s.selection.samples = 1;
   s.repair_crash_states = 0;
   return s;
 }

@@ -147,7 +147,7 @@ int Main(int argc, char** argv) {
   auto mode = ParseCacheMode(a.cache);
   if (!mode.ok()) Usage(("--cache: " + mode.status().ToString()).c_str());
   o.settings.cache_mode = *mode;
-  o.settings.seed = a.seed;
+  o.settings.selection.seed = a.seed;
   const Workload w = RandomWorkload(a.seed, a.ops, a.disk_size, o.settings.image.cluster_size);
   if (a.workload_text) {
     std::fputs(w.ToText().c_str(), stdout);

@@ -77,6 +77,15 @@ Setting NumberSetting(std::string_view key, uint64_t ExploreSettings::*field,
             return Status::Ok();
           }};
 }
+// A number of the state selection.
+Setting SelectionSetting(std::string_view key, uint64_t simdisk::StateSelection::*field,
+                         uint64_t max = UINT64_MAX) {
+  return {key, [field](const ExploreSettings& s) { return std::to_string(s.selection.*field); },
+          [key, field, max](ExploreSettings& s, std::string_view text) -> Status {
+            ASSIGN_OR_RETURN(s.selection.*field, ParseBoundedNumber(text, key, max));
+            return Status::Ok();
+          }};
+}
 Setting OnOffSetting(std::string_view key, bool ExploreSettings::*field) {
   return {key, [field](const ExploreSettings& s) { return std::string(OnOffWord(s.*field)); },
           [key, field](ExploreSettings& s, std::string_view text) -> Status {
@@ -87,9 +96,12 @@ Setting OnOffSetting(std::string_view key, bool ExploreSettings::*field) {
 template <typename E, size_t N>
 Setting ModelSetting(std::string_view key, const Words<E, N>& words,
                      E simdisk::CrashModel::*field) {
-  return {key, [&words, field](const ExploreSettings& s) { return std::string(words.Name(s.model.*field)); },
+  return {key,
+          [&words, field](const ExploreSettings& s) {
+            return std::string(words.Name(s.selection.model.*field));
+          },
           [key, &words, field](ExploreSettings& s, std::string_view text) -> Status {
-            ASSIGN_OR_RETURN(s.model.*field, words.Parse(key, text));
+            ASSIGN_OR_RETURN(s.selection.model.*field, words.Parse(key, text));
             return Status::Ok();
           }};
 }
@@ -140,11 +152,14 @@ const std::vector<Setting>& Settings() {
          s.cache_mode = *mode;
          return Status::Ok();
        }},
-      {"crash", [](const ExploreSettings& s) { return std::string(simdisk::CrashKindName(s.crash)); },
+      {"crash",
+       [](const ExploreSettings& s) {
+         return std::string(simdisk::CrashKindName(s.selection.kind));
+       },
        [](ExploreSettings& s, std::string_view text) -> Status {
          std::optional<simdisk::CrashKind> kind = simdisk::ParseCrashKind(text);
          if (!kind) return Expected("crash", "power-loss or process-kill", text);
-         s.crash = *kind;
+         s.selection.kind = *kind;
          return Status::Ok();
        }},
       ModelSetting("order", kOrders, &simdisk::CrashModel::order),
@@ -152,10 +167,10 @@ const std::vector<Setting>& Settings() {
       ModelSetting("content", kContents, &simdisk::CrashModel::content),
       {"unit", [](const ExploreSettings& s) { return std::to_string(s.atomic_unit); },
        SetAtomicUnit},
-      NumberSetting("seed", &ExploreSettings::seed),
-      NumberSetting("k", &ExploreSettings::k, kMaxDeviations),
-      NumberSetting("budget", &ExploreSettings::exhaustive_budget),
-      NumberSetting("samples", &ExploreSettings::samples),
+      SelectionSetting("seed", &simdisk::StateSelection::seed),
+      SelectionSetting("k", &simdisk::StateSelection::k, kMaxDeviations),
+      SelectionSetting("budget", &simdisk::StateSelection::exhaustive_budget),
+      SelectionSetting("samples", &simdisk::StateSelection::samples),
       OnOffSetting("metadata-first", &ExploreSettings::metadata_first),
       OnOffSetting("writes-after-repair", &ExploreSettings::writes_after_repair),
       NumberSetting("repair-crash-states", &ExploreSettings::repair_crash_states,
@@ -196,18 +211,18 @@ ExploreSettings PresetSettings(SettingsPreset preset) {
   ExploreSettings s;
   switch (preset) {
     case SettingsPreset::kExplore:
-      s.seed = 1;  // the built-in default workload's (properties/random_workload.h)
+      s.selection.seed = 1;  // the built-in default workload's (properties/random_workload.h)
       s.repair_crash_states = 4;
       break;
     case SettingsPreset::kProperty:
-      s.exhaustive_budget = 64;
-      s.samples = 2;
+      s.selection.exhaustive_budget = 64;
+      s.selection.samples = 2;
       s.repair_crash_states = 2;
       break;
     case SettingsPreset::kValidate:
-      s.exhaustive_budget = 2;
-      s.samples = 1;
-      s.seed = 1;
+      s.selection.exhaustive_budget = 2;
+      s.selection.samples = 1;
+      s.selection.seed = 1;
       break;
   }
   return s;
@@ -248,12 +263,7 @@ std::span<const std::string_view> SettingKeys() {
 
 simdisk::EnumerationOptions EnumerationOptionsFor(const ExploreSettings& settings) {
   simdisk::EnumerationOptions e;
-  e.kind = settings.crash;
-  e.model = settings.model;
-  e.k = settings.k;
-  e.exhaustive_budget = settings.exhaustive_budget;
-  e.samples = settings.samples;
-  e.seed = settings.seed;
+  e.selection = settings.selection;
   e.exhaustive_tags = settings.metadata_first ? simdisk::kMetadataTags : simdisk::kAllTags;
   e.dedupe = false;
   return e;

@@ -40,15 +40,11 @@ struct ExploreSettings {
   CreateOptions image;  // size: the workload's disk; never a backing_file (`backing` says)
   BackingKind backing = BackingKind::kNone;
   CacheMode cache_mode = CacheMode::kWritethrough;
-  simdisk::CrashKind crash = simdisk::CrashKind::kPowerLoss;
-  simdisk::CrashModel model;
-  uint64_t atomic_unit = 512;  // bytes a torn write keeps or loses together
-  uint64_t seed = 0;           // the enumeration's random choices (and a seeded workload's)
-  uint64_t k = 1;              // deviations explored exhaustively per crash point
-  uint64_t exhaustive_budget = 512;  // states per crash point before sampling takes over
-  uint64_t samples = 8;              // random states per point beyond the bound
-  bool metadata_first = true;        // spend the exhaustive budget on metadata writes
-  bool writes_after_repair = true;   // after repair the image takes writes, no cluster used twice
+  // The crash kind and model, k, budget, samples and seed (also a seeded workload's seed).
+  simdisk::StateSelection selection;
+  uint64_t atomic_unit = 512;       // bytes a torn write keeps or loses together
+  bool metadata_first = true;       // spend the exhaustive budget on metadata writes
+  bool writes_after_repair = true;  // after repair the image takes writes, no cluster used twice
   // Per dirty state: power-loss states of its repair to check (spread over the repair's crash
   // points), and repairs failed by an I/O error on each of its first this-many writes.
   uint64_t repair_crash_states = 0;
@@ -85,8 +81,9 @@ std::string SettingsText(const ExploreSettings& settings,
 // Every key, in the order of the list above.
 std::span<const std::string_view> SettingKeys();
 
-// The crash-state enumeration these settings ask for: every state counted (no dedupe: the
-// verdict cache keeps a repeated state from being checked twice), in point-by-point order.
+// The crash-state enumeration these settings ask for: their selection, metadata first if so,
+// every state counted (no dedupe: the verdict cache keeps a repeated state from being checked
+// twice), in point-by-point order.
 simdisk::EnumerationOptions EnumerationOptionsFor(const ExploreSettings& settings);
 
 }  // namespace crashsim

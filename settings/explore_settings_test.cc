@@ -38,9 +38,9 @@ ExploreSettings Unusual() {
 
 TEST(ExploreSettings, EveryKeyRoundTripsThroughItsText) {
   const ExploreSettings unusual = Unusual();
-  EXPECT_EQ(unusual.seed, 42u);
+  EXPECT_EQ(unusual.selection.seed, 42u);
   EXPECT_EQ(unusual.cache_mode, CacheMode::kDirectsync);
-  EXPECT_EQ(unusual.crash, simdisk::CrashKind::kProcessKill);
+  EXPECT_EQ(unusual.selection.kind, simdisk::CrashKind::kProcessKill);
   EXPECT_EQ(unusual.backing, BackingKind::kQcow2);
   ASSERT_TRUE(unusual.fault.has_value());
   for (std::string_view key : SettingKeys()) {
@@ -63,12 +63,24 @@ TEST(ExploreSettings, EqualityComparesEverySetting) {
 
 TEST(ExploreSettings, BadValuesNameTheKeyAndChangeNothing) {
   const std::pair<const char*, const char*> bad[] = {
-      {"cache", "sometimes"},   {"crash", "meteor"},       {"order", "sideways"},
-      {"tears", "all"},         {"content", "zeros"},      {"unit", "1000"},
-      {"unit", "256"},          {"unit", "0x200000"},      {"k", "65"},
-      {"seed", "-1"},           {"budget", "12x"},         {"samples", ""},
-      {"metadata-first", "yes"}, {"writes-after-repair", "1"}, {"repair-crash-states", "9999999"},
-      {"backing", "vmdk"},      {"fault", "write#x:EIO"},  {"image", "cluster_size=3"},
+      {"cache", "sometimes"},
+      {"crash", "meteor"},
+      {"order", "sideways"},
+      {"tears", "all"},
+      {"content", "zeros"},
+      {"unit", "1000"},
+      {"unit", "256"},
+      {"unit", "0x200000"},
+      {"k", "65"},
+      {"seed", "-1"},
+      {"budget", "12x"},
+      {"samples", ""},
+      {"metadata-first", "yes"},
+      {"writes-after-repair", "1"},
+      {"repair-crash-states", "9999999"},
+      {"backing", "vmdk"},
+      {"fault", "write#x:EIO"},
+      {"image", "cluster_size=3"},
       {"image", "backing_file=/etc/passwd"},
   };
   for (const auto& [key, value] : bad) {
@@ -105,13 +117,13 @@ TEST(ExploreSettings, PresetsDifferOnlyInTheirBudgets) {
   const ExploreSettings property = PresetSettings(SettingsPreset::kProperty);
   const ExploreSettings validate = PresetSettings(SettingsPreset::kValidate);
   EXPECT_EQ(cli.repair_crash_states, 4u);
-  EXPECT_EQ(cli.seed, 1u);
-  EXPECT_EQ(property.exhaustive_budget, 64u);
-  EXPECT_EQ(property.samples, 2u);
+  EXPECT_EQ(cli.selection.seed, 1u);
+  EXPECT_EQ(property.selection.exhaustive_budget, 64u);
+  EXPECT_EQ(property.selection.samples, 2u);
   EXPECT_EQ(property.repair_crash_states, 2u);
-  EXPECT_EQ(validate.exhaustive_budget, 2u);
-  EXPECT_EQ(validate.samples, 1u);
-  EXPECT_EQ(validate.seed, 1u);
+  EXPECT_EQ(validate.selection.exhaustive_budget, 2u);
+  EXPECT_EQ(validate.selection.samples, 1u);
+  EXPECT_EQ(validate.selection.seed, 1u);
   for (const ExploreSettings* preset : {&cli, &property, &validate}) {
     for (std::string_view key : {"image", "cache", "crash", "order", "tears", "content", "unit",
                                  "k", "metadata-first", "writes-after-repair", "backing"}) {
@@ -123,14 +135,14 @@ TEST(ExploreSettings, PresetsDifferOnlyInTheirBudgets) {
 TEST(ExploreSettings, EnumerationFollowsTheSettings) {
   const ExploreSettings s = Unusual();
   const simdisk::EnumerationOptions e = EnumerationOptionsFor(s);
-  EXPECT_EQ(e.kind, simdisk::CrashKind::kProcessKill);
-  EXPECT_EQ(e.model.order, simdisk::OrderModel::kPrefix);
-  EXPECT_EQ(e.model.tears, simdisk::TearShape::kNone);
-  EXPECT_EQ(e.model.content, simdisk::TearContent::kGarbage);
-  EXPECT_EQ(e.k, 2u);
-  EXPECT_EQ(e.exhaustive_budget, 7u);
-  EXPECT_EQ(e.samples, 3u);
-  EXPECT_EQ(e.seed, 42u);
+  EXPECT_EQ(e.selection.kind, simdisk::CrashKind::kProcessKill);
+  EXPECT_EQ(e.selection.model.order, simdisk::OrderModel::kPrefix);
+  EXPECT_EQ(e.selection.model.tears, simdisk::TearShape::kNone);
+  EXPECT_EQ(e.selection.model.content, simdisk::TearContent::kGarbage);
+  EXPECT_EQ(e.selection.k, 2u);
+  EXPECT_EQ(e.selection.exhaustive_budget, 7u);
+  EXPECT_EQ(e.selection.samples, 3u);
+  EXPECT_EQ(e.selection.seed, 42u);
   EXPECT_EQ(e.exhaustive_tags, simdisk::kAllTags);  // metadata-first=off
   EXPECT_FALSE(e.dedupe);
   EXPECT_EQ(EnumerationOptionsFor(ExploreSettings{}).exhaustive_tags, simdisk::kMetadataTags);

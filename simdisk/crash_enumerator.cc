@@ -17,26 +17,28 @@ constexpr uint64_t kAttemptsPerSample = 8;
 class CrashEnumerator::PointStates {
  public:
   PointStates(const Recording& recording, const EnumerationOptions& options, uint64_t point)
-      : options_(options), point_(point), rng_(DeriveSeed(options.seed, point)) {
+      : options_(options), point_(point), rng_(DeriveSeed(options.selection.seed, point)) {
     stats_.point = point;
-    if (options_.kind == CrashKind::kProcessKill) {
+    if (options_.selection.kind == CrashKind::kProcessKill) {
       stats_.possible = stats_.within_bound = stats_.planned = 1;
       phase_ = Phase::kStart;
       return;
     }
-    pending_ = PendingAt(recording, point, options_.model.order);
+    pending_ = PendingAt(recording, point, options_.selection.model.order);
     for (size_t i = 0; i < pending_.items.size(); ++i) {
       if (Eligible(pending_.items[i])) eligible_.push_back(i);
     }
     stats_.pending = pending_.items.size();
-    stats_.possible = CountStates(pending_.items, options_.model);
-    stats_.within_bound = CountBounded(pending_.items, options_.model, options_.k,
-                                       [&](const PendingItem& item) { return Eligible(item); });
+    stats_.possible = CountStates(pending_.items, options_.selection.model);
+    stats_.within_bound =
+        CountBounded(pending_.items, options_.selection.model, options_.selection.k,
+                     [&](const PendingItem& item) { return Eligible(item); });
     // The no-deviation state, then the bounded states (all of them, or a budget's worth
     // sampled), then samples beyond the bound if there are states beyond it.
     const bool beyond = stats_.possible == kSaturated || stats_.possible != stats_.within_bound;
-    stats_.planned = SatAdd(1 + std::min(stats_.within_bound - 1, options_.exhaustive_budget),
-                            beyond ? options_.samples : 0);
+    stats_.planned =
+        SatAdd(1 + std::min(stats_.within_bound - 1, options_.selection.exhaustive_budget),
+               beyond ? options_.selection.samples : 0);
   }
 
   const PointStats& stats() const { return stats_; }
@@ -47,10 +49,11 @@ class CrashEnumerator::PointStates {
     for (;;) {
       switch (phase_) {
         case Phase::kStart:
-          phase_ = options_.kind == CrashKind::kProcessKill            ? Phase::kDone
-                   : stats_.within_bound <= options_.exhaustive_budget ? Phase::kExhaustive
-                                                                       : Phase::kBoundedSamples;
-          StartSampling(options_.exhaustive_budget);
+          phase_ = options_.selection.kind == CrashKind::kProcessKill ? Phase::kDone
+                   : stats_.within_bound <= options_.selection.exhaustive_budget
+                       ? Phase::kExhaustive
+                       : Phase::kBoundedSamples;
+          StartSampling(options_.selection.exhaustive_budget);
           *sampled = false;
           return std::vector<WriteFate>{};  // no deviation: everything persisted
         case Phase::kExhaustive:
@@ -103,7 +106,7 @@ class CrashEnumerator::PointStates {
     // Saturated counts compare equal but certainly leave states beyond the bound.
     if (stats_.possible == kSaturated || stats_.possible != stats_.within_bound) {
       phase_ = Phase::kBeyondSamples;
-      StartSampling(options_.samples);
+      StartSampling(options_.selection.samples);
     } else {
       phase_ = Phase::kDone;
     }
@@ -113,7 +116,7 @@ class CrashEnumerator::PointStates {
   // mixed radix over each item's deviating fates.
   std::optional<std::vector<WriteFate>> NextExhaustive() {
     const auto& items = pending_.items;
-    const CrashModel& model = options_.model;
+    const CrashModel& model = options_.selection.model;
     if (model.order == OrderModel::kPrefix) {
       const size_t m = items.size();
       for (;;) {
@@ -121,7 +124,7 @@ class CrashEnumerator::PointStates {
           d_ = 1;
           fate_index_ = 1;
         }
-        if (d_ > std::min<uint64_t>(options_.k, m)) return std::nullopt;
+        if (d_ > std::min<uint64_t>(options_.selection.k, m)) return std::nullopt;
         const size_t cut = m - d_;
         if (!IsEligibleIndex(cut) || fate_index_ >= FateCount(items[cut], model)) {
           ++d_;
@@ -133,7 +136,7 @@ class CrashEnumerator::PointStates {
         return fates;
       }
     }
-    const size_t max_d = std::min<uint64_t>(options_.k, eligible_.size());
+    const size_t max_d = std::min<uint64_t>(options_.selection.k, eligible_.size());
     for (;;) {
       if (combo_.empty()) {  // start the next size
         if (++d_ > max_d) return std::nullopt;
@@ -153,8 +156,8 @@ class CrashEnumerator::PointStates {
   void Advance() {
     const auto& items = pending_.items;
     size_t pos = d_;
-    while (pos > 0 &&
-           ++index_[pos - 1] == FateCount(items[eligible_[combo_[pos - 1]]], options_.model)) {
+    while (pos > 0 && ++index_[pos - 1] ==
+                          FateCount(items[eligible_[combo_[pos - 1]]], options_.selection.model)) {
       index_[--pos] = 1;
     }
     if (pos > 0) return;
@@ -182,23 +185,23 @@ class CrashEnumerator::PointStates {
   // One random state's fates, or nullopt if the draw fell on the wrong side of the bound.
   std::optional<std::vector<WriteFate>> Draw(bool bounded) {
     const auto& items = pending_.items;
-    const CrashModel& model = options_.model;
+    const CrashModel& model = options_.selection.model;
     const size_t m = items.size();
     std::vector<WriteFate> fates;
     if (model.order == OrderModel::kPrefix) {
       if (m == 0) return std::nullopt;
       // Bounded: a cut among the last k items; beyond: any cut outside the exhaustive region.
       const size_t cut =
-          bounded ? m - 1 - rng_.Below(std::min<uint64_t>(options_.k, m)) : rng_.Below(m);
-      const bool in_bound = m - cut <= options_.k && IsEligibleIndex(cut);
+          bounded ? m - 1 - rng_.Below(std::min<uint64_t>(options_.selection.k, m)) : rng_.Below(m);
+      const bool in_bound = m - cut <= options_.selection.k && IsEligibleIndex(cut);
       if (in_bound != bounded) return std::nullopt;
       fates.push_back(RandomDeviation(items[cut], model, rng_));
       for (size_t j = cut + 1; j < m; ++j) fates.push_back({items[j].op, {}, {}});
       return fates;
     }
     if (bounded) {
-      if (eligible_.empty() || options_.k == 0) return std::nullopt;
-      const size_t d = 1 + rng_.Below(std::min<uint64_t>(options_.k, eligible_.size()));
+      if (eligible_.empty() || options_.selection.k == 0) return std::nullopt;
+      const size_t d = 1 + rng_.Below(std::min<uint64_t>(options_.selection.k, eligible_.size()));
       std::vector<size_t> pool = eligible_;
       for (size_t i = 0; i < d; ++i) std::swap(pool[i], pool[i + rng_.Below(pool.size() - i)]);
       pool.resize(d);
@@ -212,7 +215,8 @@ class CrashEnumerator::PointStates {
       fates.push_back(RandomDeviation(items[i], model, rng_));
       all_eligible = all_eligible && IsEligibleIndex(i);
     }
-    if (fates.size() <= options_.k && all_eligible) return std::nullopt;  // exhaustive region
+    if (fates.size() <= options_.selection.k && all_eligible)
+      return std::nullopt;  // exhaustive region
     return fates;
   }
 
@@ -238,7 +242,7 @@ CrashEnumerator::CrashEnumerator(std::shared_ptr<const Recording> recording,
                                  EnumerationOptions options)
     : recording_(std::move(recording)),
       options_(std::move(options)),
-      garbage_seed_(DeriveSeed(options_.seed, kGarbageSalt)) {
+      garbage_seed_(DeriveSeed(options_.selection.seed, kGarbageSalt)) {
   INVARIANT(recording_ != nullptr);
   points_ = options_.points.empty() ? CrashPoints(*recording_) : options_.points;
   for (uint64_t point : points_) INVARIANT(point <= recording_->op_count());
@@ -273,7 +277,7 @@ std::optional<CrashState> CrashEnumerator::NextOf(size_t i) {
   PointStates& g = Generator(i);
   bool sampled = false;
   while (auto fates = g.NextCandidate(&sampled)) {
-    CrashState state{options_.kind, g.point(), std::move(*fates), 0};
+    CrashState state{options_.selection.kind, g.point(), std::move(*fates), 0};
     if (state.HasGarbage()) state.garbage_seed = garbage_seed_;
     const uint64_t key = options_.dedupe ? ContentKey(*recording_, state) : state.Hash();
     const bool fresh = seen_.insert(key).second;

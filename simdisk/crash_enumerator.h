@@ -44,13 +44,21 @@ inline constexpr uint32_t kMetadataTags =
 
 enum class EnumerationOrder : uint8_t { kPointByPoint, kRoundRobin };
 
-struct EnumerationOptions {
+// Which crash states each crash point contributes: the crash kind and persistence model, the
+// deviations explored exhaustively within a budget, the random states beyond, and their seed.
+// Part of what a run is (ExploreSettings, settings/explore_settings.h, holds one), so the
+// enumerator takes it as it is rather than a copy field by field.
+struct StateSelection {
   CrashKind kind = CrashKind::kPowerLoss;
   CrashModel model;
-  uint64_t k = 1;                     // deviations (dropped or torn items) explored exhaustively
-  uint64_t exhaustive_budget = 4096;  // per point; past it the bounded states are sampled
-  uint64_t samples = 16;              // per point, random states with more than k deviations
+  uint64_t k = 1;                    // deviations (dropped or torn items) explored exhaustively
+  uint64_t exhaustive_budget = 512;  // per point; past it the bounded states are sampled
+  uint64_t samples = 8;              // per point, random states with more than k deviations
   uint64_t seed = 0;
+};
+
+struct EnumerationOptions {
+  StateSelection selection;
   uint32_t exhaustive_tags = kAllTags;  // resizes always count as eligible
   bool dedupe = true;
   EnumerationOrder order = EnumerationOrder::kPointByPoint;

@@ -92,10 +92,10 @@ RC_GTEST_PROP(CrashEnumerator, ExhaustiveCountMatchesTheFormula, ()) {
   const uint64_t k = *rc::gen::inRange<uint64_t>(0, f.size() + 1);
 
   EnumerationOptions options;
-  options.model = model;
-  options.k = k;
-  options.exhaustive_budget = 1'000'000;
-  options.samples = 0;
+  options.selection.model = model;
+  options.selection.k = k;
+  options.selection.exhaustive_budget = 1'000'000;
+  options.selection.samples = 0;
   options.dedupe = false;
   options.points = {point};
   CrashEnumerator enumerator(recording, options);
@@ -122,10 +122,10 @@ RC_GTEST_PROP(CrashEnumerator, PlannedBoundsWhatEachPointYields, ()) {
   const auto ops = *GenSmallPending();
   auto disk = RunWorkload(ops, {}, 8192);
   EnumerationOptions options;
-  options.model = GenModel();
-  options.k = *rc::gen::inRange<uint64_t>(0, 3);
-  options.exhaustive_budget = *rc::gen::inRange<uint64_t>(0, 9);
-  options.samples = *rc::gen::inRange<uint64_t>(0, 5);
+  options.selection.model = GenModel();
+  options.selection.k = *rc::gen::inRange<uint64_t>(0, 3);
+  options.selection.exhaustive_budget = *rc::gen::inRange<uint64_t>(0, 9);
+  options.selection.samples = *rc::gen::inRange<uint64_t>(0, 5);
   options.dedupe = *rc::gen::arbitrary<bool>();
   CrashEnumerator enumerator(disk->SnapshotRecording(), options);
   All(enumerator);
@@ -133,8 +133,9 @@ RC_GTEST_PROP(CrashEnumerator, PlannedBoundsWhatEachPointYields, ()) {
   uint64_t planned = 0;
   for (const PointStats& ps : stats.per_point) {
     RC_ASSERT(ps.explored <= ps.planned);
-    const bool nothing_sampled = options.samples == 0 || ps.possible == ps.within_bound;
-    if (!options.dedupe && nothing_sampled && ps.within_bound <= options.exhaustive_budget) {
+    const bool nothing_sampled = options.selection.samples == 0 || ps.possible == ps.within_bound;
+    if (!options.dedupe && nothing_sampled &&
+        ps.within_bound <= options.selection.exhaustive_budget) {
       RC_ASSERT(ps.explored == ps.planned);
     }
     planned += ps.planned;
@@ -152,13 +153,13 @@ TEST(CrashEnumerator, SmallCaseByHand) {
   ASSERT_TRUE(disk.Write(0, std::vector<uint8_t>(1024, 1), {}).ok());
   ASSERT_TRUE(disk.Write(2048, std::vector<uint8_t>(100, 2), {}).ok());
   EnumerationOptions options;
-  options.k = 1;
-  options.samples = 0;
+  options.selection.k = 1;
+  options.selection.samples = 0;
   options.points = {2};
   CrashEnumerator bounded(disk.SnapshotRecording(), options);
   EXPECT_EQ(All(bounded).size(), 5u);
   EXPECT_EQ(bounded.stats().possible, 8u);
-  options.k = 2;
+  options.selection.k = 2;
   CrashEnumerator full(disk.SnapshotRecording(), options);
   const auto states = All(full);
   ASSERT_EQ(states.size(), 8u);
@@ -239,11 +240,11 @@ std::shared_ptr<const Recording> SampledRun() {
 
 uint64_t SequenceDigest(uint64_t seed, CrashModel model) {
   EnumerationOptions options;
-  options.model = model;
-  options.k = 1;
-  options.exhaustive_budget = 32;
-  options.samples = 8;
-  options.seed = seed;
+  options.selection.model = model;
+  options.selection.k = 1;
+  options.selection.exhaustive_budget = 32;
+  options.selection.samples = 8;
+  options.selection.seed = seed;
   CrashEnumerator enumerator(SampledRun(), options);
   uint64_t digest = 0;
   while (auto state = enumerator.Next()) digest = HashCombine(digest, state->Hash());
@@ -272,11 +273,11 @@ RC_GTEST_PROP(CrashEnumerator, RoundRobinInterleavesThePointsStates, ()) {
   const auto ops = *GenWorkload(16384, 24, /*with_resize=*/true);
   auto recording = RunWorkload(ops, {}, 16384)->SnapshotRecording();
   EnumerationOptions options;
-  options.model = GenModel();
-  options.k = *rc::gen::inRange<uint64_t>(0, 3);
-  options.exhaustive_budget = *rc::gen::element<uint64_t>(4, 64);
-  options.samples = 4;
-  options.seed = *rc::gen::arbitrary<uint64_t>();
+  options.selection.model = GenModel();
+  options.selection.k = *rc::gen::inRange<uint64_t>(0, 3);
+  options.selection.exhaustive_budget = *rc::gen::element<uint64_t>(4, 64);
+  options.selection.samples = 4;
+  options.selection.seed = *rc::gen::arbitrary<uint64_t>();
   options.dedupe = false;
   CrashEnumerator by_point(recording, options);
   options.order = EnumerationOrder::kRoundRobin;
@@ -313,11 +314,11 @@ TEST(CrashEnumerator, ACappedRoundRobinRunReachesTheLastPoint) {
 
 TEST(CrashEnumerator, FormatAwareBudgetLeavesDataWritesToSampling) {
   EnumerationOptions options;
-  options.k = 2;
-  options.samples = 0;
+  options.selection.k = 2;
+  options.selection.samples = 0;
   options.dedupe = false;
   options.exhaustive_tags = kMetadataTags;
-  options.model.tears = TearShape::kNone;
+  options.selection.model.tears = TearShape::kNone;
   CrashEnumerator exhaustive(SampledRun(), options);
   const auto states = All(exhaustive);
   for (const CrashState& state : states) {
@@ -328,7 +329,7 @@ TEST(CrashEnumerator, FormatAwareBudgetLeavesDataWritesToSampling) {
   EXPECT_EQ(states.size(), exhaustive.stats().within_bound);
   EXPECT_LT(exhaustive.stats().within_bound, exhaustive.stats().possible);
 
-  options.samples = 4;  // now data writes deviate too, but only in sampled states
+  options.selection.samples = 4;  // now data writes deviate too, but only in sampled states
   CrashEnumerator sampled(SampledRun(), options);
   bool data_deviated = false;
   for (const CrashState& state : All(sampled)) {
@@ -343,9 +344,9 @@ TEST(CrashEnumerator, FormatAwareBudgetLeavesDataWritesToSampling) {
 
 TEST(CrashEnumerator, DedupeSkipsStatesSeenAtEarlierPoints) {
   EnumerationOptions options;
-  options.k = 1;
-  options.samples = 0;
-  options.model.tears = TearShape::kNone;
+  options.selection.k = 1;
+  options.selection.samples = 0;
+  options.selection.model.tears = TearShape::kNone;
   options.dedupe = false;
   CrashEnumerator plain(SampledRun(), options);
   const size_t without = All(plain).size();
@@ -358,7 +359,7 @@ TEST(CrashEnumerator, DedupeSkipsStatesSeenAtEarlierPoints) {
 
 TEST(CrashEnumerator, ProcessKillIsOneStatePerPoint) {
   EnumerationOptions options;
-  options.kind = CrashKind::kProcessKill;
+  options.selection.kind = CrashKind::kProcessKill;
   auto recording = SampledRun();
   CrashEnumerator enumerator(recording, options);
   EXPECT_EQ(All(enumerator).size(), CrashPoints(*recording).size());

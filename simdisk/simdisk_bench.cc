@@ -42,10 +42,10 @@ std::shared_ptr<const Recording> PendingRun() {
 std::vector<CrashState> States(TearShape tears, size_t count) {
   auto recording = PendingRun();
   EnumerationOptions options;
-  options.model.tears = tears;
-  options.k = 1;
-  options.exhaustive_budget = count / 2;
-  options.samples = count / 2;
+  options.selection.model.tears = tears;
+  options.selection.k = 1;
+  options.selection.exhaustive_budget = count / 2;
+  options.selection.samples = count / 2;
   options.points = {recording->op_count()};
   CrashEnumerator enumerator(recording, options);
   std::vector<CrashState> states;

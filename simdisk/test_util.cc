@@ -132,11 +132,11 @@ CrashModel GenModel() {
 std::vector<CrashState> EnumerateStates(std::shared_ptr<const Recording> recording,
                                         CrashModel model, uint64_t seed, uint64_t k, bool dedupe) {
   EnumerationOptions options;
-  options.model = model;
-  options.k = k;
-  options.exhaustive_budget = 64;
-  options.samples = 8;
-  options.seed = seed;
+  options.selection.model = model;
+  options.selection.k = k;
+  options.selection.exhaustive_budget = 64;
+  options.selection.samples = 8;
+  options.selection.seed = seed;
   options.dedupe = dedupe;
   CrashEnumerator enumerator(std::move(recording), options);
   std::vector<CrashState> states;

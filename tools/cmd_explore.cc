@@ -84,7 +84,7 @@ Result<Workload> LoadWorkload(const ExploreArgs& a, const ExploreSettings& setti
       }
       disk = *parsed;
     }
-    return RandomWorkload(settings.seed, a.ops, disk, settings.image.cluster_size);
+    return RandomWorkload(settings.selection.seed, a.ops, disk, settings.image.cluster_size);
   }
   if (!a.disk_size.empty()) {
     return Status::InvalidArgument(
@@ -174,7 +174,8 @@ void PrintSummary(const Workload& w, const ExploreOptions& o, const RunResult& r
 int RunMatrix(const ExploreArgs& a, const ExploreOptions& base) {
   fmt::print(
       "crashsim explore: built-in workload (seed {}, {} ops), every crash point, {}, k={}\n\n",
-      base.settings.seed, a.ops, SettingValue(base.settings, "crash"), base.settings.k);
+      base.settings.selection.seed, a.ops, SettingValue(base.settings, "crash"),
+      base.settings.selection.k);
   fmt::print("{:<13} {:<5} {:>7} {:>9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>8} {:>9}\n",
              "cache", "lazy", "points", "possible", "explored", "clean", "leaks", "repaired",
              "FAIL", "states/s", "writes", "flushes", "sim ms");

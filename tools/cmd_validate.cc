@@ -115,7 +115,7 @@ int RunValidate(const ValidateArgs& a) {
         validate::ValidateOptions o = *base;
         o.settings.cache_mode = cache;
         o.settings.image.lazy_refcounts = lazy;
-        o.settings.crash = crash;
+        o.settings.selection.kind = crash;
         double seconds = 0;
         ++row;
         auto r = RunOne(o, &seconds, style,

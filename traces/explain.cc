@@ -238,7 +238,8 @@ LiveFacts Live(const Trace& t) {
   if (explorer_holder) {
     live.result = explorer_holder->CheckState(t.state);
   } else {
-    auto oracle = OracleFor(t.workload, t.settings.cache_mode, t.settings.crash, *recording);
+    auto oracle =
+        OracleFor(t.workload, t.settings.cache_mode, t.settings.selection.kind, *recording);
     live.result = CheckEmbeddedState(*recording, *oracle, t.state);
   }
   return live;
@@ -259,7 +260,7 @@ std::string TextOf(const Trace& t, const Analysis& a, const LiveFacts& live,
   }
   out += fmt::format("Image: {}\nCache mode: {}; crash: {}; atomic unit {} bytes\n",
                      t.settings.image.ToString(), CacheModeName(t.settings.cache_mode),
-                     simdisk::CrashKindName(t.settings.crash), t.settings.atomic_unit);
+                     simdisk::CrashKindName(t.settings.selection.kind), t.settings.atomic_unit);
   out += fmt::format("Crash point: {}\n", PointText(t));
 
   out += "\nGuest ops (device ops in brackets):\n";
@@ -384,8 +385,9 @@ std::string SvgHeadline(const Trace& t, const LiveFacts& live, int width, int* y
   }
   const auto wrap = static_cast<size_t>((width - 20) / kSvgSansChar);
   std::vector<std::string> lines = {
-      "image " + image, fmt::format("cache {}; crash {} {}", CacheModeName(t.settings.cache_mode),
-                                    simdisk::CrashKindName(t.settings.crash), PointText(t))};
+      "image " + image,
+      fmt::format("cache {}; crash {} {}", CacheModeName(t.settings.cache_mode),
+                  simdisk::CrashKindName(t.settings.selection.kind), PointText(t))};
   std::string detail = live.have ? live.result.detail : t.detail;
   if (live.have) {
     detail = "dirty bit " + live.dirty.substr(0, live.dirty.find(' ')) +

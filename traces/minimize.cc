@@ -38,8 +38,8 @@ class Minimizer {
     explorer_ = std::move(r.explorer);
     recording_ = r.recording;
     if (best_.embedded) {
-      oracle_ =
-          OracleFor(best_.workload, best_.settings.cache_mode, best_.settings.crash, *recording_);
+      oracle_ = OracleFor(best_.workload, best_.settings.cache_mode, best_.settings.selection.kind,
+                          *recording_);
     }
     return Status::Ok();
   }
@@ -226,7 +226,7 @@ class Minimizer {
     const simdisk::Recording& rec = e->recording();
     std::optional<simdisk::CrashState> mapped =
         MapState(best_.device_ops, best_.state, rec, best_.settings.atomic_unit,
-                 best_.settings.model.order, map);
+                 best_.settings.selection.model.order, map);
     if (!mapped) return false;
     if (simdisk::ValidateCrashState(rec, *mapped).ok()) {
       ++checks_;

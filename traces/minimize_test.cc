@@ -19,9 +19,9 @@ std::optional<Trace> GarbageFailure() {
   ExploreOptions o;
   o.settings.image.cluster_size = 4096;
   o.settings.cache_mode = CacheMode::kWriteback;
-  o.settings.model.content = simdisk::TearContent::kGarbage;
-  o.settings.k = 2;
-  o.settings.samples = 8;
+  o.settings.selection.model.content = simdisk::TearContent::kGarbage;
+  o.settings.selection.k = 2;
+  o.settings.selection.samples = 8;
   o.settings.metadata_first = false;
   o.settings.writes_after_repair = false;
   Workload w = *Workload::Parse(

@@ -64,9 +64,9 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
       trace.portable_point.ToText(), point.point, ops.size(), point.exact ? "" : "; ", point.note);
   // First the trace's own state, carried over.
   out.state = MapState(trace.device_ops, trace.state, explorer->recording(),
-                       trace.settings.atomic_unit, trace.settings.model.order)
+                       trace.settings.atomic_unit, trace.settings.selection.model.order)
                   .value_or(simdisk::CrashState{});
-  out.state.kind = trace.settings.crash;
+  out.state.kind = trace.settings.selection.kind;
   out.state.point = point.point;
   if (!simdisk::ValidateCrashState(explorer->recording(), out.state).ok()) out.state.fates.clear();
   out.actual = explorer->CheckState(out.state);
@@ -117,8 +117,8 @@ Result<ReplayResult> ReplayPortable(const Trace& trace, const ReplayOptions& opt
 Result<ReplayResult> ReplayEmbedded(const Trace& trace) {
   ReplayResult out;
   ASSIGN_OR_RETURN(out.recording, RecordingOf(trace));
-  auto oracle =
-      OracleFor(trace.workload, trace.settings.cache_mode, trace.settings.crash, *out.recording);
+  auto oracle = OracleFor(trace.workload, trace.settings.cache_mode, trace.settings.selection.kind,
+                          *out.recording);
   out.state = trace.state;
   out.actual = CheckEmbeddedState(*out.recording, *oracle, trace.state);
   Conclude(

@@ -582,10 +582,10 @@ Result<Trace> Trace::Parse(std::string_view text, std::string_view name) {
     }
     auto state = simdisk::CrashState::Parse(joined);
     if (!state.ok()) return r.Error("crash-state: " + state.status().message());
-    if (state->kind != t.settings.crash) {
+    if (state->kind != t.settings.selection.kind) {
       return r.Error(fmt::format("crash-state is a {} but the header says crash {}",
                                  simdisk::CrashKindName(state->kind),
-                                 simdisk::CrashKindName(t.settings.crash)));
+                                 simdisk::CrashKindName(t.settings.selection.kind)));
     }
     RETURN_IF_ERROR(ValidateState(r, *state, t.device_ops));
     t.state = *state;

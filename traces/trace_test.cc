@@ -20,7 +20,7 @@ ExploreOptions SmallOptions(CacheMode mode = CacheMode::kWriteback) {
   o.settings.image.cluster_size = 4096;
   o.settings.image.lazy_refcounts = true;
   o.settings.cache_mode = mode;
-  o.settings.seed = 77;
+  o.settings.selection.seed = 77;
   return o;
 }
 
@@ -304,9 +304,9 @@ RC_GTEST_PROP(TraceReplay, GeneratedTracesReplayToTheirVerdict, ()) {
   o.settings.image.cluster_size = *rc::gen::element<uint64_t>(512, 4096);
   const uint64_t disk = 16 * o.settings.image.cluster_size + 4096;
   Workload workload = *GenWorkload(disk, o.settings.image.cluster_size, 5);
-  o.settings.crash =
+  o.settings.selection.kind =
       *rc::gen::element(simdisk::CrashKind::kPowerLoss, simdisk::CrashKind::kProcessKill);
-  o.settings.seed = *rc::gen::arbitrary<uint32_t>();
+  o.settings.selection.seed = *rc::gen::arbitrary<uint32_t>();
   auto explorer = Explorer::Record(workload, o);
   RC_ASSERT(explorer.ok());
   auto rec = std::make_shared<const simdisk::Recording>((*explorer)->recording().Fork());

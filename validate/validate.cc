@@ -170,7 +170,7 @@ void Validator::DescribeRun() {
   report_.workload =
       options_.workload
           ? *options_.workload
-          : GenerateWorkload(options_.settings.seed, options_.disk_size,
+          : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
                              options_.settings.image.cluster_size, options_.workload_ops);
   const ExploreSettings& s = options_.settings;
   report_.config = fmt::format("cache={} lazy={} crash={} seed={}", SettingValue(s, "cache"),
@@ -264,7 +264,7 @@ Status Validator::Record() {
   // The oracle, as the explorer builds it (the close is a flush); replay of the traces builds
   // the same one (traces/embedded.h).
   oracle_ = traces::OracleFor(report_.workload, options_.settings.cache_mode,
-                              options_.settings.crash, *recording_);
+                              options_.settings.selection.kind, *recording_);
   return Status::Ok();
 }
 
@@ -335,8 +335,8 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
   simdisk::EnumerationOptions e = EnumerationOptionsFor(options_.settings);
   // A bounded run spreads its states over the whole run: evenly spaced crash points, the last
   // (the end of the clean close) always among them.
-  const uint64_t per_point =
-      std::max<uint64_t>(1, options_.settings.exhaustive_budget + options_.settings.samples);
+  const uint64_t per_point = std::max<uint64_t>(
+      1, options_.settings.selection.exhaustive_budget + options_.settings.selection.samples);
   std::vector<uint64_t> points = simdisk::CrashPoints(*recording_);
   if (options_.max_states && points.size() * per_point > options_.max_states) {
     e.points = simdisk::EvenlySpaced(points, std::max<size_t>(1, options_.max_states / per_point));

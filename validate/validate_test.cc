@@ -62,7 +62,7 @@ TEST(Validate, QemuLazyKillRunsTheRepairStudy) {
   if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
   ValidateOptions o = Options();
   o.settings.image.lazy_refcounts = true;
-  o.settings.crash = simdisk::CrashKind::kProcessKill;
+  o.settings.selection.kind = simdisk::CrashKind::kProcessKill;
   Validator v(o);
   ASSERT_TRUE(v.Record().ok());
   ValidateReport r = v.Run();

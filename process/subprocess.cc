@@ -80,7 +80,8 @@ std::string FindProgram(const std::string& name) {
   while (start <= dirs.size()) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    const std::string dir = dirs.substr(start, end - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;  // "": the cwd
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
     start = end + 1;
   }

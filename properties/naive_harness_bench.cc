@@ -11,9 +11,7 @@
 // Output (last line, for scripts):
 //   naive states=TOTAL sampled=N median_cpu_ms=X median_wall_ms=Y image_mib=Z exit0=A exit1=B...
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,12 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "process/subprocess.h"
 #include "properties/explorer.h"
 #include "properties/random_workload.h"
 #include "simdisk/crash_enumerator.h"
 #include "simdisk/materialise.h"
-
-extern char** environ;
 
 namespace crashsim {
 namespace {
@@ -115,23 +112,11 @@ void WriteImage(const simdisk::Medium& medium, const std::string& path) {
   ::close(fd);
 }
 
+// qemu-img's CPU time reaches CpuSeconds(RUSAGE_CHILDREN) once RunCommand has reaped it.
 int QemuImgCheck(const std::string& qemu_img, const std::string& path) {
-  std::vector<std::string> words = {qemu_img, "check", "-q", "-f", "qcow2", path};
-  std::vector<char*> argv;
-  for (std::string& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
-    Usage(("cannot run " + qemu_img).c_str());
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  const ProcessResult r = RunCommand({qemu_img, "check", "-q", "-f", "qcow2", path}, 600000);
+  if (r.exit_code == 127) Usage(("cannot run " + qemu_img + ": " + r.output).c_str());
+  return r.exit_code;
 }
 
 double Median(std::vector<double> v) {

@@ -32,7 +32,6 @@ const char* BackingKindName(BackingKind kind);  // "none", "raw", "qcow2"
 
 // Bounds on values read from untrusted text (trace files): the reader checks them before it
 // allocates anything from them.
-inline constexpr uint64_t kMaxAtomicUnit = uint64_t{1} << 20;
 inline constexpr uint64_t kMaxDeviations = 64;  // k
 inline constexpr uint64_t kMaxRepairCrashStates = uint64_t{1} << 20;
 
@@ -68,7 +67,7 @@ ExploreSettings PresetSettings(SettingsPreset preset);
 
 // Every setting has one key and one spelling of its values:
 //   image=OPTIONS (qemu-img -o syntax)  cache=MODE  crash=power-loss|process-kill
-//   order=any|prefix  tears=none|prefix|any  content=old-or-new|garbage  unit=N (power of two)
+//   order=any|prefix  tears=none|prefix|any  content=old-or-new|garbage  unit=512|4096
 //   seed=N  k=N  budget=N  samples=N  metadata-first=on|off  writes-after-repair=on|off
 //   repair-crash-states=N  backing=none|raw|qcow2  fault=KIND#N:EIO|ENOSPC|none
 std::string SettingValue(const ExploreSettings& settings, std::string_view key);

@@ -42,8 +42,8 @@ const char* CrashKindName(CrashKind kind) {
 }
 
 std::optional<CrashKind> ParseCrashKind(std::string_view name) {
-  if (name == "power-loss" || name == "power") return CrashKind::kPowerLoss;
-  if (name == "process-kill" || name == "kill") return CrashKind::kProcessKill;
+  if (name == "power-loss") return CrashKind::kPowerLoss;
+  if (name == "process-kill") return CrashKind::kProcessKill;
   return std::nullopt;
 }
 

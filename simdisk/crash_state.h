@@ -25,7 +25,7 @@ namespace crashsim::simdisk {
 enum class CrashKind : uint8_t { kPowerLoss, kProcessKill };
 // "power-loss", "process-kill".
 const char* CrashKindName(CrashKind kind);
-// The names, or the command line's short forms "power" and "kill".
+// The inverse of CrashKindName.
 std::optional<CrashKind> ParseCrashKind(std::string_view name);
 
 struct WriteFate {

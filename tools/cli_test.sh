@@ -94,7 +94,7 @@ plain_error "create, bad option" frob "$CRASHSIM" create -o frob=1 "$WORK/new.qc
 plain_error "io, bad cache mode" bogus "$CRASHSIM" io -t bogus -c flush "$WORK/orphan.qcow2"
 plain_error "explore, bad crash kind" flood "$CRASHSIM" explore -q --crash flood
 plain_error "explore, bad disk size" 3x "$CRASHSIM" explore -q --disk-size 3x
-plain_error "explore, bad atomic unit" "--atomic-unit 1000 " "$CRASHSIM" explore -q --atomic-unit 1000
+plain_error "explore, bad atomic unit" "--atomic-unit 1000:" "$CRASHSIM" explore -q --atomic-unit 1000
 plain_error "explore, k out of range" "-k 65 " "$CRASHSIM" explore -q -k 65
 plain_error "validate, bad cache mode" bogus "$CRASHSIM" validate -q -t bogus
 printf 'not a trace\n' >"$WORK/bad.cstrace"

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -300,12 +299,15 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
           {"seed", "--seed", "seed for the workload and the sampled states", "UINT"},
           {"cache", "-t,--cache", "cache mode: writeback, writethrough, directsync, none, unsafe",
            "MODE"},
-          {"crash", "--crash", "power-loss (power) or process-kill (kill)", "KIND"},
+          {"crash",
+           "--crash",
+           "power-loss (power) or process-kill (kill)",
+           "KIND",
+           {{"power", "power-loss"}, {"kill", "process-kill"}}},
           {"k", "-k", "dropped or torn writes explored exhaustively per crash point", "UINT"},
           {"budget", "--budget", "states within the bound per crash point before sampling", "UINT"},
           {"samples", "--samples", "random states per crash point beyond k", "UINT"},
-          {"unit", "--atomic-unit", "bytes a power loss never splits (a power of two, >= 512)",
-           "UINT"},
+          {"unit", "--atomic-unit", "bytes a power loss never splits: 512 or 4096", "UINT"},
           {"repair-crash-states", "--repair-crashes",
            "crash states of the repair itself to check per dirty state", "UINT"},
           {"fault", "--fault",

@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "tools/common.h"
 #include "tools/junit.h"
@@ -149,7 +147,11 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
       std::initializer_list<SettingFlag>{
           {"cache", "-t,--cache", "the target's cache mode", "MODE"},
           {"seed", "--seed", "seed of the generated workload and the sampled states", "UINT"},
-          {"crash", "--crash", "power-loss (power) or process-kill (kill)", "KIND"},
+          {"crash",
+           "--crash",
+           "power-loss (power) or process-kill (kill)",
+           "KIND",
+           {{"power", "power-loss"}, {"kill", "process-kill"}}},
           {"k", "-k", "deviations explored exhaustively per crash point", "UINT"},
           {"budget", "--budget", "states within the bound per crash point", "UINT"},
           {"samples", "--samples", "random states per crash point beyond k", "UINT"},

@@ -15,7 +15,11 @@ SettingsFlags::SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
 Result<ExploreSettings> SettingsFlags::Settings() const {
   ExploreSettings s = defaults_;
   for (const auto& f : flags_) {
-    if (Status st = SetSetting(s, f->flag.key, f->text); !st.ok()) {
+    std::string_view text = f->text;
+    for (const auto& [alias, value] : f->flag.aliases) {
+      if (text == alias) text = value;
+    }
+    if (Status st = SetSetting(s, f->flag.key, text); !st.ok()) {
       // The flag's long name ("-t,--cache" -> "--cache") stands for the setting's key where the
       // message starts with it ("unit 1000 is not ..." -> "--atomic-unit 1000 is not ...").
       const std::string& names = f->flag.names;

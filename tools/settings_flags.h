@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/status.h"
@@ -21,6 +22,9 @@ struct SettingFlag {
   std::string names;     // CLI11's names, "-t,--cache"
   std::string help;
   std::string type = "TEXT";  // what --help calls the value: UINT, MODE, ...
+  // Words the flag takes besides the setting's own spelling, each with the value it stands for
+  // (--crash kill: process-kill).
+  std::vector<std::pair<std::string, std::string>> aliases = {};
 };
 
 class SettingsFlags {

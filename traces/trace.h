@@ -37,7 +37,6 @@ inline constexpr uint32_t kTraceFormatVersionEmbedded = 2;
 inline constexpr uint64_t kMaxTraceDiskSize = uint64_t{1} << 30;  // guest disk: 1 GiB
 inline constexpr uint64_t kMaxTraceOps = uint64_t{1} << 22;       // guest ops, device ops
 inline constexpr size_t kMaxTraceLineLength = size_t{1} << 16;    // bytes per line
-inline constexpr uint64_t kMaxTraceAtomicUnit = 1 << 20;
 
 // One device operation of the reference run, as the trace records it (no data bytes).
 struct TraceOp {

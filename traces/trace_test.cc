@@ -171,7 +171,11 @@ TEST(TraceFormat, HugeNumbersAreRefusedBeforeAllocating) {
   bad = Reseal(Replace(text, "write 0x8000 512 p=3", "write 0x8000 999999999999 p=3"));
   ExpectErrorMentions(bad, {"workload op 4 of 5", "outside"});
   bad = Reseal(Replace(text, "unit=512", "unit=3"));
-  ExpectErrorMentions(bad, {"not a power of two"});
+  ExpectErrorMentions(bad, {"unit 3", "512 or 4096"});
+  bad = Reseal(Replace(text, "unit=512", "unit=1048576"));  // simdisk models 512 and 4096
+  ExpectErrorMentions(bad, {"unit 1048576", "512 or 4096"});
+  bad = Reseal(Replace(text, "unit=512", "unit=99999999999999999999"));
+  ExpectErrorMentions(bad, {"unit", "out of range"});
   std::string long_line = Replace(text, "# a sample", "# " + std::string(100000, 'x'));
   ExpectErrorMentions(long_line, {"longer than"});
 }

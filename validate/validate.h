@@ -49,9 +49,11 @@ namespace crashsim::validate {
 struct ValidateOptions {
   TargetSpec target;
   // What is explored: the target's cache mode ({cache}), the image's cluster size and lazy
-  // refcounts ({cluster_size}, {lazy}), the crash kind, the enumeration's seed and budgets (a
-  // generated workload is drawn from the same seed). Only image.cluster_size and
-  // image.lazy_refcounts reach the target's create command.
+  // refcounts ({cluster_size}, {lazy}: the only image options the target's create command
+  // gets), the state selection (crash kind, model, k, budget, samples, seed; a generated
+  // workload is drawn from the same seed) and metadata-first. Backing, fault,
+  // writes-after-repair and repair-crash-states are the reference engine's and are not applied
+  // (the trace of a finding says so).
   ExploreSettings settings = PresetSettings(SettingsPreset::kValidate);
   std::string image_opts;            // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
   std::optional<Workload> workload;  // unset: generated from the seed

@@ -16,10 +16,16 @@ namespace crashsim::validate {
 namespace fs = std::filesystem;
 
 ExploreSettings Validator::TraceSettingsOf() const {
+  // What this run did: validate applies the image, cache mode and state selection; it injects no
+  // fault, creates no backing file, and checks each state as CheckCrashedImage does (no writes
+  // after repair, no repair crashes: the target's own repairs are studied instead).
   ExploreSettings s = options_.settings;
   s.image.size = report_.workload.disk_size;
   s.atomic_unit = recording_->atomic_unit();
-  s.writes_after_repair = false;  // validate checks the state as CheckCrashedImage does
+  s.backing = BackingKind::kNone;
+  s.fault.reset();
+  s.writes_after_repair = false;
+  s.repair_crash_states = 0;
   return s;
 }
 

@@ -293,29 +293,20 @@ void AddExploreCommand(CLI::App& app, int& exit_code) {
   args->trace_dir = traces::TraceDirFromEnv().value_or("");
   CLI::App* cmd = app.add_subcommand(
       "explore", "run a workload, enumerate its crash states and check every one");
-  args->settings = std::make_shared<SettingsFlags>(
-      cmd, PresetSettings(SettingsPreset::kExplore),
-      std::initializer_list<SettingFlag>{
-          {"seed", "--seed", "seed for the workload and the sampled states", "UINT"},
-          {"cache", "-t,--cache", "cache mode: writeback, writethrough, directsync, none, unsafe",
-           "MODE"},
-          {"crash",
-           "--crash",
-           "power-loss (power) or process-kill (kill)",
-           "KIND",
-           {{"power", "power-loss"}, {"kill", "process-kill"}}},
-          {"k", "-k", "dropped or torn writes explored exhaustively per crash point", "UINT"},
-          {"budget", "--budget", "states within the bound per crash point before sampling", "UINT"},
-          {"samples", "--samples", "random states per crash point beyond k", "UINT"},
-          {"unit", "--atomic-unit", "bytes a power loss never splits: 512 or 4096", "UINT"},
-          {"repair-crash-states", "--repair-crashes",
-           "crash states of the repair itself to check per dirty state", "UINT"},
-          {"fault", "--fault",
-           "fail one device op of the run, e.g. write#3:ENOSPC (KIND read, write, flush or "
-           "resize, counted from 0; ERROR EIO or ENOSPC); only crash points after it are "
-           "explored",
-           "KIND#N:ERROR"},
-      });
+  std::vector<SettingFlag> flags = SelectionFlags();
+  flags.insert(
+      flags.end(),
+      {{"cache", "-t,--cache", "cache mode: writeback, writethrough, directsync, none, unsafe",
+        "MODE"},
+       {"unit", "--atomic-unit", "bytes a power loss never splits: 512 or 4096", "UINT"},
+       {"repair-crash-states", "--repair-crashes",
+        "crash states of the repair itself to check per dirty state", "UINT"},
+       {"fault", "--fault",
+        "fail one device op of the run, e.g. write#3:ENOSPC (KIND read, write, flush or resize, "
+        "counted from 0; ERROR EIO or ENOSPC); only crash points after it are explored",
+        "KIND#N:ERROR"}});
+  args->settings =
+      std::make_shared<SettingsFlags>(cmd, PresetSettings(SettingsPreset::kExplore), flags);
   cmd->add_option("--workload", args->workload_file, "workload file (text form)");
   cmd->add_option("--ops", args->ops, "guest ops in a seeded workload");
   cmd->add_option("--disk-size", args->disk_size,

@@ -142,20 +142,9 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "validate", "crash-test a third-party qcow2 writer (QEMU) on simdisk through NBD");
   cmd->add_option("--target", args->target, "built-in target (qemu) or a .target file");
-  args->settings = std::make_shared<SettingsFlags>(
-      cmd, args->options.settings,
-      std::initializer_list<SettingFlag>{
-          {"cache", "-t,--cache", "the target's cache mode", "MODE"},
-          {"seed", "--seed", "seed of the generated workload and the sampled states", "UINT"},
-          {"crash",
-           "--crash",
-           "power-loss (power) or process-kill (kill)",
-           "KIND",
-           {{"power", "power-loss"}, {"kill", "process-kill"}}},
-          {"k", "-k", "deviations explored exhaustively per crash point", "UINT"},
-          {"budget", "--budget", "states within the bound per crash point", "UINT"},
-          {"samples", "--samples", "random states per crash point beyond k", "UINT"},
-      });
+  std::vector<SettingFlag> flags = SelectionFlags();
+  flags.push_back({"cache", "-t,--cache", "the target's cache mode", "MODE"});
+  args->settings = std::make_shared<SettingsFlags>(cmd, args->options.settings, flags);
   cmd->add_option("-o,--image-opts", args->options.image_opts,
                   "extra driver options for the target");
   cmd->add_option("--lazy", args->lazy, "create with lazy_refcounts on or off");

@@ -2,11 +2,26 @@
 
 namespace crashsim::tools {
 
+std::vector<SettingFlag> SelectionFlags() {
+  return {
+      {"seed", "--seed", "seed of a generated workload and of the sampled states", "UINT"},
+      {"crash",
+       "--crash",
+       "power-loss (power) or process-kill (kill)",
+       "KIND",
+       {{"power", "power-loss"}, {"kill", "process-kill"}}},
+      {"k", "-k", "dropped or torn writes explored exhaustively per crash point", "UINT"},
+      {"budget", "--budget", "states within the bound per crash point before sampling", "UINT"},
+      {"samples", "--samples", "random states per crash point beyond the bound", "UINT"},
+  };
+}
+
 SettingsFlags::SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
-                             std::initializer_list<SettingFlag> flags)
+                             std::vector<SettingFlag> flags)
     : defaults_(defaults) {
-  for (const SettingFlag& f : flags) {
-    auto flag = std::make_unique<Flag>(Flag{f, SettingValue(defaults, f.key)});
+  for (SettingFlag& f : flags) {
+    std::string text = SettingValue(defaults, f.key);
+    auto flag = std::make_unique<Flag>(Flag{std::move(f), std::move(text)});
     cmd->add_option(flag->flag.names, flag->text, flag->flag.help)->type_name(flag->flag.type);
     flags_.push_back(std::move(flag));
   }

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,11 +26,14 @@ struct SettingFlag {
   std::vector<std::pair<std::string, std::string>> aliases = {};
 };
 
+// The flags of the state selection both commands take: --seed, --crash (power and kill as
+// aliases), -k, --budget, --samples.
+std::vector<SettingFlag> SelectionFlags();
+
 class SettingsFlags {
  public:
   // Adds `flags` to `cmd`, each defaulting to its setting in `defaults`.
-  SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
-                std::initializer_list<SettingFlag> flags);
+  SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults, std::vector<SettingFlag> flags);
   SettingsFlags(const SettingsFlags&) = delete;
   SettingsFlags& operator=(const SettingsFlags&) = delete;
 

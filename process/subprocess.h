@@ -5,8 +5,8 @@
 // tool can never hang crashsim or CI. stdout and stderr are merged into one stream, in the order
 // the child wrote them.
 //
-// fork() happens while the NBD server thread runs: between fork and exec the child only calls
-// async-signal-safe functions (dup2, close, execv on a path resolved before the fork).
+// Children start through posix_spawn while the NBD server thread runs: no code of ours runs in
+// the child between its start and exec.
 #pragma once
 
 #include <sys/types.h>

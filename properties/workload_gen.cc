@@ -48,16 +48,20 @@ void showValue(const ExploreSettings& settings, std::ostream& os) {
 }
 
 rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops) {
-  return rc::gen::map(rc::gen::resize(static_cast<int>(max_ops),
-                                      rc::gen::nonEmpty(rc::gen::container<std::vector<WorkloadOp>>(
-                                          GenOp(disk_size, cluster_size)))),
-                      [disk_size, max_ops](std::vector<WorkloadOp> ops) {
-                        if (ops.size() > max_ops) ops.resize(max_ops);
-                        Workload w;
-                        w.disk_size = disk_size;
-                        w.ops = std::move(ops);
-                        return w;
-                      });
+  // max_ops bounds the count only: each op draws offsets and lengths from the whole disk at the
+  // nominal size (inRange scales with the size it is given, so under resize(max_ops) every op
+  // would land in the disk's first few percent).
+  auto op = rc::gen::resize(rc::kNominalSize, GenOp(disk_size, cluster_size));
+  return rc::gen::map(
+      rc::gen::resize(static_cast<int>(max_ops),
+                      rc::gen::nonEmpty(rc::gen::container<std::vector<WorkloadOp>>(op))),
+      [disk_size, max_ops](std::vector<WorkloadOp> ops) {
+        if (ops.size() > max_ops) ops.resize(max_ops);
+        Workload w;
+        w.disk_size = disk_size;
+        w.ops = std::move(ops);
+        return w;
+      });
 }
 
 uint64_t DiskSizeFor(const ExploreSettings& settings) {

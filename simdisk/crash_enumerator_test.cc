@@ -68,7 +68,10 @@ rc::Gen<std::vector<WorkOp>> GenSmallPending() {
     op.fill = *rc::gen::arbitrary<uint8_t>();
     return op;
   });
-  return rc::gen::resize(4, rc::gen::container<std::vector<WorkOp>>(gen_write));
+  // resize(4) bounds the count; the writes themselves take the nominal size, or inRange would
+  // scale them down to single-unit writes near offset 0.
+  return rc::gen::resize(
+      4, rc::gen::container<std::vector<WorkOp>>(rc::gen::resize(rc::kNominalSize, gen_write)));
 }
 
 std::vector<CrashState> All(CrashEnumerator& enumerator) {

@@ -99,7 +99,9 @@ rc::Gen<std::vector<WorkOp>> GenWorkload(uint64_t device_size, size_t max_ops, b
     }
     return op;
   });
-  auto gen_step = rc::gen::pair(gen_op, rc::gen::inRange(0, 4));
+  // The container's size bounds the count; each op takes offsets and lengths from the whole
+  // device (inRange scales with the size it is given, and max_ops would confine it).
+  auto gen_step = rc::gen::resize(rc::kNominalSize, rc::gen::pair(gen_op, rc::gen::inRange(0, 4)));
   return rc::gen::map(
       rc::gen::resize(static_cast<int>(max_ops),
                       rc::gen::container<std::vector<std::pair<WorkOp, int>>>(gen_step)),

@@ -13,6 +13,7 @@
 #include "engine/memory_device.h"
 #include "properties/guest_run.h"
 #include "properties/live_model.h"
+#include "simdisk/disk_after_kill.h"
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
 #include "simdisk/sim_disk.h"
@@ -290,11 +291,14 @@ simdisk::SimDiskOptions RepairDiskOptions(uint64_t atomic_unit) {
 // Up to n crash points of a recorded repair, evenly spaced and the last of them included, that
 // can leave an image other than the two the property already checks: the crashed image (points
 // before the repair's first write) and the repaired one (the end of the recording).
-std::vector<uint64_t> RepairCrashPoints(const simdisk::Recording& repair, uint64_t n) {
+// Ops before `inherited` are the killed process's, replayed (disk_after_kill.h): the repair
+// starts after them.
+std::vector<uint64_t> RepairCrashPoints(const simdisk::Recording& repair, uint64_t inherited,
+                                        uint64_t n) {
   const auto& ops = repair.ops();
-  const auto first_write = std::find_if(ops.begin(), ops.end(), [](const simdisk::OpRecord& op) {
-    return op.kind == simdisk::OpKind::kWrite;
-  });
+  const auto first_write =
+      std::find_if(ops.begin() + static_cast<std::ptrdiff_t>(inherited), ops.end(),
+                   [](const simdisk::OpRecord& op) { return op.kind == simdisk::OpKind::kWrite; });
   const uint64_t first = static_cast<uint64_t>(first_write - ops.begin());
   std::vector<uint64_t> candidates;
   for (uint64_t point : simdisk::CrashPoints(repair)) {
@@ -305,13 +309,25 @@ std::vector<uint64_t> RepairCrashPoints(const simdisk::Recording& repair, uint64
 
 }  // namespace
 
-std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
-                                         Checker& checker, RecordedRepair& recorded) {
+std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed,
+                                         const simdisk::CrashState& state, Checker& checker,
+                                         RecordedRepair& recorded) {
+  const uint64_t crash_point = state.point;
   // Record the repair itself on a simulated disk that starts from the crashed image; it is also
   // the repair the property then holds to account (the repair is deterministic: running it again
-  // on the same bytes would give the same report and image).
+  // on the same bytes would give the same report and image). After a process kill, what the
+  // killed process had not flushed is still volatile on that disk: a power loss during or after
+  // the repair can lose it, unless the repair flushes before it marks the image clean.
   const auto start = std::make_shared<const simdisk::Medium>(crashed);  // shares every chunk
-  simdisk::SimDisk disk(RepairDiskOptions(options_.settings.atomic_unit), start);
+  simdisk::DiskAfterKill after_kill;
+  if (RepairInheritsCache(state)) {
+    after_kill = simdisk::MakeDiskAfterKill(*recording_, crash_point,
+                                            RepairDiskOptions(options_.settings.atomic_unit));
+  } else {
+    after_kill.disk =
+        std::make_unique<simdisk::SimDisk>(RepairDiskOptions(options_.settings.atomic_unit), start);
+  }
+  simdisk::SimDisk& disk = *after_kill.disk;
   CheckReport first = checker.Run(disk, RepairMode::kAll);
   recorded.emplace(first, disk.live());
   if (!first.status.ok()) return "";  // the plain repair path reports this failure
@@ -327,16 +343,17 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
   // first state, which kept every write issued, is skipped: it is the image a repair stopped
   // there leaves, which the failed-repair study below checks. Its second drops the earliest
   // write still in the cache and keeps the later ones: the reordering a missing flush allows.
-  e.points = RepairCrashPoints(*recording, options_.settings.repair_crash_states);
+  e.points = RepairCrashPoints(*recording, after_kill.inherited_ops,
+                               options_.settings.repair_crash_states);
   e.order = simdisk::EnumerationOrder::kRoundRobin;
   uint64_t checked = 0;
   // (No points: a repair whose crashes can only leave the crashed or the repaired image.)
   std::optional<simdisk::CrashEnumerator> en;
   if (!e.points.empty()) en.emplace(recording, e);
-  while (auto state = en ? en->Next() : std::nullopt) {
-    if (state->fates.empty()) continue;
+  while (auto repair_state = en ? en->Next() : std::nullopt) {
+    if (repair_state->fates.empty()) continue;
     if (checked++ >= options_.settings.repair_crash_states) break;
-    auto medium = simdisk::Materialise(*recording, *state);
+    auto medium = simdisk::Materialise(*recording, *repair_state);
     if (!medium.ok())
       return "cannot materialise a repair crash state: " + medium.status().ToString();
     // The crash property itself, for the image the crashed repair left: still marked dirty
@@ -353,15 +370,15 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed, uint64_
       return fmt::format(
           "a crash during repair ({}) left an image that fails the crash property: "
           "{}",
-          state->ToText(), r.failure);
+          repair_state->ToText(), r.failure);
     }
   }
   // A repair that fails (here: an I/O error on its n-th write) must leave the dirty bit set, and
   // a later repair must still succeed.
-  uint64_t repair_writes = 0;
-  for (const simdisk::OpRecord& op : recording->ops()) {
-    repair_writes += op.kind == simdisk::OpKind::kWrite;
-  }
+  const auto& ops = recording->ops();
+  const uint64_t repair_writes = static_cast<uint64_t>(std::count_if(
+      ops.begin() + static_cast<std::ptrdiff_t>(after_kill.inherited_ops), ops.end(),
+      [](const simdisk::OpRecord& op) { return op.kind == simdisk::OpKind::kWrite; }));
   for (uint64_t n = 0; n < std::min(repair_writes, options_.settings.repair_crash_states); ++n) {
     simdisk::FaultRule rule;
     rule.kind = simdisk::OpKind::kWrite;
@@ -447,7 +464,7 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
   std::function<std::string()> before_repair;
   RecordedRepair recorded;
   if (options_.settings.repair_crash_states > 0) {
-    before_repair = [&] { return CheckRepairCrashes(medium, crash_point, checker, recorded); };
+    before_repair = [&] { return CheckRepairCrashes(medium, result.state, checker, recorded); };
   }
   auto run_check = [&](BlockDevice& device, RepairMode repair) {
     if (repair == RepairMode::kAll && &device == &medium && recorded) {
@@ -474,6 +491,17 @@ std::string Explorer::CheckMedium(simdisk::Medium& medium, uint64_t crash_point,
   if (std::string disagreement = checker.TakeDisagreement(); !disagreement.empty())
     return disagreement;
   return failure;
+}
+
+bool Explorer::RepairInheritsCache(const simdisk::CrashState& state) const {
+  // Under the unsafe mode the run never made anything durable, so a power loss after its kill
+  // may lose anything it wrote, repair or not: the property has nothing to hold the repair to.
+  return state.kind == simdisk::CrashKind::kProcessKill && recording_->cache().flush_honoured;
+}
+
+uint64_t Explorer::InheritedKey(const simdisk::CrashState& state) const {
+  if (options_.settings.repair_crash_states == 0 || !RepairInheritsCache(state)) return 0;
+  return simdisk::InheritedDigest(*recording_, state.point);
 }
 
 Checker& Explorer::CheckerFor(size_t worker) {
@@ -575,7 +603,8 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
         jobs.push_back(i);
         continue;
       }
-      keys[i] = {key_index_->KeyOf(batch[i]), oracle_->WindowAt(batch[i].point)};
+      keys[i] = {key_index_->KeyOf(batch[i]), oracle_->WindowAt(batch[i].point),
+                 InheritedKey(batch[i])};
       if (verdicts_.count(keys[i])) continue;
       auto [it, fresh] = first_in_batch.emplace(keys[i], i);
       if (fresh) jobs.push_back(i);

@@ -123,17 +123,24 @@ class Explorer {
       : workload_(std::move(workload)), options_(std::move(options)) {}
   Status RecordRun();
   OpenOptions OpenFor(bool read_only) const;
+  // What a state's verdict depends on: its bytes, the crash point's durability window, and,
+  // after a process kill whose repair is crash-tested, what the killed process left unflushed.
   struct VerdictKey {
     simdisk::ImageKey image;
     DataWindow window;
+    uint64_t inherited = 0;
     bool operator==(const VerdictKey&) const = default;
   };
   struct VerdictKeyHash {
     size_t operator()(const VerdictKey& k) const {
       return simdisk::ImageKeyHash()(k.image) ^ (k.window.begun * 0x9e3779b97f4a7c15ULL) ^
-             (k.window.durable << 17);
+             (k.window.durable << 17) ^ (k.inherited * 0xbf58476d1ce4e5b9ULL);
     }
   };
+  uint64_t InheritedKey(const simdisk::CrashState& state) const;
+  // Whether the repair after `state` starts on a disk that still holds, volatile, what the
+  // killed process had not flushed (disk_after_kill.h).
+  bool RepairInheritsCache(const simdisk::CrashState& state) const;
   struct Verdict {
     Outcome outcome;
     bool dirty;
@@ -145,7 +152,7 @@ class Explorer {
                           Checker& checker);
   // A repair run on a copy of the crashed image, and the image it left.
   using RecordedRepair = std::optional<std::pair<CheckReport, simdisk::Medium>>;
-  std::string CheckRepairCrashes(const simdisk::Medium& crashed, uint64_t crash_point,
+  std::string CheckRepairCrashes(const simdisk::Medium& crashed, const simdisk::CrashState& state,
                                  Checker& checker, RecordedRepair& recorded);
   // The repair of `start` failed by `rule`: it leaves the image dirty, or clean with no
   // corruptions; a second repair succeeds; the durable guest data is intact.

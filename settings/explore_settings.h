@@ -45,7 +45,9 @@ struct ExploreSettings {
   bool metadata_first = true;       // spend the exhaustive budget on metadata writes
   bool writes_after_repair = true;  // after repair the image takes writes, no cluster used twice
   // Per dirty state: power-loss states of its repair to check (spread over the repair's crash
-  // points), and repairs failed by an I/O error on each of its first this-many writes.
+  // points), and repairs failed by an I/O error on each of its first this-many writes. After a
+  // process kill the repair's disk still holds, volatile, what the killed run had not flushed
+  // (cache modes that honour flushes), so those states can lose it too.
   uint64_t repair_crash_states = 0;
   // An I/O error injected into the recorded run (properties/fault_sweep.h): the run goes on past
   // it as a guest would, and only the crash points after it are explored.

@@ -567,6 +567,7 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
   report.run_io = run_io_;
   for (const WorkloadOp& op : workload_.ops) report.guest_writes += op.TouchesData();
   report.recording_digest = recording_->Digest();
+  report.coverage.AddRun(*recording_);
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
   report.points_total = enumerator.stats().points_total;
   // Every crash point gets its first state whatever the cap (round robin yields those first).
@@ -638,6 +639,7 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
       }
       if (options_.verdict_cache) images.insert(keys[i].image);
       points.insert(r.state.point);
+      report.coverage.Add(*recording_, r.state);
       if (observe) observe(r);
       ++report.explored;
       ++report.outcomes[static_cast<int>(r.outcome)];

@@ -28,6 +28,7 @@
 #include "properties/crash_check.h"
 #include "properties/guest_run.h"
 #include "properties/oracle.h"
+#include "properties/step_coverage.h"
 #include "properties/workload.h"
 #include "settings/explore_settings.h"
 #include "simdisk/cost_model.h"
@@ -75,6 +76,7 @@ struct ExploreReport {
   uint64_t verdicts_computed = 0;  // states checked from scratch (the rest took a cached verdict)
   uint64_t cache_hits = 0;
   DataCheckStats data;
+  StepCoverage coverage;  // the protocol steps and structures the states crashed after
   std::vector<StateResult> failures;
 
   bool ok() const { return failures.empty(); }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/coding.h"
 
 namespace crashsim {
@@ -92,6 +94,45 @@ rc::Gen<ExploreSettings> GenImageSettings(const ExploreSettings& base, bool allo
       rc::gen::element<int>(
           static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kNone),
           static_cast<int>(BackingKind::kRaw), static_cast<int>(BackingKind::kQcow2)));
+}
+
+rc::Gen<ExploreSettings> GenRefblockFillingSettings(const ExploreSettings& base) {
+  return rc::gen::apply(
+      [base](bool lazy, int mode, int backing) {
+        ExploreSettings s = base;
+        s.image.version = 3;
+        s.image.cluster_size = 512;
+        s.image.refcount_bits = 64;
+        s.image.lazy_refcounts = lazy;
+        s.cache_mode = static_cast<CacheMode>(mode);
+        s.backing = static_cast<BackingKind>(backing);
+        return s;
+      },
+      rc::gen::arbitrary<bool>(),
+      rc::gen::element(
+          static_cast<int>(CacheMode::kWriteback), static_cast<int>(CacheMode::kWritethrough),
+          static_cast<int>(CacheMode::kDirectsync), static_cast<int>(CacheMode::kNone)),
+      rc::gen::element(static_cast<int>(BackingKind::kNone), static_cast<int>(BackingKind::kRaw),
+                       static_cast<int>(BackingKind::kQcow2)));
+}
+
+rc::Gen<Workload> GenRefblockFillingWorkload(size_t max_ops) {
+  constexpr uint64_t kCluster = 512;
+  constexpr uint64_t kDiskClusters = kRefblockFillingDisk / kCluster;
+  return rc::gen::apply(
+      [](Workload w, uint64_t clusters, uint64_t first, uint32_t pattern) {
+        WorkloadOp fill;
+        fill.offset = std::min(first, kDiskClusters - clusters) * kCluster;
+        fill.length = clusters * kCluster;
+        fill.pattern = pattern;
+        w.ops.insert(w.ops.begin(), fill);
+        return w;
+      },
+      GenWorkload(kRefblockFillingDisk, kCluster, max_ops),
+      // At the nominal size: inRange scales with the size (see GenWorkload).
+      rc::gen::resize(rc::kNominalSize, rc::gen::inRange<uint64_t>(72, 129)),
+      rc::gen::resize(rc::kNominalSize, rc::gen::inRange<uint64_t>(0, kDiskClusters)),
+      rc::gen::inRange<uint32_t>(1, 1u << 20));
 }
 
 }  // namespace crashsim

@@ -23,4 +23,13 @@ rc::Gen<ExploreSettings> GenImageSettings(const ExploreSettings& base, bool allo
 // The guest disk for the settings' image: 16 clusters (3 for 2 MiB clusters) plus a partial one.
 uint64_t DiskSizeFor(const ExploreSettings& settings);
 
+// Geometry where a single write fills a refcount block: 512-byte clusters and 64-bit refcounts,
+// so one block covers 64 clusters (32 KiB of file), on a 256 KiB guest disk. Lazy refcounts,
+// cache mode and backing file are generated over `base`.
+inline constexpr uint64_t kRefblockFillingDisk = 256 * 1024;
+rc::Gen<ExploreSettings> GenRefblockFillingSettings(const ExploreSettings& base);
+// A write of 72 to 128 clusters (past the first refcount block's 64, so the engine allocates a
+// new block and names it in the refcount table), then up to max_ops generated ops.
+rc::Gen<Workload> GenRefblockFillingWorkload(size_t max_ops);
+
 }  // namespace crashsim

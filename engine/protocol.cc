@@ -42,6 +42,8 @@ const char* DurableStepName(DurableStep step) {
       return "preallocate";
     case DurableStep::kRepair:
       return "repair";
+    case DurableStep::kSnapshotTable:
+      return "snapshot-table";
   }
   return "?";
 }

@@ -45,8 +45,9 @@ enum class DurableStep : uint8_t {
   kCowTail,            // copy-on-write bytes after the guest data
   kPreallocate,        // preallocation=metadata extension of the file
   kRepair,             // writes made by check -r
+  kSnapshotTable,      // a new snapshot table, durable before the header names it
 };
-inline constexpr int kDurableStepCount = 19;
+inline constexpr int kDurableStepCount = 20;
 const char* DurableStepName(DurableStep step);
 
 }  // namespace crashsim

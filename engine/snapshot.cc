@@ -164,7 +164,8 @@ Result<uint64_t> WriteSnapshotTable(State& s, const SnapshotTable& old,
                    s.AllocateClusters(DivRoundUp(table.size(), s.header.cluster_size())));
   RETURN_IF_ERROR(s.WriteRefcountBlocks());
   table.resize(AlignUp(table.size(), 512), 0);
-  RETURN_IF_ERROR(s.DevWrite(table_offset, table, IoTag::kSnapshotTable, DurableStep::kNone));
+  RETURN_IF_ERROR(
+      s.DevWrite(table_offset, table, IoTag::kSnapshotTable, DurableStep::kSnapshotTable));
   RETURN_IF_ERROR(s.DevFlush());
   return table_offset;
 }

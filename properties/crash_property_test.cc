@@ -80,6 +80,9 @@ void ExpectStepsCrashed(const std::string& property, const StepCoverage& steps) 
   }
 }
 
+// Step coverage is asserted of runs of at least this many cases (rapidcheck's default).
+constexpr uint64_t kCasesForStepCoverage = 100;
+
 class CoverageReport : public ::testing::Environment {
  public:
   void TearDown() override {
@@ -92,8 +95,13 @@ class CoverageReport : public ::testing::Environment {
           static_cast<unsigned long long>(c.points_total),
           static_cast<unsigned long long>(c.states),
           static_cast<unsigned long long>(c.distinct_images), c.steps.Table().c_str());
-      // A shard sees only some states of each run.
-      if (GetPropertyEnv().shard_count == 1) ExpectStepsCrashed(property, c.steps);
+      // A shard sees only some states of each run; and a short run (the sanitizer run's 20
+      // cases) may draw no workload that takes some step: a snapshot-capable image with a
+      // snapshot op is about one case in twelve, so 20 cases miss it about one run in six, 100
+      // cases one in 5,000.
+      if (GetPropertyEnv().shard_count == 1 && c.cases >= kCasesForStepCoverage) {
+        ExpectStepsCrashed(property, c.steps);
+      }
     }
   }
 };

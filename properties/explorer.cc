@@ -14,6 +14,7 @@
 #include "properties/guest_run.h"
 #include "properties/live_model.h"
 #include "simdisk/disk_after_kill.h"
+#include "simdisk/hash.h"
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
 #include "simdisk/sim_disk.h"
@@ -292,7 +293,8 @@ simdisk::SimDiskOptions RepairDiskOptions(uint64_t atomic_unit) {
 // can leave an image other than the two the property already checks: the crashed image (points
 // before the repair's first write) and the repaired one (the end of the recording).
 // Ops before `inherited` are the killed process's, replayed (disk_after_kill.h): the repair
-// starts after them.
+// starts after them (points among them leave power-loss states of the killed run, which the
+// property checks at the kill point already).
 std::vector<uint64_t> RepairCrashPoints(const simdisk::Recording& repair, uint64_t inherited,
                                         uint64_t n) {
   const auto& ops = repair.ops();
@@ -501,7 +503,13 @@ bool Explorer::RepairInheritsCache(const simdisk::CrashState& state) const {
 
 uint64_t Explorer::InheritedKey(const simdisk::CrashState& state) const {
   if (options_.settings.repair_crash_states == 0 || !RepairInheritsCache(state)) return 0;
-  return simdisk::InheritedDigest(*recording_, state.point);
+  // What the pending writes are, and what a power loss that drops them exposes: the durable
+  // image at the last barrier (equal pending writes over different durable bytes differ).
+  simdisk::CrashState durable;
+  durable.kind = simdisk::CrashKind::kProcessKill;
+  durable.point = recording_->BarrierBefore(state.point);
+  return simdisk::HashCombine(simdisk::InheritedDigest(*recording_, state.point),
+                              simdisk::ImageKeyHash()(key_index_->KeyOf(durable)));
 }
 
 Checker& Explorer::CheckerFor(size_t worker) {

@@ -27,8 +27,8 @@ struct DiskAfterKill {
 DiskAfterKill MakeDiskAfterKill(const Recording& recording, uint64_t point, SimDiskOptions options);
 
 // A digest of what a kill at `point` leaves pending (each replayed op's kind, range, bytes and
-// durability): two kill points with equal digests and equal media hand the next process the
-// same disk.
+// durability). Two kill points hand the next process the same disk when their digests, their
+// media and their durable media at the last barrier are equal.
 uint64_t InheritedDigest(const Recording& recording, uint64_t point);
 
 }  // namespace crashsim::simdisk

@@ -27,6 +27,7 @@ std::string ReportText(const CheckReport& report) {
 }
 
 CheckReport Checker::Run(BlockDevice& device, RepairMode repair) {
+  ++runs_;
   if (mode_ == CheckerMode::kPlain) return Check(device, {.repair = repair});
   if (mode_ == CheckerMode::kMemo) return Check(device, {.repair = repair, .memo = &memo_});
   // Both: a twin of the device (same bytes, same faults to come) gets the plain check.

@@ -23,11 +23,14 @@ class Checker {
   // kBoth: the first difference seen since the last Take, or "".
   std::string TakeDisagreement();
   const check::CheckMemo& memo() const { return memo_; }
+  // Checks and repairs run so far (what a crash state's verdict costs is mostly these).
+  uint64_t runs() const { return runs_; }
 
  private:
   CheckerMode mode_;
   check::CheckMemo memo_;
   std::string disagreement_;
+  uint64_t runs_ = 0;
 };
 
 // Everything a report says, as text: the findings qemu-img prints, its JSON and the flags.

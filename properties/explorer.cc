@@ -52,6 +52,10 @@ std::string ExploreReport::Summary() const {
                      torn_metadata_states, repair_crash_states);
   out += fmt::format("  distinct images {}, verdicts computed {}, cache hits {}\n", distinct_images,
                      verdicts_computed, cache_hits);
+  if (verdicts_computed > 0) {
+    out += fmt::format("  checks and repairs run {} ({:.1f} per verdict computed)\n", checker_runs,
+                       static_cast<double>(checker_runs) / static_cast<double>(verdicts_computed));
+  }
   return out;
 }
 
@@ -576,6 +580,12 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
   for (const WorkloadOp& op : workload_.ops) report.guest_writes += op.TouchesData();
   report.recording_digest = recording_->Digest();
   report.coverage.AddRun(*recording_);
+  auto checker_runs = [&] {
+    uint64_t runs = 0;
+    for (const auto& checker : checkers_) runs += checker->runs();
+    return runs;
+  };
+  const uint64_t runs_before = checker_runs();
   simdisk::CrashEnumerator enumerator(recording_, EnumerationFor());
   report.points_total = enumerator.stats().points_total;
   // Every crash point gets its first state whatever the cap (round robin yields those first).
@@ -673,6 +683,7 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
   report.enumeration = enumerator.stats();
   report.points_covered = points.size();
   report.distinct_images = images.size();
+  report.checker_runs = checker_runs() - runs_before;
   report.data = data_check_->stats();
   return report;
 }

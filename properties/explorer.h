@@ -75,6 +75,7 @@ struct ExploreReport {
   uint64_t distinct_images = 0;    // distinct contents among the states checked
   uint64_t verdicts_computed = 0;  // states checked from scratch (the rest took a cached verdict)
   uint64_t cache_hits = 0;
+  uint64_t checker_runs = 0;  // checks and repairs the computed verdicts ran (check.h)
   DataCheckStats data;
   StepCoverage coverage;  // the protocol steps and structures the states crashed after
   std::vector<StateResult> failures;

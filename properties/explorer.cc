@@ -389,14 +389,18 @@ std::string Explorer::CheckRepairCrashes(const simdisk::Medium& crashed,
     simdisk::FaultRule rule;
     rule.kind = simdisk::OpKind::kWrite;
     rule.skip = n;
-    if (std::string s = CheckFailedRepair(start, crash_point, checker, rule); !s.empty()) return s;
+    if (std::string s = CheckFailedRepair(start, crash_point, checker, rule,
+                                          /*start_repair_checked=*/true);
+        !s.empty()) {
+      return s;
+    }
   }
   return "";
 }
 
 std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Medium>& start,
                                         uint64_t crash_point, Checker& checker,
-                                        const simdisk::FaultRule& rule) {
+                                        const simdisk::FaultRule& rule, bool start_repair_checked) {
   simdisk::SimDisk faulty(RepairDiskOptions(options_.settings.atomic_unit), start);
   faulty.SetFaultPlan(simdisk::FaultPlan({rule}));
   const std::string fault = simdisk::FaultText(rule);
@@ -432,6 +436,12 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
           fault, FirstFindings(after));
     }
   }
+  if (start_repair_checked && header.ok() && header->dirty()) {
+    bool unchanged = true;
+    faulty.live().ForEachChunkNotSharedWith(*start, [&](uint64_t) { unchanged = false; });
+    // The second repair would repair `start`'s very bytes: the plain repair, checked already.
+    if (unchanged) return "";
+  }
   CheckReport again = checker.Run(faulty, RepairMode::kAll);
   if (!again.status.ok() || CheckExitCode(again) != 0) {
     return fmt::format("after a repair failed ({}), a second repair failed: {}", fault,
@@ -459,7 +469,8 @@ std::string Explorer::SweepRepairFaults(const simdisk::CrashState& state, uint64
   (void)checker.Run(clean, RepairMode::kAll);
   for (const simdisk::FaultRule& rule : simdisk::EveryFaultOf(clean.recording())) {
     if (repairs != nullptr) ++*repairs;
-    std::string s = CheckFailedRepair(start, state.point, checker, rule);
+    std::string s = CheckFailedRepair(start, state.point, checker, rule,
+                                      /*start_repair_checked=*/false);
     if (!s.empty()) return fmt::format("at {}: {}", state.ToText(), s);
   }
   return "";

@@ -159,9 +159,11 @@ class Explorer {
                                  Checker& checker, RecordedRepair& recorded);
   // The repair of `start` failed by `rule`: it leaves the image dirty, or clean with no
   // corruptions; a second repair succeeds; the durable guest data is intact.
+  // `start_repair_checked`: the caller holds the plain repair of `start` to the crash property,
+  // so a failed repair that left the bytes as they were needs no second repair here.
   std::string CheckFailedRepair(const std::shared_ptr<const simdisk::Medium>& start,
                                 uint64_t crash_point, Checker& checker,
-                                const simdisk::FaultRule& rule);
+                                const simdisk::FaultRule& rule, bool start_repair_checked);
   // The guest data `image` shows, at crash_point (incremental: data_check.h).
   std::string CheckData(const simdisk::Medium& image, uint64_t crash_point, const char* when,
                         bool must_open = true);

@@ -103,6 +103,9 @@ struct Image::State {
 
   // --- refcounts and allocation (refcounts.cc) ---
   Result<uint64_t> GetRefcount(uint64_t cluster_index);
+  // The refcount block refcount-table entry `rt_index` names (through the cache), or an empty
+  // span where there is none (refcounts 0).
+  Result<std::span<uint8_t>> RefcountBlockAt(uint64_t rt_index);
   Status SetRefcount(uint64_t cluster_index, uint64_t value);
   // Allocates `count` contiguous free clusters with refcount 1; returns the first host offset.
   Result<uint64_t> AllocateClusters(uint64_t count);

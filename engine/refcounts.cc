@@ -11,20 +11,24 @@
 
 namespace crashsim {
 
-Result<uint64_t> Image::State::GetRefcount(uint64_t ci) {
-  const uint64_t epb = geometry.refcount_block_entries();
-  uint64_t rt_index = ci / epb;
-  if (rt_index >= reftable.size()) return uint64_t{0};
+Result<std::span<uint8_t>> Image::State::RefcountBlockAt(uint64_t rt_index) {
+  if (rt_index >= reftable.size()) return std::span<uint8_t>();
   uint64_t entry = reftable[rt_index];
   uint64_t block_offset = entry & kReftableOffsetMask;
-  if (block_offset == 0) return uint64_t{0};
+  if (block_offset == 0) return std::span<uint8_t>();
   if (!IsAligned(block_offset, header.cluster_size()) || (entry & kReftableReservedMask)) {
     return Status::Corruption(
         fmt::format("refcount table entry {} ({:#x}) is not a valid "
                     "refcount block offset",
                     rt_index, entry));
   }
-  ASSIGN_OR_RETURN(std::span<uint8_t> block, refblock_cache.Get(block_offset));
+  return refblock_cache.Get(block_offset);
+}
+
+Result<uint64_t> Image::State::GetRefcount(uint64_t ci) {
+  const uint64_t epb = geometry.refcount_block_entries();
+  ASSIGN_OR_RETURN(std::span<uint8_t> block, RefcountBlockAt(ci / epb));
+  if (block.empty()) return uint64_t{0};
   return GetRefcountEntry(block, ci % epb, header.refcount_order);
 }
 
@@ -54,15 +58,24 @@ Status Image::State::WriteRefcountBlocks() {
 
 Result<uint64_t> Image::State::FindFreeClusters(uint64_t count) {
   // Cluster 0 is the header; never hand it out even if its refcount was lost.
-  uint64_t start = std::max<uint64_t>(free_cluster_index, 1);
+  uint64_t ci = std::max<uint64_t>(free_cluster_index, 1);
+  const uint64_t limit = kMaxHostOffset >> header.cluster_bits;  // clusters below 2^56
+  const uint64_t epb = geometry.refcount_block_entries();
   uint64_t run = 0;
-  for (uint64_t ci = start;; ++ci) {
-    if ((ci + 1) << header.cluster_bits >= kMaxHostOffset) {
-      return Status::NoSpace("no free host cluster below the 2^56 offset limit");
+  // A block at a time: a search from the start of a full image (the first allocation after an
+  // open) reads each block once, not each entry through the cache.
+  for (;;) {
+    ASSIGN_OR_RETURN(std::span<uint8_t> block, RefcountBlockAt(ci / epb));
+    const uint64_t block_end = (ci / epb + 1) * epb;
+    for (; ci < block_end; ++ci) {
+      if (ci + 1 >= limit) {
+        return Status::NoSpace("no free host cluster below the 2^56 offset limit");
+      }
+      const bool free =
+          block.empty() || GetRefcountEntry(block, ci % epb, header.refcount_order) == 0;
+      run = free ? run + 1 : 0;
+      if (run == count) return ci + 1 - count;
     }
-    ASSIGN_OR_RETURN(uint64_t rc, GetRefcount(ci));
-    run = rc == 0 ? run + 1 : 0;
-    if (run == count) return ci + 1 - count;
   }
 }
 

@@ -167,17 +167,17 @@ GuestDataCheck::Reference GuestDataCheck::BuildReference(uint64_t point, const R
 const GuestDataCheck::Reference& GuestDataCheck::ReferenceAt(uint64_t point) {
   if (auto it = references_.find(point); it != references_.end()) return it->second;
   // Extend the chain from the last reference below `point` through every crash point up to it.
+  // With none below, `point` is built from scratch: the chain starts where checks start (after
+  // an aging prefix, say), not at the run's first point.
   auto below = references_.lower_bound(point);
-  const Reference* previous = nullptr;
-  uint64_t previous_point = 0;
-  if (below != references_.begin()) {
-    --below;
-    previous = &below->second;
-    previous_point = below->first;
+  if (below == references_.begin()) {
+    return references_.emplace(point, BuildReference(point, nullptr, 0)).first->second;
   }
-  auto next = std::upper_bound(points_.begin(), points_.end(), previous_point);
-  if (previous == nullptr) next = points_.begin();
-  for (; next != points_.end() && *next < point; ++next) {
+  --below;
+  const Reference* previous = &below->second;
+  uint64_t previous_point = below->first;
+  for (auto next = std::upper_bound(points_.begin(), points_.end(), previous_point);
+       next != points_.end() && *next < point; ++next) {
     Reference ref = BuildReference(*next, previous, previous_point);
     previous = &references_.emplace(*next, std::move(ref)).first->second;
     previous_point = *next;

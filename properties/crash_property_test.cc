@@ -35,32 +35,41 @@ struct Coverage {
 std::map<std::string, Coverage> g_coverage;
 
 // Protocol steps no generated workload takes yet, so no state can crash after them: the
-// recorded run starts from a created image (create, preallocate), the refcount table never
-// fills on the generated disks (reftable-write, reftable-switch: 2 MiB of file at the smallest
-// geometry), and a repair inside the run needs a reopen of a dirty image, which only a failed
-// close leaves (repair). A property that reaches one fails, so the list only ever shrinks.
-constexpr DurableStep kNotYetReached[] = {
-    DurableStep::kCreate,         DurableStep::kPreallocate, DurableStep::kReftableWrite,
-    DurableStep::kReftableSwitch, DurableStep::kRepair,
+// recorded run starts from a created image (create, preallocate), and a repair inside the run
+// needs a reopen of a dirty image, which only a failed close leaves (repair). A property that
+// reaches one fails, so the list only ever shrinks.
+const std::vector<DurableStep> kNotYetReached = {
+    DurableStep::kCreate,
+    DurableStep::kPreallocate,
+    DurableStep::kRepair,
 };
-// Reached only where a write fills a refcount block (AllocationFillsARefcountBlock).
-constexpr DurableStep kRefblockSteps[] = {DurableStep::kRefblockAlloc, DurableStep::kReftableEntry};
+// Steps only a property with a geometry of its own reaches, and each such property: they are
+// required of it and of no other.
+const std::map<std::string, std::vector<DurableStep>> kGeometrySteps = {
+    // A write fills a refcount block.
+    {"AllocationFillsARefcountBlock", {DurableStep::kRefblockAlloc, DurableStep::kReftableEntry}},
+    // An allocation passes what the refcount table covers.
+    {"RefcountTableGrows", {DurableStep::kReftableWrite, DurableStep::kReftableSwitch}},
+};
+// The properties that run on the generated geometries.
+constexpr const char* kGeneralProperties[] = {"PowerLossLeavesARecoverableImage",
+                                              "ProcessKillLeavesARecoverableImage"};
 
-template <size_t N>
-bool Contains(const DurableStep (&steps)[N], DurableStep step) {
-  return std::find(std::begin(steps), std::end(steps), step) != std::end(steps);
+bool Contains(const std::vector<DurableStep>& steps, DurableStep step) {
+  return std::find(steps.begin(), steps.end(), step) != steps.end();
 }
 
 // The steps every (unsharded) run of `property` must crash after. Together the properties
 // require every step not in kNotYetReached (CrashProperty.EveryStepIsRequiredOrNotYetReached).
 std::vector<DurableStep> RequiredSteps(const std::string& property) {
+  if (auto it = kGeometrySteps.find(property); it != kGeometrySteps.end()) return it->second;
   std::vector<DurableStep> steps;
   for (int i = 1; i < kDurableStepCount; ++i) {
     const auto step = static_cast<DurableStep>(i);
-    if (Contains(kNotYetReached, step)) continue;
-    if ((property == "AllocationFillsARefcountBlock") == Contains(kRefblockSteps, step)) {
-      steps.push_back(step);
-    }
+    const bool geometry =
+        std::any_of(kGeometrySteps.begin(), kGeometrySteps.end(),
+                    [&](const auto& entry) { return Contains(entry.second, step); });
+    if (!Contains(kNotYetReached, step) && !geometry) steps.push_back(step);
   }
   return steps;
 }
@@ -106,11 +115,26 @@ class CoverageReport : public ::testing::Environment {
 };
 const auto* const kCoverageReport = ::testing::AddGlobalTestEnvironment(new CoverageReport);
 
+// Whether the CrashProperty suite has a test of this name.
+bool IsCrashProperty(const std::string& name) {
+  const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+  for (int i = 0; i < unit.total_test_suite_count(); ++i) {
+    const ::testing::TestSuite& suite = *unit.GetTestSuite(i);
+    if (std::string(suite.name()) != "CrashProperty") continue;
+    for (int j = 0; j < suite.total_test_count(); ++j) {
+      if (name == suite.GetTestInfo(j)->name()) return true;
+    }
+  }
+  return false;
+}
+
 TEST(CrashProperty, EveryStepIsRequiredOrNotYetReached) {
   std::vector<int> required(kDurableStepCount, 0);
-  for (const char* property :
-       {"PowerLossLeavesARecoverableImage", "ProcessKillLeavesARecoverableImage",
-        "AllocationFillsARefcountBlock"}) {
+  std::vector<std::string> properties(std::begin(kGeneralProperties), std::end(kGeneralProperties));
+  for (const auto& [property, steps] : kGeometrySteps) properties.push_back(property);
+  for (const std::string& property : properties) {
+    // A renamed property would be required nothing.
+    EXPECT_TRUE(IsCrashProperty(property)) << property << " is no CrashProperty test";
     for (DurableStep step : RequiredSteps(property)) ++required[static_cast<int>(step)];
   }
   for (int i = 1; i < kDurableStepCount; ++i) {
@@ -139,8 +163,10 @@ ExploreOptions OptionsFor(const ExploreSettings& settings) {
   return o;
 }
 
-void CheckWorkload(const ExploreSettings& settings, const Workload& workload) {
+void CheckWorkload(const ExploreSettings& settings, const Workload& workload,
+                   uint64_t aging_ops = 0) {
   ExploreOptions options = OptionsFor(settings);
+  options.aging_ops = aging_ops;
   auto explorer = Explorer::Record(workload, options);
   RC_ASSERT(explorer.ok());
   ExploreReport report = (*explorer)->Run();
@@ -175,8 +201,9 @@ void CheckWorkload(const ExploreSettings& settings, const Workload& workload) {
         f.detail, SettingsText(settings, {"image", "cache", "backing"}), f.state.ToText(),
         workload.ops.size(), f.state.fates.size(), workload.ToText()));
   }
-  // The budget is spread over the crash points, the clean close included: each has a state. (A
-  // failing run stops at its first failure, so this is asserted only of passing runs.)
+  // The budget is spread over the crash points (after the aging ops), the clean close included:
+  // each has a state. (A failing run stops at its first failure, so this is asserted only of
+  // passing runs.)
   if (options.shard_count == 1) RC_ASSERT(report.points_covered == report.points_total);
 }
 
@@ -216,8 +243,17 @@ RC_GTEST_PROP(CrashProperty, ProcessKillLeavesARecoverableImage, ()) {
 // in the refcount table (R4), crashed like every other step.
 RC_GTEST_PROP(CrashProperty, AllocationFillsARefcountBlock, ()) {
   const ExploreSettings settings =
-      *GenRefblockFillingSettings(PropertySettings(simdisk::CrashKind::kPowerLoss));
+      *GenSmallRefcountSettings(PropertySettings(simdisk::CrashKind::kPowerLoss));
   CheckWorkload(settings, *GenRefblockFillingWorkload(5));
+}
+
+// An allocation past the 2 MiB of file the first refcount table covers: the engine writes a
+// grown table with the blocks covering it, then switches the header to it (R4). The aging write
+// before it is not crashed (its steps are AllocationFillsARefcountBlock's).
+RC_GTEST_PROP(CrashProperty, RefcountTableGrows, ()) {
+  const ExploreSettings settings =
+      *GenSmallRefcountSettings(PropertySettings(simdisk::CrashKind::kPowerLoss));
+  CheckWorkload(settings, *GenTableGrowingWorkload(4), kTableAgingOps);
 }
 
 }  // namespace

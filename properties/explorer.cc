@@ -120,10 +120,19 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
   simdisk::EnumerationOptions e = EnumerationOptionsFor(options_.settings);
   // A capped or sharded run spreads over every crash point before giving any a second state.
   e.order = simdisk::EnumerationOrder::kRoundRobin;
-  if (options_.settings.fault && run_.fault) {
-    // The points before the injected error are those of the run without it.
+  // The points before the injected error are those of the run without it.
+  const bool after_fault = options_.settings.fault && run_.fault;
+  // The first point after the aging ops (0: a run that broke before they ended is explored
+  // whole). The run's end is always a point after both, so the list is never empty.
+  uint64_t aged = 0;
+  for (const simdisk::GuestOp& op : recording_->guest_ops()) {
+    if (options_.aging_ops > 0 && op.id == options_.aging_ops - 1 && op.ack_seq != UINT64_MAX) {
+      aged = op.ack_seq + 1;
+    }
+  }
+  if (after_fault || aged > 0) {
     for (uint64_t point : simdisk::CrashPoints(*recording_)) {
-      if (point > run_.fault->seq) e.points.push_back(point);
+      if ((!after_fault || point > run_.fault->seq) && point >= aged) e.points.push_back(point);
     }
   }
   return e;

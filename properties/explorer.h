@@ -51,6 +51,9 @@ struct ExploreOptions {
   uint64_t max_states = 0;   // 0: no limit; never below one state per crash point
   uint32_t shard_index = 0;  // this shard explores states i with i % shard_count == index
   uint32_t shard_count = 1;
+  // The first aging_ops guest ops only prepare the image (fill it up to a structure's limit,
+  // say): crash points before the last of them is acknowledged are not explored or counted.
+  uint64_t aging_ops = 0;
   // Check each distinct (image, durability window) once; states that leave an image already
   // checked at an equal window take its verdict. Off: every state is checked (for tests).
   bool verdict_cache = true;

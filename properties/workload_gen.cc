@@ -96,7 +96,7 @@ rc::Gen<ExploreSettings> GenImageSettings(const ExploreSettings& base, bool allo
           static_cast<int>(BackingKind::kRaw), static_cast<int>(BackingKind::kQcow2)));
 }
 
-rc::Gen<ExploreSettings> GenRefblockFillingSettings(const ExploreSettings& base) {
+rc::Gen<ExploreSettings> GenSmallRefcountSettings(const ExploreSettings& base) {
   return rc::gen::apply(
       [base](bool lazy, int mode, int backing) {
         ExploreSettings s = base;
@@ -133,6 +133,33 @@ rc::Gen<Workload> GenRefblockFillingWorkload(size_t max_ops) {
       rc::gen::resize(rc::kNominalSize, rc::gen::inRange<uint64_t>(72, 129)),
       rc::gen::resize(rc::kNominalSize, rc::gen::inRange<uint64_t>(0, kDiskClusters)),
       rc::gen::inRange<uint32_t>(1, 1u << 20));
+}
+
+rc::Gen<Workload> GenTableGrowingWorkload(size_t max_ops) {
+  constexpr uint64_t kCluster = 512;
+  constexpr uint64_t kDiskClusters = kTableGrowingDisk / kCluster;
+  return rc::gen::apply(
+      [](Workload w, uint64_t clusters, uint64_t first, uint32_t aging_pattern, uint32_t pattern) {
+        WorkloadOp aging;
+        aging.offset = 0;
+        aging.length = kTableAgingClusters * kCluster;
+        aging.pattern = aging_pattern;
+        // Past the aged range, so every cluster of it is a fresh allocation.
+        WorkloadOp growth;
+        growth.offset = std::min(kTableAgingClusters + first, kDiskClusters - clusters) * kCluster;
+        growth.length = clusters * kCluster;
+        growth.pattern = pattern;
+        WorkloadOp reopen;
+        reopen.kind = WorkloadOpKind::kReopen;
+        w.ops.insert(w.ops.begin(), {aging, reopen, growth});
+        return w;
+      },
+      GenWorkload(kTableGrowingDisk, kCluster, max_ops),
+      // At the nominal size: inRange scales with the size (see GenWorkload).
+      rc::gen::resize(rc::kNominalSize, rc::gen::inRange<uint64_t>(12, 49)),
+      rc::gen::resize(rc::kNominalSize,
+                      rc::gen::inRange<uint64_t>(0, kDiskClusters - kTableAgingClusters)),
+      rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::inRange<uint32_t>(1, 1u << 20));
 }
 
 }  // namespace crashsim

@@ -23,13 +23,29 @@ rc::Gen<ExploreSettings> GenImageSettings(const ExploreSettings& base, bool allo
 // The guest disk for the settings' image: 16 clusters (3 for 2 MiB clusters) plus a partial one.
 uint64_t DiskSizeFor(const ExploreSettings& settings);
 
-// Geometry where a single write fills a refcount block: 512-byte clusters and 64-bit refcounts,
-// so one block covers 64 clusters (32 KiB of file), on a 256 KiB guest disk. Lazy refcounts,
-// cache mode and backing file are generated over `base`.
+// The smallest refcount structures qcow2 allows: 512-byte clusters and 64-bit refcounts, so one
+// refcount block covers 64 clusters (32 KiB of file) and a one-cluster refcount table 64 blocks
+// (2 MiB of file). Lazy refcounts, cache mode and backing file are generated over `base`.
+rc::Gen<ExploreSettings> GenSmallRefcountSettings(const ExploreSettings& base);
+
+// On that geometry, a 256 KiB guest disk where a single write fills a refcount block: a write
+// of 72 to 128 clusters (past the first block's 64, so the engine allocates a new block and
+// names it in the refcount table), then up to max_ops generated ops.
 inline constexpr uint64_t kRefblockFillingDisk = 256 * 1024;
-rc::Gen<ExploreSettings> GenRefblockFillingSettings(const ExploreSettings& base);
-// A write of 72 to 128 clusters (past the first refcount block's 64, so the engine allocates a
-// new block and names it in the refcount table), then up to max_ops generated ops.
 rc::Gen<Workload> GenRefblockFillingWorkload(size_t max_ops);
+
+// On that geometry, a 4 MiB guest disk whose refcount table must grow: a first write of
+// kTableAgingClusters clusters ages the image to 4,090 clusters of file (with its L2 tables and
+// refcount blocks), 6 short of the 4,096 the first table covers, and a reopen leaves it clean;
+// the third op writes 12 to 48 fresh clusters, so the engine writes a grown table and switches
+// the header to it (R4); then up to max_ops generated ops. Exploring from the third op on
+// (ExploreOptions::aging_ops = kTableAgingOps) crashes the growth, about a hundred crash
+// points, without the ~5,000 of the aging write; and the states' images differ from a clean
+// image only by what the growth and later ops did (a still-dirty aged image would hold 4,000
+// clusters of refcounts for every check to report).
+inline constexpr uint64_t kTableGrowingDisk = 4 * 1024 * 1024;
+inline constexpr uint64_t kTableAgingClusters = 3960;
+inline constexpr uint64_t kTableAgingOps = 2;
+rc::Gen<Workload> GenTableGrowingWorkload(size_t max_ops);
 
 }  // namespace crashsim

@@ -1,8 +1,8 @@
 // `crashsim conformance --reader CMD`: builds the reader-conformance corpus (one qcow2 image per
 // feature, made by crashsim's engine, with the expected guest content) and runs each reader on
 // every image, printing a per-feature pass/fail table (validate/conformance.h). Built-in
-// readers: qemu (qemu-img convert -O raw) and libqcow (python3-libqcow); any other value is a
-// command template with {image} and {output}.
+// readers: qemu or qemu-img (qemu-img convert -O raw) and libqcow (python3-libqcow); any other
+// value is a command template with {image} and {output}.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -28,6 +28,9 @@ struct ConformanceArgs {
 int RunConformance(const ConformanceArgs& a) {
   std::vector<std::string> readers = a.readers;
   if (readers.empty()) readers = {"qemu", "libqcow"};
+  for (const std::string& r : readers) {
+    if (auto command = validate::ReaderTemplate(r); !command.ok()) return Fail(command.status());
+  }
   std::string dir = a.dir;
   bool own = false;
   if (dir.empty()) {
@@ -89,7 +92,8 @@ void AddConformanceCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "conformance", "run qcow2 readers over a corpus of engine-made images, per feature");
   cmd->add_option("--reader", args->readers,
-                  "qemu, libqcow, or a command template with {image} and {output}; may repeat");
+                  "qemu (or qemu-img), libqcow, or a command template with {image} and {output}; "
+                  "may repeat");
   cmd->add_option("--dir", args->dir, "keep the corpus and outputs here");
   cmd->add_option("--junit", args->junit,
                   "also write the table as JUnit XML here: a test case per reader and feature");

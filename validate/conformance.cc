@@ -267,9 +267,19 @@ Result<std::vector<CorpusImage>> BuildCorpus(const std::string& dir) {
   return corpus;
 }
 
-std::string ReaderTemplate(const std::string& name) {
-  if (name == "qemu") return "qemu-img convert -f qcow2 -O raw {image} {output}";
-  if (name == "libqcow") return "/usr/bin/python3 {python_libqcow} {image} {output}";
+Result<std::string> ReaderTemplate(const std::string& name) {
+  if (name == "qemu" || name == "qemu-img") {
+    return std::string("qemu-img convert -f qcow2 -O raw {image} {output}");
+  }
+  if (name == "libqcow") return std::string("/usr/bin/python3 {python_libqcow} {image} {output}");
+  // Anything else is a command: without both placeholders it could not read the image into the
+  // output, and every image would fail for a reason that is not the reader's.
+  if (name.find("{image}") == std::string::npos || name.find("{output}") == std::string::npos) {
+    return Status::InvalidArgument(fmt::format(
+        "--reader '{}' is neither a built-in reader (qemu, qemu-img, libqcow) nor a command "
+        "template with {{image}} and {{output}}",
+        name));
+  }
   return name;
 }
 
@@ -284,9 +294,12 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
     ReaderOutcome o{image.feature, false, ""};
     const std::string output = dir + "/out.raw";
     fs::remove(output);
+    const Result<std::string> command = ReaderTemplate(reader);
     auto argv =
-        ExpandCommand(ReaderTemplate(reader),
-                      {{"image", image.path}, {"output", output}, {"python_libqcow", script}});
+        command.ok()
+            ? ExpandCommand(*command,
+                            {{"image", image.path}, {"output", output}, {"python_libqcow", script}})
+            : Result<std::vector<std::string>>(command.status());
     if (!argv.ok()) {
       o.detail = argv.status().ToString();
       out.push_back(o);

@@ -36,9 +36,10 @@ struct ReaderOutcome {
   std::string detail;  // on failure: exit code and first line, or "content differs at 0x..."
 };
 
-// Built-in reader templates: "qemu" (qemu-img convert -O raw) and "libqcow" (python3-libqcow).
-// Anything else is a command template with {image} and {output} (and {python_libqcow}).
-std::string ReaderTemplate(const std::string& name);
+// Built-in reader templates: "qemu" or "qemu-img" (qemu-img convert -O raw) and "libqcow"
+// (python3-libqcow). Anything else must be a command template with {image} and {output} (and
+// optionally {python_libqcow}); a name that is neither is an error naming the built-ins.
+Result<std::string> ReaderTemplate(const std::string& name);
 
 // Runs `reader` (a template) on each image into a raw file in `dir` and compares it;
 // `progress(done)` after each image.

@@ -44,6 +44,7 @@ Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
   o.repair_study = !a.no_repair_study;
   if (!a.workload_file.empty()) {
     ASSIGN_OR_RETURN(o.workload, ReadWorkloadFile(a.workload_file));
+    o.workload_name = a.workload_file;
   }
   return o;
 }

@@ -173,9 +173,18 @@ void Validator::DescribeRun() {
           : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
                              options_.settings.image.cluster_size, options_.workload_ops);
   const ExploreSettings& s = options_.settings;
-  report_.config = fmt::format("cache={} lazy={} crash={} seed={}", SettingValue(s, "cache"),
-                               s.image.lazy_refcounts ? "on" : "off", SettingValue(s, "crash"),
-                               SettingValue(s, "seed"));
+  // The seed draws a generated workload and the sampled states; with a workload file it only
+  // draws the states, and the line names the file instead.
+  const std::string source =
+      options_.workload ? fmt::format("workload={} states-seed={}",
+                                      options_.workload_name.empty()
+                                          ? std::string("given")
+                                          : fs::path(options_.workload_name).filename().string(),
+                                      SettingValue(s, "seed"))
+                        : fmt::format("seed={}", SettingValue(s, "seed"));
+  report_.config =
+      fmt::format("cache={} lazy={} crash={} {}", SettingValue(s, "cache"),
+                  s.image.lazy_refcounts ? "on" : "off", SettingValue(s, "crash"), source);
   const std::string socket = impl_->File("nbd.sock");
   impl_->vars = {
       {"socket", socket},

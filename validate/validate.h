@@ -57,6 +57,7 @@ struct ValidateOptions {
   ExploreSettings settings = PresetSettings(SettingsPreset::kValidate);
   std::string image_opts;            // extra driver options ({image_opts}, e.g. lazy-refcounts=on)
   std::optional<Workload> workload;  // unset: generated from the seed
+  std::string workload_name;         // where `workload` came from (a file name), for reports
   size_t workload_ops = 10;
   uint64_t disk_size = 4 << 20;     // guest disk of generated workloads
   uint64_t export_size = 32 << 20;  // the simulated disk the image file lives on
@@ -131,6 +132,11 @@ class Validator {
   // Checks one crash state with crashsim's property; returns the failure, or empty. Public for
   // tests and minimisation.
   std::string CheckProperty(const simdisk::CrashState& state, Outcome* outcome, bool* dirty);
+  // The settings a trace of this run records (after Record): the image as the target created
+  // it (its header's version, cluster size, refcount width, lazy refcounts, extended L2 and
+  // compression type, whatever the target's create command chose), the cache mode and state
+  // selection this run applied.
+  ExploreSettings TraceSettingsOf() const;
 
  private:
   // Record's steps: the scratch directory; the version, workload, config and command variables;
@@ -145,9 +151,8 @@ class Validator {
   void StudyRepair(const std::string& command, const std::string& image_file, uint64_t point,
                    RepairStudy& study);
   void RecordFinding(const simdisk::CrashState& state, const std::string& failure);
-  // The run's trace settings, and a version 2 trace (embedded data) of `state` written to
-  // DIR/trace.cstrace; returns its path, or empty if it could not be written.
-  ExploreSettings TraceSettingsOf() const;
+  // A version 2 trace (embedded data) of `state` written to DIR/trace.cstrace; returns its path,
+  // or empty if it could not be written.
   std::string WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
                               const std::string& note);
   void RecordRepairFinding(const std::string& repair, const std::string& command,

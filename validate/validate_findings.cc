@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "engine/atomic_output_file.h"
+#include "engine/image.h"
 #include "engine/posix_device.h"
 #include "simdisk/materialise.h"
 #include "traces/embedded.h"
@@ -26,6 +27,17 @@ ExploreSettings Validator::TraceSettingsOf() const {
   s.fault.reset();
   s.writes_after_repair = false;
   s.repair_crash_states = 0;
+  // The target's create command may choose options these settings do not (a .target file's
+  // cluster_size=4096, say): the trace names the image it made.
+  simdisk::Medium created = *recording_->initial();
+  if (auto header = ReadImageHeader(created, /*for_check=*/true); header.ok()) {
+    s.image.version = header->version;
+    s.image.cluster_size = header->cluster_size();
+    s.image.refcount_bits = header->refcount_bits();
+    s.image.lazy_refcounts = header->lazy_refcounts();
+    s.image.extended_l2 = header->extended_l2();
+    s.image.compression_type = header->compression_type;
+  }
   return s;
 }
 

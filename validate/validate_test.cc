@@ -75,6 +75,38 @@ TEST(Validate, QemuLazyKillRunsTheRepairStudy) {
   EXPECT_EQ(r.repairs[2].clean_after, r.repairs[2].attempted) << r.Summary();
 }
 
+// A trace records the image the target made, not crashsim's defaults: a target whose create
+// command picks 4 KiB clusters and 64-bit refcounts gets a trace that says so.
+TEST(Validate, TraceSettingsAreTheCreatedImages) {
+  if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
+  ValidateOptions o = Options();
+  o.target.create =
+      "qemu-img create -q -f qcow2 -o compat=1.1,cluster_size=4096,refcount_bits=64,"
+      "lazy_refcounts=on {uri} {size}";
+  Validator v(o);
+  ASSERT_TRUE(v.Record().ok());
+  const ExploreSettings s = v.TraceSettingsOf();
+  EXPECT_EQ(s.image.cluster_size, 4096u);
+  EXPECT_EQ(s.image.refcount_bits, 64u);
+  EXPECT_TRUE(s.image.lazy_refcounts);
+  EXPECT_EQ(s.image.version, 3u);
+}
+
+// The config line tells a workload file from a seeded workload: the seed then only draws states.
+TEST(Validate, ConfigLineNamesAWorkloadFile) {
+  if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
+  ValidateOptions o = Options();
+  o.workload = GenerateWorkload(5, 4 << 20, 65536, 3);
+  o.workload_name = "some/dir/mine.wl";
+  o.max_states = 1;
+  o.repair_study = false;
+  Validator v(o);
+  ASSERT_TRUE(v.Record().ok());
+  const std::string config = v.Run().config;
+  EXPECT_NE(config.find(" workload=mine.wl states-seed=1"), std::string::npos) << config;
+  EXPECT_EQ(config.find(" seed="), std::string::npos) << config;
+}
+
 TEST(Validate, AFailingTargetIsAnErrorNotAHang) {
   ValidateOptions o = Options();
   auto spec = TargetSpec::Parse(

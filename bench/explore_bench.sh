@@ -7,7 +7,9 @@
 #   ours   `crashsim explore -q -j 1`: every crash state checked (check, repair, guest data, writes
 #          after repair, crashes during repair); CPU time (user + sys) and peak RSS from
 #          /usr/bin/time. states/cpu-s = crash states covered per CPU-second; distinct/cpu-s =
-#          distinct images checked per CPU-second.
+#          distinct images checked per CPU-second; chk/verdict = checks and repairs run per
+#          verdict computed (the repair study makes a dirty image's verdict cost ~15, a clean
+#          one's ~3.5); us/chk = CPU microseconds per such run, all other work included.
 #   naive  properties/naive_harness_bench: the same recording and enumeration; for an evenly
 #          spaced sample of the states (default 40), the crashed image built, written out as a
 #          file and checked by `qemu-img check` (no repair, no data check: a lower bound on what a
@@ -71,7 +73,8 @@ trap 'rm -rf "$WORK"' EXIT
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# ours ARGS...: one `explore -q -j 1` run; prints "states distinct cpu_s wall_s rss_kib".
+# ours ARGS...: one `explore -q -j 1` run; prints
+# "states distinct cpu_s wall_s rss_kib verdicts_computed checker_runs".
 ours() {
   local out
   out=$(/usr/bin/time -f 'TIME %e %U %S %M' "$CRASHSIM" explore -q -j 1 "$@" 2>&1) ||
@@ -79,8 +82,10 @@ ours() {
   grep -q '^  FAILURE          0$' <<<"$out" ||
     { echo "explore_bench: crashsim explore $* reported failures:" >&2; echo "$out" >&2; exit 1; }
   awk '/crash points covered/ { n = $NF }
-       /^  distinct images/ { d = $3; sub(",", "", d) }
-       /^TIME/ { printf "%s %s %.3f %s %s\n", n, d, $3 + $4, $2, $5 }' <<<"$out"
+       /^  distinct images/ { d = $3; sub(",", "", d); v = $6; sub(",", "", v) }
+       /^  checks and repairs run/ { r = $5 }
+       /^TIME/ { t = sprintf("%.3f %s %s", $3 + $4, $2, $5) }
+       END { printf "%s %s %s %s %s\n", n, d, t, v, r }' <<<"$out"
 }
 
 # --- Configurations ----------------------------------------------------------------------------
@@ -88,8 +93,8 @@ echo "crashsim explore vs a naive harness: default workload (seed 1, 200 ops, 1 
 echo "clusters), -j 1, medians of $RUNS runs; naive: $SAMPLE sampled states per configuration"
 echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD || echo '+changes'), $(date -u '+%F %H:%M UTC'), $(nproc) cores"
 echo
-printf '%-14s %8s %8s %8s %8s %12s %14s %8s %10s %9s\n' config states distinct cpu_s wall_s \
-  states/cpu-s distinct/cpu-s rss_MiB naive_ms x_naive
+printf '%-14s %8s %8s %8s %8s %12s %14s %8s %10s %9s %12s %7s\n' config states distinct cpu_s wall_s \
+  states/cpu-s distinct/cpu-s rss_MiB naive_ms x_naive chk/verdict us/chk
 MIN_RATE='' MIN_DISTINCT='' MIN_X='' MAX_RSS=0
 for config in writethrough:off writethrough:on writeback:off writeback:on; do
   cache=${config%:*} lazy=${config#*:}
@@ -108,14 +113,17 @@ for config in writethrough:off writethrough:on writeback:off writeback:on; do
   cpu=$(awk '{ print $3 }' "$WORK/ours" | median)
   wall=$(awk '{ print $4 }' "$WORK/ours" | median)
   rss=$(awk '{ print $5 }' "$WORK/ours" | sort -g | tail -1)
+  verdicts=$(awk '{ print $6 }' "$WORK/ours" | head -1)
+  checks=$(awk '{ print $7 }' "$WORK/ours" | head -1)
   naive_states=$(sed -n 's/.* states=\([0-9]*\) .*/\1/p' <<<"$naive_line")
   naive_ms=$(sed -n 's/.*median_cpu_ms=\([0-9.]*\).*/\1/p' <<<"$naive_line")
   [ "$naive_states" = "$states" ] ||
     { echo "explore_bench: the naive harness enumerated $naive_states states, explore $states" >&2; exit 1; }
-  read -r rate drate x rss_mib < <(awk -v n="$states" -v d="$distinct" -v c="$cpu" -v m="$naive_ms" -v r="$rss" \
-    'BEGIN { printf "%.0f %.0f %.1f %.1f\n", n / c, d / c, m / (c * 1000 / n), r / 1024 }')
-  printf '%-14s %8s %8s %8s %8s %12s %14s %8s %10s %9s\n' "$(sed 's/writethrough/wt/; s/writeback/wb/' <<<"$cache")/lazy-$lazy" \
-    "$states" "$distinct" "$cpu" "$wall" "$rate" "$drate" "$rss_mib" "$naive_ms" "$x"
+  read -r rate drate x rss_mib per_verdict us_check < <(awk -v n="$states" -v d="$distinct" -v c="$cpu" \
+    -v m="$naive_ms" -v r="$rss" -v v="$verdicts" -v k="$checks" \
+    'BEGIN { printf "%.0f %.0f %.1f %.1f %.1f %.1f\n", n / c, d / c, m / (c * 1000 / n), r / 1024, k / v, c * 1e6 / k }')
+  printf '%-14s %8s %8s %8s %8s %12s %14s %8s %10s %9s %12s %7s\n' "$(sed 's/writethrough/wt/; s/writeback/wb/' <<<"$cache")/lazy-$lazy" \
+    "$states" "$distinct" "$cpu" "$wall" "$rate" "$drate" "$rss_mib" "$naive_ms" "$x" "$per_verdict" "$us_check"
   echo "  naive: $naive_line" >>"$WORK/naive-lines"
   MIN_RATE=$(awk -v a="${MIN_RATE:-$rate}" -v b="$rate" 'BEGIN { print (a < b ? a : b) }')
   MIN_DISTINCT=$(awk -v a="${MIN_DISTINCT:-$drate}" -v b="$drate" 'BEGIN { print (a < b ? a : b) }')
@@ -149,7 +157,7 @@ if [ "$SCALING" = 1 ]; then
   for variant in ops-1m ops-1m-nosnap; do
     for disk in 1M:1048576 1G:1073741824 1T:1099511627776; do
       sed "1s/.*/disk ${disk#*:}/" "$WORK/$variant" >"$WORK/w"
-      read -r n d c _ r < <(ours --workload "$WORK/w")
+      read -r n d c _ r _ < <(ours --workload "$WORK/w")
       us=$(awk -v n="$n" -v c="$c" 'BEGIN { printf "%.1f", c * 1e6 / n }')
       if [ "$variant" = ops-1m ]; then
         PER_STATE+=("$us")
@@ -163,7 +171,7 @@ if [ "$SCALING" = 1 ]; then
     done
   done
   for ops in 10 100 1000; do
-    read -r n d c _ r < <(ours --ops "$ops")
+    read -r n d c _ r _ < <(ours --ops "$ops")
     printf '%-24s %8s %8s %8s %12s %10.1f\n' "$ops seeded ops, 1G disk" "$n" "$d" "$c" \
       "$(awk -v n="$n" -v c="$c" 'BEGIN { printf "%.1f", c * 1e6 / n }')" \
       "$(awk -v r="$r" 'BEGIN { print r / 1024 }')"

@@ -567,8 +567,37 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state, Checker& chec
     return result;
   }
   result.detail = CheckMedium(**medium, state.point, result, checker);
+  if (result.detail.empty()) result.detail = DirtyBitContract(state, result.dirty);
   if (!result.detail.empty()) result.outcome = Outcome::kFailure;
   return result;
+}
+
+std::string Explorer::DirtyBitContract(const simdisk::CrashState& state, bool dirty) const {
+  if (!dirty || options_.settings.image.lazy_refcounts) return "";
+  const auto& ops = recording_->ops();
+  // The last write that set the bit before the crash point (a lost one still shows what the
+  // engine did).
+  for (uint64_t seq = std::min<uint64_t>(state.point, ops.size()); seq-- > 0;) {
+    const simdisk::OpRecord& op = ops[seq];
+    if (op.kind != simdisk::OpKind::kWrite ||
+        op.step != static_cast<uint8_t>(DurableStep::kDirtyBitSet)) {
+      continue;
+    }
+    if (run_.fault && seq > run_.fault->seq) return "";  // poisoned after the injected error
+    const bool snapshot = op.guest_op < workload_.ops.size() &&
+                          workload_.ops[op.guest_op].kind == WorkloadOpKind::kSnapshot;
+    if (snapshot) return "";
+    const std::string by =
+        op.guest_op < workload_.ops.size()
+            ? fmt::format("guest op #{} ({})", op.guest_op, workload_.ops[op.guest_op].ToText())
+            : std::string("the close");
+    return fmt::format(
+        "lazy refcounts are off, yet the crash left the dirty bit set: {} set it (device op {}), "
+        "and only a snapshot may",
+        by, seq);
+  }
+  return "lazy refcounts are off, yet the crash left the dirty bit set, and no write before the "
+         "crash point set it";
 }
 
 namespace {
@@ -668,6 +697,10 @@ ExploreReport Explorer::Run(const std::function<void(const ExploreProgress&)>& p
         r.dirty = it->second.dirty;
         r.torn_metadata = TearsMetadata(*recording_, batch[i]);
         ++report.cache_hits;
+        if (std::string broken = DirtyBitContract(batch[i], r.dirty); !broken.empty()) {
+          r.outcome = Outcome::kFailure;
+          r.detail = std::move(broken);
+        }
       } else {
         // The state that decides this one failed: failures are never cached (their text names
         // the crash point), so this one is checked on its own.

@@ -153,6 +153,12 @@ class Explorer {
   };
 
   StateResult CheckState(const simdisk::CrashState& state, Checker& checker);
+  // The lazy-refcounts contract from the other side: with lazy refcounts off, only a snapshot
+  // (whose refcount changes run under the bit, engine/snapshot.cc) or the engine poisoning
+  // itself after an I/O error may leave the dirty bit set. Returns the violation for a state
+  // that is `dirty`, or "". Depends on the crash point, not the image: applied to cached
+  // verdicts too.
+  std::string DirtyBitContract(const simdisk::CrashState& state, bool dirty) const;
   // The property for one crashed medium (repaired in place); returns the failure text, or "".
   std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,
                           Checker& checker);

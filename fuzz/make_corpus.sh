@@ -72,7 +72,8 @@ done
 if [ -n "$crashsim" ]; then
   # QEMU's known -r leaks finding (docs/findings.md F1) keeps a version 2 trace of a tiny run.
   printf 'disk 1048576\nwrite 0x0 512 p=7\nflush\n' >"$tmp/tiny.workload"
-  "$crashsim" validate --target qemu --lazy on --workload "$tmp/tiny.workload" --max-states 24 \
+  "$crashsim" validate --target qemu -t writethrough --lazy on --crash power \
+    --workload "$tmp/tiny.workload" --max-states 24 \
     --trace-dir "$tmp/validate" >/dev/null 2>&1 || true
   for t in "$tmp"/validate/*/trace.cstrace; do
     [ -f "$t" ] || continue

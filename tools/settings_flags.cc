@@ -22,9 +22,17 @@ SettingsFlags::SettingsFlags(CLI::App* cmd, const ExploreSettings& defaults,
   for (SettingFlag& f : flags) {
     std::string text = SettingValue(defaults, f.key);
     auto flag = std::make_unique<Flag>(Flag{std::move(f), std::move(text)});
-    cmd->add_option(flag->flag.names, flag->text, flag->flag.help)->type_name(flag->flag.type);
+    flag->option =
+        cmd->add_option(flag->flag.names, flag->text, flag->flag.help)->type_name(flag->flag.type);
     flags_.push_back(std::move(flag));
   }
+}
+
+bool SettingsFlags::Given(std::string_view key) const {
+  for (const auto& f : flags_) {
+    if (f->flag.key == key) return f->option->count() > 0;
+  }
+  return false;
 }
 
 Result<ExploreSettings> SettingsFlags::Settings() const {

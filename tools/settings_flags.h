@@ -40,11 +40,14 @@ class SettingsFlags {
   // After parsing: the defaults with every flag's text set on top, or the first bad value's
   // error ("--cache: Invalid cache mode 'x' ...").
   Result<ExploreSettings> Settings() const;
+  // After parsing: whether the flag for setting `key` was on the command line.
+  bool Given(std::string_view key) const;
 
  private:
   struct Flag {
     SettingFlag flag;
     std::string text;  // bound to the CLI11 option
+    CLI::Option* option = nullptr;
   };
   ExploreSettings defaults_;
   std::vector<std::unique_ptr<Flag>> flags_;  // stable addresses: CLI11 writes into `text`

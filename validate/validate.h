@@ -64,7 +64,7 @@ struct ValidateOptions {
   uint64_t max_states = 60;         // 0: every enumerated state
   bool second_opinion = true;
   bool repair_study = true;
-  uint64_t repair_states = 6;  // dirty states per run given to the target's repairs (0: all)
+  uint64_t repair_states = 0;  // dirty states per run given to the target's repairs (0: all)
   bool minimise = true;
   std::string trace_dir;   // findings are kept here when set
   std::string work_dir;    // scratch files; a fresh directory is made when empty

@@ -32,8 +32,8 @@ valid "$WORK/matrix.xml" "explore --matrix" 6 0
 
 # A writer that ignores flushes (docs/guide.md's planted bug): validate finds lost data.
 sed 's/-t {cache}/-t unsafe/g' "$(dirname "$0")/../../validate/targets/qemu.target" >"$WORK/bad.target"
-"$CRASHSIM" validate -q --target "$WORK/bad.target" --max-states 24 --trace-dir "$WORK/findings" \
-  --junit "$WORK/validate.xml" >/dev/null
+"$CRASHSIM" validate -q --target "$WORK/bad.target" -t writethrough --lazy off --crash power \
+  --max-states 24 --trace-dir "$WORK/findings" --junit "$WORK/validate.xml" >/dev/null
 rc=$?
 [ $rc -eq 2 ] || fail "validate of a writer that ignores flushes exited $rc, not 2 (findings)"
 valid "$WORK/validate.xml" "validate" 1 1
@@ -57,8 +57,8 @@ valid "$WORK/conformance.xml" "conformance" "$cases" 0
 
 # Markup in a name stays data: a trace directory with '<&"' in it.
 mkdir -p "$WORK/a<&\"b"
-"$CRASHSIM" validate -q --target "$WORK/bad.target" --max-states 6 --trace-dir "$WORK/a<&\"b" \
-  --junit "$WORK/markup.xml" >/dev/null
+"$CRASHSIM" validate -q --target "$WORK/bad.target" -t writethrough --lazy off --crash power \
+  --max-states 6 --trace-dir "$WORK/a<&\"b" --junit "$WORK/markup.xml" >/dev/null
 xmllint --noout --schema "$XSD" "$WORK/markup.xml" 2>/dev/null ||
   fail "a path with markup characters breaks the XML" "$(grep -m2 'trace:' "$WORK/markup.xml")"
 

@@ -8,8 +8,8 @@
 #          after repair, crashes during repair); CPU time (user + sys) and peak RSS from
 #          /usr/bin/time. states/cpu-s = crash states covered per CPU-second; distinct/cpu-s =
 #          distinct images checked per CPU-second; chk/verdict = checks and repairs run per
-#          verdict computed (the repair study makes a dirty image's verdict cost ~15, a clean
-#          one's ~3.5); us/chk = CPU microseconds per such run, all other work included.
+#          verdict computed (a clean image's verdict runs 2, a dirty one's ~15 with its repair
+#          study); us/chk = CPU microseconds per such run, all other work included.
 #   naive  properties/naive_harness_bench: the same recording and enumeration; for an evenly
 #          spaced sample of the states (default 40), the crashed image built, written out as a
 #          file and checked by `qemu-img check` (no repair, no data check: a lower bound on what a

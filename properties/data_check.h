@@ -75,9 +75,11 @@ class GuestDataCheck {
   const GuestOracle& oracle_;
   std::shared_ptr<const simdisk::Recording> recording_;
   OpenOptions read_only_;
-  std::vector<uint64_t> points_;              // crash points, increasing
-  std::mutex mutex_;                          // guards references_ and stats_
-  std::map<uint64_t, Reference> references_;  // by point; built in increasing order
+  std::vector<uint64_t> points_;  // crash points, increasing
+  std::mutex mutex_;              // guards references_ and stats_
+  // By point. Each is built from the nearest one below it, or from scratch when there is none
+  // (the first point asked; with several jobs a lower point may come after a higher one).
+  std::map<uint64_t, Reference> references_;
   DataCheckStats stats_;
 };
 

@@ -11,6 +11,7 @@
 #include "engine/check/check.h"
 #include "engine/image.h"
 #include "engine/memory_device.h"
+#include "properties/dirty_bit_contract.h"
 #include "properties/guest_run.h"
 #include "properties/live_model.h"
 #include "simdisk/disk_after_kill.h"
@@ -446,7 +447,7 @@ std::string Explorer::CheckFailedRepair(const std::shared_ptr<const simdisk::Med
     }
   }
   if (start_repair_checked && header.ok() && header->dirty()) {
-    bool unchanged = true;
+    bool unchanged = faulty.live().size() == start->size();
     faulty.live().ForEachChunkNotSharedWith(*start, [&](uint64_t) { unchanged = false; });
     // The second repair would repair `start`'s very bytes: the plain repair, checked already.
     if (unchanged) return "";
@@ -574,30 +575,9 @@ StateResult Explorer::CheckState(const simdisk::CrashState& state, Checker& chec
 
 std::string Explorer::DirtyBitContract(const simdisk::CrashState& state, bool dirty) const {
   if (!dirty || options_.settings.image.lazy_refcounts) return "";
-  const auto& ops = recording_->ops();
-  // The last write that set the bit before the crash point (a lost one still shows what the
-  // engine did).
-  for (uint64_t seq = std::min<uint64_t>(state.point, ops.size()); seq-- > 0;) {
-    const simdisk::OpRecord& op = ops[seq];
-    if (op.kind != simdisk::OpKind::kWrite ||
-        op.step != static_cast<uint8_t>(DurableStep::kDirtyBitSet)) {
-      continue;
-    }
-    if (run_.fault && seq > run_.fault->seq) return "";  // poisoned after the injected error
-    const bool snapshot = op.guest_op < workload_.ops.size() &&
-                          workload_.ops[op.guest_op].kind == WorkloadOpKind::kSnapshot;
-    if (snapshot) return "";
-    const std::string by =
-        op.guest_op < workload_.ops.size()
-            ? fmt::format("guest op #{} ({})", op.guest_op, workload_.ops[op.guest_op].ToText())
-            : std::string("the close");
-    return fmt::format(
-        "lazy refcounts are off, yet the crash left the dirty bit set: {} set it (device op {}), "
-        "and only a snapshot may",
-        by, seq);
-  }
-  return "lazy refcounts are off, yet the crash left the dirty bit set, and no write before the "
-         "crash point set it";
+  std::optional<uint64_t> fault_seq;
+  if (run_.fault) fault_seq = run_.fault->seq;
+  return DirtyBitContractViolation(*recording_, workload_, state.point, fault_seq);
 }
 
 namespace {

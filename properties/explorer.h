@@ -73,8 +73,10 @@ struct ExploreReport {
   uint64_t outcomes[kOutcomeCount] = {};
   uint64_t torn_metadata_states = 0;
   uint64_t repair_crash_states = 0;
-  uint64_t points_covered = 0;     // crash points with at least one state checked
-  uint64_t points_total = 0;       // crash points of the run
+  uint64_t points_covered = 0;  // crash points with at least one state checked
+  // Crash points explored: the run's, less those before the aging ops end or before an
+  // injected error (ExploreOptions::aging_ops, ExploreSettings::fault).
+  uint64_t points_total = 0;
   uint64_t distinct_images = 0;    // distinct contents among the states checked
   uint64_t verdicts_computed = 0;  // states checked from scratch (the rest took a cached verdict)
   uint64_t cache_hits = 0;
@@ -153,11 +155,8 @@ class Explorer {
   };
 
   StateResult CheckState(const simdisk::CrashState& state, Checker& checker);
-  // The lazy-refcounts contract from the other side: with lazy refcounts off, only a snapshot
-  // (whose refcount changes run under the bit, engine/snapshot.cc) or the engine poisoning
-  // itself after an I/O error may leave the dirty bit set. Returns the violation for a state
-  // that is `dirty`, or "". Depends on the crash point, not the image: applied to cached
-  // verdicts too.
+  // The lazy-refcounts contract (dirty_bit_contract.h) for a state that is `dirty`: the
+  // violation, or "". Depends on the crash point, not the image: applied to cached verdicts too.
   std::string DirtyBitContract(const simdisk::CrashState& state, bool dirty) const;
   // The property for one crashed medium (repaired in place); returns the failure text, or "".
   std::string CheckMedium(simdisk::Medium& medium, uint64_t crash_point, StateResult& result,

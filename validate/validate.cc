@@ -173,18 +173,7 @@ void Validator::DescribeRun() {
           : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
                              options_.settings.image.cluster_size, options_.workload_ops);
   const ExploreSettings& s = options_.settings;
-  // The seed draws a generated workload and the sampled states; with a workload file it only
-  // draws the states, and the line names the file instead.
-  const std::string source =
-      options_.workload ? fmt::format("workload={} states-seed={}",
-                                      options_.workload_name.empty()
-                                          ? std::string("given")
-                                          : fs::path(options_.workload_name).filename().string(),
-                                      SettingValue(s, "seed"))
-                        : fmt::format("seed={}", SettingValue(s, "seed"));
-  report_.config =
-      fmt::format("cache={} lazy={} crash={} {}", SettingValue(s, "cache"),
-                  s.image.lazy_refcounts ? "on" : "off", SettingValue(s, "crash"), source);
+  report_.config = ConfigLine(options_.settings.image.lazy_refcounts);
   const std::string socket = impl_->File("nbd.sock");
   impl_->vars = {
       {"socket", socket},
@@ -194,6 +183,21 @@ void Validator::DescribeRun() {
       {"create_opts", fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
                                   s.image.cluster_size, s.image.lazy_refcounts ? "on" : "off")},
       {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
+}
+
+std::string Validator::ConfigLine(bool lazy) const {
+  const ExploreSettings& s = options_.settings;
+  // The seed draws a generated workload and the sampled states; with a workload file it only
+  // draws the states, and the line names the file instead.
+  const std::string source =
+      options_.workload ? fmt::format("workload={} states-seed={}",
+                                      options_.workload_name.empty()
+                                          ? std::string("given")
+                                          : fs::path(options_.workload_name).filename().string(),
+                                      SettingValue(s, "seed"))
+                        : fmt::format("seed={}", SettingValue(s, "seed"));
+  return fmt::format("cache={} lazy={} crash={} {}", SettingValue(s, "cache"), lazy ? "on" : "off",
+                     SettingValue(s, "crash"), source);
 }
 
 Result<std::shared_ptr<simdisk::Medium>> Validator::CreateImage(
@@ -257,6 +261,13 @@ Status Validator::Record() {
   so.cache_mode = CacheMode::kWriteback;  // every flush and FUA is honoured and recorded
   so.initial_size = options_.export_size;
   ASSIGN_OR_RETURN(std::shared_ptr<simdisk::Medium> initial, CreateImage(so));
+  {
+    simdisk::Medium created = *initial;
+    if (auto header = ReadImageHeader(created, /*for_check=*/true); header.ok()) {
+      created_header_ = *header;
+      report_.config = ConfigLine(header->lazy_refcounts());
+    }
+  }
   // 2. The workload, one guest operation at a time.
   simdisk::SimDisk disk(so, initial);
   RETURN_IF_ERROR(DriveWorkload(disk));

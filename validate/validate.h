@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/format/header.h"
 #include "engine/options.h"
 #include "engine/status.h"
 #include "process/subprocess.h"
@@ -143,6 +144,8 @@ class Validator {
   // the image the target creates; the target driving the workload on `disk`.
   Status MakeWorkDir();
   void DescribeRun();
+  // The config line (report and trace notes, finding directory names) for lazy refcounts `lazy`.
+  std::string ConfigLine(bool lazy) const;
   Result<std::shared_ptr<simdisk::Medium>> CreateImage(const simdisk::SimDiskOptions& disk_options);
   Status DriveWorkload(simdisk::SimDisk& disk);
   struct Impl;
@@ -162,6 +165,10 @@ class Validator {
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const simdisk::Recording> recording_;
   std::unique_ptr<GuestOracle> oracle_;
+  // The header of the image the target created, unless it could not be read: what traces and
+  // the config line report (a .target's create command may choose its own options). Lazy
+  // refcounts switched on at open time (--image-opts lazy-refcounts=on) do not show in it.
+  std::optional<QcowHeader> created_header_;
   ValidateReport report_;
   const simdisk::CrashState* current_state_ = nullptr;  // the state Run is studying
 };

@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "engine/atomic_output_file.h"
-#include "engine/image.h"
 #include "engine/posix_device.h"
 #include "simdisk/materialise.h"
 #include "traces/embedded.h"
@@ -29,8 +28,7 @@ ExploreSettings Validator::TraceSettingsOf() const {
   s.repair_crash_states = 0;
   // The target's create command may choose options these settings do not (a .target file's
   // cluster_size=4096, say): the trace names the image it made.
-  simdisk::Medium created = *recording_->initial();
-  if (auto header = ReadImageHeader(created, /*for_check=*/true); header.ok()) {
+  if (const std::optional<QcowHeader>& header = created_header_) {
     s.image.version = header->version;
     s.image.cluster_size = header->cluster_size();
     s.image.refcount_bits = header->refcount_bits();

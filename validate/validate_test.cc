@@ -90,6 +90,8 @@ TEST(Validate, TraceSettingsAreTheCreatedImages) {
   EXPECT_EQ(s.image.refcount_bits, 64u);
   EXPECT_TRUE(s.image.lazy_refcounts);
   EXPECT_EQ(s.image.version, 3u);
+  // The config line says what the image is, too: lazy refcounts on, though not asked for.
+  EXPECT_NE(v.Run().config.find("lazy=on"), std::string::npos);
 }
 
 // The config line tells a workload file from a seeded workload: the seed then only draws states.

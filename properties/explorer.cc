@@ -126,10 +126,12 @@ simdisk::EnumerationOptions Explorer::EnumerationFor() const {
   // The first point after the aging ops (0: a run that broke before they ended is explored
   // whole). The run's end is always a point after both, so the list is never empty.
   uint64_t aged = 0;
-  for (const simdisk::GuestOp& op : recording_->guest_ops()) {
-    if (options_.aging_ops > 0 && op.id == options_.aging_ops - 1 && op.ack_seq != UINT64_MAX) {
-      aged = op.ack_seq + 1;
-    }
+  const auto& guest_ops = recording_->guest_ops();
+  const auto last_aging = std::find_if(guest_ops.begin(), guest_ops.end(), [&](const auto& op) {
+    return options_.aging_ops > 0 && op.id == options_.aging_ops - 1;
+  });
+  if (last_aging != guest_ops.end() && last_aging->ack_seq != UINT64_MAX) {
+    aged = last_aging->ack_seq + 1;
   }
   if (after_fault || aged > 0) {
     for (uint64_t point : simdisk::CrashPoints(*recording_)) {

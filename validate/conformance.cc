@@ -289,12 +289,12 @@ std::vector<ReaderOutcome> RunReader(const std::vector<CorpusImage>& corpus,
   const std::string script = dir + "/libqcow_to_raw.py";
   (void)WriteFileAtomically(script, kLibqcowScript);  // a missing script fails each read
   std::vector<ReaderOutcome> out;
+  const Result<std::string> command = ReaderTemplate(reader);
   for (const CorpusImage& image : corpus) {
     if (progress) progress(out.size());
     ReaderOutcome o{image.feature, false, ""};
     const std::string output = dir + "/out.raw";
     fs::remove(output);
-    const Result<std::string> command = ReaderTemplate(reader);
     auto argv =
         command.ok()
             ? ExpandCommand(*command,

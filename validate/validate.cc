@@ -173,7 +173,6 @@ void Validator::DescribeRun() {
           : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
                              options_.settings.image.cluster_size, options_.workload_ops);
   const ExploreSettings& s = options_.settings;
-  report_.config = ConfigLine(options_.settings.image.lazy_refcounts);
   const std::string socket = impl_->File("nbd.sock");
   impl_->vars = {
       {"socket", socket},
@@ -185,8 +184,9 @@ void Validator::DescribeRun() {
       {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
 }
 
-std::string Validator::ConfigLine(bool lazy) const {
+std::string Validator::ConfigLine() const {
   const ExploreSettings& s = options_.settings;
+  const bool lazy = created_header_ ? created_header_->lazy_refcounts() : s.image.lazy_refcounts;
   // The seed draws a generated workload and the sampled states; with a workload file it only
   // draws the states, and the line names the file instead.
   const std::string source =
@@ -265,9 +265,9 @@ Status Validator::Record() {
     simdisk::Medium created = *initial;
     if (auto header = ReadImageHeader(created, /*for_check=*/true); header.ok()) {
       created_header_ = *header;
-      report_.config = ConfigLine(header->lazy_refcounts());
     }
   }
+  report_.config = ConfigLine();
   // 2. The workload, one guest operation at a time.
   simdisk::SimDisk disk(so, initial);
   RETURN_IF_ERROR(DriveWorkload(disk));

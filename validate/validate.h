@@ -140,12 +140,14 @@ class Validator {
   ExploreSettings TraceSettingsOf() const;
 
  private:
-  // Record's steps: the scratch directory; the version, workload, config and command variables;
-  // the image the target creates; the target driving the workload on `disk`.
+  // Record's steps: the scratch directory; the version, workload and command variables; the
+  // image the target creates (and with it the config line); the target driving the workload on
+  // `disk`.
   Status MakeWorkDir();
   void DescribeRun();
-  // The config line (report and trace notes, finding directory names) for lazy refcounts `lazy`.
-  std::string ConfigLine(bool lazy) const;
+  // The config line (report and trace notes, finding directory names); lazy refcounts as the
+  // created image's header says, where it could be read.
+  std::string ConfigLine() const;
   Result<std::shared_ptr<simdisk::Medium>> CreateImage(const simdisk::SimDiskOptions& disk_options);
   Status DriveWorkload(simdisk::SimDisk& disk);
   struct Impl;

@@ -89,6 +89,11 @@ class Image : public GuestReader {
   // reads through to the backing file, or as zeros. Costs the L2 tables, not the virtual size.
   Status ForEachMappedCluster(const std::function<Status(uint64_t guest_offset)>& fn);
 
+  // Changes the guest disk's size, as `qemu-img resize` does (engine/resize.cc; protocol R5):
+  // growing reads zeros past the old end (never backing-file or stale bytes); shrinking drops
+  // the clusters past the new end. The size is durable when this returns, in every cache mode.
+  Status Resize(uint64_t new_size);
+
   // Creates an internal snapshot of the current content, as `qemu-img snapshot -c` does
   // (engine/snapshot.h: crash-safe with the dirty bit; v3 images only).
   Status CreateSnapshot(const std::string& id, const std::string& name);

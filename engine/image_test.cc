@@ -164,20 +164,9 @@ TEST(ImageProtocolTest, NonLazyOrdersRefcountsAndDataBeforeL2) {
 }
 
 TEST(ImageTest, CopyOnWriteFromBackingFile) {
-  auto base = std::make_shared<MemoryDevice>();
-  CreateOptions bo;
-  bo.size = 1 << 20;
-  ASSERT_TRUE(Image::Create(*base, bo).ok());
-  {
-    auto b = Image::Open(*base, {});
-    ASSERT_TRUE(b.ok());
-    ASSERT_TRUE((*b)->Write(0, Pattern(1 << 20, 9)).ok());
-    ASSERT_TRUE((*b)->Close().ok());
-  }
-  BackingOpener opener = [base](const std::string& name) -> Result<std::unique_ptr<BlockDevice>> {
-    if (name != "base.qcow2") return Status::NotFound(name);
-    return std::unique_ptr<BlockDevice>(new MemoryDevice(base->bytes()));
-  };
+  auto backing = testing::MakeMemoryBacking(1 << 20, 9);
+  ASSERT_TRUE(backing.ok()) << backing.status().ToString();
+  const BackingOpener opener = backing->opener;
   for (uint32_t version : {2u, 3u}) {
     MemoryDevice top;
     CreateOptions to;
@@ -206,19 +195,9 @@ TEST(ImageTest, CopyOnWriteFromBackingFile) {
 }
 
 TEST(ImageTest, OverlayLargerThanItsBackingFileReadsZerosPastIt) {
-  auto base = std::make_shared<MemoryDevice>();
-  CreateOptions bo;
-  bo.size = 64 * 1024;
-  ASSERT_TRUE(Image::Create(*base, bo).ok());
-  {
-    auto b = Image::Open(*base, {});
-    ASSERT_TRUE(b.ok());
-    ASSERT_TRUE((*b)->Write(0, Pattern(64 * 1024, 9)).ok());
-    ASSERT_TRUE((*b)->Close().ok());
-  }
-  BackingOpener opener = [base](const std::string&) -> Result<std::unique_ptr<BlockDevice>> {
-    return std::unique_ptr<BlockDevice>(new MemoryDevice(base->bytes()));
-  };
+  auto backing = testing::MakeMemoryBacking(64 * 1024, 9, /*name=*/"");
+  ASSERT_TRUE(backing.ok()) << backing.status().ToString();
+  const BackingOpener opener = backing->opener;
   for (uint32_t version : {2u, 3u}) {
     MemoryDevice top;
     CreateOptions to;

@@ -44,6 +44,14 @@ const char* DurableStepName(DurableStep step) {
       return "repair";
     case DurableStep::kSnapshotTable:
       return "snapshot-table";
+    case DurableStep::kL1Grow:
+      return "l1-grow";
+    case DurableStep::kL1Switch:
+      return "l1-switch";
+    case DurableStep::kL1Shrink:
+      return "l1-shrink";
+    case DurableStep::kSizeUpdate:
+      return "size-update";
   }
   return "?";
 }

@@ -13,6 +13,11 @@
 //      freed cluster is not reused before that: no stale L2 entry can see another's data.
 //  R4  A new refcount block is written and flushed before the refcount-table entry naming it;
 //      a new refcount table is written and flushed before the header points at it.
+//  R5  Resize (engine/resize.cc). Growing: a new L1 table is written and flushed before the
+//      header names it, the old one is freed only after that is durable, and the new guest area
+//      reads as zeros durably before the size field grows. Shrinking: the clusters past the new
+//      end are unmapped durably before the L1 entries past it are cleared, those are cleared
+//      durably before their L2 tables are freed, and the size field falls last.
 //  Lazy refcounts (compat=1.1, lazy_refcounts=on):
 //  L1  Before the first allocation whose metadata could reach the disk, the dirty bit is
 //      written (8 bytes at offset 72) and flushed (kDirtyBitSet).
@@ -46,8 +51,12 @@ enum class DurableStep : uint8_t {
   kPreallocate,        // preallocation=metadata extension of the file
   kRepair,             // writes made by check -r
   kSnapshotTable,      // a new snapshot table, durable before the header names it
+  kL1Grow,             // R5: a whole new (grown) L1 table
+  kL1Switch,           // R5: header bytes 36..47 pointing at the new L1 table
+  kL1Shrink,           // R5: L1 entries past a shrunk disk, cleared
+  kSizeUpdate,         // R5: header bytes 24..31, the new virtual size
 };
-inline constexpr int kDurableStepCount = 20;
+inline constexpr int kDurableStepCount = 24;
 const char* DurableStepName(DurableStep step);
 
 }  // namespace crashsim

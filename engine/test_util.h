@@ -54,6 +54,31 @@ inline CreateOptions MatrixOptions(uint64_t size, uint32_t version, uint64_t clu
   return o;
 }
 
+// A qcow2 backing file in memory, `size` bytes of Pattern(size, seed), and an opener that
+// serves it under `name` (any name if empty) as a fresh copy each time.
+struct MemoryBacking {
+  std::shared_ptr<MemoryDevice> device;
+  BackingOpener opener;
+};
+inline Result<MemoryBacking> MakeMemoryBacking(uint64_t size, uint8_t seed,
+                                               const std::string& name = "base.qcow2") {
+  auto base = std::make_shared<MemoryDevice>();
+  CreateOptions bo;
+  bo.size = size;
+  RETURN_IF_ERROR(Image::Create(*base, bo));
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<Image> b, Image::Open(*base, {}));
+    RETURN_IF_ERROR(b->Write(0, Pattern(size, seed)));
+    RETURN_IF_ERROR(b->Close());
+  }
+  BackingOpener opener = [base,
+                          name](const std::string& asked) -> Result<std::unique_ptr<BlockDevice>> {
+    if (!name.empty() && asked != name) return Status::NotFound(asked);
+    return std::unique_ptr<BlockDevice>(new MemoryDevice(base->bytes()));
+  };
+  return MemoryBacking{base, opener};
+}
+
 inline bool HaveQemuImg() { return std::system("qemu-img --version >/dev/null 2>&1") == 0; }
 
 }  // namespace crashsim::testing

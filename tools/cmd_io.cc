@@ -4,6 +4,7 @@
 //   read [-P pattern] [-v] [-q] OFF LEN         (-P verifies; -v dumps hex)
 //   discard [-q] OFF LEN
 //   flush
+//   truncate SIZE                                (the guest disk's new size: grows or shrinks)
 //   map                                          (the image's allocated ranges, as qemu-io's)
 //   sigraise SIGNAL                              (kill the process mid-run, for crash demos)
 //   help [COMMAND]                               (lists these commands)
@@ -265,6 +266,18 @@ class IoSession {
     return true;
   }
 
+  // qemu-io's truncate: no --shrink guard (qemu-io has none), preallocation off.
+  bool Truncate(const std::vector<std::string>& tokens) {
+    auto parsed = ParseFlags(tokens, "");
+    if (!parsed.ok()) return Error("truncate: " + parsed.status().message());
+    if (parsed->args.size() != 1) return Error("truncate: expected SIZE");
+    auto size = ParseSize(parsed->args[0]);
+    if (!size.ok()) return Error("truncate: " + size.status().message());
+    Status st = image_.Resize(*size);
+    if (!st.ok()) return Error("truncate: " + st.message());
+    return true;
+  }
+
   bool Sigraise(const std::vector<std::string>& tokens) {
     char* end = nullptr;
     long sig = tokens.size() == 1 ? std::strtol(tokens[0].c_str(), &end, 10) : 0;
@@ -327,6 +340,7 @@ constexpr IoCommand kIoCommands[] = {
     {"read", "[-qv] [-P pattern] off len", "reads a number of bytes at a specified offset",
      &IoSession::Read},
     {"sigraise", "signal", "raises a signal", &IoSession::Sigraise},
+    {"truncate", "off", "truncates the current file at the given offset", &IoSession::Truncate},
     {"write", "[-quz] [-P pattern] off len", "writes a number of bytes at a specified offset",
      &IoSession::Write},
 };

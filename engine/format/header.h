@@ -30,6 +30,7 @@ inline constexpr uint32_t kMaxBackingFormatLength = 15;
 inline constexpr uint64_t kMaxHostOffset = 1ull << 56;  // QCOW_MAX_CLUSTER_OFFSET
 
 // Byte offsets of fields the engine rewrites on their own (named durable steps).
+inline constexpr uint64_t kSizeOffset = 24;  // the virtual disk size (8)
 inline constexpr uint64_t kIncompatibleFeaturesOffset = 72;
 inline constexpr uint64_t kL1SizeOffset = 36;          // l1_size (4) + l1_table_offset (8)
 inline constexpr uint64_t kReftableOffsetOffset = 48;  // offset (8) + clusters (4)

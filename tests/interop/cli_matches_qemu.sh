@@ -100,7 +100,7 @@ CASES=$((CASES + 1))
 if run "$CRASHSIM" io -r -c help "$WORK/empty.qcow2"; then
   help=$OUT
   listed=$(awk '{print $1}' <<<"$help" | sort | tr '\n' ' ')
-  [ "$listed" = "discard flush help map read sigraise write " ] ||
+  [ "$listed" = "discard flush help map read sigraise truncate write " ] ||
     fail "io -c help lists '$listed'" "$help"
   grep -qv -- ' -- ' <<<"$help" && fail "io -c help: a line without ' -- '" "$help"
   qemu_help=$(qemu-io -c help "$WORK/empty.qcow2")

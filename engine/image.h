@@ -91,7 +91,8 @@ class Image : public GuestReader {
 
   // Changes the guest disk's size, as `qemu-img resize` does (engine/resize.cc; protocol R5):
   // growing reads zeros past the old end (never backing-file or stale bytes); shrinking drops
-  // the clusters past the new end. The size is durable when this returns, in every cache mode.
+  // the clusters past the new end. Like a flush, it returns once the new size and everything
+  // written before it are durable, in every cache mode but unsafe.
   Status Resize(uint64_t new_size);
 
   // Creates an internal snapshot of the current content, as `qemu-img snapshot -c` does

@@ -5,9 +5,10 @@
 // Growing (QEMU's qcow2_co_truncate and qcow2_grow_l1_table, exact size): a new L1 table at a
 // fresh place, synced, then the 12 header bytes naming it, synced, then the old table freed.
 // Then the new area is made to read as zeros before the size field says it exists. QEMU zeroes
-// it only when a backing file reaches past the old end; the engine also zeroes the tail of the
-// old last cluster and any cluster still mapped past the old end (left by an earlier shrink to
-// an unaligned size, or by a shrink a crash cut short), which QEMU would expose.
+// it only when a backing file reaches past the old end (and refuses on v2 images); the engine
+// also zeroes the tail of the old last cluster and any cluster still mapped past the old end
+// (left by an earlier shrink to an unaligned size, or by a shrink a crash cut short), which QEMU
+// would expose (docs/findings.md F3), and writes explicit zeros on v2.
 //
 // Shrinking (full discard, then qcow2_shrink_l1_table): the clusters wholly past the new end
 // are unmapped (L2 entries 0) and their refcounts dropped; the L1 entries past the new end are
@@ -48,14 +49,6 @@ Status CheckResizable(const State& s, uint64_t new_size) {
         fmt::format("size {} needs an L1 table of {} entries; the limit is {}", new_size,
                     l1_entries, kMaxL1Entries));
   }
-  const bool backing_reaches = s.backing && s.backing->virtual_size() > s.header.size;
-  if (new_size > s.header.size && backing_reaches && s.header.version < 3) {
-    // QEMU refuses this too ("Failed to zero out new clusters"): only zero clusters keep the
-    // backing file's bytes out of the new area.
-    return Status::NotSupported(
-        "growing a v2 image whose backing file is longer than the image needs zero clusters "
-        "(compat=1.1)");
-  }
   return Status::Ok();
 }
 
@@ -94,8 +87,8 @@ Status GrowL1(State& s, uint64_t entries) {
   return Status::Ok();
 }
 
-// Calls fn(guest_offset) for every guest cluster in [begin, end) whose L2 entry is not 0, in
-// guest order. Costs the L2 tables that cover the range, not its length.
+// Calls fn(guest_offset) for every guest cluster that starts in [begin, end) and whose L2 entry
+// is not 0, in guest order. Costs the L2 tables that cover the range, not its length.
 Status ForEachMappedIn(State& s, uint64_t begin, uint64_t end,
                        const std::function<Status(uint64_t guest_offset)>& fn) {
   const Geometry& g = s.geometry;
@@ -110,7 +103,7 @@ Status ForEachMappedIn(State& s, uint64_t begin, uint64_t end,
       ASSIGN_OR_RETURN(std::span<uint8_t> table, s.L2TableForRead(l1_index));
       const uint64_t first = std::max(begin, table_start);
       const uint64_t last = std::min(end, table_start + per_table);
-      for (uint64_t guest = AlignDown(first, g.cluster_size()); guest < last;
+      for (uint64_t guest = AlignUp(first, g.cluster_size()); guest < last;
            guest += g.cluster_size()) {
         const L2Entry e = s.GetL2Entry(table, g.l2_index(guest));
         if (e.word != 0 || e.bitmap != 0) mapped.push_back(guest);
@@ -133,29 +126,32 @@ Status DropCluster(State& s, uint64_t guest) {
   return Status::Ok();
 }
 
-// Makes [old_size, new_size) read as zeros. Where a backing file reaches (v3 only:
-// CheckResizable), whole clusters get the zero flag; elsewhere clusters still mapped are
-// unmapped, and read as zeros then. The part of the old last cluster past old_size gets explicit
-// zeros.
+// Makes [old_size, new_size) read as zeros. Where a backing file reaches, whole clusters get the
+// zero flag (v3) or explicit zeros (v2, which has no zero flag; QEMU refuses to grow such an
+// image instead); past it, clusters still mapped are unmapped and read as zeros then. The part
+// of the old last cluster past old_size gets explicit zeros.
 Status ZeroNewArea(State& s, uint64_t old_size, uint64_t new_size) {
   const uint64_t cs = s.header.cluster_size();
   const uint64_t aligned = std::min(AlignUp(old_size, cs), new_size);
-  const bool backing_reaches = s.backing && s.backing->virtual_size() > old_size;
+  const uint64_t backing_size = s.backing ? s.backing->virtual_size() : 0;
   if (aligned > old_size) {
     ASSIGN_OR_RETURN(L2Entry head, s.LookupEntry(old_size));
-    if (head.word != 0 || head.bitmap != 0 || backing_reaches) {
+    if (head.word != 0 || head.bitmap != 0 || backing_size > old_size) {
       std::vector<uint8_t> zeros(aligned - old_size, 0);
       RETURN_IF_ERROR(s.WriteCluster(old_size, zeros));
     }
   }
-  if (aligned >= new_size) return Status::Ok();
-  if (backing_reaches) {
-    for (uint64_t pos = aligned; pos < new_size; pos += cs) {
+  const uint64_t backed_end = std::clamp(AlignUp(backing_size, cs), aligned, new_size);
+  std::vector<uint8_t> zero_cluster;
+  for (uint64_t pos = aligned; pos < backed_end; pos += cs) {
+    if (s.header.version >= 3) {
       RETURN_IF_ERROR(s.ZeroCluster(pos, /*unmap=*/true, /*discard=*/false));
+    } else {
+      zero_cluster.resize(cs, 0);
+      RETURN_IF_ERROR(s.WriteCluster(pos, zero_cluster));
     }
-    return Status::Ok();
   }
-  return ForEachMappedIn(s, aligned, new_size,
+  return ForEachMappedIn(s, backed_end, new_size,
                          [&](uint64_t guest) { return DropCluster(s, guest); });
 }
 
@@ -209,7 +205,7 @@ Status Image::Resize(uint64_t new_size) {
   State& s = *s_;
   RETURN_IF_ERROR(s.PrepareForWrite());
   RETURN_IF_ERROR(CheckResizable(s, new_size));
-  if (new_size == s.header.size) return Status::Ok();
+  if (new_size == s.header.size) return s.GuestFlush();  // a resize is a flush, as QEMU's syncs
   // A failure half way leaves memory and disk apart: the Image is poisoned, as for writes.
   return s.Guard(new_size > s.header.size ? Grow(s, new_size) : Shrink(s, new_size));
 }

@@ -27,6 +27,44 @@ bool InsideRanges(const ByteRanges& ranges, uint64_t offset) {
 
 }  // namespace
 
+// The clusters an open image maps (Image::ForEachMappedCluster), as the oracle's implied runs:
+// everything else reads as the initial content, zero clusters as zeros.
+class MappedClusters {
+ public:
+  // Collects them; on failure (an L2 table that cannot be read) keeps those found before it, in
+  // guest order, and returns the error.
+  Status Collect(Image& image) {
+    cluster_size_ = image.geometry().cluster_size();
+    const bool extended = image.geometry().extended_l2;  // subclusters: always read
+    return image.ForEachMappedCluster([&](uint64_t guest) -> Status {
+      ImpliedContent content = ImpliedContent::kRead;
+      if (!extended) {
+        ASSIGN_OR_RETURN(Mapping m, image.Map(guest));
+        if (m.type == ClusterType::kZeroPlain || m.type == ClusterType::kZeroAlloc) {
+          content = ImpliedContent::kZero;
+        }
+      }
+      clusters_.push_back({guest, content});
+      return Status::Ok();
+    });
+  }
+  ImpliedRun At(uint64_t offset) const {
+    const uint64_t start = offset / cluster_size_ * cluster_size_;
+    auto it = std::lower_bound(clusters_.begin(), clusters_.end(), start,
+                               [](const auto& c, uint64_t v) { return c.first < v; });
+    if (it != clusters_.end() && it->first == start) return {start + cluster_size_, it->second};
+    return {it == clusters_.end() ? UINT64_MAX : it->first, ImpliedContent::kInitial};
+  }
+  ImpliedRuns Runs() const {
+    return [this](uint64_t offset) { return At(offset); };
+  }
+  const std::vector<std::pair<uint64_t, ImpliedContent>>& clusters() const { return clusters_; }
+
+ private:
+  uint64_t cluster_size_ = 0;
+  std::vector<std::pair<uint64_t, ImpliedContent>> clusters_;  // guest offset, sorted
+};
+
 std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            const OpenOptions& read_only, uint64_t crash_point, const char* when,
                            bool must_open) {
@@ -35,9 +73,14 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
     if (!must_open) return "";
     return fmt::format("cannot open the image read-only {}: {}", when, image.status().ToString());
   }
-  auto violation = oracle.Check(crash_point, [&](uint64_t offset, std::span<uint8_t> data) {
-    return (*image)->Read(offset, data);
-  });
+  Image& img = **image;
+  MappedClusters mapped;
+  const Status mapping = mapped.Collect(img);
+  const ImpliedRuns runs = mapped.Runs();
+  auto violation = oracle.Check(
+      crash_point, img.virtual_size(),
+      [&](uint64_t offset, std::span<uint8_t> data) { return img.Read(offset, data); },
+      mapping.ok() ? &runs : nullptr);
   if (!violation.ok()) {
     return fmt::format("guest read failed {}: {}", when, violation.status().ToString());
   }
@@ -46,12 +89,11 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
   }
   // What no op touched must read as it did before the workload. Only clusters the image maps can
   // read otherwise (the rest fall through to the backing file, which is the initial content).
-  Image& img = **image;
   const uint64_t cs = img.geometry().cluster_size();
   std::vector<uint8_t> buf;
-  std::optional<DataViolation> untouched;
-  Status st = img.ForEachMappedCluster([&](uint64_t guest) -> Status {
+  for (const auto& [guest, content] : mapped.clusters()) {
     Status read = Status::Ok();
+    std::optional<DataViolation> untouched;
     oracle.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
                             [&](uint64_t begin, uint64_t end) {
                               if (untouched || !read.ok()) return;
@@ -59,11 +101,12 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                               read = img.Read(begin, buf);
                               if (read.ok()) untouched = oracle.CheckUntouched(begin, buf);
                             });
-    RETURN_IF_ERROR(read);
-    return untouched ? Status::Corruption("stop") : Status::Ok();
-  });
-  if (untouched) return fmt::format("lost or illegal guest data {}: {}", when, untouched->message);
-  if (!st.ok()) return fmt::format("guest read failed {}: {}", when, st.ToString());
+    if (!read.ok()) return fmt::format("guest read failed {}: {}", when, read.ToString());
+    if (untouched) {
+      return fmt::format("lost or illegal guest data {}: {}", when, untouched->message);
+    }
+  }
+  if (!mapping.ok()) return fmt::format("guest read failed {}: {}", when, mapping.ToString());
   return "";
 }
 
@@ -85,16 +128,39 @@ bool GuestDataCheck::CollectIllegal(const simdisk::Medium& image, uint64_t point
   simdisk::Medium device = image;  // Image::Open borrows a mutable device; copies share chunks
   auto opened = Image::Open(device, read_only_);
   if (!opened.ok()) return false;
+  Image& img = **opened;
+  const uint64_t size = img.virtual_size();
+  if (oracle_.CheckSize(point, size)) illegal.insert(kUnplacedFailure);
+  // Runs the mapping says read as the initial content or as zeros, where that is legal, are
+  // not read: the cost follows the mapped clusters, not the ranges' length.
+  MappedClusters mapped;
+  const bool have_mapping = mapped.Collect(img).ok();
+  constexpr uint64_t kChunk = 1 << 20;
   std::vector<uint8_t> buf;
-  for (const auto& [a, b] : ranges) {
-    buf.resize(b - a);
-    stats_.guest_bytes_read += buf.size();
-    if (!(*opened)->Read(a, buf).ok()) {
-      MarkBlocks(a, b, illegal);
-      continue;
+  for (auto [a, b] : ranges) {
+    b = std::min(b, size);  // what lies past the end is not read (CheckSize judged the end)
+    for (uint64_t pos = a; pos < b;) {
+      uint64_t stop = std::min(b, (pos + kChunk) / kBlock * kBlock);
+      if (have_mapping) {
+        const ImpliedRun run = mapped.At(pos);
+        if (run.content != ImpliedContent::kRead &&
+            oracle_.ImpliedLegal(point, pos, std::min(b, run.end), run.content)) {
+          pos = std::min(b, run.end);
+          continue;
+        }
+        stop = std::min(stop, run.end);
+      }
+      buf.resize(stop - pos);
+      stats_.guest_bytes_read += buf.size();
+      if (!img.Read(pos, buf).ok()) {
+        MarkBlocks(pos, stop, illegal);
+      } else {
+        oracle_.ForEachIllegalPiece(point, pos, buf, [&](uint64_t begin, uint64_t end) {
+          MarkBlocks(begin, end, illegal);
+        });
+      }
+      pos = stop;
     }
-    oracle_.ForEachIllegalPiece(
-        point, a, buf, [&](uint64_t begin, uint64_t end) { MarkBlocks(begin, end, illegal); });
   }
   return true;
 }
@@ -150,8 +216,8 @@ GuestDataCheck::Reference GuestDataCheck::BuildReference(uint64_t point, const R
   for (size_t j = 0; j < ops.size() && j < timings.size(); ++j) {
     const bool began = timings[j].begin >= previous_point && timings[j].begin < point;
     const bool durable = timings[j].durable >= previous_point && timings[j].durable < point;
-    if ((began || durable) && ops[j].TouchesData()) {
-      affected->push_back({ops[j].offset, ops[j].offset + ops[j].length});
+    if (began || durable) {
+      if (auto range = oracle_.OpRange(j)) affected->push_back(*range);
     }
   }
   NormaliseRanges(*affected);

@@ -47,6 +47,11 @@ std::vector<uint64_t> ReadEntries(const simdisk::Medium& image, uint64_t offset,
 
 }  // namespace
 
+void ClipRanges(ByteRanges& ranges, uint64_t end) {
+  while (!ranges.empty() && ranges.back().first >= end) ranges.pop_back();
+  if (!ranges.empty()) ranges.back().second = std::min(ranges.back().second, end);
+}
+
 void NormaliseRanges(ByteRanges& ranges) {
   std::sort(ranges.begin(), ranges.end());
   size_t out = 0;

@@ -26,6 +26,8 @@ using ByteRanges = std::vector<std::pair<uint64_t, uint64_t>>;  // [begin, end),
 
 // Sorts and merges overlapping or touching ranges.
 void NormaliseRanges(ByteRanges& ranges);
+// Cuts sorted ranges off at `end`, dropping those wholly past it.
+void ClipRanges(ByteRanges& ranges, uint64_t end);
 
 class MappingSnapshot {
  public:

@@ -41,6 +41,8 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
       if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
       return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
     }
+    case WorkloadOpKind::kResize:
+      return image->Resize(op.new_size);
     case WorkloadOpKind::kRead: {
       read.resize(op.length);
       return image->Read(op.offset, read);
@@ -55,6 +57,14 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
     }
   }
   return Status::InvalidArgument("unknown workload op");
+}
+
+// Whether `op` addresses bytes past the end of `image` after an injected error: a resize that
+// failed may have left the disk smaller than the workload expects from there on.
+bool OutsideAfterFailedResize(const WorkloadOp& op, const Image& image,
+                              const GuestRunResult& result) {
+  if (!result.fault || !(op.TouchesData() || op.kind == WorkloadOpKind::kRead)) return false;
+  return op.offset + op.length > image.virtual_size();
 }
 
 }  // namespace
@@ -118,6 +128,12 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
         closing ? std::string("close") : fmt::format("guest op #{} ({})", i, label);
     disk.BeginGuestOp(i, label);
     Status st = image ? Status::Ok() : call(fmt::format("open before {}", what), open_image);
+    if (st.ok() && !closing && OutsideAfterFailedResize(workload.ops[i], *image, result)) {
+      // The guest was told the resize failed, so it does not address what it would have added.
+      disk.FailGuestOp();
+      live.Forget(workload.ops[i]);
+      continue;
+    }
     if (st.ok()) {
       st = call(what, [&] {
         return closing ? image->Close() : Execute(image, workload.ops[i], i, disk, open, read);
@@ -134,7 +150,9 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
     if (!closing) {
       const WorkloadOp& op = workload.ops[i];
       live.Apply(op);
-      if (op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen) {
+      // A resize flushes too (Image::Resize): everything acknowledged before it is durable.
+      if (op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen ||
+          op.kind == WorkloadOpKind::kResize) {
         unflushed.clear();
         live.MarkDurable();
       } else if (op.TouchesData() && held_back) {

@@ -29,4 +29,11 @@ bool InitialContent::Matches(uint64_t offset, std::span<const uint8_t> got) cons
   return ok;
 }
 
+bool InitialContent::ZeroIn(uint64_t begin, uint64_t end) const {
+  bool zero = true;
+  pattern_.Visit(begin, end,
+                 [&](uint64_t, uint64_t, const bool* p) { zero = zero && p == nullptr; });
+  return zero;
+}
+
 }  // namespace crashsim

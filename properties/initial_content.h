@@ -22,6 +22,8 @@ class InitialContent {
   void Fill(uint64_t offset, std::span<uint8_t> out) const;
   bool Matches(uint64_t offset, std::span<const uint8_t> got) const;
   bool all_zero() const { return pattern_.extent_count() == 0; }
+  // Whether [begin, end) reads as zeros.
+  bool ZeroIn(uint64_t begin, uint64_t end) const;
 
  private:
   ExtentMap<bool> pattern_;

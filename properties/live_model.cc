@@ -27,6 +27,13 @@ void LiveModel::Apply(const WorkloadOp& op) {
       content_.Assign(start, stop, {{Source::kUnknown, 0}});
       break;
     }
+    case WorkloadOpKind::kResize:
+      // Grown: the new area reads as zeros. Shrunk: the cut-off part reads as zeros if it ever
+      // comes back, so the model holds zeros there too.
+      content_.Assign(std::min(disk_size_, op.new_size), std::max(disk_size_, op.new_size),
+                      {{Source::kZero, 0}});
+      disk_size_ = op.new_size;
+      break;
     default:
       break;
   }
@@ -57,6 +64,12 @@ void LiveModel::Widen(uint64_t begin, uint64_t end, const Sources& more) {
 
 void LiveModel::Forget(const WorkloadOp& op) {
   if (op.TouchesData()) Widen(op.offset, op.offset + op.length, SourcesOf(op));
+  if (op.kind == WorkloadOpKind::kResize) {
+    // The disk may have either size now; the range between reads as before or as zeros.
+    Widen(std::min(disk_size_, op.new_size), std::max(disk_size_, op.new_size),
+          {{Source::kZero, 0}});
+    disk_size_ = std::max(disk_size_, op.new_size);
+  }
 }
 
 void LiveModel::LoseUnflushed(const std::vector<WorkloadOp>& ops) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/all_zero.h"
+#include "engine/invariant.h"
 
 namespace crashsim {
 namespace {
@@ -23,7 +24,9 @@ void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKi
   uint64_t next_flush_ack = kNever;
   for (size_t i = timings.size(); i-- > 0;) {
     const WorkloadOp& op = workload.ops[i];
-    bool is_flush = op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen;
+    // A resize flushes as well (Image::Resize): it makes everything acknowledged before durable.
+    bool is_flush = op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen ||
+                    op.kind == WorkloadOpKind::kResize;
     const bool failed = timings[i].ack == kNever;  // the guest was told it failed
     if (is_flush && !failed) next_flush_ack = timings[i].ack;
     // A reopen (or the final close) that fails drops the engine without a clean close: what was
@@ -49,19 +52,29 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
     monotone_timings_ = monotone_timings_ && timings_[j - 1].begin <= timings_[j].begin &&
                         timings_[j - 1].durable <= timings_[j].durable;
   }
+  const std::vector<uint64_t> sizes = workload_.Sizes();
+  sizes_ = sizes;
+  ranges_.resize(workload_.ops.size());
   std::vector<uint64_t> cuts;
-  for (const WorkloadOp& op : workload_.ops) {
-    if (!op.TouchesData()) continue;
-    cuts.push_back(op.offset);
-    cuts.push_back(op.offset + op.length);
+  for (size_t j = 0; j < workload_.ops.size(); ++j) {
+    const WorkloadOp& op = workload_.ops[j];
+    if (op.TouchesData()) {
+      ranges_[j] = {op.offset, op.offset + op.length};
+    } else if (op.kind == WorkloadOpKind::kResize && op.new_size != sizes[j]) {
+      // Zeros between the old end and the new: what a grown area reads, and what an area cut
+      // off reads should it come back.
+      ranges_[j] = {std::min(sizes[j], op.new_size), std::max(sizes[j], op.new_size)};
+    }
+    if (!ranges_[j]) continue;
+    cuts.push_back(ranges_[j]->first);
+    cuts.push_back(ranges_[j]->second);
   }
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
     std::vector<uint32_t> ops;
     for (uint32_t j = 0; j < workload_.ops.size(); ++j) {
-      const WorkloadOp& op = workload_.ops[j];
-      if (op.TouchesData() && op.offset <= cuts[i] && cuts[i + 1] <= op.offset + op.length) {
+      if (ranges_[j] && ranges_[j]->first <= cuts[i] && cuts[i + 1] <= ranges_[j]->second) {
         ops.push_back(j);
       }
     }
@@ -86,6 +99,14 @@ void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
       case WorkloadOpKind::kZero:
         values = {kZero};
         break;
+      case WorkloadOpKind::kResize:
+        if (op.new_size > sizes_[j]) {  // a grown area reads as zeros, never as what was there
+          values = {kZero};
+          break;
+        }
+        // A shrink unmaps what it cuts off, as a discard does: until the size falls, that range
+        // reads as before, as zeros or as what lies beneath.
+        [[fallthrough]];
       default:  // discard: the old value, zeros, or what lies beneath (the initial content)
         values = out;
         values.push_back(kZero);
@@ -116,30 +137,112 @@ std::string GuestOracle::DescribeSource(int64_t source) const {
   return fmt::format("op #{} ({})", source, workload_.ops[static_cast<size_t>(source)].ToText());
 }
 
-Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point,
-                                                        const Reader& read) const {
+std::vector<uint64_t> GuestOracle::LegalSizes(uint64_t crash_point) const {
+  // The size the last resize durable before the crash left, and that of every resize begun
+  // since (not yet durable: its header write may or may not have landed).
+  std::vector<uint64_t> legal = {sizes_.front()};
+  for (size_t j = 0; j < workload_.ops.size() && j < timings_.size(); ++j) {
+    if (workload_.ops[j].kind != WorkloadOpKind::kResize) continue;
+    const OpTiming& t = timings_[j];
+    if (t.begin == kNever || t.begin >= crash_point) continue;
+    if (t.durable != kNever && t.durable < crash_point) legal.clear();
+    if (std::find(legal.begin(), legal.end(), workload_.ops[j].new_size) == legal.end()) {
+      legal.push_back(workload_.ops[j].new_size);
+    }
+  }
+  return legal;
+}
+
+std::optional<DataViolation> GuestOracle::CheckSize(uint64_t crash_point,
+                                                    uint64_t virtual_size) const {
+  const std::vector<uint64_t> legal = LegalSizes(crash_point);
+  if (std::find(legal.begin(), legal.end(), virtual_size) != legal.end()) return std::nullopt;
+  std::string sizes;
+  for (uint64_t size : legal) sizes += fmt::format("{}{}", sizes.empty() ? "" : " or ", size);
+  return DataViolation{virtual_size,
+                       fmt::format("the guest disk is {} bytes, but at crash point {} it may only "
+                                   "be {} bytes",
+                                   virtual_size, crash_point, sizes)};
+}
+
+bool GuestOracle::ImpliedMatches(const std::vector<int64_t>& candidates, uint64_t begin,
+                                 uint64_t end, ImpliedContent content) const {
+  auto has = [&](int64_t source) {
+    return std::find(candidates.begin(), candidates.end(), source) != candidates.end();
+  };
+  const int64_t same = content == ImpliedContent::kZero ? kZero : kInitial;
+  const int64_t other = content == ImpliedContent::kZero ? kInitial : kZero;
+  // Zeros and the initial content are the same bytes where the initial content is zero.
+  return has(same) || (has(other) && initial_.ZeroIn(begin, end));
+}
+
+bool GuestOracle::ImpliedLegal(uint64_t crash_point, uint64_t begin, uint64_t end,
+                               ImpliedContent content) const {
+  if (content == ImpliedContent::kRead) return false;
+  std::vector<int64_t> candidates;
+  bool legal = true;
+  // Untouched pieces must read as the initial content.
+  const std::vector<int64_t> untouched = {kInitial};
+  ForEachUntouched(begin, end, [&](uint64_t b, uint64_t e) {
+    legal = legal && ImpliedMatches(untouched, b, e, content);
+  });
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), std::make_pair(begin, UINT64_MAX));
+  if (it != segments_.begin() && std::prev(it)->second > begin) --it;
+  for (; legal && it != segments_.end() && it->first < end; ++it) {
+    Candidates(static_cast<size_t>(it - segments_.begin()), crash_point, candidates);
+    legal =
+        ImpliedMatches(candidates, std::max(begin, it->first), std::min(end, it->second), content);
+  }
+  return legal;
+}
+
+Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point, uint64_t virtual_size,
+                                                        const Reader& read,
+                                                        const ImpliedRuns* implied) const {
+  if (auto bad_size = CheckSize(crash_point, virtual_size)) return bad_size;
+  // Reads go a chunk at a time: a segment can be most of the disk (a resize's).
+  constexpr uint64_t kChunk = 1 << 20;
   std::vector<int64_t> candidates;
   std::vector<uint8_t> buf;
   for (size_t s = 0; s < segments_.size(); ++s) {
-    auto [start, end] = segments_[s];
+    const uint64_t start = segments_[s].first;
+    const uint64_t end = std::min(segments_[s].second, virtual_size);
+    if (start >= end) break;  // past the end of this disk
     Candidates(s, crash_point, candidates);
-    buf.resize(end - start);
-    RETURN_IF_ERROR(read(start, buf));
     uint64_t pos = start;
+    // Chunks end on piece boundaries, so a piece is never split.
+    auto chunk_end = [&](uint64_t from) { return (from + kChunk) / kPiece * kPiece; };
     while (pos < end) {
-      uint64_t piece_end = std::min(end, (pos / kPiece + 1) * kPiece);
-      std::span<const uint8_t> got(&buf[pos - start], piece_end - pos);
-      bool ok = std::any_of(candidates.begin(), candidates.end(),
-                            [&](int64_t c) { return PieceMatches(c, pos, got); });
-      if (!ok) {
-        std::string allowed;
-        for (int64_t c : candidates) allowed += (allowed.empty() ? "" : ", ") + DescribeSource(c);
-        return std::optional<DataViolation>(DataViolation{
-            pos, fmt::format("guest bytes {:#x}..{:#x} match none of the legal sources at crash "
-                             "point {}: {}",
-                             pos, piece_end, crash_point, allowed)});
+      uint64_t stop = std::min(end, chunk_end(pos));
+      if (implied != nullptr) {
+        const ImpliedRun run = (*implied)(pos);
+        INVARIANT(run.end > pos);
+        stop = std::min(end, run.end);
+        if (run.content != ImpliedContent::kRead &&
+            ImpliedMatches(candidates, pos, stop, run.content)) {
+          pos = stop;
+          continue;
+        }
+        stop = std::min(stop, chunk_end(pos));
       }
-      pos = piece_end;
+      buf.resize(stop - pos);
+      RETURN_IF_ERROR(read(pos, buf));
+      for (uint64_t at = pos; at < stop;) {
+        const uint64_t piece_end = std::min(stop, (at / kPiece + 1) * kPiece);
+        std::span<const uint8_t> got(&buf[at - pos], piece_end - at);
+        bool ok = std::any_of(candidates.begin(), candidates.end(),
+                              [&](int64_t c) { return PieceMatches(c, at, got); });
+        if (!ok) {
+          std::string allowed;
+          for (int64_t c : candidates) allowed += (allowed.empty() ? "" : ", ") + DescribeSource(c);
+          return std::optional<DataViolation>(DataViolation{
+              at, fmt::format("guest bytes {:#x}..{:#x} match none of the legal sources at crash "
+                              "point {}: {}",
+                              at, piece_end, crash_point, allowed)});
+        }
+        at = piece_end;
+      }
+      pos = stop;
     }
   }
   return std::optional<DataViolation>();

@@ -52,15 +52,47 @@ struct DataViolation {
   std::string message;
 };
 
+// How a guest range of an image reads without reading it, from the image's mapping: an
+// unmapped cluster as the initial content (zeros, or the backing file, which holds it), a zero
+// cluster as zeros; data must be read.
+enum class ImpliedContent : uint8_t { kRead, kInitial, kZero };
+struct ImpliedRun {
+  uint64_t end = 0;  // the run starting at the offset asked for ends here
+  ImpliedContent content = ImpliedContent::kRead;
+};
+// The run starting at a guest offset.
+using ImpliedRuns = std::function<ImpliedRun(uint64_t offset)>;
+
 class GuestOracle {
  public:
   // `initial`: the guest content before the workload (zeros, or the backing file's content).
   GuestOracle(const Workload& workload, std::vector<OpTiming> timings, InitialContent initial);
 
   using Reader = std::function<Status(uint64_t offset, std::span<uint8_t> data)>;
-  // Reads every range the workload touched through `read` and returns the first illegal byte, if
-  // any. Ranges no op touched must read as the initial content: CheckUntouched holds them to it.
-  Result<std::optional<DataViolation>> Check(uint64_t crash_point, const Reader& read) const;
+  // Holds a disk of `virtual_size` bytes to the sizes legal at the crash point, then reads every
+  // range the workload touched, up to that size, through `read` and returns the first illegal
+  // byte, if any. Ranges no op touched must read as the initial content: CheckUntouched holds
+  // them to it.
+  // With `implied`, a run whose implied content is legal is not read, so the cost follows the
+  // clusters the image maps, not the length of the ranges (a resize's can be most of the disk);
+  // reads go a chunk at a time. The verdict is the same either way.
+  Result<std::optional<DataViolation>> Check(uint64_t crash_point, uint64_t virtual_size,
+                                             const Reader& read,
+                                             const ImpliedRuns* implied = nullptr) const;
+  // Whether [begin, end) reading as `content` (kInitial or kZero) is legal at the crash point,
+  // touched pieces and untouched ones alike.
+  bool ImpliedLegal(uint64_t crash_point, uint64_t begin, uint64_t end,
+                    ImpliedContent content) const;
+  // The guest disk's legal sizes at the crash point: the one the last durable resize (or the
+  // workload's start) left, and that of each resize begun since.
+  std::vector<uint64_t> LegalSizes(uint64_t crash_point) const;
+  // A violation if `virtual_size` is not one of LegalSizes(crash_point).
+  std::optional<DataViolation> CheckSize(uint64_t crash_point, uint64_t virtual_size) const;
+  // The guest range op `index` changes (a data op's; a resize's, between the old and new end:
+  // zeros where it grows, discarded where it shrinks), if any.
+  std::optional<std::pair<uint64_t, uint64_t>> OpRange(size_t index) const {
+    return index < ranges_.size() ? ranges_[index] : std::nullopt;
+  }
   // [start, end) ranges touched by at least one op, in order and disjoint.
   const std::vector<std::pair<uint64_t, uint64_t>>& segments() const { return segments_; }
   // Calls fn(begin, end) for the parts of [begin, end) no op touched.
@@ -85,6 +117,10 @@ class GuestOracle {
   static constexpr int64_t kInitial = -1;
   static constexpr int64_t kZero = -2;
   void Candidates(size_t segment, uint64_t crash_point, std::vector<int64_t>& out) const;
+  // Whether reading [begin, end), inside one segment whose sources are `candidates`, as
+  // `content` is legal.
+  bool ImpliedMatches(const std::vector<int64_t>& candidates, uint64_t begin, uint64_t end,
+                      ImpliedContent content) const;
   bool PieceMatches(int64_t source, uint64_t offset, std::span<const uint8_t> got) const;
   std::string DescribeSource(int64_t source) const;
 
@@ -94,6 +130,8 @@ class GuestOracle {
   bool monotone_timings_ = true;  // begin and durable never decrease with the op index
   std::vector<std::pair<uint64_t, uint64_t>> segments_;  // [start, end) touched by some op
   std::vector<std::vector<uint32_t>> segment_ops_;       // data ops touching each, in order
+  std::vector<std::optional<std::pair<uint64_t, uint64_t>>> ranges_;  // OpRange, by op
+  std::vector<uint64_t> sizes_;  // the disk's size before each op (Workload::Sizes)
 };
 
 // The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest

@@ -25,7 +25,7 @@ std::vector<uint8_t> Disk(
 
 std::optional<DataViolation> Violation(const GuestOracle& o, uint64_t point,
                                        const std::vector<uint8_t>& disk) {
-  auto r = o.Check(point, [&](uint64_t off, std::span<uint8_t> out) {
+  auto r = o.Check(point, disk.size(), [&](uint64_t off, std::span<uint8_t> out) {
     std::copy_n(disk.begin() + static_cast<ptrdiff_t>(off), out.size(), out.begin());
     return Status::Ok();
   });
@@ -131,6 +131,100 @@ TEST(OracleTest, UnsafePromisesNothingAcrossPowerLoss) {
   auto k = Timings();
   AssignDurability(w, CacheMode::kUnsafe, simdisk::CrashKind::kProcessKill, k);
   EXPECT_EQ(k[0].durable, 4u);
+}
+
+// A grow then a shrink: the disk may only have the sizes the resizes durable by then allow, the
+// grown area reads as zeros, and what a shrink cut off reads as zeros when a grow brings it back.
+TEST(OracleTest, ResizesBoundTheSizeAndZeroTheAreasBetween) {
+  Workload w;
+  w.disk_size = 2048;
+  w.ops = {{.kind = WorkloadOpKind::kWrite, .offset = 1024, .length = 1024, .pattern = 7},
+           {.kind = WorkloadOpKind::kResize, .new_size = 4096},
+           {.kind = WorkloadOpKind::kResize, .new_size = 1024},
+           {.kind = WorkloadOpKind::kResize, .new_size = 4096}};
+  ASSERT_TRUE(w.Validate().ok());
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, 4, kNever}, {5, 6, kNever}, {7, 8, kNever}};
+  AssignDurability(w, CacheMode::kWriteback, simdisk::CrashKind::kPowerLoss, t);
+  EXPECT_EQ(t[0].durable, 4u) << "a resize makes what came before it durable, as a flush";
+  GuestOracle o(w, t, {});
+  EXPECT_EQ(o.LegalSizes(1), std::vector<uint64_t>({2048}));
+  EXPECT_EQ(o.LegalSizes(4), std::vector<uint64_t>({2048, 4096})) << "the grow is in flight";
+  EXPECT_EQ(o.LegalSizes(5), std::vector<uint64_t>({4096}));
+  EXPECT_EQ(o.LegalSizes(9), std::vector<uint64_t>({4096}));
+  EXPECT_TRUE(o.CheckSize(5, 2048)) << "the grow was durable: the old size is gone";
+  EXPECT_EQ(o.OpRange(1), std::make_pair(uint64_t{2048}, uint64_t{4096}));
+  EXPECT_EQ(o.OpRange(2), std::make_pair(uint64_t{1024}, uint64_t{4096}));
+
+  std::vector<uint8_t> disk(2048, 0);
+  FillPattern(7, 1024, std::span(disk).subspan(1024));
+  EXPECT_FALSE(Violation(o, 3, disk)) << "the write was begun: it may be there";
+  std::vector<uint8_t> grown = disk;
+  grown.resize(4096, 0);
+  EXPECT_FALSE(Violation(o, 5, grown));
+  EXPECT_TRUE(Violation(o, 5, disk)) << "the disk is 2048 bytes where only 4096 is legal";
+
+  // After the shrink and the regrow, the write's bytes past 1024 must not come back.
+  EXPECT_TRUE(Violation(o, 9, grown));
+  std::vector<uint8_t> zeros(4096, 0);
+  EXPECT_FALSE(Violation(o, 9, zeros));
+  // While the shrink is in flight (point 6) the cut-off range may read as before or as zeros.
+  EXPECT_FALSE(Violation(o, 6, grown));
+  EXPECT_FALSE(Violation(o, 6, zeros));
+}
+
+// The implied-runs path (runs of the disk the mapping says read as zeros or the initial content
+// are not read) gives the full read's verdict, word for word, whether the runs are legal or not.
+TEST(OracleTest, ImpliedRunsGiveTheSameVerdictAsReadingEverything) {
+  Workload w;
+  w.disk_size = 8192;
+  w.ops = {{.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 4096, .pattern = 3},
+           {.kind = WorkloadOpKind::kResize, .new_size = 2048},
+           {.kind = WorkloadOpKind::kResize, .new_size = 8192}};
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, 4, kNever}, {5, 6, kNever}};
+  AssignDurability(w, CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, t);
+  GuestOracle o(w, t, {});
+  // Disks: the write cut off at the shrink's end (legal at the end), the write whole (illegal at
+  // the end: the shrink cut it off), and zeros (illegal before the shrink began and after).
+  std::vector<uint8_t> zeros(8192, 0), written(8192, 0);
+  FillPattern(3, 0, std::span(written).first(4096));
+  std::vector<uint8_t> cut = written;
+  std::fill(cut.begin() + 2048, cut.end(), 0);
+  for (const auto* disk : {&cut, &written, &zeros}) {
+    // Runs of 1024 bytes, each implied as zeros wherever the disk has zeros there.
+    ImpliedRuns runs = [&](uint64_t offset) {
+      const uint64_t start = offset / 1024 * 1024;
+      const bool zero = std::all_of(disk->begin() + static_cast<ptrdiff_t>(start),
+                                    disk->begin() + static_cast<ptrdiff_t>(start + 1024),
+                                    [](uint8_t b) { return b == 0; });
+      return ImpliedRun{start + 1024, zero ? ImpliedContent::kZero : ImpliedContent::kRead};
+    };
+    uint64_t bytes_read = 0;
+    auto read = [&](uint64_t off, std::span<uint8_t> out) {
+      bytes_read += out.size();
+      std::copy_n(disk->begin() + static_cast<ptrdiff_t>(off), out.size(), out.begin());
+      return Status::Ok();
+    };
+    for (uint64_t point : {1, 3, 5, 7}) {
+      auto full = o.Check(point, 8192, read);
+      auto implied = o.Check(point, 8192, read, &runs);
+      ASSERT_TRUE(full.ok() && implied.ok());
+      EXPECT_EQ(full->has_value(), implied->has_value()) << "point " << point;
+      if (full->has_value() && implied->has_value()) {
+        EXPECT_EQ((*full)->message, (*implied)->message) << "point " << point;
+      }
+    }
+    bytes_read = 0;
+    ASSERT_TRUE(o.Check(7, 8192, read, &runs).ok());
+    if (disk == &cut) {
+      EXPECT_EQ(bytes_read, 2048u) << "only the data is read; the zeros the resizes left are not";
+    }
+  }
+  EXPECT_TRUE(o.ImpliedLegal(7, 2048, 8192, ImpliedContent::kZero));
+  EXPECT_TRUE(o.ImpliedLegal(7, 2048, 8192, ImpliedContent::kInitial)) << "no backing: zeros";
+  EXPECT_FALSE(o.ImpliedLegal(7, 0, 8192, ImpliedContent::kZero)) << "the write is durable";
+  EXPECT_FALSE(o.ImpliedLegal(7, 0, 512, ImpliedContent::kRead)) << "data must be read";
+  // Before the shrink began (point 3), the write was durable: its range may not read as zeros.
+  EXPECT_FALSE(o.ImpliedLegal(3, 0, 4096, ImpliedContent::kZero));
 }
 
 }  // namespace

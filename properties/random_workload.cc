@@ -12,9 +12,15 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
   simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x776f726bull));  // "work"
   Workload w;
   w.disk_size = disk_size;
+  uint64_t size = disk_size;  // as the resizes so far left it
+  // Resizes land within a few clusters (of at most 64 KiB) of the disk's size or of half of it:
+  // on the default geometry an L2 table maps half the disk, so they grow the L1 table, clear
+  // an L1 entry when shrinking past half, and leave partial last clusters.
+  const uint64_t reach = 4 * std::min<uint64_t>(cluster_size, 65536) / 512;  // in sectors
+  const uint64_t min_size = std::max<uint64_t>(512, AlignUp(disk_size / 2, 512) - reach * 512);
   for (size_t i = 0; i < op_count; ++i) {
     WorkloadOp op;
-    uint64_t kind = rng.Below(21);
+    uint64_t kind = rng.Below(22);
     if (kind < 10) {
       op.kind = WorkloadOpKind::kWrite;
     } else if (kind < 12) {
@@ -27,12 +33,17 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
       op.kind = WorkloadOpKind::kReopen;
     } else if (kind < 20) {
       op.kind = WorkloadOpKind::kRead;
-    } else {
+    } else if (kind < 21) {
       op.kind = WorkloadOpKind::kSnapshot;
+    } else {
+      op.kind = WorkloadOpKind::kResize;
+      const uint64_t base = rng.Chance(1, 2) ? AlignUp(disk_size / 2, 512) : disk_size;
+      op.new_size = std::max(min_size, base + (rng.Below(2 * reach + 1) - reach) * 512);
+      size = op.new_size;
     }
     if (op.TouchesData() || op.kind == WorkloadOpKind::kRead) {
       // Half the ops land in the first four clusters, so they overlap and overwrite.
-      uint64_t span = rng.Chance(1, 2) ? std::min(disk_size, 4 * cluster_size) : disk_size;
+      uint64_t span = rng.Chance(1, 2) ? std::min(size, 4 * cluster_size) : size;
       switch (rng.Below(3)) {
         case 0:
           op.offset = rng.Below(span / 512) * 512;
@@ -55,7 +66,7 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
           op.length = (1 + rng.Below(8)) * cluster_size;
           break;
       }
-      op.length = std::min(op.length, disk_size - op.offset);
+      op.length = std::min(op.length, size - op.offset);
       if (op.kind == WorkloadOpKind::kWrite) op.pattern = static_cast<uint32_t>(1 + i);
       if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Chance(1, 2);
     }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <sstream>
@@ -40,6 +41,22 @@ Result<uint64_t> Number(std::string_view word, size_t line, const char* what) {
   return v;
 }
 
+// What is wrong with `op` on a disk of `size` bytes, or "".
+std::string OpProblem(const WorkloadOp& op, uint64_t size) {
+  if (op.kind == WorkloadOpKind::kResize) {
+    if (op.new_size == 0 || op.new_size % 512 != 0) {
+      return fmt::format("size {} is not a positive multiple of 512", op.new_size);
+    }
+    return "";
+  }
+  if (!op.TouchesData() && op.kind != WorkloadOpKind::kRead) return "";
+  if (op.length == 0 || op.offset > size || op.length > size - op.offset) {
+    return fmt::format("range {:#x}+{} is empty or outside the {}-byte disk", op.offset, op.length,
+                       size);
+  }
+  return "";
+}
+
 }  // namespace
 
 const char* WorkloadOpKindName(WorkloadOpKind kind) {
@@ -58,6 +75,8 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
       return "read";
     case WorkloadOpKind::kSnapshot:
       return "snapshot";
+    case WorkloadOpKind::kResize:
+      return "resize";
   }
   return "?";
 }
@@ -130,6 +149,8 @@ std::string WorkloadOp::ToText() const {
       return fmt::format("read {:#x} {}", offset, length);
     case WorkloadOpKind::kSnapshot:
       return "snapshot";
+    case WorkloadOpKind::kResize:
+      return fmt::format("resize {}", new_size);
   }
   return "?";
 }
@@ -144,6 +165,7 @@ std::string Workload::ToText() const {
 
 Result<Workload> Workload::Parse(std::string_view text) {
   Workload w;
+  std::vector<size_t> op_lines;  // the line each op came from
   bool have_disk = false;
   size_t line_no = 0;
   std::istringstream in{std::string(text)};
@@ -217,21 +239,59 @@ Result<Workload> Workload::Parse(std::string_view text) {
               fmt::format("workload line {}: unexpected '{}'", line_no, words[i]));
         }
       }
-      if (op.length == 0 || op.offset > w.disk_size || op.length > w.disk_size - op.offset) {
+    } else if (cmd == "resize") {
+      op.kind = WorkloadOpKind::kResize;
+      RETURN_IF_ERROR(need(2));
+      if (words.size() > 2) {
         return Status::InvalidArgument(
-            fmt::format("workload line {}: range {:#x}+{} is empty or outside the {}-byte disk",
-                        line_no, op.offset, op.length, w.disk_size));
+            fmt::format("workload line {}: unexpected '{}'", line_no, words[2]));
       }
+      ASSIGN_OR_RETURN(op.new_size, Number(words[1], line_no, "size"));
     } else {
       return Status::InvalidArgument(fmt::format(
           "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
-          "flush, reopen, snapshot)",
+          "flush, reopen, snapshot, resize)",
           line_no, cmd));
     }
     w.ops.push_back(op);
+    op_lines.push_back(line_no);
   }
   if (!have_disk) return Status::InvalidArgument("workload: empty (expected 'disk SIZE')");
+  const std::vector<uint64_t> sizes = w.Sizes();
+  for (size_t i = 0; i < w.ops.size(); ++i) {
+    if (std::string problem = OpProblem(w.ops[i], sizes[i]); !problem.empty()) {
+      return Status::InvalidArgument(fmt::format("workload line {}: {}", op_lines[i], problem));
+    }
+  }
   return w;
+}
+
+Status Workload::Validate() const {
+  const std::vector<uint64_t> sizes = Sizes();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (std::string problem = OpProblem(ops[i], sizes[i]); !problem.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("workload op #{} ({}): {}", i, ops[i].ToText(), problem));
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<uint64_t> Workload::Sizes() const {
+  std::vector<uint64_t> sizes;
+  sizes.reserve(ops.size() + 1);
+  uint64_t size = disk_size;
+  for (const WorkloadOp& op : ops) {
+    sizes.push_back(size);
+    if (op.kind == WorkloadOpKind::kResize) size = op.new_size;
+  }
+  sizes.push_back(size);
+  return sizes;
+}
+
+uint64_t Workload::MinSize() const {
+  const std::vector<uint64_t> sizes = Sizes();
+  return *std::min_element(sizes.begin(), sizes.end());
 }
 
 }  // namespace crashsim

@@ -6,6 +6,7 @@
 //   flush
 //   read 0x10000 4096              (checked against what the workload wrote so far)
 //   snapshot                       (an internal snapshot; skipped on v2 and 1-bit refcounts)
+//   resize 3145728                 (the guest disk's new size: grown areas read as zeros)
 //   reopen
 // Data is position-dependent so that bytes that land at the wrong offset are caught.
 #pragma once
@@ -21,15 +22,25 @@
 
 namespace crashsim {
 
-enum class WorkloadOpKind : uint8_t { kWrite, kZero, kDiscard, kFlush, kReopen, kRead, kSnapshot };
+enum class WorkloadOpKind : uint8_t {
+  kWrite,
+  kZero,
+  kDiscard,
+  kFlush,
+  kReopen,
+  kRead,
+  kSnapshot,
+  kResize,
+};
 const char* WorkloadOpKindName(WorkloadOpKind kind);
 
 struct WorkloadOp {
   WorkloadOpKind kind = WorkloadOpKind::kWrite;
   uint64_t offset = 0;
   uint64_t length = 0;
-  uint32_t pattern = 0;  // writes: which data
-  bool unmap = false;    // zero: also free the clusters
+  uint32_t pattern = 0;   // writes: which data
+  bool unmap = false;     // zero: also free the clusters
+  uint64_t new_size = 0;  // resize: the guest disk's size after it
 
   bool TouchesData() const {
     return kind == WorkloadOpKind::kWrite || kind == WorkloadOpKind::kZero ||
@@ -40,12 +51,19 @@ struct WorkloadOp {
 };
 
 struct Workload {
-  uint64_t disk_size = 0;  // the guest disk the ops address
+  uint64_t disk_size = 0;  // the guest disk's size before the first op (resize ops change it)
   std::vector<WorkloadOp> ops;
 
   std::string ToText() const;  // "disk 1048576\n" then one op per line
   // Parses the text form; errors name the line and what was expected.
   static Result<Workload> Parse(std::string_view text);
+  // The disk's size before each op, then after the last: ops.size() + 1 values.
+  std::vector<uint64_t> Sizes() const;
+  // The smallest size the disk ever has: every crash state's disk holds at least this much.
+  uint64_t MinSize() const;
+  // Every range lies inside the disk as it is when its op runs, and every size is a positive
+  // multiple of 512. Errors name the op.
+  Status Validate() const;
   bool operator==(const Workload&) const = default;
 };
 

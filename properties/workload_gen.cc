@@ -9,26 +9,37 @@
 namespace crashsim {
 namespace {
 
+// How far past the workload's disk a generated resize may grow it: a few clusters (of at most
+// 64 KiB, so that 2 MiB clusters do not make every check read megabytes of zeros).
+uint64_t ResizeReach(uint64_t cluster_size) { return 4 * std::min<uint64_t>(cluster_size, 65536); }
+
 rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
-  // Offsets cluster around a few hot clusters so that ops overlap and overwrite.
-  auto offset =
-      rc::gen::oneOf(rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / 512),
-                                  [](uint64_t s) { return s * 512; }),
-                     rc::gen::map(rc::gen::inRange<uint64_t>(0, disk_size / cluster_size),
-                                  [cluster_size](uint64_t c) { return c * cluster_size; }),
-                     rc::gen::inRange<uint64_t>(0, disk_size - 1));
+  // Offsets reach as far as a resize can grow the disk (GenWorkload folds them into the disk
+  // each op meets); they cluster around a few hot clusters so that ops overlap and overwrite.
+  const uint64_t reach = disk_size + ResizeReach(cluster_size);
+  auto offset = rc::gen::oneOf(
+      rc::gen::map(rc::gen::inRange<uint64_t>(0, reach / 512), [](uint64_t s) { return s * 512; }),
+      rc::gen::map(rc::gen::inRange<uint64_t>(0, reach / cluster_size),
+                   [cluster_size](uint64_t c) { return c * cluster_size; }),
+      rc::gen::inRange<uint64_t>(0, reach - 1));
   auto length =
       rc::gen::oneOf(rc::gen::element<uint64_t>(512, 4096, cluster_size),
                      rc::gen::inRange<uint64_t>(1, 3 * cluster_size + 1),
                      rc::gen::map(rc::gen::inRange<uint64_t>(1, 9),
                                   [cluster_size](uint64_t n) { return n * cluster_size; }));
+  // New sizes from half the disk to the reach, in 512-byte steps: grows, shrinks, sizes that
+  // are not cluster multiples (a partial last cluster), and growing back over what a shrink cut.
+  auto new_size =
+      rc::gen::map(rc::gen::inRange<uint64_t>(AlignUp(disk_size / 2, 512) / 512, reach / 512 + 1),
+                   [](uint64_t s) { return s * 512; });
   return rc::gen::apply(
-      [disk_size](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap) {
+      [](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap, uint64_t size) {
         WorkloadOp op;
         op.kind = static_cast<WorkloadOpKind>(kind);
+        if (op.kind == WorkloadOpKind::kResize) op.new_size = size;
         if (!op.TouchesData() && op.kind != WorkloadOpKind::kRead) return op;
         op.offset = off;
-        op.length = std::min(len, disk_size - off);
+        op.length = len;  // GenWorkload fits it to the disk
         if (op.kind == WorkloadOpKind::kWrite) op.pattern = pattern;
         if (op.kind == WorkloadOpKind::kZero) op.unmap = unmap;
         return op;
@@ -39,8 +50,22 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
                                      {3, static_cast<int>(WorkloadOpKind::kFlush)},
                                      {1, static_cast<int>(WorkloadOpKind::kReopen)},
                                      {2, static_cast<int>(WorkloadOpKind::kRead)},
-                                     {1, static_cast<int>(WorkloadOpKind::kSnapshot)}}),
-      offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>());
+                                     {1, static_cast<int>(WorkloadOpKind::kSnapshot)},
+                                     {1, static_cast<int>(WorkloadOpKind::kResize)}}),
+      offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>(),
+      new_size);
+}
+
+// Fits every op's range into the disk as it is when the op runs (resizes change it): an offset
+// past the end wraps around, a length is cut at the end.
+void FitToDisk(Workload& w) {
+  uint64_t size = w.disk_size;
+  for (WorkloadOp& op : w.ops) {
+    if (op.kind == WorkloadOpKind::kResize) size = op.new_size;
+    if (!op.TouchesData() && op.kind != WorkloadOpKind::kRead) continue;
+    op.offset %= size;
+    op.length = std::clamp<uint64_t>(op.length, 1, size - op.offset);
+  }
 }
 
 }  // namespace
@@ -62,6 +87,7 @@ rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t 
         Workload w;
         w.disk_size = disk_size;
         w.ops = std::move(ops);
+        FitToDisk(w);
         return w;
       });
 }
@@ -160,6 +186,53 @@ rc::Gen<Workload> GenTableGrowingWorkload(size_t max_ops) {
       rc::gen::resize(rc::kNominalSize,
                       rc::gen::inRange<uint64_t>(0, kDiskClusters - kTableAgingClusters)),
       rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::inRange<uint32_t>(1, 1u << 20));
+}
+
+rc::Gen<ExploreSettings> GenResizeSettings(const ExploreSettings& base) {
+  return rc::gen::apply(
+      [](ExploreSettings s, uint64_t cluster_size) {
+        s.image.cluster_size = cluster_size;
+        return s;
+      },
+      GenImageSettings(base, /*allow_unsafe=*/false), rc::gen::element<uint64_t>(512, 4096));
+}
+
+rc::Gen<Workload> GenL1ResizeWorkload(uint64_t cluster_size, size_t max_ops) {
+  const uint64_t cs = cluster_size;
+  const uint64_t per_l2 = cs * (cs / 8);  // guest bytes one L2 table maps
+  const uint64_t disk = AlignUp(per_l2 + per_l2 / 2, 512);
+  // Past one L1 cluster's reach with 512-byte clusters (64 entries: 2 MiB), so the new table
+  // takes two clusters; past two L2 tables otherwise.
+  const uint64_t grow_base = cs == 512 ? (cs / 8) * per_l2 : 2 * per_l2;
+  auto in_sectors = [](uint64_t lo, uint64_t hi) {  // [lo, hi], 512-byte steps, nominal size
+    return rc::gen::resize(rc::kNominalSize,
+                           rc::gen::map(rc::gen::inRange<uint64_t>(lo / 512, hi / 512 + 1),
+                                        [](uint64_t s) { return s * 512; }));
+  };
+  return rc::gen::apply(
+      [=](Workload w, uint64_t grown, uint64_t tail, uint64_t inside, uint32_t pattern, bool flush,
+          uint64_t shrunk, uint64_t back) {
+        auto write = [&](uint64_t offset, uint64_t length, uint32_t p) {
+          return WorkloadOp{
+              .kind = WorkloadOpKind::kWrite, .offset = offset, .length = length, .pattern = p};
+        };
+        w.ops.push_back({.kind = WorkloadOpKind::kResize, .new_size = grown});
+        w.ops.push_back(write(grown - tail, tail, pattern));
+        w.ops.push_back(write(disk + (inside % (grown - disk - 4096)), 4096, pattern + 1));
+        if (flush) w.ops.push_back({.kind = WorkloadOpKind::kFlush});
+        w.ops.push_back({.kind = WorkloadOpKind::kResize, .new_size = shrunk});
+        const uint64_t near_end = std::min<uint64_t>(shrunk, 1024);
+        w.ops.push_back(write(shrunk - near_end, near_end, pattern + 2));
+        w.ops.push_back({.kind = WorkloadOpKind::kResize, .new_size = back});
+        w.ops.push_back({.kind = WorkloadOpKind::kRead,
+                         .offset = shrunk,
+                         .length = std::min(back - shrunk, 2 * cs)});
+        return w;
+      },
+      GenWorkload(disk, cs, max_ops), in_sectors(grow_base + 512, grow_base + per_l2),
+      in_sectors(512, 2 * cs), rc::gen::resize(rc::kNominalSize, rc::gen::arbitrary<uint64_t>()),
+      rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>(),
+      in_sectors(per_l2 / 4, per_l2 - 512), in_sectors(per_l2, disk));
 }
 
 }  // namespace crashsim

@@ -15,6 +15,8 @@ namespace crashsim {
 void showValue(const ExploreSettings& settings, std::ostream& os);
 
 // A workload of 1..max_ops operations on a disk of `disk_size` bytes with `cluster_size` clusters.
+// Resizes keep the disk between half its size and a few clusters more; every other op lies
+// inside the disk as it is when the op runs.
 rc::Gen<Workload> GenWorkload(uint64_t disk_size, uint64_t cluster_size, size_t max_ops);
 // `base` with generated image options, cache mode and backing file. `allow_unsafe`: cache=unsafe
 // promises nothing across a power loss (flushes never reach the disk), so only the process-kill
@@ -47,5 +49,18 @@ inline constexpr uint64_t kTableGrowingDisk = 4 * 1024 * 1024;
 inline constexpr uint64_t kTableAgingClusters = 3960;
 inline constexpr uint64_t kTableAgingOps = 2;
 rc::Gen<Workload> GenTableGrowingWorkload(size_t max_ops);
+
+// Images whose L1 table a resize of a few MiB grows: generated image options, cache mode and
+// backing file over `base`, with 512-byte clusters (an L2 table covers 32 KiB and one L1
+// cluster 2 MiB) or 4 KiB clusters (2 MiB per L2 table, and shrinks to sizes that are not
+// cluster multiples).
+rc::Gen<ExploreSettings> GenResizeSettings(const ExploreSettings& base);
+
+// On such an image, a disk of one and a half L2 tables: up to max_ops generated ops, then a
+// grow that moves the L1 table (past 2 MiB with 512-byte clusters, past a second L2 table with
+// 4 KiB ones), writes in the grown area (one ending at the new end), a shrink below the first L2
+// table's reach (its L1 entries past it cleared, their L2 tables freed), a write ending at the
+// new end, a grow back and a read of what the shrink cut off (zeros now).
+rc::Gen<Workload> GenL1ResizeWorkload(uint64_t cluster_size, size_t max_ops);
 
 }  // namespace crashsim

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include "properties/random_workload.h"
 #include "properties/workload_gen.h"
 
 namespace crashsim {
@@ -102,6 +103,43 @@ RC_GTEST_PROP(WorkloadTest, PatternMismatchFindsTheFirstChangedByte, ()) {
   const auto at = *rc::gen::inRange<size_t>(0, length);
   bytes[at] ^= *rc::gen::inRange<uint8_t>(1, 255);
   RC_ASSERT(PatternMismatch(pattern, offset, bytes) == at);
+}
+
+TEST(WorkloadTest, ResizeChangesWhereLaterOpsMayReach) {
+  auto w = Workload::Parse("disk 4096\nresize 8192\nwrite 0x1800 2048 p=1\n");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->Sizes(), std::vector<uint64_t>({4096, 8192, 8192}));
+  EXPECT_EQ(w->ToText(), "disk 4096\nresize 8192\nwrite 0x1800 2048 p=1\n");
+  auto outside = Workload::Parse("disk 8192\nresize 4096\nwrite 0x1800 2048 p=1\n");
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.status().message().find("line 3"), std::string::npos)
+      << outside.status().message();
+  auto odd = Workload::Parse("disk 4096\nresize 1000\n");
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.status().message().find("multiple of 512"), std::string::npos);
+  Workload stale = *w;
+  stale.ops.erase(stale.ops.begin());  // as minimize might: the write is now outside the disk
+  EXPECT_FALSE(stale.Validate().ok());
+  EXPECT_EQ(w->MinSize(), 4096u);
+}
+
+// The built-in workloads resize the disk, and every op stays inside the disk it meets.
+TEST(WorkloadTest, RandomWorkloadsResizeAndStayInsideTheDisk) {
+  uint64_t resizes = 0, grown_past = 0, shrunk_below_half = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const Workload w = RandomWorkload(seed, kDefaultWorkloadOps, kDefaultDiskSize, 65536);
+    ASSERT_TRUE(w.Validate().ok()) << "seed " << seed << ": " << w.Validate().ToString();
+    for (const WorkloadOp& op : w.ops) {
+      if (op.kind != WorkloadOpKind::kResize) continue;
+      ++resizes;
+      grown_past += op.new_size > kDefaultDiskSize;
+      shrunk_below_half += op.new_size <= kDefaultDiskSize / 2;
+    }
+  }
+  // Past the disk's size the L1 table grows; at or below half an L1 entry is cleared.
+  EXPECT_GT(resizes, 40u);
+  EXPECT_GT(grown_past, 0u);
+  EXPECT_GT(shrunk_below_half, 0u);
 }
 
 }  // namespace

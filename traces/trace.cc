@@ -102,11 +102,11 @@ Status ParseWorkload(LineReader& r, Workload& workload) {
   RETURN_IF_ERROR(ExpectCount(r, d, 1, "disk SIZE"));
   ASSIGN_OR_RETURN(workload.disk_size, Number(r, d[0], "disk size", kMaxTraceDiskSize));
   if (workload.disk_size == 0) return r.Error("disk size 0");
-  const std::string disk_line = fmt::format("disk {}\n", workload.disk_size);
+  uint64_t size = workload.disk_size;  // as the ops before this one left it
   workload.ops.clear();
   for (uint64_t i = 0; i < count; ++i) {
     ASSIGN_OR_RETURN(std::string_view line, r.Line(fmt::format("workload op {} of {}", i, count)));
-    auto parsed = Workload::Parse(disk_line + std::string(line));
+    auto parsed = Workload::Parse(fmt::format("disk {}\n", size) + std::string(line));
     if (!parsed.ok() || parsed->ops.size() != 1) {
       std::string why = parsed.ok() ? "expected one operation" : parsed.status().message();
       // Workload::Parse numbers lines of its own input; the location is ours.
@@ -115,7 +115,15 @@ Status ParseWorkload(LineReader& r, Workload& workload) {
       }
       return r.Error(fmt::format("workload op {} of {}: {}", i, count, why));
     }
-    workload.ops.push_back(parsed->ops[0]);
+    const WorkloadOp& op = parsed->ops[0];
+    if (op.kind == WorkloadOpKind::kResize) {
+      if (op.new_size > kMaxTraceDiskSize) {
+        return r.Error(fmt::format("workload op {} of {}: resize to {} bytes (the limit is {})", i,
+                                   count, op.new_size, kMaxTraceDiskSize));
+      }
+      size = op.new_size;
+    }
+    workload.ops.push_back(op);
   }
   return Status::Ok();
 }

@@ -142,6 +142,31 @@ TEST(TraceFormat, ChecksumMismatchSaysSo) {
   ExpectErrorMentions(text, {"checksum mismatch", "edited or corrupted"});
 }
 
+// A trace of a workload that resizes the disk reads back as written and replays: ops after a
+// grow address the grown disk.
+TEST(TraceFormat, ResizeOpsRoundTripAndReplay) {
+  auto w = Workload::Parse(
+      "disk 65536\nwrite 0x0 4096 p=1\nresize 200704\nwrite 0x30000 4096 p=2\n"
+      "resize 12800\nresize 65536\n");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto explorer = Explorer::Record(*w, SmallOptions());
+  ASSERT_TRUE(explorer.ok()) << explorer.status().ToString();
+  auto rec = std::make_shared<const simdisk::Recording>((*explorer)->recording().Fork());
+  simdisk::CrashEnumerator states(rec, (*explorer)->EnumerationFor());
+  std::optional<simdisk::CrashState> s;
+  for (int i = 0; i < 40; ++i) s = states.Next();
+  ASSERT_TRUE(s.has_value());
+  Trace t = MakeTrace(*w, (*explorer)->options().settings, (*explorer)->recording(),
+                      (*explorer)->CheckState(*s));
+  auto back = Trace::Parse(t.ToText(), "resize.cstrace");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->workload, *w);
+  EXPECT_EQ(back->ToText(), t.ToText());
+  auto replayed = Replay(*back);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(replayed->code, kReplayMatch) << replayed->message;
+}
+
 TEST(TraceFormat, NewerVersionIsRefused) {
   std::string text = Replace(SampleTrace().ToText(), "crashsim-trace 1", "crashsim-trace 3");
   ExpectErrorMentions(
@@ -170,6 +195,11 @@ TEST(TraceFormat, HugeNumbersAreRefusedBeforeAllocating) {
   ExpectErrorMentions(bad, {"disk size", "out of range"});
   bad = Reseal(Replace(text, "write 0x8000 512 p=3", "write 0x8000 999999999999 p=3"));
   ExpectErrorMentions(bad, {"workload op 4 of 5", "outside"});
+  bad = Reseal(Replace(text, "flush\n", "resize 2199023255552\n"));
+  ExpectErrorMentions(bad, {"workload op 2 of 5", "resize to 2199023255552 bytes", "limit"});
+  // A shrink before a write makes the write fall outside: the disk each op meets is checked.
+  bad = Reseal(Replace(text, "flush\n", "resize 8192\n"));
+  ExpectErrorMentions(bad, {"workload op 4 of 5", "outside the 8192-byte disk"});
   bad = Reseal(Replace(text, "unit=512", "unit=3"));
   ExpectErrorMentions(bad, {"unit 3", "512 or 4096"});
   bad = Reseal(Replace(text, "unit=512", "unit=1048576"));  // simdisk models 512 and 4096

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/block_device.h"
+#include "engine/check/snapshot_table.h"
 #include "engine/format/entries.h"
 #include "engine/format/header.h"
 #include "engine/options.h"
@@ -98,6 +99,11 @@ class Image : public GuestReader {
   // Creates an internal snapshot of the current content, as `qemu-img snapshot -c` does
   // (engine/snapshot.h: crash-safe with the dirty bit; v3 images only).
   Status CreateSnapshot(const std::string& id, const std::string& name);
+  // Deletes the first internal snapshot named `name` (its tag), as `qemu-img snapshot -d` does;
+  // NotFound if none is. Crash-safe with the dirty bit as creation is; v3 images only.
+  Status DeleteSnapshot(const std::string& name);
+  // The internal snapshot table, in table order.
+  Result<SnapshotTable> Snapshots();
 
   const QcowHeader& header() const;
   const Geometry& geometry() const;

@@ -36,6 +36,17 @@ namespace {
 
 using State = Image::State;
 
+// The image's snapshot table (empty without snapshots).
+Result<SnapshotTable> ReadTable(State& s) {
+  if (s.header.nb_snapshots == 0) return SnapshotTable{};
+  ASSIGN_OR_RETURN(uint64_t file_size, s.device.Size());
+  SnapshotTableOptions so{.version = s.header.version,
+                          .cluster_size = s.header.cluster_size(),
+                          .virtual_size = s.header.size};
+  return ReadSnapshotTable(s.device, file_size, s.header.snapshots_offset, s.header.nb_snapshots,
+                           so);
+}
+
 // Why the image cannot take snapshot `id` now, or its current snapshot table.
 Result<SnapshotTable> TableForNewSnapshot(State& s, const std::string& id,
                                           const std::string& name) {
@@ -52,17 +63,9 @@ Result<SnapshotTable> TableForNewSnapshot(State& s, const std::string& id,
   if (id.empty() || id.size() > 0xffff || name.size() > 0xffff) {
     return Status::InvalidArgument("snapshot id must be 1..65535 bytes, name at most 65535");
   }
-  SnapshotTable old;
-  if (s.header.nb_snapshots > 0) {
-    ASSIGN_OR_RETURN(uint64_t file_size, s.device.Size());
-    SnapshotTableOptions so{.version = s.header.version,
-                            .cluster_size = s.header.cluster_size(),
-                            .virtual_size = s.header.size};
-    ASSIGN_OR_RETURN(old, ReadSnapshotTable(s.device, file_size, s.header.snapshots_offset,
-                                            s.header.nb_snapshots, so));
-    for (const SnapshotEntry& e : old.entries) {
-      if (e.id == id) return Status::InvalidArgument(fmt::format("snapshot id '{}' exists", id));
-    }
+  ASSIGN_OR_RETURN(SnapshotTable old, ReadTable(s));
+  for (const SnapshotEntry& e : old.entries) {
+    if (e.id == id) return Status::InvalidArgument(fmt::format("snapshot id '{}' exists", id));
   }
   if (s.header.nb_snapshots >= kMaxSnapshots) {
     return Status::InvalidArgument(
@@ -149,14 +152,16 @@ Status ShareActiveClusters(State& s) {
   return s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table, DurableStep::kL1Write);
 }
 
-// Step 4: the new snapshot table, the old entries verbatim and then `entry`, written to fresh
-// clusters and flushed; returns its offset.
-Result<uint64_t> WriteSnapshotTable(State& s, const SnapshotTable& old,
-                                    const std::vector<uint8_t>& entry) {
+// The old table's bytes, from snapshots_offset to the end of its last entry.
+Result<std::vector<uint8_t>> ReadTableBytes(State& s, const SnapshotTable& old) {
   std::vector<uint8_t> table(old.table_size);
   if (!table.empty()) RETURN_IF_ERROR(s.device.Read(s.header.snapshots_offset, table));
-  table.resize(AlignUp(table.size(), 8), 0);  // table_size ends at the last name, unpadded
-  table.insert(table.end(), entry.begin(), entry.end());
+  return table;
+}
+
+// Step 4: a new snapshot table (`table`: whole entries, each padded to 8 bytes) written to fresh
+// clusters and flushed; returns its offset.
+Result<uint64_t> WriteSnapshotTable(State& s, std::vector<uint8_t> table) {
   if (table.size() > kMaxSnapshotTableSize) {
     return Status::InvalidArgument("the snapshot table would pass 64 MiB");
   }
@@ -171,13 +176,13 @@ Result<uint64_t> WriteSnapshotTable(State& s, const SnapshotTable& old,
 }
 
 // Step 5: the header switch (nb_snapshots and snapshots_offset: 12 bytes in one sector).
-Status SwitchHeaderToTable(State& s, uint64_t table_offset) {
+Status SwitchHeaderToTable(State& s, uint32_t count, uint64_t table_offset) {
   uint8_t fields[12];
-  StoreBE32(fields, s.header.nb_snapshots + 1);
+  StoreBE32(fields, count);
   StoreBE64(fields + 4, table_offset);
   RETURN_IF_ERROR(s.DevWrite(60, fields, IoTag::kHeader, DurableStep::kHeaderUpdate));
   RETURN_IF_ERROR(s.DevFlush());
-  s.header.nb_snapshots += 1;
+  s.header.nb_snapshots = count;
   s.header.snapshots_offset = table_offset;
   return Status::Ok();
 }
@@ -206,11 +211,103 @@ Status TakeSnapshot(State& s, const SnapshotTable& old, const std::string& id,
   RETURN_IF_ERROR(ShareActiveClusters(s));
   const std::vector<uint8_t> entry =
       EncodeSnapshotEntry(l1_copy, static_cast<uint32_t>(s.l1.size()), id, name, s.header.size);
-  ASSIGN_OR_RETURN(const uint64_t table_offset, WriteSnapshotTable(s, old, entry));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> table, ReadTableBytes(s, old));
+  table.resize(AlignUp(table.size(), 8), 0);  // table_size ends at the last name, unpadded
+  table.insert(table.end(), entry.begin(), entry.end());
+  ASSIGN_OR_RETURN(const uint64_t table_offset, WriteSnapshotTable(s, std::move(table)));
   const uint64_t old_offset = s.header.snapshots_offset;
-  RETURN_IF_ERROR(SwitchHeaderToTable(s, table_offset));
+  RETURN_IF_ERROR(SwitchHeaderToTable(s, s.header.nb_snapshots + 1, table_offset));
   s.snapshot_l1s.push_back({l1_copy, s.l1.size()});
   s.snapshot_table_size = AlignUp(old.table_size, 8) + entry.size();
+  return FreeOldTableAndMarkClean(s, old_offset, old.table_size, was_dirty);
+}
+
+// Deletion, step 3: one reference less to every L2 table of the deleted snapshot's L1 table and
+// every cluster those tables map, and its L1 table freed. The header no longer names the
+// snapshot, durably, so the drops apply at once.
+Status ReleaseSnapshotTree(State& s, const SnapshotEntry& entry) {
+  const uint64_t cs = s.header.cluster_size();
+  ASSIGN_OR_RETURN(std::vector<uint64_t> l1,
+                   ReadTable(s.device, entry.l1_table_offset, entry.l1_size, "snapshot L1 table"));
+  for (uint64_t l1_entry : l1) {
+    const uint64_t l2_offset = l1_entry & kL1OffsetMask;
+    if (l2_offset == 0) continue;
+    ASSIGN_OR_RETURN(std::span<uint8_t> table, s.l2_cache.Get(l2_offset));
+    for (uint64_t j = 0; j < s.geometry.l2_entries(); ++j) s.ReleaseEntry(s.GetL2Entry(table, j));
+    s.QueueDecrement(l2_offset);
+  }
+  if (entry.l1_size > 0) {
+    s.QueueDecrement(entry.l1_table_offset, DivRoundUp(uint64_t{entry.l1_size} * 8, cs));
+  }
+  return s.ApplyPendingDecrements();
+}
+
+// Deletion, step 4: COPIED again on the active L1 and L2 entries whose cluster is referenced
+// once now (QEMU's update_snapshot_refcount with addend 0), written with the refcounts.
+Status RestoreCopiedFlags(State& s) {
+  bool l1_changed = false;
+  for (size_t i = 0; i < s.l1.size(); ++i) {
+    const uint64_t l2_offset = s.l1[i] & kL1OffsetMask;
+    if (l2_offset == 0) continue;
+    ASSIGN_OR_RETURN(uint64_t table_rc, s.GetRefcount(s.cluster_index(l2_offset)));
+    if (table_rc == 1 && !(s.l1[i] & kOflagCopied)) {
+      s.l1[i] |= kOflagCopied;
+      l1_changed = true;
+    }
+    ASSIGN_OR_RETURN(std::span<uint8_t> table, s.L2TableForRead(i));
+    bool changed = false;
+    for (uint64_t j = 0; j < s.geometry.l2_entries(); ++j) {
+      L2Entry e = s.GetL2Entry(table, j);
+      const ClusterType type = ClassifyL2Entry(e.word, s.geometry.extended_l2);
+      if (type == ClusterType::kCompressed || e.host_offset() == 0 || e.copied()) continue;
+      ASSIGN_OR_RETURN(uint64_t rc, s.GetRefcount(s.cluster_index(e.host_offset())));
+      if (rc != 1) continue;
+      e.word |= kOflagCopied;
+      s.SetL2Entry(table, j, e);
+      changed = true;
+    }
+    if (changed) s.l2_cache.MarkDirty(l2_offset);
+  }
+  RETURN_IF_ERROR(s.FlushMetadata(/*flush_refcounts_even_if_lazy=*/true));
+  if (!l1_changed) return Status::Ok();
+  std::vector<uint8_t> active(AlignUp(s.l1.size() * 8, 512), 0);
+  for (size_t i = 0; i < s.l1.size(); ++i) StoreBE64(&active[i * 8], s.l1[i]);
+  return s.DevWrite(s.header.l1_table_offset, active, IoTag::kL1Table, DurableStep::kL1Write);
+}
+
+// Steps 1 to 5 of a deletion, each durable before the next starts: the dirty bit; a table
+// without the entry (none if it was the last), named by the header; the snapshot's references
+// dropped; COPIED restored; the old table freed and the dirty bit cleared.
+Status RemoveSnapshot(State& s, const SnapshotTable& old, size_t index) {
+  ASSIGN_OR_RETURN(const bool was_dirty, FlushAndMarkDirty(s));
+  ASSIGN_OR_RETURN(const std::vector<uint8_t> old_bytes, ReadTableBytes(s, old));
+  std::vector<uint8_t> table;
+  for (size_t i = 0; i < old.entries.size(); ++i) {
+    if (i == index) continue;
+    const SnapshotEntry& e = old.entries[i];
+    const uint64_t begin = e.entry_offset - s.header.snapshots_offset;
+    const uint64_t end =
+        std::min<uint64_t>(AlignUp(e.entry_end - s.header.snapshots_offset, 8), old_bytes.size());
+    table.resize(AlignUp(table.size(), 8), 0);
+    table.insert(table.end(), old_bytes.begin() + static_cast<std::ptrdiff_t>(begin),
+                 old_bytes.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  uint64_t table_offset = 0;
+  const uint64_t table_size = table.size();
+  if (!table.empty()) {
+    ASSIGN_OR_RETURN(table_offset, WriteSnapshotTable(s, std::move(table)));
+  }
+  const uint64_t old_offset = s.header.snapshots_offset;
+  RETURN_IF_ERROR(
+      SwitchHeaderToTable(s, static_cast<uint32_t>(old.entries.size() - 1), table_offset));
+  const SnapshotEntry& gone = old.entries[index];
+  auto location =
+      std::find_if(s.snapshot_l1s.begin(), s.snapshot_l1s.end(),
+                   [&](const SnapshotL1Location& l) { return l.offset == gone.l1_table_offset; });
+  if (location != s.snapshot_l1s.end()) s.snapshot_l1s.erase(location);
+  s.snapshot_table_size = table_size;
+  RETURN_IF_ERROR(ReleaseSnapshotTree(s, gone));
+  RETURN_IF_ERROR(RestoreCopiedFlags(s));
   return FreeOldTableAndMarkClean(s, old_offset, old.table_size, was_dirty);
 }
 
@@ -225,6 +322,28 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   Status st = TakeSnapshot(s, old, id, name);
   if (!st.ok()) s.Poison();
   return st;
+}
+
+Status Image::DeleteSnapshot(const std::string& name) {
+  State& s = *s_;
+  RETURN_IF_ERROR(s.PrepareForWrite());
+  if (s.header.version < 3) {
+    return Status::NotSupported(
+        "snapshot deletion needs a v3 image (compat=1.1): it relies on the dirty bit to be "
+        "crash-safe");
+  }
+  ASSIGN_OR_RETURN(const SnapshotTable table, ReadTable(s));
+  auto it = std::find_if(table.entries.begin(), table.entries.end(),
+                         [&](const SnapshotEntry& e) { return e.name == name; });
+  if (it == table.entries.end()) return Status::NotFound("snapshot not found");
+  Status st = RemoveSnapshot(s, table, static_cast<size_t>(it - table.entries.begin()));
+  if (!st.ok()) s.Poison();
+  return st;
+}
+
+Result<SnapshotTable> Image::Snapshots() {
+  if (s_->closed) return Status::InvalidArgument("image is closed");
+  return ReadTable(*s_);
 }
 
 }  // namespace crashsim

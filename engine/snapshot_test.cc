@@ -53,6 +53,33 @@ class SnapshotTest : public ::testing::TestWithParam<SnapCase> {
     std::ifstream in(path, std::ios::binary);
     return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
   }
+  // A new image `name` in the scratch directory with the case's geometry, open read-write, and
+  // the guest disk it should read as (zeros). `write` writes a pattern to both.
+  struct Fresh {
+    std::string path;
+    std::unique_ptr<PosixDevice> dev;
+    std::unique_ptr<Image> image;
+    std::vector<uint8_t> disk;
+    void write(uint64_t off, uint64_t len, uint8_t seed);
+  };
+  Fresh CreateImage(const std::string& name, uint64_t size) {
+    Fresh f;
+    f.path = (dir_ / name).string();
+    CreateOptions o;
+    o.size = size;
+    o.cluster_size = GetParam().cluster_size;
+    o.lazy_refcounts = GetParam().lazy;
+    auto dev = PosixDevice::Open(f.path, {.create = true});
+    EXPECT_TRUE(dev.ok());
+    if (!dev.ok()) return f;
+    f.dev = std::move(*dev);
+    EXPECT_TRUE(Image::Create(*f.dev, o).ok());
+    auto image = Image::Open(*f.dev, OpenOptions{});
+    EXPECT_TRUE(image.ok()) << image.status().ToString();
+    if (image.ok()) f.image = std::move(*image);
+    f.disk.assign(size, 0);
+    return f;
+  }
   fs::path dir_;
 };
 
@@ -60,41 +87,36 @@ void Fill(std::vector<uint8_t>& disk, uint64_t offset, uint64_t length, uint8_t 
   for (uint64_t i = 0; i < length; ++i) disk[offset + i] = static_cast<uint8_t>(seed + i * 7);
 }
 
+void SnapshotTest::Fresh::write(uint64_t off, uint64_t len, uint8_t seed) {
+  Fill(disk, off, len, seed);
+  ASSERT_TRUE(image->Write(off, std::span<const uint8_t>(disk.data() + off, len)).ok());
+}
+
 TEST_P(SnapshotTest, QemuSeesSnapshotsAndCowKeepsThemIntact) {
-  const SnapCase c = GetParam();
-  const uint64_t size = 4 << 20, cs = c.cluster_size;
-  const std::string img = (dir_ / "t.qcow2").string();
-  CreateOptions o;
-  o.size = size;
-  o.cluster_size = cs;
-  o.lazy_refcounts = c.lazy;
-  std::vector<uint8_t> disk(size, 0);
+  const uint64_t size = 4 << 20, cs = GetParam().cluster_size;
   std::vector<std::vector<uint8_t>> at_snapshot;
+  Fresh f = CreateImage("t.qcow2", size);
+  ASSERT_TRUE(f.image);
+  const std::string img = f.path;
+  std::vector<uint8_t>& disk = f.disk;
   {
-    auto dev = PosixDevice::Open(img, {.create = true});
-    ASSERT_TRUE(dev.ok());
-    ASSERT_TRUE(Image::Create(**dev, o).ok());
-    auto image = Image::Open(**dev, OpenOptions{});
-    ASSERT_TRUE(image.ok()) << image.status().ToString();
-    auto write = [&](uint64_t off, uint64_t len, uint8_t seed) {
-      Fill(disk, off, len, seed);
-      ASSERT_TRUE((*image)->Write(off, std::span<const uint8_t>(disk.data() + off, len)).ok());
-    };
+    auto& image = f.image;
+    auto write = [&](uint64_t off, uint64_t len, uint8_t seed) { f.write(off, len, seed); };
     write(0, 3 * cs + 100, 1);
     write(size / 2 + 512, 5000, 2);
     write(size - cs, cs, 3);
-    Status st = (*image)->CreateSnapshot("1", "snap1");
+    Status st = image->CreateSnapshot("1", "snap1");
     ASSERT_TRUE(st.ok()) << st.ToString();
     at_snapshot.push_back(disk);
     write(cs / 2, cs, 4);            // partial overwrite of shared clusters: COW
     write(size / 2 + 4096, 700, 5);  // inside the shared cluster
     write(2 * size / 3, 3 * cs, 6);  // fresh clusters
-    st = (*image)->CreateSnapshot("2", "snap2");
+    st = image->CreateSnapshot("2", "snap2");
     ASSERT_TRUE(st.ok()) << st.ToString();
     at_snapshot.push_back(disk);
     write(0, 2 * cs, 7);
-    EXPECT_FALSE((*image)->CreateSnapshot("1", "again").ok());  // ids are unique
-    ASSERT_TRUE((*image)->Close().ok());
+    EXPECT_FALSE(image->CreateSnapshot("1", "again").ok());  // ids are unique
+    ASSERT_TRUE(image->Close().ok());
   }
   EXPECT_EQ(Run("qemu-img check -f qcow2 " + img), 0) << Output("qemu-img check " + img);
   const std::string list = Output("qemu-img snapshot -l " + img);
@@ -120,6 +142,55 @@ TEST_P(SnapshotTest, QemuSeesSnapshotsAndCowKeepsThemIntact) {
   std::vector<uint8_t> got(size);
   ASSERT_TRUE((*image)->Read(0, got).ok());
   EXPECT_TRUE(got == disk);
+}
+
+// Deleting snapshots (the middle one, then the rest) leaves qemu-img a clean image whose other
+// snapshots and active layer read as before, with the freed clusters reused by later writes.
+TEST_P(SnapshotTest, DeletedSnapshotsLeaveTheRestIntactAndFreeTheirClusters) {
+  const uint64_t size = 2 << 20, cs = GetParam().cluster_size;
+  std::vector<std::vector<uint8_t>> at_snapshot;
+  Fresh f = CreateImage("d.qcow2", size);
+  ASSERT_TRUE(f.image);
+  const std::string img = f.path;
+  std::vector<uint8_t>& disk = f.disk;
+  auto& image = f.image;
+  auto& dev = f.dev;
+  auto write = [&](uint64_t off, uint64_t len, uint8_t seed) { f.write(off, len, seed); };
+  for (int i = 1; i <= 3; ++i) {
+    write(static_cast<uint64_t>(i) * cs / 2, 2 * cs, static_cast<uint8_t>(i));
+    write(size - static_cast<uint64_t>(i) * cs, 700, static_cast<uint8_t>(10 + i));
+    ASSERT_TRUE(image->CreateSnapshot(std::to_string(i), fmt::format("s{}", i)).ok());
+    at_snapshot.push_back(disk);
+  }
+  write(0, 3 * cs, 20);
+  ASSERT_TRUE(image->DeleteSnapshot("s2").ok());
+  EXPECT_EQ(image->DeleteSnapshot("s2").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(image->Flush().ok());
+  EXPECT_EQ(Run("qemu-img check -f qcow2 " + img), 0) << Output("qemu-img check " + img);
+  const std::string list = Output("qemu-img snapshot -l " + img);
+  EXPECT_NE(list.find("s1"), std::string::npos) << list;
+  EXPECT_EQ(list.find("s2"), std::string::npos) << list;
+  EXPECT_NE(list.find("s3"), std::string::npos) << list;
+  for (int i : {1, 3}) {
+    const std::string raw = (dir_ / fmt::format("d{}.raw", i)).string();
+    ASSERT_EQ(Run(fmt::format("qemu-img convert -f qcow2 -O raw -l snapshot.name=s{} {} {}", i, img,
+                              raw)),
+              0);
+    EXPECT_TRUE(ReadFile(raw) == at_snapshot[static_cast<size_t>(i - 1)]) << "snapshot s" << i;
+  }
+  ASSERT_TRUE(image->DeleteSnapshot("s1").ok());
+  ASSERT_TRUE(image->DeleteSnapshot("s3").ok());
+  auto none = image->Snapshots();
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->entries.empty());
+  const uint64_t end_before = *dev->Size();
+  write(size / 2, 4 * cs, 30);  // fresh clusters: the freed ones come first
+  ASSERT_TRUE(image->Close().ok());
+  EXPECT_EQ(*dev->Size(), end_before) << "the writes reused freed clusters";
+  EXPECT_EQ(Run("qemu-img check -f qcow2 " + img), 0) << Output("qemu-img check " + img);
+  const std::string active = (dir_ / "da.raw").string();
+  ASSERT_EQ(Run("qemu-img convert -f qcow2 -O raw " + img + " " + active), 0);
+  EXPECT_TRUE(ReadFile(active) == disk);
 }
 
 INSTANTIATE_TEST_SUITE_P(Clusters, SnapshotTest,

@@ -186,11 +186,14 @@ void CheckWorkload(const ExploreSettings& settings, const Workload& workload,
   RC_CLASSIFY(report.torn_metadata_states > 0, "torn metadata");
   RC_TAG(CacheModeName(settings.cache_mode));
   RC_CLASSIFY(settings.backing != BackingKind::kNone, "backing file");
-  RC_CLASSIFY(
-      settings.image.version == 3 && settings.image.refcount_bits > 1 &&
-          std::any_of(workload.ops.begin(), workload.ops.end(),
-                      [](const WorkloadOp& op) { return op.kind == WorkloadOpKind::kSnapshot; }),
-      "snapshot");
+  const bool capable = settings.image.version == 3 && settings.image.refcount_bits > 1;
+  auto has = [&](WorkloadOpKind kind) {
+    return std::any_of(workload.ops.begin(), workload.ops.end(),
+                       [kind](const WorkloadOp& op) { return op.kind == kind; });
+  };
+  RC_CLASSIFY(capable && has(WorkloadOpKind::kSnapshot), "snapshot");
+  RC_CLASSIFY(capable && has(WorkloadOpKind::kSnapshot) && has(WorkloadOpKind::kDeleteSnapshot),
+              "snapshot deleted");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
     // While rapidcheck shrinks, every failing case writes a trace; the last one printed is the
@@ -215,19 +218,29 @@ void CheckWorkload(const ExploreSettings& settings, const Workload& workload,
 // A workload for `settings`' image; on an image that can hold snapshots (v3, refcounts wider
 // than one bit) it takes one somewhere if it drew none, so every run of the property crashes the
 // snapshot steps by construction rather than by luck (the snapshot op's weight alone gave about
-// one case in sixteen).
+// one case in sixteen), and in half the cases a deletion of it later on (after writes that
+// copied its clusters on write, when there are some), so deletions are crashed as often.
 Workload GenCrashWorkload(const ExploreSettings& settings) {
   Workload w = *GenWorkload(DiskSizeFor(settings), settings.image.cluster_size, 8);
   const bool capable = settings.image.version == 3 && settings.image.refcount_bits > 1;
-  const bool has = std::any_of(w.ops.begin(), w.ops.end(), [](const WorkloadOp& op) {
-    return op.kind == WorkloadOpKind::kSnapshot;
-  });
-  if (capable && !has) {
-    const size_t at =
-        *rc::gen::resize(rc::kNominalSize, rc::gen::inRange<size_t>(0, w.ops.size() + 1));
-    WorkloadOp snapshot;
-    snapshot.kind = WorkloadOpKind::kSnapshot;
-    w.ops.insert(w.ops.begin() + static_cast<std::ptrdiff_t>(at), snapshot);
+  if (!capable) return w;
+  auto is = [](WorkloadOpKind kind) {
+    return [kind](const WorkloadOp& op) { return op.kind == kind; };
+  };
+  auto random_index = [](size_t lo, size_t hi) {  // [lo, hi], at the nominal size
+    return *rc::gen::resize(rc::kNominalSize, rc::gen::inRange<size_t>(lo, hi + 1));
+  };
+  auto first = std::find_if(w.ops.begin(), w.ops.end(), is(WorkloadOpKind::kSnapshot));
+  if (first == w.ops.end()) {
+    first = w.ops.insert(w.ops.begin() + static_cast<std::ptrdiff_t>(random_index(0, w.ops.size())),
+                         WorkloadOp{.kind = WorkloadOpKind::kSnapshot});
+  }
+  const size_t snapshot_at = static_cast<size_t>(first - w.ops.begin());
+  const bool deletes = std::any_of(first, w.ops.end(), is(WorkloadOpKind::kDeleteSnapshot));
+  if (!deletes && *rc::gen::arbitrary<bool>()) {
+    const size_t at = random_index(snapshot_at + 1, w.ops.size());
+    w.ops.insert(w.ops.begin() + static_cast<std::ptrdiff_t>(at),
+                 WorkloadOp{.kind = WorkloadOpKind::kDeleteSnapshot});
   }
   return w;
 }

@@ -41,6 +41,13 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
       if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
       return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
     }
+    case WorkloadOpKind::kDeleteSnapshot: {
+      // The oldest snapshot; none (or an image that cannot hold any) skips the op.
+      const QcowHeader& h = image->header();
+      if (h.version < 3 || h.nb_snapshots == 0) return Status::Ok();
+      ASSIGN_OR_RETURN(const SnapshotTable table, image->Snapshots());
+      return image->DeleteSnapshot(table.entries.front().name);
+    }
     case WorkloadOpKind::kResize:
       return image->Resize(op.new_size);
     case WorkloadOpKind::kRead: {

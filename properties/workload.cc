@@ -77,6 +77,8 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
       return "snapshot";
     case WorkloadOpKind::kResize:
       return "resize";
+    case WorkloadOpKind::kDeleteSnapshot:
+      return "delete-snapshot";
   }
   return "?";
 }
@@ -151,6 +153,8 @@ std::string WorkloadOp::ToText() const {
       return "snapshot";
     case WorkloadOpKind::kResize:
       return fmt::format("resize {}", new_size);
+    case WorkloadOpKind::kDeleteSnapshot:
+      return "delete-snapshot";
   }
   return "?";
 }
@@ -208,10 +212,11 @@ Result<Workload> Workload::Parse(std::string_view text) {
           fmt::format("workload line {}: expected 'disk SIZE' first", line_no));
     }
     WorkloadOp op;
-    if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot") {
-      op.kind = cmd == "flush"    ? WorkloadOpKind::kFlush
-                : cmd == "reopen" ? WorkloadOpKind::kReopen
-                                  : WorkloadOpKind::kSnapshot;
+    if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot" || cmd == "delete-snapshot") {
+      op.kind = cmd == "flush"      ? WorkloadOpKind::kFlush
+                : cmd == "reopen"   ? WorkloadOpKind::kReopen
+                : cmd == "snapshot" ? WorkloadOpKind::kSnapshot
+                                    : WorkloadOpKind::kDeleteSnapshot;
       if (words.size() > 1) {
         return Status::InvalidArgument(
             fmt::format("workload line {}: unexpected '{}'", line_no, words[1]));
@@ -250,7 +255,7 @@ Result<Workload> Workload::Parse(std::string_view text) {
     } else {
       return Status::InvalidArgument(fmt::format(
           "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
-          "flush, reopen, snapshot, resize)",
+          "flush, reopen, snapshot, delete-snapshot, resize)",
           line_no, cmd));
     }
     w.ops.push_back(op);

@@ -6,6 +6,7 @@
 //   flush
 //   read 0x10000 4096              (checked against what the workload wrote so far)
 //   snapshot                       (an internal snapshot; skipped on v2 and 1-bit refcounts)
+//   delete-snapshot                (deletes the oldest internal snapshot; skipped if none)
 //   resize 3145728                 (the guest disk's new size: grown areas read as zeros)
 //   reopen
 // Data is position-dependent so that bytes that land at the wrong offset are caught.
@@ -31,6 +32,7 @@ enum class WorkloadOpKind : uint8_t {
   kRead,
   kSnapshot,
   kResize,
+  kDeleteSnapshot,
 };
 const char* WorkloadOpKindName(WorkloadOpKind kind);
 

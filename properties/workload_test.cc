@@ -121,6 +121,11 @@ TEST(WorkloadTest, ResizeChangesWhereLaterOpsMayReach) {
   stale.ops.erase(stale.ops.begin());  // as minimize might: the write is now outside the disk
   EXPECT_FALSE(stale.Validate().ok());
   EXPECT_EQ(w->MinSize(), 4096u);
+  auto snapshots = Workload::Parse("disk 4096\nsnapshot\ndelete-snapshot\n");
+  ASSERT_TRUE(snapshots.ok()) << snapshots.status().ToString();
+  EXPECT_EQ(snapshots->ops[1].kind, WorkloadOpKind::kDeleteSnapshot);
+  EXPECT_EQ(snapshots->ToText(), "disk 4096\nsnapshot\ndelete-snapshot\n");
+  EXPECT_FALSE(Workload::Parse("disk 4096\ndelete-snapshot 1\n").ok());
 }
 
 // The built-in workloads resize the disk, and every op stays inside the disk it meets.

@@ -102,6 +102,10 @@ class Image : public GuestReader {
   // Deletes the first internal snapshot named `name` (its tag), as `qemu-img snapshot -d` does;
   // NotFound if none is. Crash-safe with the dirty bit as creation is; v3 images only.
   Status DeleteSnapshot(const std::string& name);
+  // Reverts the active layer to the snapshot with this id, or else this name, as `qemu-img
+  // snapshot -a` does (engine/snapshot_apply.cc): a snapshot of another disk size resizes the
+  // disk first. Crash-safe with the dirty bit; v3 images only.
+  Status ApplySnapshot(const std::string& id_or_name);
   // The internal snapshot table, in table order.
   Result<SnapshotTable> Snapshots();
 

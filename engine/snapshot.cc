@@ -8,6 +8,7 @@
 #include "engine/check/snapshot_table.h"
 #include "engine/coding.h"
 #include "engine/image_state.h"
+#include "engine/snapshot_steps.h"
 
 namespace crashsim {
 
@@ -32,9 +33,13 @@ std::vector<uint8_t> EncodeSnapshotEntry(uint64_t l1_offset, uint32_t l1_size,
   return e;
 }
 
-namespace {
+namespace snapshot_steps {
 
-using State = Image::State;
+Status RequireDirtyBit(const State& s, const char* what) {
+  if (s.header.version >= 3) return Status::Ok();
+  return Status::NotSupported(fmt::format(
+      "{} needs a v3 image (compat=1.1): it relies on the dirty bit to be crash-safe", what));
+}
 
 // The image's snapshot table (empty without snapshots).
 Result<SnapshotTable> ReadTable(State& s) {
@@ -50,11 +55,7 @@ Result<SnapshotTable> ReadTable(State& s) {
 // Why the image cannot take snapshot `id` now, or its current snapshot table.
 Result<SnapshotTable> TableForNewSnapshot(State& s, const std::string& id,
                                           const std::string& name) {
-  if (s.header.version < 3) {
-    return Status::NotSupported(
-        "snapshot creation needs a v3 image (compat=1.1): it relies on "
-        "the dirty bit to be crash-safe");
-  }
+  RETURN_IF_ERROR(RequireDirtyBit(s, "snapshot creation"));
   if (s.header.refcount_order == 0) {
     return Status::NotSupported(
         "snapshot creation needs refcount_bits of at least 2: a 1-bit "
@@ -222,13 +223,7 @@ Status TakeSnapshot(State& s, const SnapshotTable& old, const std::string& id,
   return FreeOldTableAndMarkClean(s, old_offset, old.table_size, was_dirty);
 }
 
-// Deletion, step 3: one reference less to every L2 table of the deleted snapshot's L1 table and
-// every cluster those tables map, and its L1 table freed. The header no longer names the
-// snapshot, durably, so the drops apply at once.
-Status ReleaseSnapshotTree(State& s, const SnapshotEntry& entry) {
-  const uint64_t cs = s.header.cluster_size();
-  ASSIGN_OR_RETURN(std::vector<uint64_t> l1,
-                   ReadTable(s.device, entry.l1_table_offset, entry.l1_size, "snapshot L1 table"));
+Status ReleaseL1Tree(State& s, const std::vector<uint64_t>& l1) {
   for (uint64_t l1_entry : l1) {
     const uint64_t l2_offset = l1_entry & kL1OffsetMask;
     if (l2_offset == 0) continue;
@@ -236,10 +231,19 @@ Status ReleaseSnapshotTree(State& s, const SnapshotEntry& entry) {
     for (uint64_t j = 0; j < s.geometry.l2_entries(); ++j) s.ReleaseEntry(s.GetL2Entry(table, j));
     s.QueueDecrement(l2_offset);
   }
-  if (entry.l1_size > 0) {
-    s.QueueDecrement(entry.l1_table_offset, DivRoundUp(uint64_t{entry.l1_size} * 8, cs));
-  }
   return s.ApplyPendingDecrements();
+}
+
+// Deletion, step 3: the deleted snapshot's tree and its L1 table lose their references. The
+// header no longer names the snapshot, durably, so the drops apply at once.
+Status ReleaseSnapshotTree(State& s, const SnapshotEntry& entry) {
+  ASSIGN_OR_RETURN(std::vector<uint64_t> l1,
+                   ReadTable(s.device, entry.l1_table_offset, entry.l1_size, "snapshot L1 table"));
+  if (entry.l1_size > 0) {
+    s.QueueDecrement(entry.l1_table_offset,
+                     DivRoundUp(uint64_t{entry.l1_size} * 8, s.header.cluster_size()));
+  }
+  return ReleaseL1Tree(s, l1);
 }
 
 // Deletion, step 4: COPIED again on the active L1 and L2 entries whose cluster is referenced
@@ -311,7 +315,9 @@ Status RemoveSnapshot(State& s, const SnapshotTable& old, size_t index) {
   return FreeOldTableAndMarkClean(s, old_offset, old.table_size, was_dirty);
 }
 
-}  // namespace
+}  // namespace snapshot_steps
+
+using namespace snapshot_steps;  // NOLINT: this file's own steps
 
 Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
   State& s = *s_;
@@ -327,11 +333,7 @@ Status Image::CreateSnapshot(const std::string& id, const std::string& name) {
 Status Image::DeleteSnapshot(const std::string& name) {
   State& s = *s_;
   RETURN_IF_ERROR(s.PrepareForWrite());
-  if (s.header.version < 3) {
-    return Status::NotSupported(
-        "snapshot deletion needs a v3 image (compat=1.1): it relies on the dirty bit to be "
-        "crash-safe");
-  }
+  RETURN_IF_ERROR(RequireDirtyBit(s, "snapshot deletion"));
   ASSIGN_OR_RETURN(const SnapshotTable table, ReadTable(s));
   auto it = std::find_if(table.entries.begin(), table.entries.end(),
                          [&](const SnapshotEntry& e) { return e.name == name; });

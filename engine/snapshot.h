@@ -22,6 +22,12 @@
 
 namespace crashsim {
 
+// Whether the engine takes internal snapshots of an image: v3 (the dirty bit makes them
+// crash-safe) with refcounts wider than one bit (a shared cluster is counted twice).
+inline bool CanHoldSnapshots(uint32_t version, uint32_t refcount_bits) {
+  return version >= 3 && refcount_bits > 1;
+}
+
 // One snapshot table entry as QEMU 7.2 writes it: 40-byte fixed part, 24 bytes of extra data
 // (vm_state_size_large 0, the virtual disk size, icount), id, name, padded to 8 bytes.
 std::vector<uint8_t> EncodeSnapshotEntry(uint64_t l1_offset, uint32_t l1_size,

@@ -194,6 +194,8 @@ void CheckWorkload(const ExploreSettings& settings, const Workload& workload,
   RC_CLASSIFY(capable && has(WorkloadOpKind::kSnapshot), "snapshot");
   RC_CLASSIFY(capable && has(WorkloadOpKind::kSnapshot) && has(WorkloadOpKind::kDeleteSnapshot),
               "snapshot deleted");
+  RC_CLASSIFY(capable && has(WorkloadOpKind::kSnapshot) && has(WorkloadOpKind::kApplySnapshot),
+              "snapshot applied");
   if (!report.ok()) {
     const StateResult& f = report.failures.front();
     // While rapidcheck shrinks, every failing case writes a trace; the last one printed is the
@@ -218,8 +220,8 @@ void CheckWorkload(const ExploreSettings& settings, const Workload& workload,
 // A workload for `settings`' image; on an image that can hold snapshots (v3, refcounts wider
 // than one bit) it takes one somewhere if it drew none, so every run of the property crashes the
 // snapshot steps by construction rather than by luck (the snapshot op's weight alone gave about
-// one case in sixteen), and in half the cases a deletion of it later on (after writes that
-// copied its clusters on write, when there are some), so deletions are crashed as often.
+// one case in sixteen), and in half the cases each a revert to it and a deletion of it later on
+// (after writes that copied its clusters on write, when there are some).
 Workload GenCrashWorkload(const ExploreSettings& settings) {
   Workload w = *GenWorkload(DiskSizeFor(settings), settings.image.cluster_size, 8);
   const bool capable = settings.image.version == 3 && settings.image.refcount_bits > 1;
@@ -236,11 +238,12 @@ Workload GenCrashWorkload(const ExploreSettings& settings) {
                          WorkloadOp{.kind = WorkloadOpKind::kSnapshot});
   }
   const size_t snapshot_at = static_cast<size_t>(first - w.ops.begin());
-  const bool deletes = std::any_of(first, w.ops.end(), is(WorkloadOpKind::kDeleteSnapshot));
-  if (!deletes && *rc::gen::arbitrary<bool>()) {
+  // A revert to it and a deletion of it, each in half the cases (when the ops drew none).
+  for (WorkloadOpKind later : {WorkloadOpKind::kApplySnapshot, WorkloadOpKind::kDeleteSnapshot}) {
+    const auto from = w.ops.begin() + static_cast<std::ptrdiff_t>(snapshot_at);
+    if (std::any_of(from, w.ops.end(), is(later)) || !*rc::gen::arbitrary<bool>()) continue;
     const size_t at = random_index(snapshot_at + 1, w.ops.size());
-    w.ops.insert(w.ops.begin() + static_cast<std::ptrdiff_t>(at),
-                 WorkloadOp{.kind = WorkloadOpKind::kDeleteSnapshot});
+    w.ops.insert(w.ops.begin() + static_cast<std::ptrdiff_t>(at), WorkloadOp{.kind = later});
   }
   return w;
 }

@@ -19,10 +19,13 @@ std::string DirtyBitContractViolation(const simdisk::Recording& recording, const
     }
     if (fault_seq && seq > *fault_seq) return "";  // poisoned after the injected error
     const bool in_workload = op.guest_op < workload.ops.size();
-    // Creating and deleting a snapshot run under the dirty bit (engine/snapshot.h).
+    // Creating, deleting and reverting to a snapshot run under the dirty bit (engine/snapshot.h).
     const WorkloadOpKind kind =
         in_workload ? workload.ops[op.guest_op].kind : WorkloadOpKind::kFlush;
-    if (kind == WorkloadOpKind::kSnapshot || kind == WorkloadOpKind::kDeleteSnapshot) return "";
+    if (kind == WorkloadOpKind::kSnapshot || kind == WorkloadOpKind::kDeleteSnapshot ||
+        kind == WorkloadOpKind::kApplySnapshot) {
+      return "";
+    }
     std::string by;
     if (in_workload) {
       by = fmt::format("guest op #{} ({})", op.guest_op, workload.ops[op.guest_op].ToText());
@@ -33,7 +36,7 @@ std::string DirtyBitContractViolation(const simdisk::Recording& recording, const
     }
     return fmt::format(
         "lazy refcounts are off, yet the crash left the dirty bit set: {} set it (device op {}), "
-        "and only a snapshot's creation or deletion may",
+        "and only a snapshot's creation, deletion or revert may",
         by, seq);
   }
   return "lazy refcounts are off, yet the crash left the dirty bit set, and no write before the "

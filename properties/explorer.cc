@@ -11,6 +11,7 @@
 #include "engine/check/check.h"
 #include "engine/image.h"
 #include "engine/memory_device.h"
+#include "engine/snapshot.h"
 #include "properties/dirty_bit_contract.h"
 #include "properties/guest_run.h"
 #include "properties/live_model.h"
@@ -103,13 +104,17 @@ Status Explorer::RecordRun() {
   so.atomic_unit = options_.settings.atomic_unit;
   simdisk::SimDisk disk(so, initial);
   if (options_.settings.fault) disk.SetFaultPlan(simdisk::FaultPlan({*options_.settings.fault}));
-  LiveModel live(backing_.initial, workload_.disk_size, options_.settings.image.cluster_size);
+  LiveModel live(
+      backing_.initial, workload_.disk_size, options_.settings.image.cluster_size,
+      CanHoldSnapshots(options_.settings.image.version, options_.settings.image.refcount_bits));
   ASSIGN_OR_RETURN(run_, RunGuestWorkload(disk, workload_, OpenFor(false), live));
   recording_ = disk.SnapshotRecording();
   run_io_ = disk.totals();
 
-  oracle_ = OracleForRun(workload_, options_.settings.cache_mode, options_.settings.selection.kind,
-                         *recording_, backing_.initial);
+  oracle_ = OracleForRun(
+      workload_, options_.settings.cache_mode, options_.settings.selection.kind, *recording_,
+      backing_.initial,
+      CanHoldSnapshots(options_.settings.image.version, options_.settings.image.refcount_bits));
   key_index_ = std::make_unique<simdisk::ImageKeyIndex>(recording_);
   data_check_ = std::make_unique<GuestDataCheck>(*oracle_, recording_, OpenFor(true));
   return Status::Ok();

@@ -33,7 +33,7 @@ const Case kCases[] = {
     {"lazy_wb_4k_qcow2_backing", 7, 4096, 64, true, CacheMode::kWriteback, BackingKind::kQcow2},
     {"wt_512_refcount1", 8, 512, 1, false, CacheMode::kWritethrough, BackingKind::kNone},
     {"lazy_wt_2m", 4, 2 << 20, 16, true, CacheMode::kWritethrough, BackingKind::kNone},
-    {"lazy_wb_64k_kill", 11, 65536, 16, true, CacheMode::kWriteback, BackingKind::kNone,
+    {"lazy_wb_64k_kill", 16, 65536, 16, true, CacheMode::kWriteback, BackingKind::kNone,
      simdisk::CrashKind::kProcessKill},
 };
 

@@ -37,16 +37,28 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
     case WorkloadOpKind::kSnapshot: {
       // Images that cannot hold snapshots (v2, 1-bit refcounts) skip the op: the guest sees
       // nothing either way.
+      // nothing either way. Every snapshot op flushes, taken or skipped, so that each is a flush
+      // for the guest (IsFlushLike).
       const QcowHeader& h = image->header();
-      if (h.version < 3 || h.refcount_order == 0) return Status::Ok();
+      if (h.version < 3 || h.refcount_order == 0) return image->Flush();
       return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
     }
     case WorkloadOpKind::kDeleteSnapshot: {
       // The oldest snapshot; none (or an image that cannot hold any) skips the op.
       const QcowHeader& h = image->header();
-      if (h.version < 3 || h.nb_snapshots == 0) return Status::Ok();
+      if (h.version < 3 || h.nb_snapshots == 0) return image->Flush();
       ASSIGN_OR_RETURN(const SnapshotTable table, image->Snapshots());
       return image->DeleteSnapshot(table.entries.front().name);
+    }
+    case WorkloadOpKind::kApplySnapshot: {
+      // The newest snapshot of the disk's current size; none skips the op.
+      const QcowHeader& h = image->header();
+      if (h.version < 3 || h.nb_snapshots == 0) return image->Flush();
+      ASSIGN_OR_RETURN(const SnapshotTable table, image->Snapshots());
+      for (auto e = table.entries.rbegin(); e != table.entries.rend(); ++e) {
+        if (e->disk_size == h.size) return image->ApplySnapshot(e->id);
+      }
+      return image->Flush();
     }
     case WorkloadOpKind::kResize:
       return image->Resize(op.new_size);
@@ -135,8 +147,12 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
         closing ? std::string("close") : fmt::format("guest op #{} ({})", i, label);
     disk.BeginGuestOp(i, label);
     Status st = image ? Status::Ok() : call(fmt::format("open before {}", what), open_image);
-    if (st.ok() && !closing && OutsideAfterFailedResize(workload.ops[i], *image, result)) {
-      // The guest was told the resize failed, so it does not address what it would have added.
+    if (st.ok() && !closing &&
+        (OutsideAfterFailedResize(workload.ops[i], *image, result) ||
+         (result.fault && workload.ops[i].kind == WorkloadOpKind::kApplySnapshot))) {
+      // The guest was told the resize failed, so it does not address what it would have added;
+      // after an injected error it does not revert to a snapshot either (which snapshots exist
+      // is no longer known: the oracle and the model allow the op as not done).
       disk.FailGuestOp();
       live.Forget(workload.ops[i]);
       continue;
@@ -157,9 +173,7 @@ Result<GuestRunResult> RunGuestWorkload(simdisk::SimDisk& disk, const Workload& 
     if (!closing) {
       const WorkloadOp& op = workload.ops[i];
       live.Apply(op);
-      // A resize flushes too (Image::Resize): everything acknowledged before it is durable.
-      if (op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen ||
-          op.kind == WorkloadOpKind::kResize) {
+      if (IsFlushLike(op.kind)) {
         unflushed.clear();
         live.MarkDurable();
       } else if (op.TouchesData() && held_back) {

@@ -34,6 +34,15 @@ void LiveModel::Apply(const WorkloadOp& op) {
                       {{Source::kZero, 0}});
       disk_size_ = op.new_size;
       break;
+    case WorkloadOpKind::kSnapshot:
+      if (snapshots_supported_) snapshots_.Take(disk_size_, content_);
+      break;
+    case WorkloadOpKind::kDeleteSnapshot:
+      snapshots_.DeleteOldest();
+      break;
+    case WorkloadOpKind::kApplySnapshot:
+      if (const auto* then = snapshots_.RevertTarget(disk_size_)) content_ = *then;
+      break;
     default:
       break;
   }
@@ -69,6 +78,15 @@ void LiveModel::Forget(const WorkloadOp& op) {
     Widen(std::min(disk_size_, op.new_size), std::max(disk_size_, op.new_size),
           {{Source::kZero, 0}});
     disk_size_ = std::max(disk_size_, op.new_size);
+  }
+  if (op.kind == WorkloadOpKind::kApplySnapshot) {
+    // Reverted or not: every range any op touched may read as anything a snapshot held. (Ranges
+    // no op touched hold the initial content in every snapshot alike.)
+    std::vector<std::pair<uint64_t, uint64_t>> touched;
+    content_.Visit(0, UINT64_MAX, [&](uint64_t b, uint64_t e, const Sources* now) {
+      if (now != nullptr) touched.push_back({b, e});
+    });
+    for (const auto& [b, e] : touched) Widen(b, e, {{Source::kUnknown, 0}});
   }
 }
 

@@ -10,14 +10,21 @@
 #include "engine/status.h"
 #include "properties/extent_map.h"
 #include "properties/initial_content.h"
+#include "properties/snapshot_list.h"
 #include "properties/workload.h"
 
 namespace crashsim {
 
 class LiveModel {
  public:
-  LiveModel(const InitialContent& initial, uint64_t disk_size, uint64_t cluster_size)
-      : initial_(initial), disk_size_(disk_size), cluster_size_(cluster_size) {}
+  // `snapshots`: the image can hold internal snapshots (v3, refcounts wider than one bit), so
+  // snapshot ops take effect (guest_run.cc skips them otherwise).
+  LiveModel(const InitialContent& initial, uint64_t disk_size, uint64_t cluster_size,
+            bool snapshots = false)
+      : initial_(initial),
+        disk_size_(disk_size),
+        cluster_size_(cluster_size),
+        snapshots_supported_(snapshots) {}
 
   void Apply(const WorkloadOp& op);
   // An op the engine failed: each sector it addressed may hold what it held before or what the
@@ -53,6 +60,8 @@ class LiveModel {
   uint64_t cluster_size_;
   ExtentMap<Sources> content_;  // gaps read as the initial content
   ExtentMap<Sources> durable_;  // content_ at the last MarkDurable
+  bool snapshots_supported_;
+  SnapshotList<ExtentMap<Sources>> snapshots_;  // the content when each was taken
 };
 
 }  // namespace crashsim

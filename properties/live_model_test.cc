@@ -55,5 +55,24 @@ TEST(LiveModelTest, UnflushedWritesLostInARestartReadAsDurableOrAsWritten) {
   EXPECT_FALSE(live.Verify(0, std::vector<uint8_t>(512, 0)).ok());  // zeros never were
 }
 
+// Snapshots: a revert reads as the newest snapshot of the disk's size did (deletions take the
+// oldest); without snapshot support the ops change nothing.
+TEST(LiveModelTest, ARevertReadsAsTheNewestSnapshotOfThatSize) {
+  InitialContent zeros;
+  for (bool supported : {true, false}) {
+    LiveModel live(zeros, 1 << 20, 65536, supported);
+    live.Apply({.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 1024, .pattern = 1});
+    live.Apply({.kind = WorkloadOpKind::kSnapshot});
+    live.Apply({.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 1024, .pattern = 2});
+    live.Apply({.kind = WorkloadOpKind::kSnapshot});
+    live.Apply({.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 1024, .pattern = 3});
+    live.Apply({.kind = WorkloadOpKind::kDeleteSnapshot});  // the first goes
+    live.Apply({.kind = WorkloadOpKind::kApplySnapshot});
+    const uint32_t want = supported ? 2 : 3;
+    EXPECT_TRUE(live.Verify(0, Pattern(want, 0, 1024)).ok()) << supported;
+    EXPECT_FALSE(live.Verify(0, Pattern(supported ? 3 : 2, 0, 1024)).ok()) << supported;
+  }
+}
+
 }  // namespace
 }  // namespace crashsim

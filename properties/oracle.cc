@@ -6,6 +6,7 @@
 
 #include "engine/all_zero.h"
 #include "engine/invariant.h"
+#include "properties/snapshot_list.h"
 
 namespace crashsim {
 namespace {
@@ -24,9 +25,7 @@ void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKi
   uint64_t next_flush_ack = kNever;
   for (size_t i = timings.size(); i-- > 0;) {
     const WorkloadOp& op = workload.ops[i];
-    // A resize flushes as well (Image::Resize): it makes everything acknowledged before durable.
-    bool is_flush = op.kind == WorkloadOpKind::kFlush || op.kind == WorkloadOpKind::kReopen ||
-                    op.kind == WorkloadOpKind::kResize;
+    bool is_flush = IsFlushLike(op.kind);
     const bool failed = timings[i].ack == kNever;  // the guest was told it failed
     if (is_flush && !failed) next_flush_ack = timings[i].ack;
     // A reopen (or the final close) that fails drops the engine without a clean close: what was
@@ -46,7 +45,7 @@ void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKi
 }
 
 GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings,
-                         InitialContent initial)
+                         InitialContent initial, bool snapshots)
     : workload_(workload), timings_(std::move(timings)), initial_(std::move(initial)) {
   for (size_t j = 1; j < timings_.size(); ++j) {
     monotone_timings_ = monotone_timings_ && timings_[j - 1].begin <= timings_[j].begin &&
@@ -82,6 +81,75 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
     segments_.push_back({cuts[i], cuts[i + 1]});
     segment_ops_.push_back(std::move(ops));
   }
+  if (snapshots) AddReverts();
+}
+
+void GuestOracle::AddReverts() {
+  // Which snapshot op each apply-snapshot op reverts to: the newest one still there whose disk
+  // size is the current one (guest_run.cc), with deletions taking the oldest.
+  SnapshotList<uint32_t> taken;                        // the snapshot op that took each
+  std::vector<std::pair<uint32_t, uint32_t>> reverts;  // (apply op, snapshot op), in op order
+  for (uint32_t j = 0; j < workload_.ops.size(); ++j) {
+    const WorkloadOpKind kind = workload_.ops[j].kind;
+    if (kind == WorkloadOpKind::kSnapshot) taken.Take(sizes_[j], j);
+    if (kind == WorkloadOpKind::kDeleteSnapshot) taken.DeleteOldest();
+    if (kind != WorkloadOpKind::kApplySnapshot) continue;
+    if (const uint32_t* snapshot = taken.RevertTarget(sizes_[j])) reverts.push_back({j, *snapshot});
+  }
+  if (reverts.empty() || segments_.empty()) return;
+  // A revert touches every segment (ranges no op touched hold the initial content in every
+  // snapshot alike); it leaves what each segment held when the snapshot was taken.
+  for (const auto& [apply, snapshot] : reverts) {
+    std::vector<std::vector<int64_t>> values(segments_.size());
+    for (size_t s = 0; s < segments_.size(); ++s) values[s] = ContentAt(s, snapshot);
+    revert_values_[apply] = std::move(values);
+    ranges_[apply] = {segments_.front().first, segments_.back().second};
+    for (auto& ops : segment_ops_)
+      ops.insert(std::upper_bound(ops.begin(), ops.end(), apply), apply);
+  }
+}
+
+std::vector<int64_t> GuestOracle::ValuesOf(uint32_t j, size_t segment,
+                                           const std::vector<int64_t>& before) const {
+  const WorkloadOp& op = workload_.ops[j];
+  switch (op.kind) {
+    case WorkloadOpKind::kWrite:
+      return {static_cast<int64_t>(j)};
+    case WorkloadOpKind::kZero:
+      return {kZero};
+    case WorkloadOpKind::kApplySnapshot:
+      return revert_values_.at(j)[segment];
+    case WorkloadOpKind::kResize:
+      if (op.new_size > sizes_[j]) return {kZero};  // a grown area reads as zeros only
+      // A shrink unmaps what it cuts off, as a discard does: until the size falls, that range
+      // reads as before, as zeros or as what lies beneath.
+      [[fallthrough]];
+    default: {  // discard: the old value, zeros, or what lies beneath (the initial content)
+      std::vector<int64_t> values = before;
+      for (int64_t v : {kZero, kInitial}) {
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
+      return values;
+    }
+  }
+}
+
+std::vector<int64_t> GuestOracle::ContentAt(size_t segment, uint32_t snapshot_op) const {
+  // Every op before a snapshot completed before it began (ops run one at a time), and the
+  // snapshot flushed them: each left its values, or, if it failed, maybe left them.
+  std::vector<int64_t> values = {kInitial};
+  for (uint32_t j : segment_ops_[segment]) {
+    if (j >= snapshot_op) break;
+    std::vector<int64_t> next = ValuesOf(j, segment, values);
+    if (timings_[j].ack == kNever) {
+      for (int64_t v : next) {
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
+    } else {
+      values = std::move(next);
+    }
+  }
+  return values;
 }
 
 void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
@@ -90,29 +158,7 @@ void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
   for (uint32_t j : segment_ops_[segment]) {
     const OpTiming& t = timings_[j];
     if (t.begin == kNever || t.begin >= crash_point) break;  // not issued before the crash
-    const WorkloadOp& op = workload_.ops[j];
-    std::vector<int64_t> values;
-    switch (op.kind) {
-      case WorkloadOpKind::kWrite:
-        values = {static_cast<int64_t>(j)};
-        break;
-      case WorkloadOpKind::kZero:
-        values = {kZero};
-        break;
-      case WorkloadOpKind::kResize:
-        if (op.new_size > sizes_[j]) {  // a grown area reads as zeros, never as what was there
-          values = {kZero};
-          break;
-        }
-        // A shrink unmaps what it cuts off, as a discard does: until the size falls, that range
-        // reads as before, as zeros or as what lies beneath.
-        [[fallthrough]];
-      default:  // discard: the old value, zeros, or what lies beneath (the initial content)
-        values = out;
-        values.push_back(kZero);
-        values.push_back(kInitial);
-        break;
-    }
+    const std::vector<int64_t> values = ValuesOf(j, segment, out);
     bool durable = t.durable != kNever && t.durable < crash_point;
     if (durable) out.clear();
     for (int64_t v : values) {
@@ -320,7 +366,7 @@ DataWindow GuestOracle::WindowAt(uint64_t crash_point) const {
 std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
                                           simdisk::CrashKind crash,
                                           const simdisk::Recording& recording,
-                                          InitialContent initial) {
+                                          InitialContent initial, bool snapshots) {
   // The oracle sees the close as a flush: it makes everything before it durable.
   Workload with_close = workload;
   with_close.ops.push_back({.kind = WorkloadOpKind::kFlush});
@@ -329,7 +375,8 @@ std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mo
     if (g.id < timings.size()) timings[g.id] = {g.begin_seq, g.ack_seq, kNever};
   }
   AssignDurability(with_close, mode, crash, timings);
-  return std::make_unique<GuestOracle>(with_close, std::move(timings), std::move(initial));
+  return std::make_unique<GuestOracle>(with_close, std::move(timings), std::move(initial),
+                                       snapshots);
 }
 
 }  // namespace crashsim

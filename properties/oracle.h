@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -66,7 +67,10 @@ using ImpliedRuns = std::function<ImpliedRun(uint64_t offset)>;
 class GuestOracle {
  public:
   // `initial`: the guest content before the workload (zeros, or the backing file's content).
-  GuestOracle(const Workload& workload, std::vector<OpTiming> timings, InitialContent initial);
+  // `snapshots`: the image can hold internal snapshots, so apply-snapshot ops revert (to the
+  // content the snapshot op they name saw) instead of being skipped.
+  GuestOracle(const Workload& workload, std::vector<OpTiming> timings, InitialContent initial,
+              bool snapshots = false);
 
   using Reader = std::function<Status(uint64_t offset, std::span<uint8_t> data)>;
   // Holds a disk of `virtual_size` bytes to the sizes legal at the crash point, then reads every
@@ -117,6 +121,13 @@ class GuestOracle {
   static constexpr int64_t kInitial = -1;
   static constexpr int64_t kZero = -2;
   void Candidates(size_t segment, uint64_t crash_point, std::vector<int64_t>& out) const;
+  // What op `j` leaves in `segment` where it held one of `before`.
+  std::vector<int64_t> ValuesOf(uint32_t j, size_t segment,
+                                const std::vector<int64_t>& before) const;
+  // What `segment` held when snapshot op `snapshot_op` took its snapshot.
+  std::vector<int64_t> ContentAt(size_t segment, uint32_t snapshot_op) const;
+  // Adds each apply-snapshot op that reverts to every segment, with what it leaves there.
+  void AddReverts();
   // Whether reading [begin, end), inside one segment whose sources are `candidates`, as
   // `content` is legal.
   bool ImpliedMatches(const std::vector<int64_t>& candidates, uint64_t begin, uint64_t end,
@@ -132,6 +143,7 @@ class GuestOracle {
   std::vector<std::vector<uint32_t>> segment_ops_;       // data ops touching each, in order
   std::vector<std::optional<std::pair<uint64_t, uint64_t>>> ranges_;  // OpRange, by op
   std::vector<uint64_t> sizes_;  // the disk's size before each op (Workload::Sizes)
+  std::map<uint32_t, std::vector<std::vector<int64_t>>> revert_values_;  // apply op -> by segment
 };
 
 // The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest
@@ -140,6 +152,6 @@ class GuestOracle {
 std::unique_ptr<GuestOracle> OracleForRun(const Workload& workload, CacheMode mode,
                                           simdisk::CrashKind crash,
                                           const simdisk::Recording& recording,
-                                          InitialContent initial = {});
+                                          InitialContent initial = {}, bool snapshots = false);
 
 }  // namespace crashsim

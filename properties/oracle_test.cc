@@ -227,5 +227,35 @@ TEST(OracleTest, ImpliedRunsGiveTheSameVerdictAsReadingEverything) {
   EXPECT_FALSE(o.ImpliedLegal(3, 0, 4096, ImpliedContent::kZero));
 }
 
+// A revert: once durable the disk reads as it did when the snapshot was taken; while in flight,
+// as before or as then; on an image that cannot hold snapshots the op changes nothing.
+TEST(OracleTest, ARevertReadsAsTheSnapshotDid) {
+  Workload w;
+  w.disk_size = 4096;
+  w.ops = {{.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 2048, .pattern = 1},
+           {.kind = WorkloadOpKind::kSnapshot},
+           {.kind = WorkloadOpKind::kWrite, .offset = 1024, .length = 2048, .pattern = 2},
+           {.kind = WorkloadOpKind::kApplySnapshot}};
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, 4, kNever}, {5, 6, kNever}, {7, 8, kNever}};
+  AssignDurability(w, CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, t);
+  std::vector<uint8_t> then(4096, 0), now(4096, 0);
+  FillPattern(1, 0, std::span(then).first(2048));
+  now = then;
+  FillPattern(2, 1024, std::span(now).subspan(1024, 2048));
+  GuestOracle reverts(w, t, {}, /*snapshots=*/true);
+  EXPECT_FALSE(Violation(reverts, 7, now)) << "before the revert began";
+  EXPECT_TRUE(Violation(reverts, 7, then)) << "the second write was durable";
+  EXPECT_FALSE(Violation(reverts, 8, now)) << "the revert in flight: either";
+  EXPECT_FALSE(Violation(reverts, 8, then));
+  EXPECT_FALSE(Violation(reverts, 9, then)) << "the revert durable";
+  auto late = Violation(reverts, 9, now);
+  ASSERT_TRUE(late);
+  EXPECT_NE(late->message.find("match none of the legal sources"), std::string::npos);
+  EXPECT_EQ(reverts.OpRange(3), std::make_pair(uint64_t{0}, uint64_t{3072}));
+  GuestOracle skips(w, t, {}, /*snapshots=*/false);
+  EXPECT_FALSE(Violation(skips, 9, now));
+  EXPECT_TRUE(Violation(skips, 9, then)) << "no snapshot: nothing reverted";
+}
+
 }  // namespace
 }  // namespace crashsim

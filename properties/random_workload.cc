@@ -20,7 +20,7 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
   const uint64_t min_size = std::max<uint64_t>(512, AlignUp(disk_size / 2, 512) - reach * 512);
   for (size_t i = 0; i < op_count; ++i) {
     WorkloadOp op;
-    uint64_t kind = rng.Below(23);
+    uint64_t kind = rng.Below(24);
     if (kind < 10) {
       op.kind = WorkloadOpKind::kWrite;
     } else if (kind < 12) {
@@ -37,6 +37,8 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
       op.kind = WorkloadOpKind::kSnapshot;
     } else if (kind < 22) {
       op.kind = WorkloadOpKind::kDeleteSnapshot;
+    } else if (kind < 23) {
+      op.kind = WorkloadOpKind::kApplySnapshot;
     } else {
       op.kind = WorkloadOpKind::kResize;
       const uint64_t base = rng.Chance(1, 2) ? AlignUp(disk_size / 2, 512) : disk_size;

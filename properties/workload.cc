@@ -79,6 +79,8 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
       return "resize";
     case WorkloadOpKind::kDeleteSnapshot:
       return "delete-snapshot";
+    case WorkloadOpKind::kApplySnapshot:
+      return "apply-snapshot";
   }
   return "?";
 }
@@ -155,6 +157,8 @@ std::string WorkloadOp::ToText() const {
       return fmt::format("resize {}", new_size);
     case WorkloadOpKind::kDeleteSnapshot:
       return "delete-snapshot";
+    case WorkloadOpKind::kApplySnapshot:
+      return "apply-snapshot";
   }
   return "?";
 }
@@ -212,11 +216,13 @@ Result<Workload> Workload::Parse(std::string_view text) {
           fmt::format("workload line {}: expected 'disk SIZE' first", line_no));
     }
     WorkloadOp op;
-    if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot" || cmd == "delete-snapshot") {
-      op.kind = cmd == "flush"      ? WorkloadOpKind::kFlush
-                : cmd == "reopen"   ? WorkloadOpKind::kReopen
-                : cmd == "snapshot" ? WorkloadOpKind::kSnapshot
-                                    : WorkloadOpKind::kDeleteSnapshot;
+    if (cmd == "flush" || cmd == "reopen" || cmd == "snapshot" || cmd == "delete-snapshot" ||
+        cmd == "apply-snapshot") {
+      op.kind = cmd == "flush"             ? WorkloadOpKind::kFlush
+                : cmd == "reopen"          ? WorkloadOpKind::kReopen
+                : cmd == "snapshot"        ? WorkloadOpKind::kSnapshot
+                : cmd == "delete-snapshot" ? WorkloadOpKind::kDeleteSnapshot
+                                           : WorkloadOpKind::kApplySnapshot;
       if (words.size() > 1) {
         return Status::InvalidArgument(
             fmt::format("workload line {}: unexpected '{}'", line_no, words[1]));
@@ -255,7 +261,7 @@ Result<Workload> Workload::Parse(std::string_view text) {
     } else {
       return Status::InvalidArgument(fmt::format(
           "workload line {}: unknown operation '{}' (expected write, zero, discard, read, "
-          "flush, reopen, snapshot, delete-snapshot, resize)",
+          "flush, reopen, snapshot, delete-snapshot, apply-snapshot, resize)",
           line_no, cmd));
     }
     w.ops.push_back(op);

@@ -7,6 +7,8 @@
 //   read 0x10000 4096              (checked against what the workload wrote so far)
 //   snapshot                       (an internal snapshot; skipped on v2 and 1-bit refcounts)
 //   delete-snapshot                (deletes the oldest internal snapshot; skipped if none)
+//   apply-snapshot                 (reverts to the newest snapshot of the disk's current size;
+//                                   skipped if none)
 //   resize 3145728                 (the guest disk's new size: grown areas read as zeros)
 //   reopen
 // Data is position-dependent so that bytes that land at the wrong offset are caught.
@@ -33,6 +35,7 @@ enum class WorkloadOpKind : uint8_t {
   kSnapshot,
   kResize,
   kDeleteSnapshot,
+  kApplySnapshot,
 };
 const char* WorkloadOpKindName(WorkloadOpKind kind);
 
@@ -51,6 +54,23 @@ struct WorkloadOp {
   std::string ToText() const;
   bool operator==(const WorkloadOp&) const = default;
 };
+
+// Whether an op of this kind makes everything acknowledged before it durable when it completes,
+// as a flush does: flush and reopen; a resize and every snapshot op, which flush (Image::Resize,
+// engine/snapshot.h; guest_run.cc flushes when it skips one).
+inline bool IsFlushLike(WorkloadOpKind kind) {
+  switch (kind) {
+    case WorkloadOpKind::kFlush:
+    case WorkloadOpKind::kReopen:
+    case WorkloadOpKind::kResize:
+    case WorkloadOpKind::kSnapshot:
+    case WorkloadOpKind::kDeleteSnapshot:
+    case WorkloadOpKind::kApplySnapshot:
+      return true;
+    default:
+      return false;
+  }
+}
 
 struct Workload {
   uint64_t disk_size = 0;  // the guest disk's size before the first op (resize ops change it)

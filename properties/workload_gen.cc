@@ -52,6 +52,7 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
                                      {2, static_cast<int>(WorkloadOpKind::kRead)},
                                      {1, static_cast<int>(WorkloadOpKind::kSnapshot)},
                                      {1, static_cast<int>(WorkloadOpKind::kDeleteSnapshot)},
+                                     {1, static_cast<int>(WorkloadOpKind::kApplySnapshot)},
                                      {1, static_cast<int>(WorkloadOpKind::kResize)}}),
       offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>(),
       new_size);

@@ -228,7 +228,8 @@ int RunMatrix(const ExploreArgs& a, const ExploreOptions& base) {
   fmt::print(
       "\nclean: no corruptions; leaks: lost space only; repaired: dirty image repaired "
       "to clean with all durable data (with lazy refcounts off, only states after an "
-      "internal snapshot's creation or deletion started, which run under the dirty bit). "
+      "internal snapshot's creation, deletion or revert started, which run under the dirty "
+      "bit). "
       "writes/flushes/sim "
       "ms: the recorded run's device cost.\n");
   if (a.coverage) PrintCoverage(coverage, " of the six configurations together");

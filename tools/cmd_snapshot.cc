@@ -1,8 +1,9 @@
-// `crashsim snapshot [-f qcow2] [-q] [-l | -c NAME | -d NAME] IMG`: qemu-img snapshot's syntax,
-// listing and exit codes. -c creates an internal snapshot with the next free numeric id (as
-// QEMU's find_new_snapshot_id) and date 0 (no clock decides what the engine writes); -d deletes
-// the first snapshot with that name (qemu-img matches -d by name only); -l, or no action, lists
-// them as `qemu-img snapshot -l` does. Creation and deletion need a v3 image (engine/snapshot.h).
+// `crashsim snapshot [-f qcow2] [-q] [-l | -c NAME | -a SNAPSHOT | -d NAME] IMG`: qemu-img
+// snapshot's syntax, listing and exit codes. -c creates an internal snapshot with the next free
+// numeric id (as QEMU's find_new_snapshot_id) and date 0 (no clock decides what the engine
+// writes); -a reverts to the snapshot with that id, or else that name; -d deletes the first
+// snapshot with that name (qemu-img matches -d by name only); -l, or no action, lists them as
+// `qemu-img snapshot -l` does. Changes need a v3 image (engine/snapshot.h).
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -18,6 +19,7 @@ struct SnapshotArgs {
   std::string format = "qcow2";
   bool list = false;
   std::string create;
+  std::string apply;
   std::string remove;
   bool quiet = false;
   std::string image;
@@ -52,9 +54,9 @@ std::string ListingLine(const SnapshotEntry& e) {
 int RunSnapshot(const SnapshotArgs& args) {
   Status format_ok = CheckFormat(args.format, {"qcow2"});
   if (!format_ok.ok()) return Fail(format_ok);
-  const int actions = args.list + !args.create.empty() + !args.remove.empty();
+  const int actions = args.list + !args.create.empty() + !args.apply.empty() + !args.remove.empty();
   if (actions > 1) return Fail("Cannot mix '-l', '-a', '-c', '-d'");
-  const bool writes = !args.create.empty() || !args.remove.empty();
+  const bool writes = actions == 1 && !args.list;
   auto image = OpenImageFile(args.image, {.read_only = !writes});
   if (!image.ok()) return FailOpen(args.image, image.status());
   auto table = (*image)->Snapshots();
@@ -64,6 +66,9 @@ int RunSnapshot(const SnapshotArgs& args) {
   if (!args.create.empty()) {
     verb = "create";
     st = (*image)->CreateSnapshot(NextSnapshotId(*table), args.create);
+  } else if (!args.apply.empty()) {
+    verb = "apply";
+    st = (*image)->ApplySnapshot(args.apply);
   } else if (!args.remove.empty()) {
     verb = "delete";
     st = (*image)->DeleteSnapshot(args.remove);
@@ -73,7 +78,9 @@ int RunSnapshot(const SnapshotArgs& args) {
     for (const SnapshotEntry& e : table->entries) fmt::print("{}\n", ListingLine(e));
   }
   if (!st.ok()) {
-    const std::string& name = verb == "create" ? args.create : args.remove;
+    const std::string& name = verb == "create"  ? args.create
+                              : verb == "apply" ? args.apply
+                                                : args.remove;
     return Fail(fmt::format("Could not {} snapshot '{}': {}", verb, name, st.message()));
   }
   Status closed = (*image)->Close();
@@ -90,6 +97,7 @@ void AddSnapshotCommand(CLI::App& app, int& exit_code) {
   AddFormatFlag(cmd, args->format);
   cmd->add_flag("-l", args->list, "list the snapshots (the default)");
   cmd->add_option("-c", args->create, "create a snapshot with this name");
+  cmd->add_option("-a", args->apply, "revert to the snapshot with this id, or else this name");
   cmd->add_option("-d", args->remove, "delete the first snapshot with this name");
   cmd->add_flag("-q", args->quiet, "quiet (accepted for qemu-img compatibility)");
   cmd->add_option("image", args->image, "image file")->required();

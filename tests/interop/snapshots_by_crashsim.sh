@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Internal snapshots created and deleted by crashsim (`crashsim snapshot -c/-d`) match the same
-# operations done by qemu-img on a twin image: both pass `qemu-img check`, `qemu-img snapshot -l`
+# Internal snapshots created, reverted to and deleted by crashsim (`crashsim snapshot -c/-a/-d`)
+# match the same operations done by qemu-img on a twin image: both pass `qemu-img check`, `qemu-img snapshot -l`
 # lists the same ids and tags (dates aside: crashsim writes date 0), `crashsim snapshot -l` prints
 # what `qemu-img snapshot -l` prints for the same image, and the active layer and every
 # remaining snapshot read the same (`qemu-img compare`, `qemu-img convert -l`). Deleting a
@@ -42,6 +42,14 @@ snapshot_case() {
       run qemu-img convert -O raw -l "snapshot.name=$s" "$theirs" "$WORK/t-$s.raw" &&
       same_file "$WORK/o-$s.raw" "$WORK/t-$s.raw" "snapshot $s ($opts)"
   done
+  # Reverting (by name, by id, and to a snapshot of another disk size after a resize) reads as
+  # qemu-img's revert does, and checks clean.
+  step snapshot -a s1 && run qemu-img check "$ours" && run qemu-img compare "$ours" "$theirs"
+  step io "write -P 0x66 2M 64k" && step snapshot -a 3 && run qemu-img check "$ours" &&
+    run qemu-img compare "$ours" "$theirs"
+  run "$CRASHSIM" resize -q "$ours" 6M && run qemu-img resize -q "$theirs" 6M &&
+    step io "write -P 0x77 5M 64k" && step snapshot -a s1 && run qemu-img check "$ours" &&
+    run qemu-img compare "$ours" "$theirs"
   # Deleting the rest frees every cluster they alone held: fresh writes fit in the file.
   step snapshot -d s1 && step snapshot -d s3 || return
   run qemu-img check "$ours"
@@ -69,6 +77,7 @@ img="$WORK/refuse.qcow2"
 if run "$CRASHSIM" create -q "$img" 1M && run "$CRASHSIM" snapshot -c keep "$img"; then
   before=$(md5sum <"$img")
   expect 1 "$CRASHSIM" snapshot -d nosuch "$img" && { grep -q "Could not delete snapshot 'nosuch': snapshot not found" <<<"$OUT" || fail "unknown name" "$OUT"; }
+  expect 1 "$CRASHSIM" snapshot -a nosuch "$img" && { grep -q "Could not apply snapshot 'nosuch': snapshot not found" <<<"$OUT" || fail "unknown snapshot" "$OUT"; }
   expect 1 "$CRASHSIM" snapshot -c a -d keep "$img" && { grep -q "Cannot mix" <<<"$OUT" || fail "mixed actions" "$OUT"; }
   [ "$(md5sum <"$img")" = "$before" ] || fail "a refused snapshot command changed $img"
 fi

@@ -85,10 +85,12 @@ class Image : public GuestReader {
   Status Close();
 
   Result<Mapping> Map(uint64_t guest_offset);
-  // Calls fn(guest_offset) with the first byte of every guest cluster whose L2 entry maps it
-  // (allocated, zero, compressed: anything but unallocated), in guest order. Every other cluster
-  // reads through to the backing file, or as zeros. Costs the L2 tables, not the virtual size.
-  Status ForEachMappedCluster(const std::function<Status(uint64_t guest_offset)>& fn);
+  // Calls fn(guest_offset, type) with the first byte of every guest cluster whose L2 entry maps
+  // it (allocated, zero, compressed: anything but unallocated) and the entry's type, in guest
+  // order. Every other cluster reads through to the backing file, or as zeros. Costs the L2
+  // tables, not the virtual size.
+  Status ForEachMappedCluster(
+      const std::function<Status(uint64_t guest_offset, ClusterType type)>& fn);
 
   // Changes the guest disk's size, as `qemu-img resize` does (engine/resize.cc; protocol R5):
   // growing reads zeros past the old end (never backing-file or stale bytes); shrinking drops

@@ -410,10 +410,11 @@ Result<Mapping> Image::Map(uint64_t guest_offset) {
   return m;
 }
 
-Status Image::ForEachMappedCluster(const std::function<Status(uint64_t guest_offset)>& fn) {
+Status Image::ForEachMappedCluster(
+    const std::function<Status(uint64_t guest_offset, ClusterType type)>& fn) {
   if (s_->closed) return Status::InvalidArgument("image is closed");
   const Geometry& g = s_->geometry;
-  std::vector<uint64_t> mapped;
+  std::vector<std::pair<uint64_t, ClusterType>> mapped;
   for (uint64_t l1_index = 0; l1_index < s_->l1.size(); ++l1_index) {
     if ((s_->l1[l1_index] & kL1OffsetMask) == 0) continue;
     ASSIGN_OR_RETURN(std::span<uint8_t> table, s_->L2TableForRead(l1_index));
@@ -423,9 +424,10 @@ Status Image::ForEachMappedCluster(const std::function<Status(uint64_t guest_off
       const L2Entry e = s_->GetL2Entry(table, i);
       if (e.word == 0 && e.bitmap == 0) continue;
       const uint64_t guest = (l1_index * g.l2_entries() + i) << g.cluster_bits;
-      if (guest < s_->header.size) mapped.push_back(guest);
+      if (guest < s_->header.size)
+        mapped.push_back({guest, ClassifyL2Entry(e.word, g.extended_l2)});
     }
-    for (uint64_t guest : mapped) RETURN_IF_ERROR(fn(guest));
+    for (const auto& [guest, type] : mapped) RETURN_IF_ERROR(fn(guest, type));
   }
   return Status::Ok();
 }

@@ -49,7 +49,7 @@ void ReadGuest(const std::vector<uint8_t>& bytes) {
   // The first few mapped clusters: where the interesting entries (compressed, zero, subcluster
   // bitmaps) are. Stopping early is done with an error the walk hands back.
   int mapped = 0;
-  Status walk = img.ForEachMappedCluster([&](uint64_t guest_offset) -> Status {
+  Status walk = img.ForEachMappedCluster([&](uint64_t guest_offset, ClusterType) -> Status {
     (void)img.Map(guest_offset);
     ReadSome(img, guest_offset, buffer);
     return ++mapped < kMaxMappedReads ? Status::Ok() : Status::NotFound("enough");

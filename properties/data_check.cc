@@ -35,16 +35,13 @@ class MappedClusters {
   // guest order, and returns the error.
   Status Collect(Image& image) {
     cluster_size_ = image.geometry().cluster_size();
-    const bool extended = image.geometry().extended_l2;  // subclusters: always read
-    return image.ForEachMappedCluster([&](uint64_t guest) -> Status {
-      ImpliedContent content = ImpliedContent::kRead;
-      if (!extended) {
-        ASSIGN_OR_RETURN(Mapping m, image.Map(guest));
-        if (m.type == ClusterType::kZeroPlain || m.type == ClusterType::kZeroAlloc) {
-          content = ImpliedContent::kZero;
-        }
-      }
-      clusters_.push_back({guest, content});
+    // Only a v3 zero cluster with no host offset reads as zeros without a check a read would
+    // make (subclusters, host offsets and v2 zero flags are validated by the read): the rest is
+    // read.
+    const bool plain_zero_reads_zero = !image.geometry().extended_l2 && image.header().version >= 3;
+    return image.ForEachMappedCluster([&](uint64_t guest, ClusterType type) {
+      const bool zero = plain_zero_reads_zero && type == ClusterType::kZeroPlain;
+      clusters_.push_back({guest, zero ? ImpliedContent::kZero : ImpliedContent::kRead});
       return Status::Ok();
     });
   }
@@ -174,7 +171,7 @@ bool GuestDataCheck::CollectAllIllegal(const simdisk::Medium& image, uint64_t po
     if (!opened.ok()) return false;
     Image& img = **opened;
     const uint64_t cs = img.geometry().cluster_size();
-    Status st = img.ForEachMappedCluster([&](uint64_t guest) {
+    Status st = img.ForEachMappedCluster([&](uint64_t guest, ClusterType) {
       oracle_.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
                                [&](uint64_t begin, uint64_t end) {
                                  ranges.push_back({begin, end});

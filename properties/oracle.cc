@@ -15,6 +15,18 @@ namespace {
 // within a host cluster, so each 512-byte guest piece of a segment comes from one source.
 constexpr uint64_t kPiece = 512;
 
+// Appends each of `more` that `set` lacks (small vectors of sources or sizes).
+template <typename T>
+void AddAll(std::vector<T>& set, std::initializer_list<T> more) {
+  for (const T& v : more) {
+    if (std::find(set.begin(), set.end(), v) == set.end()) set.push_back(v);
+  }
+}
+template <typename T>
+void AddAll(std::vector<T>& set, const std::vector<T>& more) {
+  for (const T& v : more) AddAll(set, {v});
+}
+
 }  // namespace
 
 void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKind crash,
@@ -51,18 +63,17 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
     monotone_timings_ = monotone_timings_ && timings_[j - 1].begin <= timings_[j].begin &&
                         timings_[j - 1].durable <= timings_[j].durable;
   }
-  const std::vector<uint64_t> sizes = workload_.Sizes();
-  sizes_ = sizes;
+  sizes_ = workload_.Sizes();
   ranges_.resize(workload_.ops.size());
   std::vector<uint64_t> cuts;
   for (size_t j = 0; j < workload_.ops.size(); ++j) {
     const WorkloadOp& op = workload_.ops[j];
     if (op.TouchesData()) {
       ranges_[j] = {op.offset, op.offset + op.length};
-    } else if (op.kind == WorkloadOpKind::kResize && op.new_size != sizes[j]) {
+    } else if (op.kind == WorkloadOpKind::kResize && op.new_size != sizes_[j]) {
       // Zeros between the old end and the new: what a grown area reads, and what an area cut
       // off reads should it come back.
-      ranges_[j] = {std::min(sizes[j], op.new_size), std::max(sizes[j], op.new_size)};
+      ranges_[j] = {std::min(sizes_[j], op.new_size), std::max(sizes_[j], op.new_size)};
     }
     if (!ranges_[j]) continue;
     cuts.push_back(ranges_[j]->first);
@@ -126,9 +137,7 @@ std::vector<int64_t> GuestOracle::ValuesOf(uint32_t j, size_t segment,
       [[fallthrough]];
     default: {  // discard: the old value, zeros, or what lies beneath (the initial content)
       std::vector<int64_t> values = before;
-      for (int64_t v : {kZero, kInitial}) {
-        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-      }
+      AddAll(values, {kZero, kInitial});
       return values;
     }
   }
@@ -142,9 +151,7 @@ std::vector<int64_t> GuestOracle::ContentAt(size_t segment, uint32_t snapshot_op
     if (j >= snapshot_op) break;
     std::vector<int64_t> next = ValuesOf(j, segment, values);
     if (timings_[j].ack == kNever) {
-      for (int64_t v : next) {
-        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-      }
+      AddAll(values, next);
     } else {
       values = std::move(next);
     }
@@ -161,9 +168,7 @@ void GuestOracle::Candidates(size_t segment, uint64_t crash_point,
     const std::vector<int64_t> values = ValuesOf(j, segment, out);
     bool durable = t.durable != kNever && t.durable < crash_point;
     if (durable) out.clear();
-    for (int64_t v : values) {
-      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
-    }
+    AddAll(out, values);
   }
 }
 
@@ -192,9 +197,7 @@ std::vector<uint64_t> GuestOracle::LegalSizes(uint64_t crash_point) const {
     const OpTiming& t = timings_[j];
     if (t.begin == kNever || t.begin >= crash_point) continue;
     if (t.durable != kNever && t.durable < crash_point) legal.clear();
-    if (std::find(legal.begin(), legal.end(), workload_.ops[j].new_size) == legal.end()) {
-      legal.push_back(workload_.ops[j].new_size);
-    }
+    AddAll(legal, {workload_.ops[j].new_size});
   }
   return legal;
 }

@@ -300,7 +300,7 @@ class IoSession {
     const uint64_t cluster_size = image_.geometry().cluster_size();
     const uint64_t size = image_.virtual_size();
     std::vector<Range> allocated;  // merged, in guest order
-    Status st = image_.ForEachMappedCluster([&](uint64_t guest_offset) {
+    Status st = image_.ForEachMappedCluster([&](uint64_t guest_offset, ClusterType) {
       const uint64_t end = std::min(guest_offset + cluster_size, size);
       if (!allocated.empty() && allocated.back().offset + allocated.back().length == guest_offset) {
         allocated.back().length = end - allocated.back().offset;

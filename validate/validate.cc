@@ -308,7 +308,7 @@ Result<ByteRanges> MappedGuestRanges(BlockDevice& device) {
   ASSIGN_OR_RETURN(auto image, Image::Open(device, ro));
   const uint64_t cs = image->geometry().cluster_size();
   ByteRanges ranges;
-  RETURN_IF_ERROR(image->ForEachMappedCluster([&](uint64_t guest) {
+  RETURN_IF_ERROR(image->ForEachMappedCluster([&](uint64_t guest, ClusterType) {
     ranges.push_back({guest, std::min(guest + cs, image->virtual_size())});
     return Status::Ok();
   }));

@@ -8,6 +8,7 @@
 #include "engine/check/check_memo.h"
 #include "engine/check/device_io.h"
 #include "engine/coding.h"
+#include "engine/read_buffer.h"
 
 namespace crashsim::check {
 namespace {
@@ -87,8 +88,8 @@ class L2Walker {
   const Geometry& geo_;
   bool dirty_ = false;
   std::string table_name_;
-  std::vector<uint8_t> table_;  // the table being walked, reused for every table
-  bool recording_ = false;      // keeping the references counted, for the memo
+  ReadBuffer table_;        // the table being walked, reused for every table
+  bool recording_ = false;  // keeping the references counted, for the memo
   std::vector<MemoL2Walk::Reference> recorded_;
 };
 
@@ -262,21 +263,21 @@ Status L2Walker::Walk(uint64_t l2_offset, uint64_t l1_index) {
   Tally tally;
   const uint64_t entry_size = geo_.l2_entry_size();
   const uint64_t entries = geo_.l2_entries();  // a division: not once per entry
-  for (uint64_t i = 0; i < entries; ++i) {
+  // An all-zero entry is unallocated: only the others are looked at.
+  ForEachNonZeroEntry(std::span(table_).first(entries * entry_size), entry_size, [&](size_t i) {
     uint8_t* p = &table_[i * entry_size];
     uint64_t entry = LoadBE64(p);
     uint64_t bitmap = geo_.extended_l2 ? LoadBE64(p + 8) : 0;
-    if (IsUnallocated(entry, bitmap)) continue;
     if (IsPlainAllocated(entry, bitmap)) {
       CountAllocated(entry & kL2OffsetMask, tally);
-      continue;
+      return;
     }
     CheckEntry(l2_offset, l1_index, i, entry, bitmap, tally);
     if (dirty_) {
       StoreBE64(p, entry);
       if (geo_.extended_l2) StoreBE64(p + 8, bitmap);
     }
-  }
+  });
   AddTally(tally);
   const bool silent = ctx_.finding_count() == findings_before && !dirty_ &&
                       ctx_.res.corruptions == counters_before.corruptions &&

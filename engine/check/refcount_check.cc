@@ -16,6 +16,7 @@
 #include "engine/check/refcount_reader.h"
 #include "engine/check/reference_counter.h"
 #include "engine/coding.h"
+#include "engine/read_buffer.h"
 
 namespace crashsim::check {
 namespace {
@@ -268,14 +269,14 @@ std::optional<uint64_t> DataRefcount(Context& ctx, RefcountReader& reader, uint6
 // check looks at.
 MemoCopiedEntries ListAllocated(const Geometry& geo, std::span<const uint8_t> table) {
   MemoCopiedEntries allocated;
-  const uint64_t entries = geo.l2_entries();  // a division: not once per entry
-  for (uint64_t j = 0; j < entries; ++j) {
-    const uint64_t entry = LoadBE64(&table[j * geo.l2_entry_size()]);
+  const uint64_t entry_size = geo.l2_entry_size();
+  ForEachNonZeroEntry(table.first(geo.l2_entries() * entry_size), entry_size, [&](size_t j) {
+    const uint64_t entry = LoadBE64(&table[j * entry_size]);
     const ClusterType type = ClassifyL2Entry(entry, geo.extended_l2);
     if (type == ClusterType::kNormal || type == ClusterType::kZeroAlloc) {
       allocated.entries.push_back({static_cast<uint32_t>(j), entry});
     }
-  }
+  });
   return allocated;
 }
 
@@ -302,7 +303,7 @@ Status CheckOflagCopied(Context& ctx, RefcountReader& reader, const MetadataMap&
                                      !ctx.res.corruptions && !ctx.res.leaks);
   const uint64_t cs = ctx.cluster_size();
   const Geometry& geo = ctx.geo;
-  std::vector<uint8_t> l2;  // sized when a table must be read
+  ReadBuffer l2;  // sized when a table must be read
   // The L1 table is read a chunk at a time; entries [chunk_first, chunk_end) are in `chunk`.
   // Any repair write empties it, so every entry is read after the writes before it, as QEMU
   // reads it.

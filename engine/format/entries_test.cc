@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 namespace crashsim {
@@ -79,6 +80,27 @@ TEST(CompressedDescriptorTest, MatchesQemuObservations) {
     CompressedDescriptor r = DecodeCompressed(e, bits);
     EXPECT_EQ(r.host_offset, 12345u);
     EXPECT_GE(r.compressed_size(), 300u);
+  }
+}
+
+TEST(TableScanTest, VisitsExactlyTheEntriesWithANonZeroByte) {
+  std::mt19937_64 rng(7);
+  for (size_t entry_size : {size_t{8}, size_t{16}}) {
+    for (size_t entries : {size_t{0}, size_t{1}, size_t{3}, size_t{8}, size_t{37}, size_t{8192}}) {
+      std::vector<uint8_t> table(entries * entry_size);
+      // A few nonzero bytes anywhere, including an entry's last byte and a block's first.
+      for (int k = 0; k < 12 && !table.empty(); ++k) table[rng() % table.size()] = 1;
+      if (!table.empty()) table.back() = 0x80;
+      std::vector<size_t> expected;
+      for (size_t i = 0; i < entries; ++i) {
+        bool nonzero = false;
+        for (size_t b = 0; b < entry_size; ++b) nonzero |= table[i * entry_size + b] != 0;
+        if (nonzero) expected.push_back(i);
+      }
+      std::vector<size_t> seen;
+      ForEachNonZeroEntry(table, entry_size, [&](size_t i) { seen.push_back(i); });
+      EXPECT_EQ(seen, expected) << "entry size " << entry_size << ", " << entries << " entries";
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/image.h"
+#include "properties/snapshot_ops.h"
 
 namespace crashsim {
 namespace {
@@ -41,7 +42,7 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
       // for the guest (IsFlushLike).
       const QcowHeader& h = image->header();
       if (h.version < 3 || h.refcount_order == 0) return image->Flush();
-      return image->CreateSnapshot(std::to_string(index + 1), fmt::format("snap{}", index + 1));
+      return image->CreateSnapshot(std::to_string(index + 1), SnapshotName(index));
     }
     case WorkloadOpKind::kDeleteSnapshot: {
       // The oldest snapshot; none (or an image that cannot hold any) skips the op.

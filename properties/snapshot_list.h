@@ -15,6 +15,8 @@ template <typename T>
 class SnapshotList {
  public:
   void Take(uint64_t disk_size, T value) { list_.emplace_back(disk_size, std::move(value)); }
+  // The oldest snapshot's value, or null when there is none.
+  const T* Oldest() const { return list_.empty() ? nullptr : &list_.front().second; }
   void DeleteOldest() {
     if (!list_.empty()) list_.pop_front();
   }

@@ -5,6 +5,8 @@
 
 #include <set>
 
+#include "engine/image.h"
+#include "engine/snapshot.h"
 #include "properties/crash_check.h"
 #include "simdisk/materialise.h"
 #include "traces/capture.h"
@@ -72,7 +74,15 @@ Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace
 std::unique_ptr<GuestOracle> OracleFor(const Workload& workload, CacheMode mode,
                                        simdisk::CrashKind crash,
                                        const simdisk::Recording& recording) {
-  return OracleForRun(workload, mode, crash, recording);
+  // Snapshot ops act (and reverts restore content) only where the image the target created
+  // can hold snapshots: the rule validate follows when it drives the target.
+  bool snapshots = false;
+  if (recording.initial() != nullptr) {
+    simdisk::Medium created = *recording.initial();
+    Result<QcowHeader> header = ReadImageHeader(created, /*for_check=*/true);
+    snapshots = header.ok() && CanHoldSnapshots(header->version, header->refcount_bits());
+  }
+  return OracleForRun(workload, mode, crash, recording, {}, snapshots);
 }
 
 StateResult CheckEmbeddedState(const simdisk::Recording& recording, const GuestOracle& oracle,

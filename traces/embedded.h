@@ -24,7 +24,9 @@ Result<std::shared_ptr<const simdisk::Recording>> RecordingOf(const Trace& trace
 
 // The guest oracle of a recorded run of `workload` whose guest op ids are its positions and whose
 // id `workload.ops.size()` is the closing op, counted as a flush (as the explorer and validate
-// build it). `mode` is the cache mode the writer ran with: it decides what was promised.
+// build it). `mode` is the cache mode the writer ran with: it decides what was promised. Snapshot
+// ops take effect when the recording's initial image (the one the target created) can hold
+// snapshots (engine/snapshot.h CanHoldSnapshots).
 std::unique_ptr<GuestOracle> OracleFor(const Workload& workload, CacheMode mode,
                                        simdisk::CrashKind crash,
                                        const simdisk::Recording& recording);

@@ -12,9 +12,11 @@
 #include "engine/check/check.h"
 #include "engine/format/header.h"
 #include "engine/image.h"
+#include "engine/snapshot.h"
 #include "process/subprocess.h"
 #include "properties/crash_check.h"
 #include "properties/guest_delta.h"
+#include "properties/snapshot_ops.h"
 #include "simdisk/materialise.h"
 #include "simdisk/medium.h"
 #include "simdisk/sim_disk.h"
@@ -106,7 +108,10 @@ class GuestDriver {
                                        driver_->output_so_far() + (opened.ok() ? *opened : "")));
   }
 
-  // Sends one guest op's commands; `last`: the driver then exits (the close).
+  // Sends one guest op's commands; `last`: the driver then exits (the close). A command that
+  // starts with '!' is a program run on its own (the NBD export stays served), for image
+  // operations the driver has no command for; the driver's own commands close and reopen the
+  // image around it.
   Status Run(uint64_t id, const std::string& label, const std::vector<std::string>& cmds,
              bool last) {
     {
@@ -114,6 +119,10 @@ class GuestDriver {
       disk_.BeginGuestOp(id, label);
     }
     for (const std::string& cmd : cmds) {
+      if (cmd.starts_with('!')) {
+        RETURN_IF_ERROR(RunProgram(cmd.substr(1)));
+        continue;
+      }
       RETURN_IF_ERROR(driver_->SendLine(cmd));
       if (last) {
         ProcessResult r = driver_->Finish(timeout_ms_);
@@ -135,6 +144,17 @@ class GuestDriver {
   }
 
  private:
+  Status RunProgram(const std::string& cmd) {
+    ASSIGN_OR_RETURN(std::vector<std::string> argv, ExpandCommand(cmd, {}));
+    if (argv.empty()) return Status::InvalidArgument("'!' with no program after it");
+    ProcessResult r = RunCommand(argv, timeout_ms_);
+    if (r.exit_code != 0 || AnswerIsError(target_, r.output)) {
+      return Status::IoError(fmt::format("'{}' ended with exit {}{}: {}", cmd, r.exit_code,
+                                         r.timed_out ? " (timed out)" : "", r.output));
+    }
+    return Status::Ok();
+  }
+
   const TargetSpec& target_;
   const int timeout_ms_;
   simdisk::SimDisk& disk_;
@@ -227,21 +247,28 @@ Status Validator::DriveWorkload(simdisk::SimDisk& disk) {
   ASSIGN_OR_RETURN(auto interactive, Interactive::Start(drive_argv));
   GuestDriver driver(t, options_.timeout_ms, disk, mutex, std::move(interactive));
   RETURN_IF_ERROR(driver.Started());
+  const std::vector<SnapshotOpTarget> snapshot_ops = SnapshotOpTargets(
+      workload, created_header_ &&
+                    CanHoldSnapshots(created_header_->version, created_header_->refcount_bits()));
   for (size_t i = 0; i < workload.ops.size(); ++i) {
     const WorkloadOp& op = workload.ops[i];
     std::map<std::string, std::string> v = impl_->vars;
     v["offset"] = std::to_string(op.offset);
     v["length"] = std::to_string(op.length);
+    v["new_size"] = std::to_string(op.new_size);
+    v["snapshot"] = snapshot_ops[i].name;
     if (op.kind == WorkloadOpKind::kWrite) {
       std::vector<uint8_t> data(op.length);
       FillPattern(op.pattern, op.offset, data);
       v["data_file"] = impl_->File("data.bin");
       RETURN_IF_ERROR(WriteBytes(v["data_file"], data));
     }
-    auto it = t.ops.find(OpKey(op));
+    // A snapshot op with nothing to act on flushes instead, as the reference engine does.
+    const std::string key = snapshot_ops[i].skipped ? "flush" : OpKey(op);
+    auto it = t.ops.find(key);
     if (it == t.ops.end()) {
       return Status::NotSupported(
-          fmt::format("target {} has no op.{} for '{}'", t.name, OpKey(op), op.ToText()));
+          fmt::format("target {} has no op.{} for '{}'", t.name, key, op.ToText()));
     }
     ASSIGN_OR_RETURN(std::string cmds, Expand(it->second, v));
     Status st = driver.Run(i, op.ToText(), SplitCommands(cmds), false);

@@ -87,6 +87,15 @@ std::string OpKey(const WorkloadOp& op) {
   return WorkloadOpKindName(op.kind);
 }
 
+// Whether the target runs every image operation a generated workload may hold.
+bool HasImageOps(const TargetSpec& t) {
+  for (WorkloadOpKind kind : {WorkloadOpKind::kSnapshot, WorkloadOpKind::kApplySnapshot,
+                              WorkloadOpKind::kDeleteSnapshot, WorkloadOpKind::kResize}) {
+    if (!t.ops.count(WorkloadOpKindName(kind))) return false;
+  }
+  return true;
+}
+
 // The target's interactive driver, sent one guest op at a time; the op's bounds are marked on
 // the recording disk (under the NBD server's lock) so crash points can name guest ops.
 class GuestDriver {
@@ -187,11 +196,11 @@ void Validator::DescribeRun() {
       report_.target_version = v.output.substr(0, v.output.find('\n'));
     }
   }
-  report_.workload =
-      options_.workload
-          ? *options_.workload
-          : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
-                             options_.settings.image.cluster_size, options_.workload_ops);
+  report_.workload = options_.workload
+                         ? *options_.workload
+                         : GenerateWorkload(options_.settings.selection.seed, options_.disk_size,
+                                            options_.settings.image.cluster_size,
+                                            options_.workload_ops, HasImageOps(t));
   const ExploreSettings& s = options_.settings;
   const std::string socket = impl_->File("nbd.sock");
   impl_->vars = {

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "process/subprocess.h"
+#include "properties/snapshot_ops.h"
 #include "validate/workload_generator.h"
 
 namespace crashsim::validate {
@@ -15,11 +16,14 @@ namespace {
 
 bool HaveQemu() { return !FindProgram("qemu-io").empty() && !FindProgram("qemu-img").empty(); }
 
+// Guest ops only (seed 1's generated workload without image operations): these tests hold
+// QEMU's guest writes to the property; the image operations have tests of their own below.
 ValidateOptions Options() {
   ValidateOptions o;
   o.target = *TargetSpec::Load("qemu");
   o.max_states = 12;
   o.repair_states = 2;
+  o.workload = GenerateWorkload(1, o.disk_size, o.settings.image.cluster_size, o.workload_ops);
   return o;
 }
 
@@ -28,6 +32,40 @@ TEST(GenerateWorkload, DeterministicPerSeed) {
   EXPECT_NE(GenerateWorkload(7, 4 << 20, 65536, 10), GenerateWorkload(8, 4 << 20, 65536, 10));
   Workload w = GenerateWorkload(3, 4 << 20, 65536, 30);
   for (const WorkloadOp& op : w.ops) EXPECT_LE(op.offset + op.length, w.disk_size);
+}
+
+// Image operations go between the same guest ops, in an order whose every op is valid and whose
+// revert finds the snapshot (taken at the size the disk is back to).
+TEST(GenerateWorkload, ImageOpsGoBetweenTheSameGuestOps) {
+  for (size_t ops : {size_t{0}, size_t{1}, size_t{2}, size_t{10}, size_t{40}}) {
+    const Workload plain = GenerateWorkload(3, 4 << 20, 65536, ops);
+    const Workload with = GenerateWorkload(3, 4 << 20, 65536, ops, true);
+    ASSERT_TRUE(with.Validate().ok()) << with.Validate().ToString();
+    std::vector<WorkloadOp> guest;
+    std::vector<WorkloadOpKind> image;
+    for (const WorkloadOp& op : with.ops) {
+      const bool image_op =
+          op.kind == WorkloadOpKind::kSnapshot || op.kind == WorkloadOpKind::kApplySnapshot ||
+          op.kind == WorkloadOpKind::kDeleteSnapshot || op.kind == WorkloadOpKind::kResize;
+      if (image_op) {
+        image.push_back(op.kind);
+      } else {
+        guest.push_back(op);
+      }
+    }
+    EXPECT_EQ(guest, plain.ops) << ops << " ops";
+    EXPECT_EQ(image,
+              (std::vector<WorkloadOpKind>{WorkloadOpKind::kSnapshot, WorkloadOpKind::kResize,
+                                           WorkloadOpKind::kResize, WorkloadOpKind::kApplySnapshot,
+                                           WorkloadOpKind::kDeleteSnapshot}))
+        << ops << " ops";
+    const std::vector<SnapshotOpTarget> targets = SnapshotOpTargets(with, true);
+    for (size_t i = 0; i < with.ops.size(); ++i) {
+      if (with.ops[i].kind == WorkloadOpKind::kApplySnapshot) {
+        EXPECT_FALSE(targets[i].skipped) << ops << " ops";
+      }
+    }
+  }
 }
 
 TEST(TargetSpec, BuiltinQemuParsesAndExpands) {

@@ -5,7 +5,8 @@
 
 namespace crashsim::validate {
 
-Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_size, size_t ops) {
+Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_size, size_t ops,
+                          bool image_ops) {
   simdisk::Xoshiro256 rng(simdisk::DeriveSeed(seed, 0x7a11d47e));
   Workload w;
   w.disk_size = disk_size;
@@ -40,6 +41,18 @@ Workload GenerateWorkload(uint64_t seed, uint64_t disk_size, uint64_t cluster_si
       if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Below(2) == 1;
     }
     w.ops.push_back(op);
+  }
+  if (image_ops) {
+    // From the back, so each position still names the guest op it goes before.
+    const auto at = [&](size_t guest_index) {
+      return w.ops.begin() + static_cast<std::ptrdiff_t>(guest_index);
+    };
+    w.ops.insert(at(ops), {.kind = WorkloadOpKind::kDeleteSnapshot});
+    w.ops.insert(at(2 * ops / 3), {.kind = WorkloadOpKind::kApplySnapshot});
+    w.ops.insert(at(ops / 2),
+                 {{.kind = WorkloadOpKind::kResize, .new_size = disk_size + cluster_size},
+                  {.kind = WorkloadOpKind::kResize, .new_size = disk_size}});
+    w.ops.insert(at(ops / 3), {.kind = WorkloadOpKind::kSnapshot});
   }
   w.ops.push_back({.kind = WorkloadOpKind::kFlush});
   return w;

@@ -30,8 +30,11 @@ grep -q 'name="writethrough lazy_refcounts=off power-loss"' "$WORK/explore.xml" 
   fail "explore --matrix --junit exited non-zero"
 valid "$WORK/matrix.xml" "explore --matrix" 6 0
 
-# A writer that ignores flushes (docs/guide.md's planted bug): validate finds lost data.
-sed 's/-t {cache}/-t unsafe/g' "$(dirname "$0")/../../validate/targets/qemu.target" >"$WORK/bad.target"
+# A writer that ignores flushes (docs/guide.md's planted bug): validate finds lost data. Without
+# image operations, as the guide's target: qemu-img's snapshot runs flush, and would close most of
+# the windows the bug leaves.
+sed 's/-t {cache}/-t unsafe/g' "$(dirname "$0")/../../validate/targets/qemu.target" |
+  grep -v -E '^op\.(resize|snapshot|delete-snapshot|apply-snapshot) ' >"$WORK/bad.target"
 "$CRASHSIM" validate -q --target "$WORK/bad.target" -t writethrough --lazy off --crash power \
   --max-states 24 --trace-dir "$WORK/findings" --junit "$WORK/validate.xml" >/dev/null
 rc=$?

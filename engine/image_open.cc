@@ -306,8 +306,13 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
     header = std::move(repaired).value();
     if (header.dirty()) return Status::Corruption(name + ": repair left the image dirty");
   }
+  if (!options.load_snapshot.empty() && !options.read_only) {
+    return Status::InvalidArgument(name + ": a snapshot can only be loaded read-only");
+  }
   std::vector<SnapshotL1Location> snapshot_l1s;
   uint64_t snapshot_table_size = 0;
+  const SnapshotEntry* loaded = nullptr;
+  std::optional<SnapshotTable> snapshots;
   if (header.nb_snapshots > 0) {
     // The snapshot table is kept, never rewritten; it must at least be sound to write beside it.
     ASSIGN_OR_RETURN(uint64_t file_size, device.Size());
@@ -323,6 +328,18 @@ Result<std::unique_ptr<Image>> Image::Open(BlockDevice& device, const OpenOption
       snapshot_l1s.push_back({table->entries[i].l1_table_offset, table->entries[i].l1_size});
     }
     snapshot_table_size = table->table_size;
+    snapshots = std::move(table).value();
+  }
+  if (!options.load_snapshot.empty()) {
+    loaded = snapshots ? FindSnapshot(*snapshots, options.load_snapshot) : nullptr;
+    if (loaded == nullptr) {
+      return Status::NotFound(
+          fmt::format("{}: Can't find snapshot '{}'", name, options.load_snapshot));
+    }
+    // The view reads through the snapshot's L1 table at its size; nothing writes through it.
+    header.l1_table_offset = loaded->l1_table_offset;
+    header.l1_size = loaded->l1_size;
+    header.size = loaded->disk_size;
   }
   auto state = std::make_unique<State>(device, header, options);
   state->lazy = lazy;

@@ -59,6 +59,9 @@ struct OpenOptions {
   // Which writes of the engine's own are refused for landing on metadata (engine/overlap_check.h);
   // QEMU's default.
   MetadataClasses overlap_check = kOverlapCheckCached;
+  // Read an internal snapshot (by id, else by name) instead of the active layer, as qemu-img's
+  // `-l` does: a read-only view through the snapshot's L1 table, at its disk size.
+  std::string load_snapshot;
 };
 
 // An image named by options, as qemu-io and qemu-img take it with --image-opts:

@@ -18,17 +18,6 @@ namespace {
 
 using namespace snapshot_steps;  // NOLINT: the shared snapshot steps
 
-// The entry -a names: by id first, then by name (QEMU's find_snapshot_by_id_or_name).
-const SnapshotEntry* FindByIdOrName(const SnapshotTable& table, const std::string& which) {
-  for (const SnapshotEntry& e : table.entries) {
-    if (e.id == which) return &e;
-  }
-  for (const SnapshotEntry& e : table.entries) {
-    if (e.name == which) return &e;
-  }
-  return nullptr;
-}
-
 // Step 1: one more reference to every L2 table the snapshot's L1 names and every cluster they
 // map, durable before the active L1 names them.
 Status AddL1Tree(State& s, const std::vector<uint64_t>& l1) {
@@ -83,7 +72,7 @@ Status Image::ApplySnapshot(const std::string& id_or_name) {
   RETURN_IF_ERROR(s.PrepareForWrite());
   RETURN_IF_ERROR(RequireDirtyBit(s, "reverting to a snapshot"));
   ASSIGN_OR_RETURN(const SnapshotTable table, ReadTable(s));
-  const SnapshotEntry* found = FindByIdOrName(table, id_or_name);
+  const SnapshotEntry* found = FindSnapshot(table, id_or_name);
   if (found == nullptr) return Status::NotFound("snapshot not found");
   const SnapshotEntry entry = *found;
   if (entry.disk_size != s.header.size) RETURN_IF_ERROR(Resize(entry.disk_size));

@@ -142,6 +142,17 @@ TEST_P(SnapshotTest, QemuSeesSnapshotsAndCowKeepsThemIntact) {
   std::vector<uint8_t> got(size);
   ASSERT_TRUE((*image)->Read(0, got).ok());
   EXPECT_TRUE(got == disk);
+  // And each snapshot, loaded read-only as qemu-img's -l does: by id, and by name.
+  for (size_t i = 0; i < at_snapshot.size(); ++i) {
+    for (const std::string& which : {std::to_string(i + 1), fmt::format("snap{}", i + 1)}) {
+      OpenOptions view = ro;
+      view.load_snapshot = which;
+      auto snap = Image::Open(**dev, view);
+      ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+      ASSERT_TRUE((*snap)->Read(0, got).ok());
+      EXPECT_TRUE(got == at_snapshot[i]) << "snapshot " << which;
+    }
+  }
 }
 
 // Deleting snapshots (the middle one, then the rest) leaves qemu-img a clean image whose other
@@ -233,6 +244,41 @@ INSTANTIATE_TEST_SUITE_P(Clusters, SnapshotTest,
 TEST(SnapshotEntry, EncodesAsQemuWritesIt) {
   // Observed (qcow2.md section 8): id "1", name "snap1" is 40 + 24 + 1 + 5 = 70, padded to 72.
   EXPECT_EQ(EncodeSnapshotEntry(0x50000, 1, "1", "snap1", 4 << 20).size(), 72u);
+}
+
+// A loaded snapshot is a read-only view at the snapshot's own disk size; a read-write load and an
+// unknown snapshot are refused.
+TEST(SnapshotLoad, ReadOnlyViewAtTheSnapshotsSize) {
+  MemoryDevice dev;
+  CreateOptions o;
+  o.size = 1 << 20;
+  ASSERT_TRUE(Image::Create(dev, o).ok());
+  {
+    auto image = Image::Open(dev, {});
+    ASSERT_TRUE(image.ok());
+    ASSERT_TRUE((*image)->Write(4096, testing::Pattern(8192, 1)).ok());
+    ASSERT_TRUE((*image)->CreateSnapshot("1", "small").ok());
+    ASSERT_TRUE((*image)->Resize(2 << 20).ok());
+    ASSERT_TRUE((*image)->Write(4096, testing::Pattern(8192, 2)).ok());
+    ASSERT_TRUE((*image)->Close().ok());
+  }
+  OpenOptions view;
+  view.read_only = true;
+  view.load_snapshot = "small";
+  auto snap = Image::Open(dev, view);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ((*snap)->virtual_size(), uint64_t{1} << 20);
+  std::vector<uint8_t> got(8192);
+  ASSERT_TRUE((*snap)->Read(4096, got).ok());
+  EXPECT_EQ(got, testing::Pattern(8192, 1));
+  EXPECT_FALSE((*snap)->Write(0, got).ok());
+  view.load_snapshot = "nope";
+  auto missing = Image::Open(dev, view);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
+  view.read_only = false;
+  view.load_snapshot = "small";
+  EXPECT_FALSE(Image::Open(dev, view).ok());
 }
 
 // A snapshot that fails half way (here: 2-bit refcounts overflow on a cluster already shared by

@@ -62,6 +62,34 @@ class MappedClusters {
   std::vector<std::pair<uint64_t, ImpliedContent>> clusters_;  // guest offset, sorted
 };
 
+namespace {
+
+// What no op touched must read as it did before the workload. Only clusters the image maps can
+// read otherwise (the rest fall through to the backing file, which is the initial content).
+std::string CheckUntouchedMapped(Image& img, const GuestOracle& oracle,
+                                 const MappedClusters& mapped, const char* when) {
+  const uint64_t cs = img.geometry().cluster_size();
+  std::vector<uint8_t> buf;
+  for (const auto& [guest, content] : mapped.clusters()) {
+    Status read = Status::Ok();
+    std::optional<DataViolation> untouched;
+    oracle.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
+                            [&](uint64_t begin, uint64_t end) {
+                              if (untouched || !read.ok()) return;
+                              buf.resize(end - begin);
+                              read = img.Read(begin, buf);
+                              if (read.ok()) untouched = oracle.CheckUntouched(begin, buf);
+                            });
+    if (!read.ok()) return fmt::format("guest read failed {}: {}", when, read.ToString());
+    if (untouched) {
+      return fmt::format("lost or illegal guest data {}: {}", when, untouched->message);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            const OpenOptions& read_only, uint64_t crash_point, const char* when,
                            bool must_open) {
@@ -84,26 +112,61 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
   if (*violation) {
     return fmt::format("lost or illegal guest data {}: {}", when, (*violation)->message);
   }
-  // What no op touched must read as it did before the workload. Only clusters the image maps can
-  // read otherwise (the rest fall through to the backing file, which is the initial content).
-  const uint64_t cs = img.geometry().cluster_size();
-  std::vector<uint8_t> buf;
-  for (const auto& [guest, content] : mapped.clusters()) {
-    Status read = Status::Ok();
-    std::optional<DataViolation> untouched;
-    oracle.ForEachUntouched(guest, std::min(guest + cs, img.virtual_size()),
-                            [&](uint64_t begin, uint64_t end) {
-                              if (untouched || !read.ok()) return;
-                              buf.resize(end - begin);
-                              read = img.Read(begin, buf);
-                              if (read.ok()) untouched = oracle.CheckUntouched(begin, buf);
-                            });
-    if (!read.ok()) return fmt::format("guest read failed {}: {}", when, read.ToString());
-    if (untouched) {
-      return fmt::format("lost or illegal guest data {}: {}", when, untouched->message);
-    }
-  }
+  if (std::string bad = CheckUntouchedMapped(img, oracle, mapped, when); !bad.empty()) return bad;
   if (!mapping.ok()) return fmt::format("guest read failed {}: {}", when, mapping.ToString());
+  return CheckSnapshotData(device, img, oracle, read_only, when);
+}
+
+std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle& oracle,
+                              const OpenOptions& read_only, const char* when,
+                              SnapshotViewKeys* keys) {
+  if (img.header().nb_snapshots == 0 || !oracle.takes_snapshots()) return "";
+  Result<SnapshotTable> table = img.Snapshots();
+  if (!table.ok()) {
+    return fmt::format("cannot read the snapshot table {}: {}", when, table.status().ToString());
+  }
+  for (const SnapshotEntry& e : table->entries) {
+    const std::optional<uint64_t> op = oracle.SnapshotOpNamed(e.name);
+    if (!op) {
+      return fmt::format("snapshot '{}' (id {}) {}: no op of the workload took it", e.name, e.id,
+                         when);
+    }
+    std::optional<SnapshotViewKeys::Key> key;
+    if (keys != nullptr) {
+      key = keys->KeyOf(device, img.header(), e, *op);
+      if (key && keys->Passed(*key)) continue;
+    }
+    OpenOptions view_options = read_only;
+    view_options.load_snapshot = e.id;
+    auto view = Image::Open(device, view_options);
+    if (!view.ok()) {
+      return fmt::format("cannot load snapshot '{}' {}: {}", e.name, when,
+                         view.status().ToString());
+    }
+    Image& snap = **view;
+    MappedClusters mapped;
+    const Status mapping = mapped.Collect(snap);
+    const ImpliedRuns runs = mapped.Runs();
+    auto violation = oracle.CheckSnapshot(
+        *op, snap.virtual_size(),
+        [&](uint64_t offset, std::span<uint8_t> data) { return snap.Read(offset, data); },
+        mapping.ok() ? &runs : nullptr);
+    if (!violation.ok()) {
+      return fmt::format("snapshot '{}' read failed {}: {}", e.name, when,
+                         violation.status().ToString());
+    }
+    if (*violation) {
+      return fmt::format("lost or illegal guest data {}: snapshot '{}': {}", when, e.name,
+                         (*violation)->message);
+    }
+    if (std::string bad = CheckUntouchedMapped(snap, oracle, mapped, when); !bad.empty()) {
+      return fmt::format("snapshot '{}': {}", e.name, bad);
+    }
+    if (!mapping.ok()) {
+      return fmt::format("snapshot '{}' read failed {}: {}", e.name, when, mapping.ToString());
+    }
+    if (key) keys->AddPassed(*key);
+  }
   return "";
 }
 
@@ -274,8 +337,15 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
   for (uint64_t block : reference_illegal) {
     if (block == kUnplacedFailure || !InsideRanges(*affected, block * kBlock)) return full();
   }
-  if (affected->empty() && !snapshot->OpenMayDiffer(image, host_delta)) return "";
   simdisk::Medium device = image;
+  // The active layer is legal; the snapshots are checked whole (CheckSnapshotData).
+  auto snapshots = [&]() -> std::string {
+    if (!oracle_.takes_snapshots()) return "";
+    auto opened = Image::Open(device, read_only_);
+    if (!opened.ok()) return must_open ? full() : "";
+    return CheckSnapshotData(device, **opened, oracle_, read_only_, when, &snapshot_views_);
+  };
+  if (affected->empty() && !snapshot->OpenMayDiffer(image, host_delta)) return snapshots();
   auto opened = Image::Open(device, read_only_);
   if (!opened.ok()) return must_open ? full() : "";
   std::vector<uint8_t> buf;
@@ -286,7 +356,7 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
     oracle_.ForEachIllegalPiece(point, a, buf, [&](uint64_t, uint64_t) { illegal = true; });
     if (illegal) return full();
   }
-  return "";
+  return CheckSnapshotData(device, **opened, oracle_, read_only_, when, &snapshot_views_);
 }
 
 std::shared_ptr<const MappingSnapshot> GuestDataCheck::SnapshotAt(uint64_t point) {

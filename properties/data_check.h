@@ -23,9 +23,11 @@
 #include <string>
 
 #include "engine/block_device.h"
+#include "engine/image.h"
 #include "engine/options.h"
 #include "properties/guest_delta.h"
 #include "properties/oracle.h"
+#include "properties/snapshot_view_key.h"
 #include "simdisk/recording.h"
 
 namespace crashsim {
@@ -36,6 +38,15 @@ namespace crashsim {
 std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            const OpenOptions& read_only, uint64_t crash_point, const char* when,
                            bool must_open = true);
+
+// The snapshot half: every internal snapshot of `img` (open read-only on `device`) must be one a
+// workload op took (GuestOracle::SnapshotOpNamed) and read, through a read-only load of it, as
+// the guest disk read when that op ran (GuestOracle::CheckSnapshot): ranges no op touched as the
+// initial content. Returns the failure, or "". Images that cannot hold snapshots pass.
+// With `keys`, a snapshot whose view (SnapshotViewKeys) was found legal before is not read again.
+std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle& oracle,
+                              const OpenOptions& read_only, const char* when,
+                              SnapshotViewKeys* keys = nullptr);
 
 struct DataCheckStats {
   uint64_t checks = 0;           // incremental checks asked for
@@ -81,6 +92,7 @@ class GuestDataCheck {
   // (the first point asked; with several jobs a lower point may come after a higher one).
   std::map<uint64_t, Reference> references_;
   DataCheckStats stats_;
+  SnapshotViewKeys snapshot_views_;
 };
 
 }  // namespace crashsim

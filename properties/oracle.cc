@@ -7,6 +7,7 @@
 #include "engine/all_zero.h"
 #include "engine/invariant.h"
 #include "properties/snapshot_list.h"
+#include "properties/snapshot_ops.h"
 
 namespace crashsim {
 namespace {
@@ -58,7 +59,10 @@ void AssignDurability(const Workload& workload, CacheMode mode, simdisk::CrashKi
 
 GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings,
                          InitialContent initial, bool snapshots)
-    : workload_(workload), timings_(std::move(timings)), initial_(std::move(initial)) {
+    : workload_(workload),
+      timings_(std::move(timings)),
+      initial_(std::move(initial)),
+      snapshots_(snapshots) {
   for (size_t j = 1; j < timings_.size(); ++j) {
     monotone_timings_ = monotone_timings_ && timings_[j - 1].begin <= timings_[j].begin &&
                         timings_[j - 1].durable <= timings_[j].durable;
@@ -249,6 +253,45 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point, ui
                                                         const Reader& read,
                                                         const ImpliedRuns* implied) const {
   if (auto bad_size = CheckSize(crash_point, virtual_size)) return bad_size;
+  return CheckSegments(
+      virtual_size,
+      [&](size_t segment, std::vector<int64_t>& out) { Candidates(segment, crash_point, out); },
+      fmt::format("at crash point {}", crash_point), read, implied);
+}
+
+std::optional<uint64_t> GuestOracle::SnapshotOpNamed(const std::string& name) const {
+  if (!snapshots_) return std::nullopt;
+  for (size_t j = 0; j < workload_.ops.size(); ++j) {
+    if (workload_.ops[j].kind == WorkloadOpKind::kSnapshot && SnapshotName(j) == name) return j;
+  }
+  return std::nullopt;
+}
+
+Result<std::optional<DataViolation>> GuestOracle::CheckSnapshot(uint64_t snapshot_op,
+                                                                uint64_t virtual_size,
+                                                                const Reader& read,
+                                                                const ImpliedRuns* implied) const {
+  INVARIANT(snapshot_op < workload_.ops.size() &&
+            workload_.ops[snapshot_op].kind == WorkloadOpKind::kSnapshot);
+  const std::string where = fmt::format("in the snapshot op #{} took", snapshot_op);
+  if (virtual_size != sizes_[snapshot_op]) {
+    return std::optional<DataViolation>(DataViolation{
+        virtual_size, fmt::format("the guest disk {} is {} bytes, but it was {} bytes then", where,
+                                  virtual_size, sizes_[snapshot_op])});
+  }
+  return CheckSegments(
+      virtual_size,
+      [&](size_t segment, std::vector<int64_t>& out) {
+        out = ContentAt(segment, static_cast<uint32_t>(snapshot_op));
+      },
+      where, read, implied);
+}
+
+Result<std::optional<DataViolation>> GuestOracle::CheckSegments(uint64_t virtual_size,
+                                                                const SegmentSources& sources,
+                                                                const std::string& where,
+                                                                const Reader& read,
+                                                                const ImpliedRuns* implied) const {
   // Reads go a chunk at a time: a segment can be most of the disk (a resize's).
   constexpr uint64_t kChunk = 1 << 20;
   std::vector<int64_t> candidates;
@@ -257,7 +300,7 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point, ui
     const uint64_t start = segments_[s].first;
     const uint64_t end = std::min(segments_[s].second, virtual_size);
     if (start >= end) break;  // past the end of this disk
-    Candidates(s, crash_point, candidates);
+    sources(s, candidates);
     uint64_t pos = start;
     // Chunks end on piece boundaries, so a piece is never split.
     auto chunk_end = [&](uint64_t from) { return (from + kChunk) / kPiece * kPiece; };
@@ -284,10 +327,10 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point, ui
         if (!ok) {
           std::string allowed;
           for (int64_t c : candidates) allowed += (allowed.empty() ? "" : ", ") + DescribeSource(c);
-          return std::optional<DataViolation>(DataViolation{
-              at, fmt::format("guest bytes {:#x}..{:#x} match none of the legal sources at crash "
-                              "point {}: {}",
-                              at, piece_end, crash_point, allowed)});
+          return std::optional<DataViolation>(
+              DataViolation{at, fmt::format("guest bytes {:#x}..{:#x} match none of the legal "
+                                            "sources {}: {}",
+                                            at, piece_end, where, allowed)});
         }
         at = piece_end;
       }

@@ -83,6 +83,17 @@ class GuestOracle {
   Result<std::optional<DataViolation>> Check(uint64_t crash_point, uint64_t virtual_size,
                                              const Reader& read,
                                              const ImpliedRuns* implied = nullptr) const;
+  // Whether snapshot ops take effect: the image can hold snapshots.
+  bool takes_snapshots() const { return snapshots_; }
+  // The snapshot op whose snapshot is named `name` (SnapshotName), if the image holds snapshots
+  // and some op took one by that name.
+  std::optional<uint64_t> SnapshotOpNamed(const std::string& name) const;
+  // Like Check, for the content of the snapshot `snapshot_op` took, read through `read`: each
+  // range the workload touched must hold what it held when the snapshot was taken (at any crash
+  // point: a snapshot's content never changes), and the snapshot's disk that op's size.
+  Result<std::optional<DataViolation>> CheckSnapshot(uint64_t snapshot_op, uint64_t virtual_size,
+                                                     const Reader& read,
+                                                     const ImpliedRuns* implied = nullptr) const;
   // Whether [begin, end) reading as `content` (kInitial or kZero) is legal at the crash point,
   // touched pieces and untouched ones alike.
   bool ImpliedLegal(uint64_t crash_point, uint64_t begin, uint64_t end,
@@ -121,6 +132,13 @@ class GuestOracle {
   static constexpr int64_t kInitial = -1;
   static constexpr int64_t kZero = -2;
   void Candidates(size_t segment, uint64_t crash_point, std::vector<int64_t>& out) const;
+  // The sources each segment may read as (Candidates at a crash point, ContentAt a snapshot).
+  using SegmentSources = std::function<void(size_t segment, std::vector<int64_t>& out)>;
+  // Check's reading and matching, with `where` ("at crash point 7") in its messages.
+  Result<std::optional<DataViolation>> CheckSegments(uint64_t virtual_size,
+                                                     const SegmentSources& sources,
+                                                     const std::string& where, const Reader& read,
+                                                     const ImpliedRuns* implied) const;
   // What op `j` leaves in `segment` where it held one of `before`.
   std::vector<int64_t> ValuesOf(uint32_t j, size_t segment,
                                 const std::vector<int64_t>& before) const;
@@ -138,6 +156,7 @@ class GuestOracle {
   Workload workload_;
   std::vector<OpTiming> timings_;
   InitialContent initial_;
+  bool snapshots_ = false;        // snapshot ops take effect (the image can hold snapshots)
   bool monotone_timings_ = true;  // begin and durable never decrease with the op index
   std::vector<std::pair<uint64_t, uint64_t>> segments_;  // [start, end) touched by some op
   std::vector<std::vector<uint32_t>> segment_ops_;       // data ops touching each, in order

@@ -257,5 +257,40 @@ TEST(OracleTest, ARevertReadsAsTheSnapshotDid) {
   EXPECT_TRUE(Violation(skips, 9, then)) << "no snapshot: nothing reverted";
 }
 
+// A snapshot must read, at every crash point, as the disk read when it was taken; its size too.
+TEST(OracleTest, ASnapshotHoldsWhatTheDiskHeldWhenItWasTaken) {
+  Workload w;
+  w.disk_size = 4096;
+  w.ops = {{.kind = WorkloadOpKind::kWrite, .offset = 0, .length = 2048, .pattern = 1},
+           {.kind = WorkloadOpKind::kSnapshot},
+           {.kind = WorkloadOpKind::kWrite, .offset = 1024, .length = 2048, .pattern = 2}};
+  std::vector<OpTiming> t = {{1, 2, kNever}, {3, 4, kNever}, {5, 6, kNever}};
+  AssignDurability(w, CacheMode::kWritethrough, simdisk::CrashKind::kPowerLoss, t);
+  std::vector<uint8_t> then(4096, 0);
+  FillPattern(1, 0, std::span(then).first(2048));
+  std::vector<uint8_t> now = then;
+  FillPattern(2, 1024, std::span(now).subspan(1024, 2048));
+  GuestOracle oracle(w, t, {}, /*snapshots=*/true);
+  auto check = [&](const std::vector<uint8_t>& disk, uint64_t size) {
+    auto r = oracle.CheckSnapshot(1, size, [&](uint64_t offset, std::span<uint8_t> out) {
+      std::copy_n(disk.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+      return Status::Ok();
+    });
+    EXPECT_TRUE(r.ok());
+    return *r;
+  };
+  EXPECT_FALSE(check(then, 4096));
+  auto changed = check(now, 4096);  // the later write showing through the snapshot
+  ASSERT_TRUE(changed);
+  EXPECT_EQ(changed->guest_offset, 1024u);
+  EXPECT_NE(changed->message.find("in the snapshot op #1 took"), std::string::npos)
+      << changed->message;
+  EXPECT_TRUE(check(then, 8192)) << "the snapshot's disk was 4096 bytes";
+  EXPECT_EQ(oracle.SnapshotOpNamed("snap2"), std::optional<uint64_t>(1));
+  EXPECT_EQ(oracle.SnapshotOpNamed("snap1"), std::nullopt) << "op 0 is a write";
+  GuestOracle no_snapshots(w, t, {}, /*snapshots=*/false);
+  EXPECT_EQ(no_snapshots.SnapshotOpNamed("snap2"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace crashsim

@@ -134,4 +134,14 @@ Status ValidateSnapshotL1(const SnapshotEntry& entry, uint32_t index, uint64_t c
   return Status::Ok();
 }
 
+const SnapshotEntry* FindSnapshot(const SnapshotTable& table, const std::string& which) {
+  for (const SnapshotEntry& e : table.entries) {
+    if (e.id == which) return &e;
+  }
+  for (const SnapshotEntry& e : table.entries) {
+    if (e.name == which) return &e;
+  }
+  return nullptr;
+}
+
 }  // namespace crashsim

@@ -71,4 +71,8 @@ Result<SnapshotTable> ReadSnapshotTable(BlockDevice& device, uint64_t file_size,
 Status ValidateSnapshotL1(const SnapshotEntry& entry, uint32_t index, uint64_t cluster_size,
                           uint64_t file_size);
 
+// The entry `which` names: by id first, then by name (QEMU's find_snapshot_by_id_or_name);
+// null if none.
+const SnapshotEntry* FindSnapshot(const SnapshotTable& table, const std::string& which);
+
 }  // namespace crashsim

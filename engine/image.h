@@ -74,6 +74,11 @@ class Image : public GuestReader {
   uint64_t virtual_size() const override;
   Status Read(uint64_t offset, std::span<uint8_t> data) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data);
+  // Writes whole clusters compressed, as `qemu-io -c 'write -c'` does (engine/compressed_write.cc):
+  // `offset` cluster aligned, `data` whole clusters (the last may end at the end of the disk).
+  // Compressed clusters are packed into shared host clusters; a cluster that does not compress
+  // is written as it is. Like QEMU, it refuses to overwrite an allocated cluster (IoError).
+  Status WriteCompressed(uint64_t offset, std::span<const uint8_t> data);
   // Zero flag on v3 (unmap: also free the clusters), deallocation on v2 without a backing file,
   // explicit zeros otherwise and for partial clusters.
   Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap = false);

@@ -65,6 +65,9 @@ struct Image::State {
   // R3: reference drops whose L2/L1 change is not yet durable: cluster index -> count.
   std::map<uint64_t, uint64_t> pending_decrements;
   uint64_t free_cluster_index = 0;
+  // Where the next compressed cluster may go: the end of the last one, inside a host cluster it
+  // shares (QEMU's free_byte_offset); 0 when a fresh cluster must be taken.
+  uint64_t compressed_free = 0;
   uint64_t writes_since_flush = 1;  // non-FUA writes since the last device flush (unknown: 1)
 
   // --- device access, tagged with the protocol step ---
@@ -137,6 +140,8 @@ struct Image::State {
   Status ReadBacking(uint64_t guest_offset, std::span<uint8_t> data);
   Status ReadCompressed(const L2Entry& entry, std::vector<uint8_t>& cluster);
   Status WriteCluster(uint64_t guest_offset, std::span<const uint8_t> data);
+  // One whole cluster, compressed (engine/compressed_write.cc).
+  Status WriteCompressedCluster(uint64_t guest_offset, std::span<const uint8_t> cluster);
   Status ZeroCluster(uint64_t guest_offset, bool unmap, bool discard);
 };
 

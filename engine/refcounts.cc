@@ -240,7 +240,11 @@ Status Image::State::ApplyPendingDecrements() {
                       rc, count));
     }
     RETURN_IF_ERROR(SetRefcount(ci, rc - count));
-    if (rc == count) l2_cache.Drop(ci << header.cluster_bits);
+    if (rc == count) {
+      l2_cache.Drop(ci << header.cluster_bits);
+      // A freed cluster is no place for the next compressed cluster: it may be reused.
+      if (compressed_free != 0 && cluster_index(compressed_free) == ci) compressed_free = 0;
+    }
   }
   return Status::Ok();
 }

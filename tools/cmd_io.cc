@@ -1,6 +1,6 @@
 // `crashsim io [-f qcow2] [-t CACHE] [-r] [--image-opts] IMG -c CMD [-c CMD ...]`: qemu-io's syntax
 // and output lines, driving the engine. Commands:
-//   write [-P pattern] [-z [-u]] [-q] OFF LEN   (default pattern 0xcd, as qemu-io)
+//   write [-P pattern] [-c] [-z [-u]] [-q] OFF LEN   (default pattern 0xcd; -c compressed)
 //   read [-P pattern] [-v] [-q] OFF LEN         (-P verifies; -v dumps hex)
 //   discard [-q] OFF LEN
 //   flush
@@ -195,7 +195,6 @@ class IoSession {
   bool Write(const std::vector<std::string>& tokens) {
     auto parsed = ParseFlags(tokens, "P:zuqc");
     if (!parsed.ok()) return Error("write: " + parsed.status().message());
-    if (parsed->has('c')) return Error("write: compressed writes (-c) are not supported");
     bool zero = parsed->has('z');
     if (parsed->has('u') && !zero) return Error("write: -u requires -z to be specified");
     if (parsed->has('P') && zero)
@@ -211,7 +210,9 @@ class IoSession {
       auto buf = Buffer("write", range->length);
       if (!buf.ok()) return Error(buf.status().message());
       std::fill(buf->begin(), buf->end(), pattern->value_or(kDefaultWritePattern));
-      st = image_.Write(range->offset, *buf);
+      // -c: whole clusters, compressed (with -z, qemu-io writes zeros as usual).
+      st = parsed->has('c') ? image_.WriteCompressed(range->offset, *buf)
+                            : image_.Write(range->offset, *buf);
     }
     if (!st.ok()) return Error("write failed: " + st.message());
     Report(*parsed, "wrote", *range);
@@ -341,7 +342,7 @@ constexpr IoCommand kIoCommands[] = {
      &IoSession::Read},
     {"sigraise", "signal", "raises a signal", &IoSession::Sigraise},
     {"truncate", "off", "truncates the current file at the given offset", &IoSession::Truncate},
-    {"write", "[-quz] [-P pattern] off len", "writes a number of bytes at a specified offset",
+    {"write", "[-cquz] [-P pattern] off len", "writes a number of bytes at a specified offset",
      &IoSession::Write},
 };
 

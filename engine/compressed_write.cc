@@ -33,12 +33,17 @@ Status Image::State::WriteCompressedCluster(uint64_t guest_offset,
   const uint64_t bytes = packed.size();
   uint64_t host = 0;
   if (compressed_free != 0 && compressed_free % cs != 0 && compressed_free % cs + bytes <= cs) {
-    // Another compressed cluster in the host cluster the last one ends in: one more reference.
-    if (lazy) RETURN_IF_ERROR(MarkDirty());  // protocol L1
-    host = compressed_free;
-    ASSIGN_OR_RETURN(uint64_t rc, GetRefcount(cluster_index(host)));
-    RETURN_IF_ERROR(SetRefcount(cluster_index(host), rc + 1));
-  } else {
+    // Another compressed cluster in the host cluster the last one ends in: one more reference,
+    // unless the refcount is at its width's maximum (1-bit refcounts: always), as in QEMU's
+    // qcow2_alloc_bytes.
+    ASSIGN_OR_RETURN(uint64_t rc, GetRefcount(cluster_index(compressed_free)));
+    if (rc < geometry.refcount_max()) {
+      if (lazy) RETURN_IF_ERROR(MarkDirty());  // protocol L1
+      host = compressed_free;
+      RETURN_IF_ERROR(SetRefcount(cluster_index(host), rc + 1));
+    }
+  }
+  if (host == 0) {
     ASSIGN_OR_RETURN(host, AllocateClusters(1));
   }
   // The next one starts on the next sector, as QEMU's descriptor counts whole sectors.

@@ -14,10 +14,12 @@ namespace {
 
 constexpr uint64_t kCluster = 65536;
 
-std::unique_ptr<Image> Fresh(MemoryDevice& dev, CompressionType type = CompressionType::kDeflate) {
+std::unique_ptr<Image> Fresh(MemoryDevice& dev, CompressionType type = CompressionType::kDeflate,
+                             uint32_t refcount_bits = 16) {
   CreateOptions o;
   o.size = 16 * kCluster;
   o.compression_type = type;
+  o.refcount_bits = refcount_bits;
   EXPECT_TRUE(Image::Create(dev, o).ok());
   auto image = Image::Open(dev, {});
   EXPECT_TRUE(image.ok());
@@ -110,6 +112,35 @@ TEST(CompressedWriteTest, AFreedHostClusterIsNotPackedInto) {
   EXPECT_EQ(got, testing::Pattern(kCluster, 3));
   ASSERT_TRUE(image->Close().ok());
   ExpectClean(dev);
+}
+
+// A host cluster takes compressed clusters only while its refcount can count them: with 1-bit
+// refcounts each gets a cluster of its own, with 2-bit ones three share one (QEMU's rule).
+TEST(CompressedWriteTest, PackingStopsAtTheRefcountMaximum) {
+  for (uint32_t bits : {1u, 2u}) {
+    MemoryDevice dev;
+    auto image = Fresh(dev, CompressionType::kDeflate, bits);
+    const std::vector<uint8_t> data = testing::Pattern(4 * kCluster, 6);
+    ASSERT_TRUE(image->WriteCompressed(0, data).ok()) << bits << "-bit refcounts";
+    std::vector<uint64_t> host_clusters;
+    for (uint64_t c = 0; c < 4; ++c) {
+      auto m = image->Map(c * kCluster);
+      ASSERT_TRUE(m.ok());
+      EXPECT_EQ(m->type, ClusterType::kCompressed);
+      host_clusters.push_back(m->host_offset / kCluster);
+    }
+    const std::vector<uint64_t>& h = host_clusters;
+    if (bits == 1) {
+      EXPECT_TRUE(h[0] != h[1] && h[1] != h[2] && h[2] != h[3]);
+    } else {
+      EXPECT_TRUE(h[0] == h[1] && h[1] == h[2] && h[2] != h[3]);
+    }
+    std::vector<uint8_t> got(data.size());
+    ASSERT_TRUE(image->Read(0, got).ok());
+    EXPECT_EQ(got, data);
+    ASSERT_TRUE(image->Close().ok());
+    ExpectClean(dev);
+  }
 }
 
 }  // namespace

@@ -20,6 +20,41 @@ std::optional<uint64_t> FailedOpSince(const simdisk::Recording& recording, uint6
   return std::nullopt;
 }
 
+// A write with the `compressed` flag: each whole cluster it covers that holds no host data yet
+// (unallocated, over a backing file or not, or a zero cluster without an offset) compressed, the
+// rest (partial clusters, clusters holding data, which a compressed write may not overwrite)
+// written plain. Runs of each kind go in one call. The guest sees the same bytes either way.
+Status WriteCompressedWhereFree(Image& image, uint64_t offset, std::span<const uint8_t> data) {
+  const uint64_t cs = image.geometry().cluster_size();
+  const uint64_t end = offset + data.size();
+  const uint64_t disk = image.virtual_size();
+  auto whole = [&](uint64_t at) {  // the cluster at `at` lies whole inside the write
+    return at % cs == 0 && (at + cs <= end || (end == disk && at < end));
+  };
+  auto free_cluster = [&](uint64_t at) -> Result<bool> {
+    ASSIGN_OR_RETURN(Mapping m, image.Map(at));
+    return m.type != ClusterType::kCompressed && m.host_offset == 0;
+  };
+  uint64_t pos = offset;
+  while (pos < end) {
+    bool compress = false;
+    if (whole(pos)) {
+      ASSIGN_OR_RETURN(compress, free_cluster(pos));
+    }
+    uint64_t stop = std::min(end, AlignDown(pos, cs) + cs);
+    while (stop < end && whole(stop)) {
+      bool next = false;
+      ASSIGN_OR_RETURN(next, free_cluster(stop));
+      if (next != compress) break;
+      stop = std::min(end, stop + cs);
+    }
+    const auto part = data.subspan(pos - offset, stop - pos);
+    RETURN_IF_ERROR(compress ? image.WriteCompressed(pos, part) : image.Write(pos, part));
+    pos = stop;
+  }
+  return Status::Ok();
+}
+
 // One guest op on an open image; a read's bytes go to `read`.
 Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index,
                BlockDevice& device, const OpenOptions& open, std::vector<uint8_t>& read) {
@@ -27,6 +62,7 @@ Status Execute(std::unique_ptr<Image>& image, const WorkloadOp& op, size_t index
     case WorkloadOpKind::kWrite: {
       std::vector<uint8_t> data(op.length);
       FillPattern(op.pattern, op.offset, data);
+      if (op.compressed) return WriteCompressedWhereFree(*image, op.offset, data);
       return image->Write(op.offset, data);
     }
     case WorkloadOpKind::kZero:

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "engine/coding.h"
+#include "simdisk/hash.h"
 #include "simdisk/prng.h"
 
 namespace crashsim {
@@ -70,8 +71,19 @@ Workload RandomWorkload(uint64_t seed, size_t op_count, uint64_t disk_size, uint
           op.length = (1 + rng.Below(8)) * cluster_size;
           break;
       }
+      // A quarter of the writes are compressed, chosen by a hash rather than by `rng`, so the
+      // rest of the workload is what it was before compressed writes existed.
+      if (op.kind == WorkloadOpKind::kWrite &&
+          simdisk::Mix64(simdisk::DeriveSeed(seed, 0x636f6d70ull) + i) % 4 == 0) {  // "comp"
+        op.compressed = true;
+        const uint64_t begin = AlignDown(op.offset, cluster_size);
+        op.length = AlignUp(op.offset + op.length, cluster_size) - begin;
+        op.offset = begin;
+      }
       op.length = std::min(op.length, size - op.offset);
-      if (op.kind == WorkloadOpKind::kWrite) op.pattern = static_cast<uint32_t>(1 + i);
+      if (op.kind == WorkloadOpKind::kWrite) {
+        op.pattern = static_cast<uint32_t>(1 + i) | (op.compressed ? kCompressiblePattern : 0);
+      }
       if (op.kind == WorkloadOpKind::kZero) op.unmap = rng.Chance(1, 2);
     }
     w.ops.push_back(op);

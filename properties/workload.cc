@@ -85,18 +85,25 @@ const char* WorkloadOpKindName(WorkloadOpKind kind) {
   return "?";
 }
 
-uint8_t PatternByte(uint32_t pattern, uint64_t offset) {
-  uint64_t word = Mix((uint64_t{pattern} << 40) ^ (offset >> 3));
-  return static_cast<uint8_t>(word >> ((offset & 7) * 8));
-}
-
 namespace {
 
 // The pattern's eight bytes at guest offsets [8 * word_index, 8 * word_index + 8), as the word
-// a little-endian load would give.
+// a little-endian load would give. A compressible pattern keeps only each sector's first word
+// position-dependent and repeats one word of its own over the rest.
 uint64_t PatternWord(uint32_t pattern, uint64_t word_index) {
+  if ((pattern & kCompressiblePattern) != 0 && word_index % 64 != 0) {
+    return Mix((uint64_t{pattern} << 40) ^ 0xc0ffee0000000000ull);
+  }
   return Mix((uint64_t{pattern} << 40) ^ word_index);
 }
+
+}  // namespace
+
+uint8_t PatternByte(uint32_t pattern, uint64_t offset) {
+  return static_cast<uint8_t>(PatternWord(pattern, offset >> 3) >> ((offset & 7) * 8));
+}
+
+namespace {
 
 uint64_t LoadWord(const uint8_t* p) {
   uint64_t w;
@@ -140,7 +147,8 @@ size_t PatternMismatch(uint32_t pattern, uint64_t offset, std::span<const uint8_
 std::string WorkloadOp::ToText() const {
   switch (kind) {
     case WorkloadOpKind::kWrite:
-      return fmt::format("write {:#x} {} p={}", offset, length, pattern);
+      return fmt::format("write {:#x} {} p={}{}", offset, length, pattern,
+                         compressed ? " compressed" : "");
     case WorkloadOpKind::kZero:
       return fmt::format("zero {:#x} {}{}", offset, length, unmap ? " unmap" : "");
     case WorkloadOpKind::kDiscard:
@@ -245,6 +253,8 @@ Result<Workload> Workload::Parse(std::string_view text) {
           op.pattern = static_cast<uint32_t>(p);
         } else if (op.kind == WorkloadOpKind::kZero && words[i] == "unmap") {
           op.unmap = true;
+        } else if (op.kind == WorkloadOpKind::kWrite && words[i] == "compressed") {
+          op.compressed = true;
         } else {
           return Status::InvalidArgument(
               fmt::format("workload line {}: unexpected '{}'", line_no, words[i]));

@@ -43,8 +43,11 @@ struct WorkloadOp {
   WorkloadOpKind kind = WorkloadOpKind::kWrite;
   uint64_t offset = 0;
   uint64_t length = 0;
-  uint32_t pattern = 0;   // writes: which data
-  bool unmap = false;     // zero: also free the clusters
+  uint32_t pattern = 0;  // writes: which data
+  bool unmap = false;    // zero: also free the clusters
+  // write: the whole clusters it covers are written compressed where they hold no data yet
+  // (Image::WriteCompressed refuses the others, which are written plain, as are partial ones)
+  bool compressed = false;
   uint64_t new_size = 0;  // resize: the guest disk's size after it
 
   bool TouchesData() const {
@@ -91,6 +94,12 @@ struct Workload {
 
 // rapidcheck's counterexample printer.
 void showValue(const Workload& workload, std::ostream& os);
+
+// Patterns with this bit set make data a compressed write can shrink: each 512-byte sector
+// begins with eight bytes that depend on the pattern and the sector's offset (so data at the
+// wrong offset is still seen, sector by sector), and repeats one word of the pattern's after
+// them. Other patterns are position-dependent noise, which does not compress.
+inline constexpr uint32_t kCompressiblePattern = 1u << 31;
 
 // The byte a write with `pattern` puts at guest offset `offset`.
 uint8_t PatternByte(uint32_t pattern, uint64_t offset);

@@ -33,7 +33,8 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
       rc::gen::map(rc::gen::inRange<uint64_t>(AlignUp(disk_size / 2, 512) / 512, reach / 512 + 1),
                    [](uint64_t s) { return s * 512; });
   return rc::gen::apply(
-      [](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap, uint64_t size) {
+      [cluster_size](int kind, uint64_t off, uint64_t len, uint32_t pattern, bool unmap,
+                     uint64_t size, bool compressed) {
         WorkloadOp op;
         op.kind = static_cast<WorkloadOpKind>(kind);
         if (op.kind == WorkloadOpKind::kResize) op.new_size = size;
@@ -42,6 +43,13 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
         op.length = len;  // GenWorkload fits it to the disk
         if (op.kind == WorkloadOpKind::kWrite) op.pattern = pattern;
         if (op.kind == WorkloadOpKind::kZero) op.unmap = unmap;
+        if (op.kind == WorkloadOpKind::kWrite && compressed) {
+          // Whole clusters, so that they are compressed (where they hold no data yet).
+          op.compressed = true;
+          op.pattern |= kCompressiblePattern;
+          op.offset = AlignDown(off, cluster_size);
+          op.length = AlignUp(off + len, cluster_size) - op.offset;
+        }
         return op;
       },
       rc::gen::weightedElement<int>({{10, static_cast<int>(WorkloadOpKind::kWrite)},
@@ -54,8 +62,8 @@ rc::Gen<WorkloadOp> GenOp(uint64_t disk_size, uint64_t cluster_size) {
                                      {1, static_cast<int>(WorkloadOpKind::kDeleteSnapshot)},
                                      {1, static_cast<int>(WorkloadOpKind::kApplySnapshot)},
                                      {1, static_cast<int>(WorkloadOpKind::kResize)}}),
-      offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>(),
-      new_size);
+      offset, length, rc::gen::inRange<uint32_t>(1, 1u << 20), rc::gen::arbitrary<bool>(), new_size,
+      rc::gen::map(rc::gen::inRange(0, 4), [](int n) { return n == 0; }));
 }
 
 // Fits every op's range into the disk as it is when the op runs (resizes change it): an offset

@@ -84,6 +84,7 @@ namespace {
 // The target file's op.KEY for a guest op: the op's own name, zero_unmap for an unmapping zero.
 std::string OpKey(const WorkloadOp& op) {
   if (op.kind == WorkloadOpKind::kZero && op.unmap) return "zero_unmap";
+  if (op.kind == WorkloadOpKind::kWrite && op.compressed) return "write-compressed";
   return WorkloadOpKindName(op.kind);
 }
 

@@ -35,6 +35,7 @@ struct ValidateArgs {
   std::string junit;  // --junit FILE
   bool no_second_opinion = false;
   bool no_repair_study = false;
+  bool no_read_back = false;
 };
 
 Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
@@ -45,6 +46,7 @@ Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
   o.settings.image.lazy_refcounts = a.lazy == "on";
   o.second_opinion = !a.no_second_opinion;
   o.repair_study = !a.no_repair_study;
+  o.read_back = !a.no_read_back;
   if (!a.workload_file.empty()) {
     ASSIGN_OR_RETURN(o.workload, ReadWorkloadFile(a.workload_file));
     o.workload_name = a.workload_file;
@@ -187,6 +189,8 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
                 "for scripts)");
   cmd->add_flag("--no-second-opinion", args->no_second_opinion, "skip the target's checker");
   cmd->add_flag("--no-repair-study", args->no_repair_study, "skip the target's repairs");
+  cmd->add_flag("--no-read-back", args->no_read_back,
+                "skip the target's reading of each state and repair");
   cmd->callback([args, &exit_code] { exit_code = RunValidate(*args); });
 }
 

@@ -68,6 +68,8 @@ Result<TargetSpec> TargetSpec::Parse(std::string_view text, std::string_view nam
       spec.check = value;
     else if (key == "write_file")
       spec.write_file = value;
+    else if (key == "read")
+      spec.read = value;
     else if (key.rfind("op.", 0) == 0)
       spec.ops[key.substr(3)] = value;
     else if (key.rfind("repair.", 0) == 0)

@@ -26,6 +26,7 @@ struct TargetSpec {
   std::string check;  // second-opinion checker on an image file (qemu-img check JSON)
   std::vector<std::pair<std::string, std::string>> repairs;  // name -> command, file order
   std::string write_file;  // one guest write to an image file, after a repair
+  std::string read;        // the guest disk of an image file, written raw to {output}
 
   // Parses the description; `name` prefixes errors ("qemu.target:7: ...").
   static Result<TargetSpec> Parse(std::string_view text, std::string_view name);

@@ -437,8 +437,17 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
       }
     }
 
-    // The target's own repairs on every dirty state.
+    // The target reads the state back: what it returns must be legal at the crash point. A
+    // state whose data crashsim's own reading already finds illegal counts, but is one finding.
     current_state_ = &*state;
+    std::string read_back;
+    if (saved && options_.read_back && !t.read.empty()) {
+      ++report.read_backs;
+      read_back = TargetReadBack(image_file, state->point, "as the crash left it");
+      if (!read_back.empty()) ++report.read_back_failures;
+    }
+
+    // The target's own repairs on every dirty state.
     if (saved && dirty && options_.repair_study &&
         (options_.repair_states == 0 || report.dirty_states <= options_.repair_states)) {
       for (size_t i = 0; i < t.repairs.size(); ++i) {
@@ -446,6 +455,9 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
       }
     }
 
+    if (!read_back.empty() && outcome != Outcome::kFailure) {
+      RecordReadBackFinding(image_file, state->point, read_back);
+    }
     current_state_ = nullptr;
     if (outcome == Outcome::kFailure) RecordFinding(*state, failure);
     if (progress) {
@@ -459,6 +471,45 @@ ValidateReport Validator::Run(const std::function<void(const ExploreProgress&)>&
   }
   report.enumeration = enumerator.stats();
   return report;
+}
+
+std::string Validator::TargetReadBack(const std::string& image, uint64_t point, const char* when) {
+  const std::string output = impl_->File("read-back.raw");
+  std::error_code ec;
+  fs::remove(output, ec);
+  ProcessResult r = RunOnFile(options_.target.read, {{"image", image}, {"output", output}});
+  if (r.exit_code != 0) {
+    return fmt::format("the target could not read the image {} (exit {}): {}", when, r.exit_code,
+                       r.output.substr(0, r.output.find('\n')));
+  }
+  auto raw = LoadFile(output);
+  if (!raw.ok())
+    return fmt::format("no guest disk from the target {}: {}", when, raw.status().ToString());
+  simdisk::Medium& disk = **raw;
+  const uint64_t size = disk.size();
+  auto violation = oracle_->Check(point, size, [&](uint64_t offset, std::span<uint8_t> data) {
+    disk.ReadAt(offset, data);
+    return Status::Ok();
+  });
+  if (!violation.ok()) return "";  // the reader cannot fail
+  if (*violation) {
+    return fmt::format("the target reads lost or illegal guest data {}: {}", when,
+                       (*violation)->message);
+  }
+  std::optional<DataViolation> untouched;
+  std::vector<uint8_t> buf;
+  oracle_->ForEachUntouched(0, size, [&](uint64_t begin, uint64_t end) {
+    for (uint64_t at = begin; at < end && !untouched; at += 1 << 20) {
+      buf.resize(std::min<uint64_t>(end - at, 1 << 20));
+      disk.ReadAt(at, buf);
+      untouched = oracle_->CheckUntouched(at, buf);
+    }
+  });
+  if (untouched) {
+    return fmt::format("the target reads lost or illegal guest data {}: {}", when,
+                       untouched->message);
+  }
+  return "";
 }
 
 ProcessResult Validator::RunOnFile(const std::string& templ,
@@ -516,6 +567,14 @@ void Validator::StudyRepair(const std::string& command, const std::string& image
       !s.empty()) {
     ++study.data_lost;
     finding(s);
+  } else if (options_.read_back && !options_.target.read.empty()) {
+    // And as the target itself reads the repaired image.
+    ++report_.read_backs;
+    if (std::string bad = TargetReadBack(copy, point, "after the target's repair"); !bad.empty()) {
+      ++report_.read_back_failures;
+      ++study.data_lost;
+      finding(bad);
+    }
   }
 
   // Keep writing with the target: two writes, then everything must read back and check clean.

@@ -65,6 +65,7 @@ struct ValidateOptions {
   uint64_t max_states = 60;         // 0: every enumerated state
   bool second_opinion = true;
   bool repair_study = true;
+  bool read_back = true;  // the target reads each state (and each repair) back: TargetSpec::read
   uint64_t repair_states = 0;  // dirty states per run given to the target's repairs (0: all)
   bool minimise = true;
   std::string trace_dir;   // findings are kept here when set
@@ -110,6 +111,8 @@ struct ValidateReport {
   uint64_t outcomes[kOutcomeCount] = {};
   uint64_t dirty_states = 0;
   uint64_t second_opinions = 0;
+  uint64_t read_backs = 0;          // states (and repaired copies) the target read back
+  uint64_t read_back_failures = 0;  // of those, read as no legal content (each a finding)
   std::vector<Disagreement> disagreements;
   std::vector<RepairStudy> repairs;
   std::vector<ValidateFinding> findings;
@@ -160,6 +163,14 @@ class Validator {
   // or empty if it could not be written.
   std::string WriteStateTrace(const std::string& dir, const simdisk::CrashState& state,
                               const std::string& note);
+  // The target reads `image` back (TargetSpec::read); returns what is wrong with what it read at
+  // crash point `point` (or that it could not read), or "".
+  std::string TargetReadBack(const std::string& image, uint64_t point, const char* when);
+  // A finding's directory under the trace dir (`suffix` names it) with the crash image and the
+  // workload in it.
+  std::string FindingDir(const std::string& suffix, const std::string& image_file);
+  void RecordReadBackFinding(const std::string& image_file, uint64_t point,
+                             const std::string& what);
   void RecordRepairFinding(const std::string& repair, const std::string& command,
                            const std::string& image_file, uint64_t point, const std::string& what);
 

@@ -113,22 +113,27 @@ void Validator::RecordFinding(const simdisk::CrashState& state, const std::strin
   report_.findings.push_back(std::move(finding));
 }
 
+std::string Validator::FindingDir(const std::string& suffix, const std::string& image_file) {
+  std::string slug = report_.config;
+  std::replace(slug.begin(), slug.end(), ' ', '_');
+  std::replace(slug.begin(), slug.end(), '=', '-');
+  const std::string dir =
+      fmt::format("{}/{}-{}-{}", options_.trace_dir, report_.target_name, slug, suffix);
+  fs::create_directories(dir);
+  // Each file appears whole or not at all (the finding is reported either way).
+  auto image = PosixDevice::Open(image_file, PosixOpenOptions{.read_only = true});
+  if (image.ok()) (void)SaveDeviceAsOutput(**image, dir + "/crash.qcow2");
+  (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
+  return dir;
+}
+
 void Validator::RecordRepairFinding(const std::string& repair, const std::string& command,
                                     const std::string& image_file, uint64_t point,
                                     const std::string& what) {
   ValidateFinding finding{fmt::format("crash point {}", point), "",
                           fmt::format("target repair '{}' ({}): {}", repair, command, what), ""};
   if (!options_.trace_dir.empty()) {
-    std::string slug = report_.config;
-    std::replace(slug.begin(), slug.end(), ' ', '_');
-    std::replace(slug.begin(), slug.end(), '=', '-');
-    const std::string dir =
-        fmt::format("{}/{}-{}-repair-{}", options_.trace_dir, report_.target_name, slug, repair);
-    fs::create_directories(dir);
-    // Each file appears whole or not at all (the finding is reported either way).
-    auto image = PosixDevice::Open(image_file, PosixOpenOptions{.read_only = true});
-    if (image.ok()) (void)SaveDeviceAsOutput(**image, dir + "/crash.qcow2");
-    (void)WriteFileAtomically(dir + "/workload.txt", report_.workload.ToText());
+    const std::string dir = FindingDir("repair-" + repair, image_file);
     (void)WriteFileAtomically(
         dir + "/finding.txt",
         fmt::format("target: {} ({})\nconfig: {}\ncrash point: {}\nrepair: {}\nresult: {}\n",
@@ -146,6 +151,26 @@ void Validator::RecordRepairFinding(const std::string& repair, const std::string
         "cp crash.qcow2 work.qcow2\nqemu-img check -r leaks work.qcow2; echo exit $?\n"
         "qemu-img info work.qcow2 | grep 'cleanly'\n"
         "qemu-io -c 'write -P 0xbb 2M 256k' work.qcow2\nqemu-img check work.qcow2\n");
+    finding.trace_path = dir;
+  }
+  report_.findings.push_back(std::move(finding));
+}
+
+void Validator::RecordReadBackFinding(const std::string& image_file, uint64_t point,
+                                      const std::string& what) {
+  ValidateFinding finding{fmt::format("crash point {}", point), "",
+                          fmt::format("target read-back ({}): {}", options_.target.read, what), ""};
+  if (!options_.trace_dir.empty()) {
+    const std::string dir =
+        FindingDir(fmt::format("read-back-{}", report_.read_back_failures), image_file);
+    (void)WriteFileAtomically(
+        dir + "/finding.txt",
+        fmt::format("target: {} ({})\nconfig: {}\ncrash point: {}\nread: {}\nresult: {}\n",
+                    report_.target_name, report_.target_version, report_.config, point,
+                    options_.target.read, what));
+    if (current_state_) {
+      (void)WriteStateTrace(dir, *current_state_, "the crash state the target read back");
+    }
     finding.trace_path = dir;
   }
   report_.findings.push_back(std::move(finding));
@@ -174,6 +199,10 @@ std::string ValidateReport::Summary() const {
   for (size_t i = 0; i < disagreements.size() && i < 3; ++i) {
     out += fmt::format("  {}: crashsim {} / target {}\n", disagreements[i].state,
                        disagreements[i].crashsim, disagreements[i].target);
+  }
+  if (read_backs > 0) {
+    out += fmt::format("read-back: {} states and repairs read by the target, {} illegal\n",
+                       read_backs, read_back_failures);
   }
   if (!repairs.empty() && dirty_states > 0) {
     out += fmt::format("target repairs on {} dirty states:\n", dirty_states);

@@ -95,7 +95,25 @@ TEST(Validate, QemuWritethroughRunHoldsTheProperty) {
   EXPECT_GT(r.explored, 0u);
   EXPECT_EQ(r.outcomes[static_cast<int>(Outcome::kFailure)], 0u) << r.Summary();
   EXPECT_EQ(r.second_opinions, r.explored);
+  EXPECT_EQ(r.read_backs, r.explored) << "no dirty state, so no repaired copy to read";
+  EXPECT_EQ(r.read_back_failures, 0u) << r.Summary();
   EXPECT_NE(r.target_version.find("qemu-io version"), std::string::npos);
+}
+
+// The read-back has teeth: a target "reader" that hands back the image file itself instead of
+// its guest disk reads illegal data, and each such state is a finding.
+TEST(Validate, AReaderThatReadsWrongIsAFinding) {
+  if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
+  ValidateOptions o = Options();
+  o.target.read = "cp {image} {output}";
+  o.repair_study = false;
+  Validator v(o);
+  ASSERT_TRUE(v.Record().ok());
+  ValidateReport r = v.Run();
+  EXPECT_GT(r.read_back_failures, 0u) << r.Summary();
+  ASSERT_FALSE(r.findings.empty());
+  EXPECT_NE(r.findings.back().detail.find("target read-back"), std::string::npos)
+      << r.findings.back().detail;
 }
 
 TEST(Validate, QemuLazyKillRunsTheRepairStudy) {

@@ -97,6 +97,11 @@ plain_error "explore, bad disk size" 3x "$CRASHSIM" explore -q --disk-size 3x
 plain_error "explore, bad atomic unit" "--atomic-unit 1000:" "$CRASHSIM" explore -q --atomic-unit 1000
 plain_error "explore, k out of range" "-k 65 " "$CRASHSIM" explore -q -k 65
 plain_error "validate, bad cache mode" bogus "$CRASHSIM" validate -q -t bogus
+plain_error "validate, a size in the create options" "--create-options" "$CRASHSIM" validate -q \
+  --create-options size=1M
+plain_error "validate, unknown create option" "frob" "$CRASHSIM" validate -q --create-options frob=1
+plain_error "validate, disk size not a sector multiple" "--disk-size 1000" "$CRASHSIM" validate -q \
+  --disk-size 1000
 plain_error "conformance, unknown reader" "qemu-imgx" "$CRASHSIM" conformance -q --reader qemu-imgx
 # qemu-img is the qemu reader's other name, not a command template missing its {image}.
 if command -v qemu-img >/dev/null; then

@@ -36,6 +36,8 @@ struct ValidateArgs {
   bool no_second_opinion = false;
   bool no_repair_study = false;
   bool no_read_back = false;
+  std::string create_options;  // --create-options, qemu-img -o syntax
+  std::string disk_size;       // --disk-size, qemu's size syntax
 };
 
 Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
@@ -47,6 +49,31 @@ Result<validate::ValidateOptions> BuildOptions(const ValidateArgs& a) {
   o.second_opinion = !a.no_second_opinion;
   o.repair_study = !a.no_repair_study;
   o.read_back = !a.no_read_back;
+  if (!a.create_options.empty()) {
+    CreateOptions image = o.settings.image;
+    RETURN_IF_ERROR(ParseCreateOptions(a.create_options, image).WithContext("--create-options"));
+    if (image.size != o.settings.image.size || !image.backing_file.empty()) {
+      return Status::InvalidArgument(
+          "--create-options: size and backing_file are not for a validate run (--disk-size "
+          "sets the guest disk)");
+    }
+    o.settings.image = image;
+  }
+  if (!a.disk_size.empty()) {
+    if (!a.workload_file.empty()) {
+      return Status::InvalidArgument(
+          "--disk-size shapes a generated workload; a workload file names its own disk size");
+    }
+    auto size = ParseSize(a.disk_size);
+    if (!size.ok()) return size.status().WithContext("--disk-size");
+    if (*size < 512 || *size % 512 != 0 || *size > (uint64_t{1} << 30)) {
+      return Status::InvalidArgument(fmt::format(
+          "--disk-size {}: must be a positive multiple of 512 bytes, at most 1G", a.disk_size));
+    }
+    o.disk_size = *size;
+  }
+  // The export holds the image file: room for the whole guest disk twice over, and metadata.
+  o.export_size = std::max<uint64_t>(o.export_size, 2 * o.disk_size + (16 << 20));
   if (!a.workload_file.empty()) {
     ASSIGN_OR_RETURN(o.workload, ReadWorkloadFile(a.workload_file));
     o.workload_name = a.workload_file;
@@ -171,6 +198,12 @@ void AddValidateCommand(CLI::App& app, int& exit_code) {
       "--lazy", args->lazy, "create with lazy_refcounts on or off (default: both, a row each)");
   // Unpinned, these three run every value: there is no one default to show.
   for (const char* name : {"--crash", "--cache", "--lazy"}) cmd->get_option(name)->default_str("");
+  cmd->add_option("--create-options", args->create_options,
+                  "image options for the target's create, qemu-img -o syntax (cluster_size, "
+                  "refcount_bits, extended_l2, compression_type, compat); --lazy sets "
+                  "lazy_refcounts");
+  cmd->add_option("--disk-size", args->disk_size,
+                  "guest disk of the generated workload (k/M/G suffixes; default 4M)");
   cmd->add_option("--ops", args->options.workload_ops,
                   "guest operations in the generated workload");
   cmd->add_option("--workload", args->workload_file, "workload file instead of a seed");

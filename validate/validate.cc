@@ -209,8 +209,13 @@ void Validator::DescribeRun() {
       {"uri", "nbd+unix:///?socket=" + socket},
       {"size", std::to_string(report_.workload.disk_size)},
       {"cache", SettingValue(s, "cache")},
-      {"create_opts", fmt::format("compat=1.1,cluster_size={},lazy_refcounts={}",
-                                  s.image.cluster_size, s.image.lazy_refcounts ? "on" : "off")},
+      {"create_opts",
+       fmt::format("compat={},cluster_size={},lazy_refcounts={},refcount_bits={},extended_l2={},"
+                   "compression_type={}",
+                   s.image.version == 2 ? "0.10" : "1.1", s.image.cluster_size,
+                   s.image.lazy_refcounts ? "on" : "off", s.image.refcount_bits,
+                   s.image.extended_l2 ? "on" : "off",
+                   s.image.compression_type == CompressionType::kZstd ? "zstd" : "zlib")},
       {"image_opts", options_.image_opts.empty() ? "" : "," + options_.image_opts}};
 }
 

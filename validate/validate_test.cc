@@ -152,6 +152,29 @@ TEST(Validate, TraceSettingsAreTheCreatedImages) {
   EXPECT_NE(v.Run().config.find("lazy=on"), std::string::npos);
 }
 
+// The run's image options reach the target's create command: the image QEMU makes has them.
+TEST(Validate, CreateOptionsReachTheTargetsCreate) {
+  if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";
+  ValidateOptions o = Options();
+  o.settings.image.cluster_size = 16384;
+  o.settings.image.refcount_bits = 64;
+  o.settings.image.extended_l2 = true;
+  o.settings.image.compression_type = CompressionType::kZstd;
+  o.disk_size = 8 << 20;
+  o.workload = GenerateWorkload(1, o.disk_size, 16384, 4);
+  o.max_states = 4;
+  Validator v(o);
+  Status st = v.Record();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  const ExploreSettings s = v.TraceSettingsOf();
+  EXPECT_EQ(s.image.cluster_size, 16384u);
+  EXPECT_EQ(s.image.refcount_bits, 64u);
+  EXPECT_TRUE(s.image.extended_l2);
+  EXPECT_EQ(s.image.compression_type, CompressionType::kZstd);
+  const ValidateReport r = v.Run();
+  EXPECT_EQ(r.outcomes[static_cast<int>(Outcome::kFailure)], 0u) << r.Summary();
+}
+
 // The config line tells a workload file from a seeded workload: the seed then only draws states.
 TEST(Validate, ConfigLineNamesAWorkloadFile) {
   if (!HaveQemu()) GTEST_SKIP() << "qemu-utils not installed";

@@ -96,7 +96,12 @@ GuestOracle::GuestOracle(const Workload& workload, std::vector<OpTiming> timings
     segments_.push_back({cuts[i], cuts[i + 1]});
     segment_ops_.push_back(std::move(ops));
   }
-  if (snapshots) AddReverts();
+  if (snapshots) {
+    for (size_t j = 0; j < workload_.ops.size(); ++j) {
+      if (workload_.ops[j].kind == WorkloadOpKind::kSnapshot) snapshot_ops_[SnapshotName(j)] = j;
+    }
+    AddReverts();
+  }
 }
 
 void GuestOracle::AddReverts() {
@@ -260,11 +265,9 @@ Result<std::optional<DataViolation>> GuestOracle::Check(uint64_t crash_point, ui
 }
 
 std::optional<uint64_t> GuestOracle::SnapshotOpNamed(const std::string& name) const {
-  if (!snapshots_) return std::nullopt;
-  for (size_t j = 0; j < workload_.ops.size(); ++j) {
-    if (workload_.ops[j].kind == WorkloadOpKind::kSnapshot && SnapshotName(j) == name) return j;
-  }
-  return std::nullopt;
+  auto it = snapshot_ops_.find(name);
+  if (it == snapshot_ops_.end()) return std::nullopt;
+  return it->second;
 }
 
 Result<std::optional<DataViolation>> GuestOracle::CheckSnapshot(uint64_t snapshot_op,

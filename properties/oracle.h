@@ -163,6 +163,7 @@ class GuestOracle {
   std::vector<std::optional<std::pair<uint64_t, uint64_t>>> ranges_;  // OpRange, by op
   std::vector<uint64_t> sizes_;  // the disk's size before each op (Workload::Sizes)
   std::map<uint32_t, std::vector<std::vector<int64_t>>> revert_values_;  // apply op -> by segment
+  std::map<std::string, uint64_t> snapshot_ops_;  // SnapshotName -> the op that takes it
 };
 
 // The guest-data oracle for a recorded run of `workload`: op timings from the recording's guest

@@ -4,6 +4,7 @@
 
 #include "engine/coding.h"
 #include "engine/format/entries.h"
+#include "engine/read_buffer.h"
 #include "simdisk/hash.h"
 
 namespace crashsim {
@@ -41,7 +42,7 @@ std::shared_ptr<const SnapshotViewKeys::HostRanges> SnapshotViewKeys::RangesOf(
   const Geometry geo{.cluster_bits = header.cluster_bits,
                      .refcount_order = header.refcount_order,
                      .extended_l2 = header.extended_l2()};
-  std::vector<uint8_t> table(cs);
+  ReadBuffer table(cs);  // filled by the read
   if (!device.Read(l2_offset, table).ok()) return nullptr;
   auto ranges = std::make_shared<HostRanges>();
   const size_t entry_size = geo.l2_entry_size();

@@ -1,6 +1,10 @@
 // Moving a simulated device's bytes to and from the files a target works on (device_files.h).
 #include "validate/device_files.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <fstream>
 
 #include "engine/all_zero.h"
@@ -56,6 +60,28 @@ Result<std::unique_ptr<simdisk::Medium>> LoadFile(const std::string& path) {
     at += n;
   }
   return medium;
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("cannot read " + path);
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t at = 0;
+  while (size > 0 && at < size) {
+    const off_t data = ::lseek(fd, at, SEEK_DATA);
+    if (data < 0) {
+      // ENXIO: only a hole is left; EINVAL: no hole reporting here, so all of it may be data.
+      if (errno == EINVAL) extents.assign(1, {0, static_cast<uint64_t>(size)});
+      break;
+    }
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    extents.push_back({static_cast<uint64_t>(data), static_cast<uint64_t>(hole)});
+    at = hole;
+  }
+  ::close(fd);
+  return extents;
 }
 
 Status WriteBytes(const std::string& path, std::span<const uint8_t> data) {

@@ -20,6 +20,19 @@ void MarkBlocks(uint64_t begin, uint64_t end, std::set<uint64_t>& blocks) {
   for (uint64_t b = begin / kBlock; b * kBlock < end; ++b) blocks.insert(b);
 }
 
+// The header bytes a read-only open decodes, with the dirty and corrupt bits (the low bits of
+// the incompatible features' last byte, offset 79) cleared: a read-only open ignores them.
+Result<std::vector<uint8_t>> HeaderBytesForLoad(const simdisk::Medium& image) {
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                   ReadHeaderArea(image.size(), [&](uint64_t offset, std::span<uint8_t> out) {
+                     image.ReadAt(offset, out);
+                     return Status::Ok();
+                   }));
+  static_assert(kIncompatDirty == 1 && kIncompatCorrupt == 2);
+  if (bytes.size() > 79) bytes[79] &= ~uint8_t{3};
+  return bytes;
+}
+
 bool InsideRanges(const ByteRanges& ranges, uint64_t offset) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(offset, UINT64_MAX));
   return it != ranges.begin() && std::prev(it)->second > offset;
@@ -92,7 +105,7 @@ std::string CheckUntouchedMapped(Image& img, const GuestOracle& oracle,
 
 std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            const OpenOptions& read_only, uint64_t crash_point, const char* when,
-                           bool must_open) {
+                           bool must_open, SnapshotViewKeys* keys) {
   auto image = Image::Open(device, read_only);
   if (!image.ok()) {
     if (!must_open) return "";
@@ -114,16 +127,24 @@ std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
   }
   if (std::string bad = CheckUntouchedMapped(img, oracle, mapped, when); !bad.empty()) return bad;
   if (!mapping.ok()) return fmt::format("guest read failed {}: {}", when, mapping.ToString());
-  return CheckSnapshotData(device, img, oracle, read_only, when);
+  return CheckSnapshotData(device, img, oracle, read_only, when, keys);
 }
 
 std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle& oracle,
                               const OpenOptions& read_only, const char* when,
-                              SnapshotViewKeys* keys) {
+                              SnapshotViewKeys* keys, std::optional<ByteRanges>* reads) {
+  if (reads) {
+    *reads = std::nullopt;
+    if (keys != nullptr) *reads = ByteRanges{};  // what the views read, filled below
+  }
   if (img.header().nb_snapshots == 0 || !oracle.takes_snapshots()) return "";
   Result<SnapshotTable> table = img.Snapshots();
   if (!table.ok()) {
     return fmt::format("cannot read the snapshot table {}: {}", when, table.status().ToString());
+  }
+  if (reads) {
+    (*reads)->push_back(
+        {img.header().snapshots_offset, img.header().snapshots_offset + table->table_size});
   }
   for (const SnapshotEntry& e : table->entries) {
     const std::optional<uint64_t> op = oracle.SnapshotOpNamed(e.name);
@@ -133,7 +154,8 @@ std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle
     }
     std::optional<SnapshotViewKeys::Key> key;
     if (keys != nullptr) {
-      key = keys->KeyOf(device, img.header(), e, *op);
+      key = keys->KeyOf(device, img.header(), e, *op, reads && *reads ? &**reads : nullptr);
+      if (!key && reads) reads->reset();
       if (key && keys->Passed(*key)) continue;
     }
     OpenOptions view_options = read_only;
@@ -167,6 +189,7 @@ std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle
     }
     if (key) keys->AddPassed(*key);
   }
+  if (reads && *reads) NormaliseRanges(**reads);
   return "";
 }
 
@@ -320,7 +343,7 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
       ++stats_.full_checks;
     }
     simdisk::Medium device = image;
-    return CheckGuestData(device, oracle_, read_only_, point, when, must_open);
+    return CheckGuestData(device, oracle_, read_only_, point, when, must_open, &snapshot_views_);
   };
   std::shared_ptr<const MappingSnapshot> snapshot;
   std::set<uint64_t> reference_illegal;
@@ -337,10 +360,11 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
   for (uint64_t block : reference_illegal) {
     if (block == kUnplacedFailure || !InsideRanges(*affected, block * kBlock)) return full();
   }
-  // Nothing the active layer's reads depend on changed, and no snapshot needs a look: legal,
-  // as the reference is. Otherwise the affected ranges, then every snapshot.
-  if (affected->empty() && !snapshot->OpenMayDiffer(image, host_delta) &&
-      !oracle_.takes_snapshots()) {
+  // Snapshots whose every byte read is the reference's read as legally as its do.
+  const bool snapshots_as_reference = SnapshotsAsReference(image, point, host_delta);
+  // Nothing the active layer's reads depend on changed, and the snapshots as the reference's:
+  // legal, as the reference is. Otherwise the affected ranges, then the snapshots.
+  if (affected->empty() && !snapshot->OpenMayDiffer(image, host_delta) && snapshots_as_reference) {
     return "";
   }
   simdisk::Medium device = image;
@@ -354,7 +378,45 @@ std::string GuestDataCheck::Check(const simdisk::Medium& image, uint64_t point,
     oracle_.ForEachIllegalPiece(point, a, buf, [&](uint64_t, uint64_t) { illegal = true; });
     if (illegal) return full();
   }
+  if (snapshots_as_reference) return "";
   return CheckSnapshotData(device, **opened, oracle_, read_only_, when, &snapshot_views_);
+}
+
+bool GuestDataCheck::SnapshotsAsReference(const simdisk::Medium& image, uint64_t point,
+                                          const ByteRanges& host_delta) {
+  if (!oracle_.takes_snapshots()) return true;
+  std::shared_ptr<const simdisk::Medium> reference = recording_->MediumAt(point);
+  const SnapshotReads* reads = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = snapshot_reads_.find(point); it != snapshot_reads_.end()) reads = &it->second;
+  }
+  if (reads == nullptr) {
+    // Once per crash point: the reference's snapshots, checked, and what that depended on.
+    SnapshotReads r;
+    if (auto header = HeaderBytesForLoad(*reference); header.ok()) r.header = *std::move(header);
+    simdisk::Medium device = *reference;
+    if (auto opened = Image::Open(device, read_only_); opened.ok()) {
+      std::optional<ByteRanges> ranges;
+      r.legal =
+          !r.header.empty() &&
+          CheckSnapshotData(device, **opened, oracle_, read_only_, "", &snapshot_views_, &ranges)
+              .empty() &&
+          ranges.has_value();
+      if (ranges) r.ranges = std::move(*ranges);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    reads = &snapshot_reads_.emplace(point, std::move(r)).first->second;
+  }
+  if (!reads->legal || image.size() != reference->size()) return false;
+  for (const auto& [a, b] : host_delta) {
+    if (Intersects(reads->ranges, a, b)) return false;
+  }
+  // The header: a state's often differs from the reference's in the dirty bit alone, which a
+  // read-only load ignores; any other difference in the bytes it decodes, and the views are read.
+  if (!Intersects(host_delta, 0, reads->header.size())) return true;
+  auto header = HeaderBytesForLoad(image);
+  return header.ok() && *header == reads->header;
 }
 
 std::shared_ptr<const MappingSnapshot> GuestDataCheck::SnapshotAt(uint64_t point) {

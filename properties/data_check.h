@@ -34,19 +34,22 @@ namespace crashsim {
 
 // Full: reads the guest disk through a read-only open (`read_only` carries the backing opener)
 // and holds it to the oracle at `crash_point`. Returns the failure, or "". With must_open false,
-// an image that does not open read-only passes.
+// an image that does not open read-only passes. `keys`: as CheckSnapshotData's.
 std::string CheckGuestData(BlockDevice& device, const GuestOracle& oracle,
                            const OpenOptions& read_only, uint64_t crash_point, const char* when,
-                           bool must_open = true);
+                           bool must_open = true, SnapshotViewKeys* keys = nullptr);
 
 // The snapshot half: every internal snapshot of `img` (open read-only on `device`) must be one a
 // workload op took (GuestOracle::SnapshotOpNamed) and read, through a read-only load of it, as
 // the guest disk read when that op ran (GuestOracle::CheckSnapshot): ranges no op touched as the
 // initial content. Returns the failure, or "". Images that cannot hold snapshots pass.
 // With `keys`, a snapshot whose view (SnapshotViewKeys) was found legal before is not read again.
+// With `reads` too, it is set to every host range the verdict depends on but the header (the
+// snapshot table, what each view's key names), or to nullopt where a view has no key.
 std::string CheckSnapshotData(BlockDevice& device, Image& img, const GuestOracle& oracle,
                               const OpenOptions& read_only, const char* when,
-                              SnapshotViewKeys* keys = nullptr);
+                              SnapshotViewKeys* keys = nullptr,
+                              std::optional<ByteRanges>* reads = nullptr);
 
 struct DataCheckStats {
   uint64_t checks = 0;           // incremental checks asked for
@@ -75,6 +78,11 @@ class GuestDataCheck {
     std::set<uint64_t> illegal_blocks;                // 512-byte guest blocks, illegal at point
   };
 
+  // Whether the snapshots of `image` (which differs from MediumAt(point) only inside
+  // `host_delta`) read exactly as the reference's, and those were found legal: then their
+  // verdict is the reference's, and nothing of them is read or named.
+  bool SnapshotsAsReference(const simdisk::Medium& image, uint64_t point,
+                            const ByteRanges& host_delta);
   const Reference& ReferenceAt(uint64_t point);
   Reference BuildReference(uint64_t point, const Reference* previous, uint64_t previous_point);
   // Adds to `illegal` the blocks of `ranges` (guest) that read illegally at `point` in `image`.
@@ -93,6 +101,12 @@ class GuestDataCheck {
   std::map<uint64_t, Reference> references_;
   DataCheckStats stats_;
   SnapshotViewKeys snapshot_views_;
+  struct SnapshotReads {
+    bool legal = false;           // the reference's snapshots passed, every view had a key
+    ByteRanges ranges;            // the views' reads (CheckSnapshotData's `reads`)
+    std::vector<uint8_t> header;  // the reference's header as a load decodes it
+  };
+  std::map<uint64_t, SnapshotReads> snapshot_reads_;  // by point; guarded by mutex_
 };
 
 }  // namespace crashsim

@@ -33,12 +33,6 @@ bool SameReadShape(const QcowHeader& a, const QcowHeader& b) {
          a.crypto.has_value() == b.crypto.has_value();
 }
 
-bool Intersects(const ByteRanges& ranges, uint64_t begin, uint64_t end) {
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(begin, UINT64_MAX));
-  if (it != ranges.begin() && std::prev(it)->second > begin) return true;
-  return it != ranges.end() && it->first < end;
-}
-
 // Whether two blocks (a multiple of 32 bytes) are equal: inline, as table comparisons call it
 // for every 64 or 128 bytes of a table.
 bool SameBlock(const uint8_t* a, const uint8_t* b, size_t size) {
@@ -61,6 +55,12 @@ std::vector<uint64_t> ReadEntries(const simdisk::Medium& image, uint64_t offset,
 }
 
 }  // namespace
+
+bool Intersects(const ByteRanges& ranges, uint64_t begin, uint64_t end) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(begin, UINT64_MAX));
+  if (it != ranges.begin() && std::prev(it)->second > begin) return true;
+  return it != ranges.end() && it->first < end;
+}
 
 void ClipRanges(ByteRanges& ranges, uint64_t end) {
   while (!ranges.empty() && ranges.back().first >= end) ranges.pop_back();

@@ -26,6 +26,8 @@ using ByteRanges = std::vector<std::pair<uint64_t, uint64_t>>;  // [begin, end),
 
 // Sorts and merges overlapping or touching ranges.
 void NormaliseRanges(ByteRanges& ranges);
+// Whether sorted, disjoint `ranges` meet [begin, end).
+bool Intersects(const ByteRanges& ranges, uint64_t begin, uint64_t end);
 // Cuts sorted ranges off at `end`, dropping those wholly past it.
 void ClipRanges(ByteRanges& ranges, uint64_t end);
 

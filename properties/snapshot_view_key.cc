@@ -29,14 +29,14 @@ struct KeyBuilder {
 
 }  // namespace
 
-std::shared_ptr<const SnapshotViewKeys::HostRanges> SnapshotViewKeys::RangesOf(
+std::shared_ptr<const SnapshotViewKeys::L2Reads> SnapshotViewKeys::ReadsOf(
     BlockDevice& device, const QcowHeader& header, uint64_t l2_offset, const ContentName& name) {
   // The name covers the table's offset and bytes; the geometry is the header's, in the key.
   const std::pair<uint64_t, uint64_t> id{
       name.lo ^ (header.cluster_bits | uint64_t{header.extended_l2()} << 8), name.hi};
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (auto it = l2_ranges_.find(id); it != l2_ranges_.end()) return it->second;
+    if (auto it = l2_reads_.find(id); it != l2_reads_.end()) return it->second;
   }
   const uint64_t cs = header.cluster_size();
   const Geometry geo{.cluster_bits = header.cluster_bits,
@@ -44,25 +44,30 @@ std::shared_ptr<const SnapshotViewKeys::HostRanges> SnapshotViewKeys::RangesOf(
                      .extended_l2 = header.extended_l2()};
   ReadBuffer table(cs);  // filled by the read
   if (!device.Read(l2_offset, table).ok()) return nullptr;
-  auto ranges = std::make_shared<HostRanges>();
+  auto reads = std::make_shared<L2Reads>();
   const size_t entry_size = geo.l2_entry_size();
+  uint64_t digest = 0x12d1;
   ForEachNonZeroEntry(table, entry_size, [&](size_t j) {
     const uint64_t entry = LoadBE64(&table[j * entry_size]);
+    digest = HashCombine(HashCombine(digest, j), entry & ~kOflagCopied);
+    if (geo.extended_l2) digest = HashCombine(digest, LoadBE64(&table[j * entry_size + 8]));
     if (ClassifyL2Entry(entry, geo.extended_l2) == ClusterType::kCompressed) {
       const CompressedDescriptor d = DecodeCompressed(entry, header.cluster_bits);
-      ranges->push_back({d.host_offset, d.compressed_size()});
+      reads->ranges.push_back({d.host_offset, d.compressed_size()});
     } else if (const uint64_t host = entry & kL2OffsetMask; host != 0) {
-      ranges->push_back({host, cs});
+      reads->ranges.push_back({host, cs});
     }
   });
+  reads->digest = digest;
   std::lock_guard<std::mutex> lock(mutex_);
-  return l2_ranges_.emplace(id, std::move(ranges)).first->second;
+  return l2_reads_.emplace(id, std::move(reads)).first->second;
 }
 
 std::optional<SnapshotViewKeys::Key> SnapshotViewKeys::KeyOf(BlockDevice& device,
                                                              const QcowHeader& header,
                                                              const SnapshotEntry& entry,
-                                                             uint64_t snapshot_op) {
+                                                             uint64_t snapshot_op,
+                                                             ByteRanges* reads) {
   KeyBuilder key;
   // What shapes every read (not the dirty or corrupt bits, which only a writer heeds).
   key.Add(snapshot_op);
@@ -86,6 +91,7 @@ std::optional<SnapshotViewKeys::Key> SnapshotViewKeys::KeyOf(BlockDevice& device
   std::optional<ContentName> l1_name = device.NameContent(entry.l1_table_offset, l1_bytes);
   if (!l1_name) return std::nullopt;
   key.Add(*l1_name);
+  if (reads) reads->push_back({entry.l1_table_offset, entry.l1_table_offset + l1_bytes});
   std::vector<uint8_t> l1(l1_bytes);
   if (!device.Read(entry.l1_table_offset, l1).ok()) return std::nullopt;
   for (uint64_t i = 0; i < entry.l1_size; ++i) {
@@ -93,9 +99,12 @@ std::optional<SnapshotViewKeys::Key> SnapshotViewKeys::KeyOf(BlockDevice& device
     if (l2_offset == 0) continue;
     std::optional<ContentName> l2_name = device.NameContent(l2_offset, cs);
     if (!l2_name) return std::nullopt;
-    std::shared_ptr<const HostRanges> ranges = RangesOf(device, header, l2_offset, *l2_name);
-    if (ranges == nullptr) return std::nullopt;
-    for (const auto& [offset, length] : *ranges) {
+    if (reads) reads->push_back({l2_offset, l2_offset + cs});
+    std::shared_ptr<const L2Reads> l2 = ReadsOf(device, header, l2_offset, *l2_name);
+    if (l2 == nullptr) return std::nullopt;
+    key.Add(i);
+    key.Add(l2->digest);
+    for (const auto& [offset, length] : l2->ranges) {
       // Past the end of the file the load reads zeros: the part inside is named, and its length.
       const uint64_t inside = offset >= *file_size ? 0 : std::min(length, *file_size - offset);
       key.Add(inside);
@@ -103,6 +112,7 @@ std::optional<SnapshotViewKeys::Key> SnapshotViewKeys::KeyOf(BlockDevice& device
       std::optional<ContentName> data = device.NameContent(offset, inside);
       if (!data) return std::nullopt;
       key.Add(*data);
+      if (reads) reads->push_back({offset, offset + inside});
     }
   }
   return Key{key.lo, key.hi};

@@ -22,6 +22,7 @@
 #include "engine/block_device.h"
 #include "engine/check/snapshot_table.h"
 #include "engine/format/header.h"
+#include "properties/guest_delta.h"
 
 namespace crashsim {
 
@@ -30,21 +31,28 @@ class SnapshotViewKeys {
   using Key = std::pair<uint64_t, uint64_t>;
 
   // The key of the view of `entry` (taken by workload op `snapshot_op`) on `device`, whose
-  // header is `header`. Thread-safe.
+  // header is `header`. With `reads`, also adds there the host ranges the key names (the L1
+  // table, its L2 tables, their data inside the file). Thread-safe.
   std::optional<Key> KeyOf(BlockDevice& device, const QcowHeader& header,
-                           const SnapshotEntry& entry, uint64_t snapshot_op);
+                           const SnapshotEntry& entry, uint64_t snapshot_op,
+                           ByteRanges* reads = nullptr);
   // Whether a view with this key was found legal; Add records one. Thread-safe.
   bool Passed(const Key& key);
   void AddPassed(const Key& key);
 
  private:
-  // The host ranges an L2 table's entries read: (offset, length), in entry order.
-  using HostRanges = std::vector<std::pair<uint64_t, uint64_t>>;
-  std::shared_ptr<const HostRanges> RangesOf(BlockDevice& device, const QcowHeader& header,
-                                             uint64_t l2_offset, const ContentName& name);
+  // What a read through an L2 table depends on: the host ranges its entries name ((offset,
+  // length), in entry order) and a digest of the entries without their COPIED flags, which no
+  // read looks at (a repair that only sets or clears them leaves the view's key as it was).
+  struct L2Reads {
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    uint64_t digest = 0;
+  };
+  std::shared_ptr<const L2Reads> ReadsOf(BlockDevice& device, const QcowHeader& header,
+                                         uint64_t l2_offset, const ContentName& name);
 
   std::mutex mutex_;
-  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<const HostRanges>> l2_ranges_;
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<const L2Reads>> l2_reads_;
   std::set<Key> passed_;
 };
 

@@ -91,6 +91,20 @@ TEST(SnapshotViewKeysTest, NamesWhatTheViewReads) {
   simdisk::Medium refcounts = m;
   flip(refcounts, v.header.refcount_table_offset + 4);
   EXPECT_EQ(keys.KeyOf(refcounts, v.header, v.entry, 1), key);
+  // An L2 entry's zero flag changes what the view reads (zeros), with the same data cluster:
+  // the key changes. Its COPIED flag, which no read looks at, does not change it.
+  auto set_entry_bit = [&](simdisk::Medium& medium, uint64_t bit) {
+    std::vector<uint8_t> entry(8);
+    ASSERT_TRUE(medium.Read(l2, entry).ok());
+    StoreBE64(entry.data(), LoadBE64(entry.data()) ^ bit);
+    medium.WriteAt(l2, entry);
+  };
+  simdisk::Medium zeroed = m;
+  set_entry_bit(zeroed, kOflagZero);
+  EXPECT_NE(keys.KeyOf(zeroed, v.header, v.entry, 1), key);
+  simdisk::Medium copied = m;
+  set_entry_bit(copied, kOflagCopied);
+  EXPECT_EQ(keys.KeyOf(copied, v.header, v.entry, 1), key);
   keys.AddPassed(*key);
   EXPECT_TRUE(keys.Passed(*key));
 }
